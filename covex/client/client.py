@@ -1,0 +1,295 @@
+"""``covex.Client``: the Python SDK, embedded or over HTTP with one set of methods."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from covex.artifacts import scan
+from covex.client.backend import Backend
+from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
+from covex.domain.errors import ArtifactCorrupted, InvalidInput, InvalidState
+from covex.domain.names import validate_artifact_path
+from covex.domain.uris import ModelRef, version_ref
+from covex.settings import Settings
+
+Progress = Callable[[int], None]
+
+
+class Client:
+    """The registry, from Python.
+
+    ``Client()`` is embedded in ``./covex-data`` (or ``$COVEX_URI``);
+    ``Client("http://host:8080", token=...)`` talks to a server;
+    ``Client("postgresql+psycopg://...", artifacts="s3://bucket/prefix")`` is embedded
+    on PostgreSQL and S3. Every backend raises the same ``covex.errors`` classes.
+    """
+
+    def __init__(
+        self,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        artifacts: str | None = None,
+        token: str | None = None,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> None:
+        values: dict[str, Any] = dict(overrides)
+        if uri is not None:
+            values["uri"] = os.fspath(uri)
+        if artifacts is not None:
+            values["artifacts"] = artifacts
+        if token is not None:
+            values["token"] = token
+        base = settings or Settings()
+        self.settings = base.model_copy(update=values) if values else base
+        self._backend: Backend
+        if self.settings.is_remote:
+            from covex.client.http import HttpBackend
+
+            self._backend = HttpBackend(self.settings)
+        else:
+            from covex.service import open_service
+
+            self._backend = open_service(self.settings)
+
+    def __repr__(self) -> str:
+        return f"covex.Client({self.settings.uri!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release connections."""
+        self._backend.close()
+
+    @property
+    def stages(self) -> list[str]:
+        """The configured stages, in order (the first is where new versions start)."""
+        return list(self._backend.stages)
+
+    # -- models ---------------------------------------------------------------------
+
+    def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Model:
+        """Register a new model name."""
+        return self._backend.create_model(name, description, tags)
+
+    def get_model(self, name: str) -> Model:
+        return self._backend.get_model(name)
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        return self._backend.rename_model(name, new_name)
+
+    def update_model(self, name: str, *, description: str) -> Model:
+        return self._backend.update_model(name, description=description)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> Model:
+        return self._backend.set_model_tag(name, key, value)
+
+    def delete_model_tag(self, name: str, key: str) -> Model:
+        return self._backend.delete_model_tag(name, key)
+
+    def delete_model(self, name: str) -> None:
+        """Delete a model and all its versions."""
+        self._backend.delete_model(name)
+
+    def search_models(
+        self,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Model]:
+        """Search models, e.g. ``"name LIKE 'churn%' AND tags.team = 'crm'"``."""
+        return self._backend.search_models(filter, order_by, max_results, page_token)
+
+    # -- versions -------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        source: str | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, str] | None = None,
+        run_id: str = "",
+        run_link: str = "",
+        progress: Progress | None = None,
+    ) -> ModelVersion:
+        """Create the next version of ``name`` from a folder or file, or from a ``source`` URI only.
+
+        Files are hashed, uploaded (blobs already stored are skipped) and verified;
+        the version is READY when all are. If the upload breaks, the version is
+        marked FAILED and the error is raised; calling again creates a new version
+        and uploads only what is still missing.
+        """
+        local = scan(path, self.settings.chunk_size) if path is not None else []
+        if path is not None and not source:
+            source = Path(path).resolve().as_uri()
+        version = self._backend.create_version(
+            name,
+            files=[f.entry for f in local],
+            source=source or "",
+            description=description,
+            tags=tags,
+            metrics=metrics,
+            params=params,
+            run_id=run_id,
+            run_link=run_link,
+        )
+        if not local:
+            return version
+        try:
+            missing = set(self._backend.missing_blobs([f.entry.digest for f in local]))
+            if progress:
+                progress(sum(f.entry.size for f in local if f.entry.digest not in missing))
+            for f in local:
+                if f.entry.digest in missing:
+                    missing.discard(f.entry.digest)
+                    self._backend.put_blob(f.entry.digest, f.entry.size, _read(f.local, self.settings.chunk_size, progress))
+            return self._backend.finalize_version(name, version.version)
+        except BaseException as exc:
+            try:
+                self._backend.fail_version(name, version.version, f"upload failed: {exc}")
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            raise
+
+    def get_version(self, name_or_uri: str, version: int | str | None = None) -> ModelVersion:
+        """Get a version by ``models:/`` URI, or by name and number, ``@alias``, stage or ``latest``."""
+        return self._backend.get_version(version_ref(name_or_uri, version))
+
+    def list_versions(self, name: str, *, max_results: int = 100, page_token: str | None = None) -> Page[ModelVersion]:
+        """The versions of one model, newest first."""
+        return self._backend.search_versions(None, None, max_results, page_token, model=name)
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[ModelVersion]:
+        """Search versions, e.g. ``"name = 'churn' AND metrics.auc > 0.9"``."""
+        return self._backend.search_versions(filter, order_by, max_results, page_token)
+
+    def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion:
+        """The highest READY version, optionally within ``stage``."""
+        return self._backend.get_version(ModelRef(name, "stage", stage) if stage else ModelRef(name, "latest"))
+
+    def _number(self, name_or_uri: str, version: int | str | None) -> tuple[str, int]:
+        if not isinstance(version, bool) and isinstance(version, int) and not name_or_uri.startswith("models:/"):
+            return name_or_uri, version
+        v = self.get_version(name_or_uri, version)
+        return v.name, v.version
+
+    def update_version(self, name: str, version: int | str, *, description: str) -> ModelVersion:
+        return self._backend.update_version(*self._number(name, version), description=description)
+
+    def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
+        return self._backend.set_version_tag(*self._number(name, version), key, value)
+
+    def delete_version_tag(self, name: str, version: int | str, key: str) -> ModelVersion:
+        return self._backend.delete_version_tag(*self._number(name, version), key)
+
+    def log_metrics(self, name: str, version: int | str, metrics: Mapping[str, float]) -> ModelVersion:
+        """Add or overwrite metrics of a version."""
+        return self._backend.log_metrics(*self._number(name, version), metrics)
+
+    def log_params(self, name: str, version: int | str, params: Mapping[str, str]) -> ModelVersion:
+        """Add or overwrite params of a version."""
+        return self._backend.log_params(*self._number(name, version), params)
+
+    def delete_version(self, name: str, version: int | str) -> None:
+        """Delete a version; its number is never reused."""
+        self._backend.delete_version(*self._number(name, version))
+
+    # -- stages and aliases ---------------------------------------------------------
+
+    def transition_stage(
+        self, name: str, version: int | str, stage: str, *, archive_existing: bool = False
+    ) -> ModelVersion:
+        """Move a version to ``stage``; ``archive_existing`` archives the others there in the same step."""
+        return self._backend.transition_stage(*self._number(name, version), stage, archive_existing=archive_existing)
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
+        """Point ``alias`` at a version (moving it off any other)."""
+        model, number = self._number(name, version)
+        return self._backend.set_alias(model, alias, number)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._backend.delete_alias(name, alias)
+
+    # -- files ----------------------------------------------------------------------
+
+    def list_files(self, name_or_uri: str, version: int | str | None = None) -> list[FileEntry]:
+        """The files of a version with their digests and sizes."""
+        return self._backend.list_files(version_ref(name_or_uri, version))[1]
+
+    def download(
+        self,
+        name_or_uri: str,
+        dst: str | os.PathLike[str],
+        version: int | str | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Download every file of a READY version into folder ``dst``, verifying each digest."""
+        mv, files = self._backend.list_files(version_ref(name_or_uri, version))
+        if mv.status != "READY":
+            raise InvalidState(f"version {mv.version} of {mv.name!r} is {mv.status}; only READY versions download")
+        root = Path(dst).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            target = (root / validate_artifact_path(f.path)).resolve()
+            if root not in target.parents:
+                raise InvalidInput(f"file path {f.path!r} leads outside {root}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._fetch(f, target, progress)
+        return root
+
+    def _fetch(self, f: FileEntry, target: Path, progress: Progress | None) -> None:
+        partial = target.with_name(target.name + ".covex-partial")
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with partial.open("wb") as out:
+                for chunk in self._backend.read_blob(f.digest):
+                    h.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+            if size != f.size or h.hexdigest() != f.digest:
+                raise ArtifactCorrupted(
+                    f"{f.path}: downloaded content does not match its digest "
+                    f"(expected {f.digest}, {f.size} bytes; got {h.hexdigest()}, {size} bytes)"
+                )
+            partial.chmod(f.mode or 0o644)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport:
+        """Find blobs no version references; delete them only with ``apply=True``."""
+        return self._backend.gc(apply=apply, grace_seconds=grace_seconds)
+
+
+def _read(path: Path, chunk_size: int, progress: Progress | None) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_size):
+            if progress:
+                progress(len(chunk))
+            yield chunk

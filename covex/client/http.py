@@ -1,0 +1,233 @@
+"""The HTTP backend: the same methods as the service layer, over a Covex server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
+from covex.domain.errors import CovexError, InternalError, ServiceUnavailable, error_from_code
+from covex.domain.uris import ModelRef
+from covex.settings import Settings
+
+API = "/api/v1"
+
+
+def _m(name: str) -> str:
+    return f"{API}/models/{quote(name, safe='/')}"
+
+
+def _v(name: str, version: int) -> str:
+    return f"{_m(name)}/-/versions/{int(version)}"
+
+
+class HttpBackend:
+    """Talks to a Covex server with one keep-alive connection pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        headers = {"User-Agent": "covex-python"}
+        if settings.token:
+            headers["Authorization"] = f"Bearer {settings.token}"
+        self.settings = settings
+        self.http = httpx.Client(
+            base_url=settings.uri.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(settings.http_timeout, connect=10.0),
+        )
+        self._stages: list[str] | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- transport ------------------------------------------------------------------
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        try:
+            body = response.json()
+            code, message = body["error_code"], body["message"]
+        except (ValueError, KeyError, TypeError):
+            text = response.text[:200] if not response.is_stream_consumed or response.content else ""
+            raise InternalError(f"server answered {response.status_code}: {text}") from None
+        raise error_from_code(code, message)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"cannot reach Covex server at {self.settings.uri}: {exc}") from None
+        self._raise_for(response)
+        return response.json() if response.content else None
+
+    # -- models ---------------------------------------------------------------------
+
+    @property
+    def stages(self) -> list[str]:
+        if self._stages is None:
+            self._stages = list(self._call("GET", f"{API}/stages")["stages"])
+        return self._stages
+
+    def ping(self) -> None:
+        self._call("GET", "/ready")
+
+    def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Model:
+        body = {"name": name, "description": description, "tags": dict(tags or {})}
+        return Model.model_validate(self._call("POST", f"{API}/models", json=body))
+
+    def get_model(self, name: str) -> Model:
+        return Model.model_validate(self._call("GET", _m(name)))
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        return Model.model_validate(self._call("PATCH", _m(name), json={"new_name": new_name}))
+
+    def update_model(self, name: str, *, description: str) -> Model:
+        return Model.model_validate(self._call("PATCH", _m(name), json={"description": description}))
+
+    def set_model_tag(self, name: str, key: str, value: str) -> Model:
+        return Model.model_validate(self._call("POST", f"{_m(name)}/-/tags", json={"key": key, "value": value}))
+
+    def delete_model_tag(self, name: str, key: str) -> Model:
+        return Model.model_validate(self._call("DELETE", f"{_m(name)}/-/tags", params={"key": key}))
+
+    def delete_model(self, name: str) -> None:
+        self._call("DELETE", _m(name))
+
+    def search_models(
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Model]:
+        params = _page_params(filter, order_by, max_results, page_token)
+        return Page[Model].model_validate(self._call("GET", f"{API}/models", params=params))
+
+    # -- versions -------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        files: Sequence[FileEntry] | None = None,
+        source: str = "",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, str] | None = None,
+        run_id: str = "",
+        run_link: str = "",
+    ) -> ModelVersion:
+        body = {
+            "files": [f.model_dump() for f in files or []],
+            "source": source,
+            "description": description,
+            "tags": dict(tags or {}),
+            "metrics": dict(metrics or {}),
+            "params": dict(params or {}),
+            "run_id": run_id,
+            "run_link": run_link,
+        }
+        return ModelVersion.model_validate(self._call("POST", f"{_m(name)}/-/versions", json=body))
+
+    def finalize_version(self, name: str, version: int) -> ModelVersion:
+        return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/finalize"))
+
+    def fail_version(self, name: str, version: int, message: str) -> ModelVersion:
+        return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/fail", json={"message": message}))
+
+    def get_version(self, ref: ModelRef) -> ModelVersion:
+        if ref.kind == "version":
+            return ModelVersion.model_validate(self._call("GET", _v(ref.name, ref.version)))
+        return ModelVersion.model_validate(self._call("GET", f"{API}/resolve", params={"uri": str(ref)}))
+
+    def list_files(self, ref: ModelRef) -> tuple[ModelVersion, list[FileEntry]]:
+        body = self._call("GET", f"{API}/files", params={"uri": str(ref)})
+        return ModelVersion.model_validate(body["version"]), [FileEntry.model_validate(f) for f in body["files"]]
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        *,
+        model: str | None = None,
+    ) -> Page[ModelVersion]:
+        params = _page_params(filter, order_by, max_results, page_token)
+        path = f"{_m(model)}/-/versions" if model is not None else f"{API}/versions"
+        return Page[ModelVersion].model_validate(self._call("GET", path, params=params))
+
+    def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
+        return ModelVersion.model_validate(self._call("PATCH", _v(name, version), json={"description": description}))
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
+        body = {"key": key, "value": value}
+        return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/tags", json=body))
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
+        return ModelVersion.model_validate(self._call("DELETE", f"{_v(name, version)}/tags", params={"key": key}))
+
+    def log_metrics(self, name: str, version: int, metrics: Mapping[str, float]) -> ModelVersion:
+        body = {"metrics": dict(metrics)}
+        return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/metrics", json=body))
+
+    def log_params(self, name: str, version: int, params: Mapping[str, str]) -> ModelVersion:
+        body = {"params": dict(params)}
+        return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/params", json=body))
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._call("DELETE", _v(name, version))
+
+    def transition_stage(self, name: str, version: int, stage: str, *, archive_existing: bool = False) -> ModelVersion:
+        body = {"stage": stage, "archive_existing": archive_existing}
+        return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/stage", json=body))
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        path = f"{_m(name)}/-/aliases/{quote(alias, safe='')}"
+        return ModelVersion.model_validate(self._call("PUT", path, json={"version": version}))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._call("DELETE", f"{_m(name)}/-/aliases/{quote(alias, safe='')}")
+
+    # -- blobs ----------------------------------------------------------------------
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        return list(self._call("POST", f"{API}/blobs/missing", json={"digests": list(digests)})["missing"])
+
+    def put_blob(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        self._call("PUT", f"{API}/blobs/{digest}", content=chunks, headers=headers)
+
+    def read_blob(self, digest: str) -> Iterator[bytes]:
+        try:
+            with self.http.stream("GET", f"{API}/blobs/{digest}") as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise_for(response)
+                yield from response.iter_bytes(self.settings.chunk_size)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"download of blob {digest} broke off: {exc}") from None
+
+    def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport:
+        body = {"apply": apply, "grace_seconds": grace_seconds}
+        return GcReport.model_validate(self._call("POST", f"{API}/admin/gc", json=body))
+
+
+def _page_params(
+    filter: str | None, order_by: Sequence[str] | None, max_results: int, page_token: str | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"max_results": max_results}
+    if filter:
+        params["filter"] = filter
+    if order_by:
+        params["order_by"] = list(order_by)
+    if page_token:
+        params["page_token"] = page_token
+    return params
+
+
+__all__ = ["CovexError", "HttpBackend"]

@@ -1,0 +1,1 @@
+"""Entities, value objects, URIs and errors: pure, no I/O."""

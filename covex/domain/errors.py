@@ -1,0 +1,116 @@
+"""The one exception hierarchy of Covex.
+
+Every error a user can see is a ``CovexError``; each class declares its stable
+``code`` and its HTTP ``status`` once, here. The server renders
+``{"error_code": code, "message": ...}``; the HTTP client rebuilds the same class
+from the code; the CLI prints the message and exits non-zero.
+
+    CovexError
+    ├── InvalidInput (ValueError)            INVALID_PARAMETER_VALUE     400
+    │   └── ArtifactCorrupted                ARTIFACT_CORRUPTED          400
+    ├── Unauthenticated                      UNAUTHENTICATED             401
+    ├── PermissionDenied (PermissionError)   PERMISSION_DENIED           403
+    ├── NotFound (LookupError)               RESOURCE_DOES_NOT_EXIST     404
+    ├── AlreadyExists                        RESOURCE_ALREADY_EXISTS     409
+    ├── InvalidState                         INVALID_STATE               409
+    ├── ServiceUnavailable                   TEMPORARILY_UNAVAILABLE     503
+    └── InternalError                        INTERNAL_ERROR              500
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CovexError(Exception):
+    """Root of every error Covex raises on purpose."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error_code": self.code, "message": self.message}
+
+
+class InvalidInput(CovexError, ValueError):
+    """A request carried a value that is malformed or not allowed."""
+
+    code = "INVALID_PARAMETER_VALUE"
+    status = 400
+
+
+class ArtifactCorrupted(InvalidInput):
+    """A file's content does not match the digest recorded for it."""
+
+    code = "ARTIFACT_CORRUPTED"
+
+
+class Unauthenticated(CovexError):
+    """No credentials, or credentials that are not valid."""
+
+    code = "UNAUTHENTICATED"
+    status = 401
+
+
+class PermissionDenied(CovexError, PermissionError):
+    """The caller is known but may not do this."""
+
+    code = "PERMISSION_DENIED"
+    status = 403
+
+
+class NotFound(CovexError, LookupError):
+    """The model, version, alias or file does not exist."""
+
+    code = "RESOURCE_DOES_NOT_EXIST"
+    status = 404
+
+
+class AlreadyExists(CovexError):
+    """Something with that name exists already."""
+
+    code = "RESOURCE_ALREADY_EXISTS"
+    status = 409
+
+
+class InvalidState(CovexError):
+    """The action is not allowed in the resource's current state."""
+
+    code = "INVALID_STATE"
+    status = 409
+
+
+class ServiceUnavailable(CovexError):
+    """The server or one of its backing services cannot be reached."""
+
+    code = "TEMPORARILY_UNAVAILABLE"
+    status = 503
+
+
+class InternalError(CovexError):
+    """An unexpected failure; the message carries no internals."""
+
+
+ERROR_CLASSES: dict[str, type[CovexError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidInput,
+        ArtifactCorrupted,
+        Unauthenticated,
+        PermissionDenied,
+        NotFound,
+        AlreadyExists,
+        InvalidState,
+        ServiceUnavailable,
+        InternalError,
+    )
+}
+
+
+def error_from_code(code: str, message: str) -> CovexError:
+    """Rebuild the exception class a server reported by its code."""
+    return ERROR_CLASSES.get(code, CovexError)(message)

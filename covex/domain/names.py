@@ -1,0 +1,110 @@
+"""Validation of the names users choose: models, aliases, tags, metrics, file paths."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+
+from covex.domain.errors import InvalidInput
+
+MAX_NAME_LENGTH = 256
+MAX_KEY_LENGTH = 250
+MAX_VALUE_LENGTH = 5000
+
+_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
+_MODEL_NAME = re.compile(rf"{_SEGMENT}(/{_SEGMENT})?")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_model_name(name: object, field: str = "name") -> str:
+    """Return ``name`` if it is a legal model name, else raise ``InvalidInput``.
+
+    Letters, digits, ``_ . -``, optionally one ``/`` separating a namespace; each
+    part starts with a letter or digit; at most 256 characters; no ``..``.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"'{field}' must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"'{field}' is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if _CONTROL.search(name):
+        raise InvalidInput(f"'{field}' must not contain control characters")
+    if ".." in name:
+        raise InvalidInput(f"'{field}' must not contain '..'")
+    if name.count("/") > 1:
+        raise InvalidInput(f"'{field}' may contain at most one '/' (namespace/name), got {name!r}")
+    if not _MODEL_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"'{field}' {name!r} is not a valid model name: use letters, digits, '_', '.', '-' "
+            "and at most one '/', each part starting with a letter or digit"
+        )
+    return name
+
+
+RESERVED_ALIASES = frozenset({"latest"})
+
+
+def validate_alias(alias: object, stages: Iterable[str] = (), field: str = "alias") -> str:
+    """Return ``alias`` if legal: not a number, not a stage name, not ``latest``."""
+    if not isinstance(alias, str) or not alias:
+        raise InvalidInput(f"'{field}' must be a non-empty string")
+    if len(alias) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"'{field}' is longer than {MAX_KEY_LENGTH} characters")
+    if alias.isdigit() or re.fullmatch(r"v\d+", alias, flags=re.IGNORECASE):
+        raise InvalidInput(f"'{field}' {alias!r} looks like a version number; aliases must not")
+    if alias.lower() in RESERVED_ALIASES:
+        raise InvalidInput(f"'{field}' {alias!r} is reserved")
+    if alias.lower() in {s.lower() for s in stages}:
+        raise InvalidInput(f"'{field}' {alias!r} is a stage name; aliases must differ from stages")
+    if not _ALIAS.fullmatch(alias):
+        raise InvalidInput(
+            f"'{field}' {alias!r} is not valid: start with a letter or '_', then letters, digits, '_' or '-'"
+        )
+    return alias
+
+
+def validate_key(key: object, field: str) -> str:
+    """Validate a tag, metric or param name."""
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput(f"'{field}' must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"'{field}' {key[:40]!r}... is longer than {MAX_KEY_LENGTH} characters")
+    if _CONTROL.search(key):
+        raise InvalidInput(f"'{field}' {key!r} must not contain control characters")
+    return key
+
+
+def validate_value(value: object, field: str) -> str:
+    """Validate a tag or param value (a string of bounded length)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string, got {type(value).__name__}")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise InvalidInput(f"'{field}' is longer than {MAX_VALUE_LENGTH} characters")
+    return value
+
+
+def validate_metric(value: object, field: str) -> float:
+    """Validate a metric value: a finite or infinite float, not a bool, not NaN-as-string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"'{field}' must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def validate_artifact_path(path: object, field: str = "path") -> str:
+    """Return a normalised relative POSIX path, rejecting absolute paths and ``..``."""
+    if not isinstance(path, str) or not path:
+        raise InvalidInput(f"'{field}' must be a non-empty relative path")
+    if _CONTROL.search(path):
+        raise InvalidInput(f"'{field}' {path!r} must not contain control characters")
+    if "\\" in path:
+        raise InvalidInput(f"'{field}' {path!r} must use '/' as separator")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise InvalidInput(f"'{field}' {path!r} must be relative, not absolute")
+    parts = path.split("/")
+    if any(p == ".." for p in parts):
+        raise InvalidInput(f"'{field}' {path!r} must not contain '..'")
+    normal = posixpath.normpath(path)
+    if normal in (".", "") or normal.startswith("../"):
+        raise InvalidInput(f"'{field}' {path!r} does not name a file")
+    return normal

@@ -1,0 +1,89 @@
+"""``models:/`` URIs: ``models:/churn/3``, ``models:/churn@champion``,
+``models:/churn/Production``, ``models:/churn/latest``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from covex.domain.errors import InvalidInput
+
+SCHEME = "models:/"
+
+RefKind = Literal["version", "alias", "stage", "latest"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A reference to one version of a model, not yet resolved."""
+
+    name: str
+    kind: RefKind
+    value: str = ""
+
+    @property
+    def version(self) -> int:
+        return int(self.value)
+
+    def __str__(self) -> str:
+        if self.kind == "alias":
+            return f"{SCHEME}{self.name}@{self.value}"
+        if self.kind == "latest":
+            return f"{SCHEME}{self.name}/latest"
+        return f"{SCHEME}{self.name}/{self.value}"
+
+
+def is_model_uri(text: str) -> bool:
+    return text.startswith(SCHEME)
+
+
+def parse_model_uri(uri: str) -> ModelRef:
+    """Parse a ``models:/`` URI into a ``ModelRef``.
+
+    The model name may hold one ``/`` (a namespace), so the version part is
+    whatever follows the last ``/``; an alias follows ``@``.
+    """
+    if not isinstance(uri, str) or not uri.startswith(SCHEME):
+        raise InvalidInput(f"'uri' {uri!r} must start with {SCHEME!r}")
+    rest = uri[len(SCHEME) :].lstrip("/")
+    if not rest:
+        raise InvalidInput(f"'uri' {uri!r} names no model")
+    if "@" in rest:
+        name, _, alias = rest.rpartition("@")
+        if not name or not alias or "/" in alias:
+            raise InvalidInput(f"'uri' {uri!r} must look like models:/<name>@<alias>")
+        return ModelRef(name, "alias", alias)
+    name, sep, ref = rest.rpartition("/")
+    if not sep or not name or not ref:
+        raise InvalidInput(
+            f"'uri' {uri!r} must name a version: models:/<name>/<version|stage|latest> or models:/<name>@<alias>"
+        )
+    if ref.isdigit():
+        return ModelRef(name, "version", str(int(ref)))
+    if ref.lower() == "latest":
+        return ModelRef(name, "latest")
+    return ModelRef(name, "stage", ref)
+
+
+def version_ref(name_or_uri: str, version: int | str | None = None) -> ModelRef:
+    """Build a ref from either a URI, or a name plus a version number, alias or stage."""
+    if is_model_uri(name_or_uri):
+        if version is not None:
+            raise InvalidInput("give either a models:/ URI or a name and version, not both")
+        return parse_model_uri(name_or_uri)
+    if version is None:
+        raise InvalidInput(f"'version' is required with model name {name_or_uri!r}")
+    if isinstance(version, bool):
+        raise InvalidInput("'version' must be a number, an alias, a stage or 'latest'")
+    if isinstance(version, int):
+        if version < 1:
+            raise InvalidInput(f"'version' must be 1 or more, got {version}")
+        return ModelRef(name_or_uri, "version", str(version))
+    text = str(version)
+    if text.isdigit():
+        return version_ref(name_or_uri, int(text))
+    if text.startswith("@"):
+        return ModelRef(name_or_uri, "alias", text[1:])
+    if text.lower() == "latest":
+        return ModelRef(name_or_uri, "latest")
+    return ModelRef(name_or_uri, "stage", text)

@@ -1,0 +1,17 @@
+"""Build a registry service from settings: engine, migrations, blob store."""
+
+from __future__ import annotations
+
+from covex.artifacts import BlobStore
+from covex.service.registry import RegistryService
+from covex.settings import Settings
+from covex.store import database
+
+
+def open_service(settings: Settings, *, migrate: bool = True) -> RegistryService:
+    """Connect to the database (applying migrations) and the artifact store."""
+    engine = database.create_db_engine(settings.database_url)
+    if migrate:
+        database.upgrade(engine)
+    blobs = BlobStore(settings.artifacts_url, chunk_size=settings.chunk_size)
+    return RegistryService(engine, blobs, settings.stages, actor=settings.user)

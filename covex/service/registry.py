@@ -1,0 +1,582 @@
+"""The registry's use cases: one method per action, one transaction each.
+
+Every rule lives here: name validation, version numbering, stage and alias
+moves, upload completion. Adapters (SDK, server, CLI) call these methods and
+render what they return.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from covex.artifacts import BlobStore, check_digest, manifest_digest
+from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
+from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, ServiceUnavailable
+from covex.domain.filters import MODEL_FIELDS, VERSION_FIELDS, parse_filter, parse_order_by
+from covex.domain.names import (
+    validate_alias,
+    validate_artifact_path,
+    validate_key,
+    validate_metric,
+    validate_model_name,
+    validate_value,
+)
+from covex.domain.uris import ModelRef
+from covex.store import database, queries, search
+from covex.store.schema import (
+    model_aliases,
+    model_tags,
+    model_versions,
+    models,
+    version_files,
+    version_metrics,
+    version_params,
+    version_tags,
+)
+
+MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
+VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
+# Blobs and temporary uploads younger than this are never collected: an upload may be in flight.
+GC_GRACE_SECONDS = 3600.0
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _tags(tags: Mapping[str, str] | None, field: str) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidInput(f"'{field}' must be a mapping of names to strings")
+    return {validate_key(k, f"{field} key"): validate_value(v, f"{field}.{k}") for k, v in tags.items()}
+
+
+def _metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidInput("'metrics' must be a mapping of names to numbers")
+    return {validate_key(k, "metrics key"): validate_metric(v, f"metrics.{k}") for k, v in metrics.items()}
+
+
+def _text(value: object, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string")
+    return value
+
+
+class RegistryService:
+    """The registry over one metadata database and one blob store."""
+
+    def __init__(self, engine: Engine, blobs: BlobStore, stages: Sequence[str], actor: str = "") -> None:
+        self.engine = engine
+        self.actor = actor
+        self.blobs = blobs
+        self.stages = list(stages)
+        self.initial_stage = self.stages[0]
+        lowered = {s.lower(): s for s in self.stages}
+        self.archive_stage = lowered.get("archived", self.stages[-1])
+        self._stage_by_lower = lowered
+
+    def as_actor(self, actor: str) -> RegistryService:
+        """The same registry, acting (and recording changes) as ``actor``."""
+        clone = copy.copy(self)
+        clone.actor = actor
+        return clone
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _tx(self, write: bool) -> Any:
+        return database.transaction(self.engine, write=write)
+
+    def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> Row[Any]:
+        validate_model_name(name)
+        q = select(models).where(models.c.name == name)
+        if lock:
+            # Every change to a model's versions, stages or aliases holds this row lock,
+            # so concurrent writers on one model are serialised (SQLite: BEGIN IMMEDIATE).
+            q = q.with_for_update()
+        row = conn.execute(q).one_or_none()
+        if row is None:
+            raise NotFound(f"model {name!r} does not exist")
+        return row
+
+    def _version_row(self, conn: Connection, model: Row[Any], version: int) -> Row[Any]:
+        q = queries.version_select().where(
+            model_versions.c.model_id == model.id, model_versions.c.version == version
+        )
+        row = conn.execute(q).one_or_none()
+        if row is None:
+            raise NotFound(f"version {version} of model {model.name!r} does not exist")
+        return row
+
+    def _resolve_row(self, conn: Connection, ref: ModelRef) -> Row[Any]:
+        model = self._model_row(conn, ref.name)
+        base = queries.version_select().where(model_versions.c.model_id == model.id)
+        if ref.kind == "version":
+            return self._version_row(conn, model, ref.version)
+        if ref.kind == "alias":
+            row = conn.execute(
+                base.join(model_aliases, model_aliases.c.version_id == model_versions.c.id).where(
+                    model_aliases.c.alias == ref.value
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"model {ref.name!r} has no alias {ref.value!r}")
+            return row
+        q = base.where(model_versions.c.status == "READY")
+        if ref.kind == "stage":
+            q = q.where(model_versions.c.stage == self.stage(ref.value))
+        row = conn.execute(q.order_by(model_versions.c.version.desc()).limit(1)).one_or_none()
+        if row is None:
+            where = f"in stage {self.stage(ref.value)!r}" if ref.kind == "stage" else "that is READY"
+            raise NotFound(f"model {ref.name!r} has no version {where}")
+        return row
+
+    def _version(self, conn: Connection, row: Row[Any]) -> ModelVersion:
+        return queries.load_versions(conn, [row])[0]
+
+    def _model(self, conn: Connection, row: Row[Any]) -> Model:
+        return queries.load_models(conn, [row])[0]
+
+    def _touch_model(self, conn: Connection, model_id: int, now: int) -> None:
+        conn.execute(update(models).where(models.c.id == model_id).values(last_updated_timestamp=now))
+
+    def _touch_version(self, conn: Connection, version_id: int, now: int, **values: Any) -> None:
+        conn.execute(
+            update(model_versions).where(model_versions.c.id == version_id).values(last_updated_timestamp=now, **values)
+        )
+
+    def stage(self, name: str) -> str:
+        """The configured stage called ``name`` (case-insensitive), or ``InvalidInput``."""
+        if not isinstance(name, str) or name.lower() not in self._stage_by_lower:
+            raise InvalidInput(f"'stage' {name!r} is not a stage; stages are {', '.join(self.stages)}")
+        return self._stage_by_lower[name.lower()]
+
+    def ping(self) -> None:
+        """Raise ``ServiceUnavailable`` unless the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            raise ServiceUnavailable(f"database unavailable: {exc.orig}") from None
+
+    # -- models ---------------------------------------------------------------------
+
+    def create_model(
+        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Model:
+        validate_model_name(name)
+        description = _text(description, "description")
+        tag_values = _tags(tags, "tags")
+        now = _now()
+        try:
+            with self._tx(write=True) as conn:
+                if conn.execute(select(models.c.id).where(models.c.name == name)).first():
+                    raise AlreadyExists(f"model {name!r} already exists")
+                model_id = conn.execute(
+                    insert(models)
+                    .values(
+                        name=name,
+                        description=description,
+                        created_by=self.actor,
+                        last_version=0,
+                        creation_timestamp=now,
+                        last_updated_timestamp=now,
+                    )
+                    .returning(models.c.id)
+                ).scalar_one()
+                if tag_values:
+                    conn.execute(
+                        insert(model_tags), [{"model_id": model_id, "key": k, "value": v} for k, v in tag_values.items()]
+                    )
+                return self._model(conn, self._model_row(conn, name))
+        except IntegrityError:
+            raise AlreadyExists(f"model {name!r} already exists") from None
+
+    def get_model(self, name: str) -> Model:
+        with self._tx(write=False) as conn:
+            return self._model(conn, self._model_row(conn, name))
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        validate_model_name(new_name, "new_name")
+        try:
+            with self._tx(write=True) as conn:
+                row = self._model_row(conn, name, lock=True)
+                if new_name != name and conn.execute(select(models.c.id).where(models.c.name == new_name)).first():
+                    raise AlreadyExists(f"model {new_name!r} already exists")
+                conn.execute(
+                    update(models).where(models.c.id == row.id).values(name=new_name, last_updated_timestamp=_now())
+                )
+                return self._model(conn, self._model_row(conn, new_name))
+        except IntegrityError:
+            raise AlreadyExists(f"model {new_name!r} already exists") from None
+
+    def update_model(self, name: str, *, description: str) -> Model:
+        description = _text(description, "description")
+        with self._tx(write=True) as conn:
+            row = self._model_row(conn, name, lock=True)
+            conn.execute(
+                update(models).where(models.c.id == row.id).values(description=description, last_updated_timestamp=_now())
+            )
+            return self._model(conn, self._model_row(conn, name))
+
+    def set_model_tag(self, name: str, key: str, value: str) -> Model:
+        (key, value), *_ = _tags({key: value}, "tag").items()
+        with self._tx(write=True) as conn:
+            row = self._model_row(conn, name, lock=True)
+            conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
+            conn.execute(insert(model_tags).values(model_id=row.id, key=key, value=value))
+            self._touch_model(conn, row.id, _now())
+            return self._model(conn, self._model_row(conn, name))
+
+    def delete_model_tag(self, name: str, key: str) -> Model:
+        with self._tx(write=True) as conn:
+            row = self._model_row(conn, name, lock=True)
+            gone = conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
+            if gone.rowcount == 0:
+                raise NotFound(f"model {name!r} has no tag {key!r}")
+            self._touch_model(conn, row.id, _now())
+            return self._model(conn, self._model_row(conn, name))
+
+    def delete_model(self, name: str) -> None:
+        """Delete a model with all its versions, tags and aliases (files stay until ``gc``)."""
+        with self._tx(write=True) as conn:
+            row = self._model_row(conn, name, lock=True)
+            conn.execute(delete(models).where(models.c.id == row.id))
+
+    def search_models(
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Model]:
+        node = parse_filter(filter, MODEL_FIELDS)
+        order = parse_order_by(list(order_by or []), MODEL_FIELDS, MODEL_SORTABLE)
+        limit = search.check_max_results(max_results)
+        offset = search.decode_page_token(page_token)
+        q = (
+            select(models)
+            .where(search.model_filter(node))
+            .order_by(*search.model_order(order))
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        with self._tx(write=False) as conn:
+            rows = conn.execute(q).all()
+            items = queries.load_models(conn, rows[:limit])
+        token = search.encode_page_token(offset + limit) if len(rows) > limit else None
+        return Page[Model](items=items, next_page_token=token)
+
+    # -- versions -------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        files: Sequence[FileEntry] | None = None,
+        source: str = "",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, str] | None = None,
+        run_id: str = "",
+        run_link: str = "",
+    ) -> ModelVersion:
+        """Allocate the next version number and record the version.
+
+        With ``files`` the version is PENDING until ``finalize_version`` has checked
+        that every blob is stored; without, it records ``source`` only and is READY.
+        """
+        entries = self._check_files(files or [])
+        if not entries and not source:
+            raise InvalidInput("give 'files' to upload or a 'source' URI to record")
+        values = {
+            "source": _text(source, "source"),
+            "description": _text(description, "description"),
+            "run_id": _text(run_id, "run_id"),
+            "run_link": _text(run_link, "run_link"),
+        }
+        tag_values = _tags(tags, "tags")
+        metric_values = _metrics(metrics)
+        param_values = _tags(params, "params")
+        now = _now()
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            number = conn.execute(
+                update(models)
+                .where(models.c.id == model.id)
+                .values(last_version=models.c.last_version + 1, last_updated_timestamp=now)
+                .returning(models.c.last_version)
+            ).scalar_one()
+            version_id = conn.execute(
+                insert(model_versions)
+                .values(
+                    model_id=model.id,
+                    version=number,
+                    status="PENDING" if entries else "READY",
+                    status_message="",
+                    stage=self.initial_stage,
+                    created_by=self.actor,
+                    manifest_digest=manifest_digest(entries) if entries else None,
+                    file_count=len(entries),
+                    size=sum(f.size for f in entries),
+                    creation_timestamp=now,
+                    last_updated_timestamp=now,
+                    **values,
+                )
+                .returning(model_versions.c.id)
+            ).scalar_one()
+            for table, items in ((version_tags, tag_values), (version_metrics, metric_values), (version_params, param_values)):
+                if items:
+                    conn.execute(insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()])
+            if entries:
+                conn.execute(
+                    insert(version_files),
+                    [{"version_id": version_id, "path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode} for f in entries],
+                )
+            return self._version(conn, self._version_row(conn, model, number))
+
+    def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:
+        seen: set[str] = set()
+        out = []
+        for i, f in enumerate(files):
+            path = validate_artifact_path(f.path, f"files[{i}].path")
+            check_digest(f.digest, f"files[{i}].digest")
+            if isinstance(f.size, bool) or not isinstance(f.size, int) or f.size < 0:
+                raise InvalidInput(f"'files[{i}].size' must be a non-negative integer")
+            if path in seen:
+                raise InvalidInput(f"'files[{i}].path' {path!r} appears twice")
+            if any(path.startswith(p + "/") or p.startswith(path + "/") for p in seen):
+                raise InvalidInput(f"'files[{i}].path' {path!r} is both a file and a folder")
+            seen.add(path)
+            out.append(FileEntry(path=path, digest=f.digest, size=f.size, mode=f.mode & 0o777))
+        return out
+
+    def finalize_version(self, name: str, version: int) -> ModelVersion:
+        """Turn a PENDING version READY once every one of its blobs is stored and verified."""
+        with self._tx(write=False) as conn:
+            model = self._model_row(conn, name)
+            row = self._version_row(conn, model, version)
+            if row.status == "READY":
+                return self._version(conn, row)
+            if row.status == "FAILED":
+                raise InvalidState(f"version {version} of {name!r} has FAILED ({row.status_message}); create a new version")
+            files = queries.load_files(conn, row.id)
+        # Blob checks do I/O; keep them outside the write transaction.
+        problems = []
+        for f in files:
+            size = self.blobs.size(f.digest)
+            if size is None:
+                problems.append(f"{f.path} (not uploaded)")
+            elif size != f.size:
+                problems.append(f"{f.path} (stored size {size} != {f.size})")
+        if problems:
+            shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise InvalidState(f"version {version} of {name!r} is missing files: {shown}")
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            if row.status == "PENDING":
+                self._touch_version(conn, row.id, _now(), status="READY", status_message="")
+            elif row.status == "FAILED":
+                raise InvalidState(f"version {version} of {name!r} has FAILED ({row.status_message})")
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def fail_version(self, name: str, version: int, message: str) -> ModelVersion:
+        """Mark a PENDING version FAILED with a message (a READY version stays READY)."""
+        message = _text(message, "message")[:2000]
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            if row.status == "READY":
+                raise InvalidState(f"version {version} of {name!r} is READY and cannot fail")
+            self._touch_version(conn, row.id, _now(), status="FAILED", status_message=message or "upload failed")
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def get_version(self, ref: ModelRef) -> ModelVersion:
+        with self._tx(write=False) as conn:
+            return self._version(conn, self._resolve_row(conn, ref))
+
+    def list_files(self, ref: ModelRef) -> tuple[ModelVersion, list[FileEntry]]:
+        with self._tx(write=False) as conn:
+            row = self._resolve_row(conn, ref)
+            return self._version(conn, row), queries.load_files(conn, row.id)
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        *,
+        model: str | None = None,
+    ) -> Page[ModelVersion]:
+        node = parse_filter(filter, VERSION_FIELDS)
+        order = parse_order_by(list(order_by or []), VERSION_FIELDS, VERSION_SORTABLE)
+        limit = search.check_max_results(max_results)
+        offset = search.decode_page_token(page_token)
+        q = queries.version_select().where(search.version_filter(node))
+        with self._tx(write=False) as conn:
+            if model is not None:
+                q = q.where(model_versions.c.model_id == self._model_row(conn, model).id)
+                if not order:
+                    order = parse_order_by(["version DESC"], VERSION_FIELDS, VERSION_SORTABLE)
+            rows = conn.execute(q.order_by(*search.version_order(order)).limit(limit + 1).offset(offset)).all()
+            items = queries.load_versions(conn, rows[:limit])
+        token = search.encode_page_token(offset + limit) if len(rows) > limit else None
+        return Page[ModelVersion](items=items, next_page_token=token)
+
+    def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
+        description = _text(description, "description")
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            self._touch_version(conn, row.id, _now(), description=description)
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def _set_keyed(self, name: str, version: int, table: Any, items: Mapping[str, Any]) -> ModelVersion:
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            if items:
+                conn.execute(delete(table).where(table.c.version_id == row.id, table.c.key.in_(list(items))))
+                conn.execute(insert(table), [{"version_id": row.id, "key": k, "value": v} for k, v in items.items()])
+            self._touch_version(conn, row.id, _now())
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
+        return self._set_keyed(name, version, version_tags, _tags({key: value}, "tag"))
+
+    def log_metrics(self, name: str, version: int, metrics: Mapping[str, float]) -> ModelVersion:
+        return self._set_keyed(name, version, version_metrics, _metrics(metrics))
+
+    def log_params(self, name: str, version: int, params: Mapping[str, str]) -> ModelVersion:
+        return self._set_keyed(name, version, version_params, _tags(params, "params"))
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            gone = conn.execute(delete(version_tags).where(version_tags.c.version_id == row.id, version_tags.c.key == key))
+            if gone.rowcount == 0:
+                raise NotFound(f"version {version} of {name!r} has no tag {key!r}")
+            self._touch_version(conn, row.id, _now())
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete a version and its aliases; its number is never handed out again."""
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
+            self._touch_model(conn, model.id, _now())
+
+    # -- stages and aliases ---------------------------------------------------------
+
+    def transition_stage(self, name: str, version: int, stage: str, *, archive_existing: bool = False) -> ModelVersion:
+        """Move a READY version to ``stage``; optionally archive the others in it, atomically."""
+        target = self.stage(stage)
+        now = _now()
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            if row.status != "READY":
+                raise InvalidState(f"version {version} of {name!r} is {row.status}; only READY versions change stage")
+            if archive_existing and target not in (self.initial_stage, self.archive_stage):
+                conn.execute(
+                    update(model_versions)
+                    .where(
+                        model_versions.c.model_id == model.id,
+                        model_versions.c.stage == target,
+                        model_versions.c.id != row.id,
+                    )
+                    .values(stage=self.archive_stage, last_updated_timestamp=now)
+                )
+            self._touch_version(conn, row.id, now, stage=target)
+            self._touch_model(conn, model.id, now)
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        """Point ``alias`` at ``version``, moving it off any other version."""
+        validate_alias(alias, self.stages)
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            if row.status != "READY":
+                raise InvalidState(f"version {version} of {name!r} is {row.status}; aliases point at READY versions")
+            conn.execute(delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias))
+            conn.execute(insert(model_aliases).values(model_id=model.id, alias=alias, version_id=row.id))
+            self._touch_model(conn, model.id, _now())
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            gone = conn.execute(
+                delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
+            )
+            if gone.rowcount == 0:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            self._touch_model(conn, model.id, _now())
+
+    # -- blobs ----------------------------------------------------------------------
+
+    def put_blob(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
+        """Store one blob from a stream of chunks, verifying its digest and size."""
+        check_digest(digest)
+        self.blobs.put(chunks, expected_digest=digest, expected_size=size)
+
+    def read_blob(self, digest: str) -> Iterator[bytes]:
+        """Stream a stored blob (the reader verifies it against the digest)."""
+        check_digest(digest)
+        return self.blobs.iter_chunks(digest)
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        for i, d in enumerate(digests):
+            check_digest(d, f"digests[{i}]")
+        return self.blobs.missing(digests)
+
+    def gc(self, *, apply: bool = False, grace_seconds: float = GC_GRACE_SECONDS) -> GcReport:
+        """Find (and with ``apply`` delete) blobs no version references."""
+        stored = self.blobs.list_blobs()
+        # Read references after listing: a version created meanwhile protects its blobs.
+        with self._tx(write=False) as conn:
+            referenced = set(conn.execute(select(version_files.c.digest).distinct()).scalars())
+        cutoff = time.time() - grace_seconds
+        unreferenced = sorted(d for d in stored if d not in referenced and self._older_than(d, cutoff))
+        stale = self.blobs.stale_uploads(grace_seconds)
+        if apply:
+            for d in unreferenced:
+                self.blobs.delete(d)
+            for path in stale:
+                self.blobs.remove_path(path)
+        return GcReport(
+            applied=apply,
+            referenced=len(referenced),
+            unreferenced=unreferenced,
+            bytes_freed=sum(stored[d] for d in unreferenced),
+            stale_uploads=len(stale),
+        )
+
+    def _older_than(self, digest: str, cutoff: float) -> bool:
+        if cutoff >= time.time():
+            return True
+        try:
+            mtime = self.blobs.fs.modified(self.blobs.blob_path(digest))
+        except (FileNotFoundError, NotImplementedError):
+            return True
+        return bool(mtime.timestamp() < cutoff)

@@ -1,0 +1,77 @@
+"""One typed settings object, read once at start-up (environment prefix ``COVEX_``)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_STAGES = ["None", "Dev", "Test", "Production", "Archived"]
+DEFAULT_DATA_DIR = "./covex-data"
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "local"
+
+
+class Settings(BaseSettings):
+    """Where Covex keeps its data, and how it behaves.
+
+    ``uri`` is one of: a folder (embedded SQLite + local artifacts), a SQLAlchemy
+    database URL (``sqlite:///...``, ``postgresql+psycopg://...``), or the URL of a
+    Covex server (``http://host:8080``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="COVEX_", extra="ignore")
+
+    uri: str = DEFAULT_DATA_DIR
+    artifacts: str | None = Field(default=None, description="fsspec URL for blobs; default <data dir>/artifacts")
+    token: str | None = None
+    user: str = Field(default_factory=_default_user)
+    stages: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_STAGES))
+    host: str = "127.0.0.1"
+    port: int = 8080
+    chunk_size: int = 1024 * 1024
+    http_timeout: float = 300.0
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _split_stages(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _check_stages(cls, value: list[str]) -> list[str]:
+        if len(value) < 2:
+            raise ValueError("at least two stages are needed: an initial one and a target")
+        if len({s.lower() for s in value}) != len(value):
+            raise ValueError("stage names must be unique (case-insensitive)")
+        return value
+
+    @property
+    def is_remote(self) -> bool:
+        return self.uri.startswith(("http://", "https://"))
+
+    @property
+    def database_url(self) -> str:
+        if "://" in self.uri:
+            return self.uri
+        return f"sqlite:///{Path(self.uri).expanduser().resolve() / 'covex.db'}"
+
+    @property
+    def artifacts_url(self) -> str:
+        if self.artifacts:
+            return self.artifacts
+        if "://" in self.uri:
+            if self.uri.startswith("sqlite:///"):
+                return str(Path(self.uri.removeprefix("sqlite:///")).resolve().parent / "artifacts")
+            raise ValueError("COVEX_ARTIFACTS must be set when COVEX_URI is a database URL other than SQLite")
+        return str(Path(self.uri).expanduser().resolve() / "artifacts")

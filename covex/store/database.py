@@ -1,0 +1,99 @@
+"""Engines, transactions and migrations for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from covex.domain.errors import InvalidInput, ServiceUnavailable
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_migrate_lock = threading.Lock()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Transactions are begun by us (below), so pysqlite must not begin its own.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        # LIKE is case-sensitive as on PostgreSQL, and can use the name index.
+        cur.execute("PRAGMA case_sensitive_like=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: no deadlocked lock upgrades under contention.
+        mode = "IMMEDIATE" if conn.get_execution_options().get("covex_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create an engine for ``url``, creating the SQLite file's folder if needed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(f"'uri' {url!r} is not a database URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, pool_size=8, max_overflow=32, pool_timeout=60)
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(parsed, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_timeout=60)
+    except NoSuchModuleError as exc:
+        raise InvalidInput(f"'uri' {url!r} names an unsupported database: {exc}") from None
+
+
+def _alembic_config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (idempotent)."""
+    with _migrate_lock:
+        try:
+            with engine.connect().execution_options(covex_write=True) as conn:
+                if engine.dialect.name == "postgresql":
+                    with conn.begin():
+                        # One migrator at a time across processes.
+                        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+                        command.upgrade(_alembic_config(conn), revision)
+                else:
+                    with conn.begin():
+                        command.upgrade(_alembic_config(conn), revision)
+        except OperationalError as exc:
+            raise ServiceUnavailable(f"cannot reach the database: {exc.orig}") from None
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """One transaction; ``write`` takes SQLite's write lock at BEGIN."""
+    with engine.connect().execution_options(covex_write=write) as conn, conn.begin():
+        yield conn
