@@ -82,10 +82,11 @@ class HttpBackend:
         return Model.model_validate(self._call("GET", _m(name)))
 
     def rename_model(self, name: str, new_name: str) -> Model:
-        return Model.model_validate(self._call("PATCH", _m(name), json={"new_name": new_name}))
+        return self.update_model(name, new_name=new_name)
 
-    def update_model(self, name: str, *, description: str) -> Model:
-        return Model.model_validate(self._call("PATCH", _m(name), json={"description": description}))
+    def update_model(self, name: str, *, description: str | None = None, new_name: str | None = None) -> Model:
+        body = {k: v for k, v in (("description", description), ("new_name", new_name)) if v is not None}
+        return Model.model_validate(self._call("PATCH", _m(name), json=body))
 
     def set_model_tag(self, name: str, key: str, value: str) -> Model:
         return Model.model_validate(self._call("POST", f"{_m(name)}/-/tags", json={"key": key, "value": value}))

@@ -211,27 +211,26 @@ class RegistryService:
             return self._model(conn, self._model_row(conn, name))
 
     def rename_model(self, name: str, new_name: str) -> Model:
-        validate_model_name(new_name, "new_name")
+        return self.update_model(name, new_name=new_name)
+
+    def update_model(self, name: str, *, description: str | None = None, new_name: str | None = None) -> Model:
+        """Change a model's description and/or name, in one transaction."""
+        if description is None and new_name is None:
+            raise InvalidInput("give 'description' or 'new_name'")
+        values: dict[str, Any] = {"last_updated_timestamp": _now()}
+        if description is not None:
+            values["description"] = _text(description, "description")
+        if new_name is not None:
+            values["name"] = validate_model_name(new_name, "new_name")
         try:
             with self._tx(write=True) as conn:
                 row = self._model_row(conn, name, lock=True)
-                if new_name != name and conn.execute(select(models.c.id).where(models.c.name == new_name)).first():
+                if new_name not in (None, name) and conn.execute(select(models.c.id).where(models.c.name == new_name)).first():
                     raise AlreadyExists(f"model {new_name!r} already exists")
-                conn.execute(
-                    update(models).where(models.c.id == row.id).values(name=new_name, last_updated_timestamp=_now())
-                )
-                return self._model(conn, self._model_row(conn, new_name))
+                conn.execute(update(models).where(models.c.id == row.id).values(**values))
+                return self._model(conn, self._model_row(conn, values.get("name", name)))
         except IntegrityError:
             raise AlreadyExists(f"model {new_name!r} already exists") from None
-
-    def update_model(self, name: str, *, description: str) -> Model:
-        description = _text(description, "description")
-        with self._tx(write=True) as conn:
-            row = self._model_row(conn, name, lock=True)
-            conn.execute(
-                update(models).where(models.c.id == row.id).values(description=description, last_updated_timestamp=_now())
-            )
-            return self._model(conn, self._model_row(conn, name))
 
     def set_model_tag(self, name: str, key: str, value: str) -> Model:
         (key, value), *_ = _tags({key: value}, "tag").items()
@@ -544,6 +543,13 @@ class RegistryService:
         """Stream a stored blob (the reader verifies it against the digest)."""
         check_digest(digest)
         return self.blobs.iter_chunks(digest)
+
+    def blob_local_path(self, digest: str) -> str | None:
+        """The stored blob's path on this machine when blobs are in a local folder."""
+        path = self.blobs.local_path(check_digest(digest))
+        if path is not None and self.blobs.size(digest) is None:
+            raise NotFound(f"blob {digest} is not in the artifact store")
+        return path
 
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         for i, d in enumerate(digests):

@@ -1,0 +1,59 @@
+"""The HTTP server: a FastAPI app over one ``RegistryService``."""
+
+from __future__ import annotations
+
+import logging
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from covex import __version__
+from covex.domain.errors import CovexError, InternalError, InvalidInput
+from covex.server.routes import router
+from covex.service import RegistryService, open_service
+from covex.settings import Settings
+
+log = logging.getLogger("covex.server")
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def create_app(service: RegistryService | None = None, settings: Settings | None = None) -> FastAPI:
+    """Build the app; without ``service``, open one from ``settings`` (or the environment)."""
+    if service is None:
+        settings = settings or Settings()
+        service = open_service(settings)
+    app = FastAPI(
+        title="Covex",
+        version=__version__,
+        description="Model registry API: models, versions, stages, aliases and verified artifacts.",
+    )
+    app.state.service = service
+
+    @app.exception_handler(CovexError)
+    async def _covex_error(_: Request, exc: CovexError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"'{_field(tuple(e['loc']))}': {e['msg']}" for e in exc.errors()[:5]]
+        err = InvalidInput("invalid request: " + "; ".join(problems))
+        return JSONResponse(err.to_dict(), status_code=err.status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        err = InternalError("internal error; see the server log")
+        return JSONResponse(err.to_dict(), status_code=err.status)
+
+    app.include_router(router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` with several workers: settings come from ``COVEX_*``."""
+    return create_app(settings=Settings())
+

@@ -1,0 +1,330 @@
+"""Routes of API v1. Each parses input, calls one service method and renders the result.
+
+Model names may hold one ``/`` (a namespace), so a model's sub-resources sit
+behind ``/-/``: ``/api/v1/models/team/churn/-/versions/3``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from covex.domain.entities import GcReport, Model, ModelVersion, Page
+from covex.domain.errors import InvalidInput
+from covex.domain.uris import parse_model_uri
+from covex.server import schemas
+from covex.service import RegistryService
+
+router = APIRouter()
+API = "/api/v1"
+UPLOAD_BUFFER = 1024 * 1024
+
+
+def service(request: Request) -> RegistryService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+Service = Annotated[RegistryService, Depends(service)]
+OrderBy = Annotated[list[str], Query()]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.ErrorBody} for code in (400, 404, 409, 500, 503)
+}
+
+
+def render(entity: BaseModel, status_code: int = 200) -> Response:
+    # Serialise once with pydantic-core; FastAPI would validate the entity again.
+    return Response(entity.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+# -- health -----------------------------------------------------------------------------
+
+
+@router.get("/health", tags=["health"])
+def health() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", tags=["health"], responses=ERRORS)
+def ready(svc: Service) -> dict[str, str]:
+    """The database answers."""
+    svc.ping()
+    return {"status": "ready"}
+
+
+@router.get(f"{API}/stages", response_model=schemas.Stages, tags=["stages"])
+def stages(svc: Service) -> Response:
+    return render(schemas.Stages(stages=svc.stages))
+
+
+# -- models -----------------------------------------------------------------------------
+
+
+@router.post(f"{API}/models", response_model=Model, status_code=201, tags=["models"], responses=ERRORS)
+def create_model(body: schemas.CreateModel, svc: Service) -> Response:
+    return render(svc.create_model(body.name, body.description, body.tags), 201)
+
+
+@router.get(f"{API}/models", response_model=Page[Model], tags=["models"], responses=ERRORS)
+def search_models(
+    svc: Service,
+    filter: str | None = None,
+    order_by: OrderBy = [],  # noqa: B006 - FastAPI copies defaults
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> Response:
+    return render(svc.search_models(filter, order_by, max_results, page_token))
+
+
+@router.get(f"{API}/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)
+def search_versions(
+    svc: Service,
+    filter: str | None = None,
+    order_by: OrderBy = [],  # noqa: B006
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> Response:
+    return render(svc.search_versions(filter, order_by, max_results, page_token))
+
+
+@router.get(f"{API}/resolve", response_model=ModelVersion, tags=["versions"], responses=ERRORS)
+def resolve(uri: str, svc: Service) -> Response:
+    """Resolve a ``models:/`` URI to the version it names."""
+    return render(svc.get_version(parse_model_uri(uri)))
+
+
+@router.get(f"{API}/files", response_model=schemas.VersionFiles, tags=["files"], responses=ERRORS)
+def list_files(uri: str, svc: Service) -> Response:
+    """The files of the version a ``models:/`` URI names."""
+    version, files = svc.list_files(parse_model_uri(uri))
+    return render(schemas.VersionFiles(version=version, files=files))
+
+
+# Sub-resources first: ``{name:path}`` would otherwise swallow them.
+
+
+@router.post(f"{API}/models/{{name:path}}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
+def set_model_tag(name: str, body: schemas.SetTag, svc: Service) -> Response:
+    return render(svc.set_model_tag(name, body.key, body.value))
+
+
+@router.delete(f"{API}/models/{{name:path}}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
+def delete_model_tag(name: str, key: str, svc: Service) -> Response:
+    return render(svc.delete_model_tag(name, key))
+
+
+@router.put(
+    f"{API}/models/{{name:path}}/-/aliases/{{alias}}", response_model=ModelVersion, tags=["aliases"], responses=ERRORS
+)
+def set_alias(name: str, alias: str, body: schemas.SetAlias, svc: Service) -> Response:
+    return render(svc.set_alias(name, alias, body.version))
+
+
+@router.delete(f"{API}/models/{{name:path}}/-/aliases/{{alias}}", status_code=204, tags=["aliases"], responses=ERRORS)
+def delete_alias(name: str, alias: str, svc: Service) -> Response:
+    svc.delete_alias(name, alias)
+    return Response(status_code=204)
+
+
+@router.get(
+    f"{API}/models/{{name:path}}/-/aliases/{{alias}}", response_model=ModelVersion, tags=["aliases"], responses=ERRORS
+)
+def get_by_alias(name: str, alias: str, svc: Service) -> Response:
+    return render(svc.get_version(parse_model_uri(f"models:/{name}@{alias}")))
+
+
+@router.post(
+    f"{API}/models/{{name:path}}/-/versions", response_model=ModelVersion, status_code=201, tags=["versions"],
+    responses=ERRORS,
+)
+def create_version(name: str, body: schemas.CreateVersion, svc: Service) -> Response:
+    """Create a version. With ``files`` it is PENDING until the blobs are uploaded and it is finalized."""
+    version = svc.create_version(
+        name,
+        files=body.files,
+        source=body.source,
+        description=body.description,
+        tags=body.tags,
+        metrics=body.metrics,
+        params=body.params,
+        run_id=body.run_id,
+        run_link=body.run_link,
+    )
+    return render(version, 201)
+
+
+@router.get(f"{API}/models/{{name:path}}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)
+def list_versions(
+    name: str,
+    svc: Service,
+    filter: str | None = None,
+    order_by: OrderBy = [],  # noqa: B006
+    max_results: int = 100,
+    page_token: str | None = None,
+) -> Response:
+    return render(svc.search_versions(filter, order_by, max_results, page_token, model=name))
+
+
+@router.get(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def get_version(name: str, version: int, svc: Service) -> Response:
+    return render(svc.get_version(parse_model_uri(f"models:/{name}/{version}")))
+
+
+@router.patch(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def update_version(name: str, version: int, body: schemas.UpdateVersion, svc: Service) -> Response:
+    return render(svc.update_version(name, version, description=body.description))
+
+
+@router.delete(f"{API}/models/{{name:path}}/-/versions/{{version:int}}", status_code=204, tags=["versions"], responses=ERRORS)
+def delete_version(name: str, version: int, svc: Service) -> Response:
+    svc.delete_version(name, version)
+    return Response(status_code=204)
+
+
+@router.post(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/finalize", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def finalize_version(name: str, version: int, svc: Service) -> Response:
+    """Mark the version READY once every file's blob is stored."""
+    return render(svc.finalize_version(name, version))
+
+
+@router.post(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/fail", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def fail_version(name: str, version: int, body: schemas.FailVersion, svc: Service) -> Response:
+    return render(svc.fail_version(name, version, body.message))
+
+
+@router.post(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def set_version_tag(name: str, version: int, body: schemas.SetTag, svc: Service) -> Response:
+    return render(svc.set_version_tag(name, version, body.key, body.value))
+
+
+@router.delete(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def delete_version_tag(name: str, version: int, key: str, svc: Service) -> Response:
+    return render(svc.delete_version_tag(name, version, key))
+
+
+@router.post(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/metrics", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def log_metrics(name: str, version: int, body: schemas.LogMetrics, svc: Service) -> Response:
+    return render(svc.log_metrics(name, version, body.metrics))
+
+
+@router.post(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/params", response_model=ModelVersion, tags=["versions"],
+    responses=ERRORS,
+)
+def log_params(name: str, version: int, body: schemas.LogParams, svc: Service) -> Response:
+    return render(svc.log_params(name, version, body.params))
+
+
+@router.post(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/stage", response_model=ModelVersion, tags=["stages"],
+    responses=ERRORS,
+)
+def transition_stage(name: str, version: int, body: schemas.Transition, svc: Service) -> Response:
+    return render(svc.transition_stage(name, version, body.stage, archive_existing=body.archive_existing))
+
+
+@router.get(
+    f"{API}/models/{{name:path}}/-/stages/{{stage}}/latest", response_model=ModelVersion, tags=["stages"],
+    responses=ERRORS,
+)
+def latest_in_stage(name: str, stage: str, svc: Service) -> Response:
+    return render(svc.get_version(parse_model_uri(f"models:/{name}/{stage}")))
+
+
+@router.get(f"{API}/models/{{name:path}}", response_model=Model, tags=["models"], responses=ERRORS)
+def get_model(name: str, svc: Service) -> Response:
+    return render(svc.get_model(name))
+
+
+@router.patch(f"{API}/models/{{name:path}}", response_model=Model, tags=["models"], responses=ERRORS)
+def update_model(name: str, body: schemas.UpdateModel, svc: Service) -> Response:
+    """Change a model's description and/or rename it."""
+    return render(svc.update_model(name, description=body.description, new_name=body.new_name))
+
+
+@router.delete(f"{API}/models/{{name:path}}", status_code=204, tags=["models"], responses=ERRORS)
+def delete_model(name: str, svc: Service) -> Response:
+    svc.delete_model(name)
+    return Response(status_code=204)
+
+
+# -- blobs ------------------------------------------------------------------------------
+
+
+@router.post(f"{API}/blobs/missing", response_model=schemas.MissingBlobsResult, tags=["files"], responses=ERRORS)
+def missing_blobs(body: schemas.MissingBlobs, svc: Service) -> Response:
+    return render(schemas.MissingBlobsResult(missing=svc.missing_blobs(body.digests)))
+
+
+async def _buffered(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    buf = bytearray()
+    async for chunk in stream:
+        buf += chunk
+        if len(buf) >= UPLOAD_BUFFER:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+def _sync_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """Pull an async body from a worker thread, one buffered chunk at a time."""
+    while True:
+        try:
+            yield anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+
+
+@router.put(f"{API}/blobs/{{digest}}", status_code=204, tags=["files"], responses=ERRORS)
+async def put_blob(
+    digest: str, request: Request, svc: Service, content_length: Annotated[int | None, Header()] = None
+) -> Response:
+    """Upload one file's content; it is hashed as it streams and stored only if it matches ``digest``."""
+    if content_length is None:
+        raise InvalidInput("'Content-Length' header is required for uploads")
+    chunks = _sync_chunks(_buffered(request.stream()))
+    await run_in_threadpool(svc.put_blob, digest, content_length, chunks)
+    return Response(status_code=204)
+
+
+@router.get(f"{API}/blobs/{{digest}}", tags=["files"], responses=ERRORS)
+def get_blob(digest: str, svc: Service) -> Response:
+    """Download one file's content by digest (clients verify it)."""
+    local = svc.blob_local_path(digest)
+    if local is not None:
+        return FileResponse(local, media_type="application/octet-stream")
+    return StreamingResponse(svc.read_blob(digest), media_type="application/octet-stream")
+
+
+@router.post(f"{API}/admin/gc", response_model=GcReport, tags=["admin"], responses=ERRORS)
+def gc(body: schemas.RunGc, svc: Service) -> Response:
+    """Find (and with ``apply`` delete) blobs no version references."""
+    return render(svc.gc(apply=body.apply, grace_seconds=body.grace_seconds))
