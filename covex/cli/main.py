@@ -1,0 +1,485 @@
+"""The ``covex`` command: the registry from a shell, through the public SDK only."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from covex.client import Client
+from covex.cli import output
+from covex.domain import errors
+from covex.settings import Settings
+
+app = typer.Typer(
+    help=(
+        "Covex: a model registry. Store versioned, verified models; move them through stages; "
+        "point aliases at them; find them by models:/ URI.\n\n"
+        "Start here: `covex server` runs the registry on 127.0.0.1:8080; "
+        "`covex models create churn`, `covex versions create churn ./model_dir`, "
+        "`covex versions list churn`. Every command takes --help."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    add_completion=False,
+)
+models_app = typer.Typer(help="Create, list, show, rename, tag and delete models.", no_args_is_help=True)
+versions_app = typer.Typer(help="Create, list, search, show, tag and delete versions.", no_args_is_help=True)
+stages_app = typer.Typer(help="Move versions between stages; find the latest in a stage.", no_args_is_help=True)
+aliases_app = typer.Typer(help="Point movable names (aliases) such as @champion at versions.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(versions_app, name="versions")
+app.add_typer(stages_app, name="stages")
+app.add_typer(aliases_app, name="aliases")
+app.add_typer(db_app, name="db")
+
+EXIT_CODES: dict[type[errors.CovexError], int] = {
+    errors.InvalidInput: 2,
+    errors.NotFound: 3,
+    errors.AlreadyExists: 4,
+    errors.InvalidState: 4,
+    errors.Unauthenticated: 5,
+    errors.PermissionDenied: 5,
+    errors.ServiceUnavailable: 6,
+}
+
+
+class _State:
+    uri: str | None = None
+    token: str | None = None
+    artifacts: str | None = None
+    client: Client | None = None
+
+
+state = _State()
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Filter = Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"name LIKE 'churn%' AND metrics.auc > 0.9\"")]
+OrderBy = Annotated[list[str] | None, typer.Option("--order-by", help="e.g. 'metrics.auc DESC' (repeatable)")]
+MaxResults = Annotated[int, typer.Option("--max-results", "-n", help="Page size.")]
+PageToken = Annotated[str | None, typer.Option("--page-token", help="Token printed by the previous page.")]
+Tags = Annotated[list[str] | None, typer.Option("--tag", "-t", help="KEY=VALUE (repeatable)")]
+Ref = Annotated[str, typer.Argument(help="models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/STAGE, or NAME")]
+VersionArg = Annotated[str | None, typer.Argument(help="Version number, @alias, stage or 'latest' when REF is a name")]
+
+
+def client() -> Client:
+    if state.client is None:
+        state.client = Client(state.uri, token=state.token, artifacts=state.artifacts)
+    return state.client
+
+
+def fail(exc: errors.CovexError) -> NoReturn:
+    code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
+    output.err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise errors.InvalidInput(f"'--{what}' expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def numbers(items: list[str] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in pairs(items, "metric").items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise errors.InvalidInput(f"'--metric {key}' must be a number, got {value!r}") from None
+    return out
+
+
+def version_number(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+@app.callback()
+def main_options(
+    uri: Annotated[
+        str | None,
+        typer.Option("--uri", envvar="COVEX_URI", help="Data folder, database URL or http(s):// server. Default ./covex-data"),
+    ] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="COVEX_TOKEN", help="API token for a server.")] = None,
+    artifacts: Annotated[
+        str | None, typer.Option("--artifacts", envvar="COVEX_ARTIFACTS", help="fsspec URL for files (e.g. s3://b/p).")
+    ] = None,
+) -> None:
+    state.uri, state.token, state.artifacts = uri, token, artifacts
+
+
+# -- server and maintenance -----------------------------------------------------------------
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes (stateless; share the database).")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the registry server (REST API under /api/v1, docs at /docs)."""
+    import uvicorn
+
+    from covex.server import create_app
+
+    values: dict[str, Any] = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
+    settings = Settings(**values)
+    if settings.is_remote:
+        raise errors.InvalidInput("'--uri' for a server must be a data folder or a database URL, not a server URL")
+    output.err_console.print(
+        f"Covex on http://{host}:{port}  (data: {settings.database_url}, files: {settings.artifacts_url})",
+        highlight=False,
+    )
+    if workers > 1:
+        os.environ.update({f"COVEX_{k.upper()}": v for k, v in values.items()})
+        uvicorn.run(
+            "covex.server.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            log_level="info",
+        )
+    else:
+        uvicorn.run(create_app(settings=settings), host=host, port=port, access_log=access_log, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the server and SDK also do this on start)."""
+    from covex.store import database
+
+    settings = Settings(**{k: v for k, v in (("uri", state.uri),) if v})
+    engine = database.create_db_engine(settings.database_url)
+    database.upgrade(engine)
+    output.console.print(f"database at revision {database.current_revision(engine)}")
+
+
+@app.command()
+def gc(
+    apply: Annotated[bool, typer.Option("--apply", help="Delete; without it, only report.")] = False,
+    grace: Annotated[float, typer.Option(help="Keep blobs younger than this many seconds.")] = 3600.0,
+    as_json: Json = False,
+) -> None:
+    """Find files (blobs) no version references; delete them with --apply."""
+    report = client().gc(apply=apply, grace_seconds=grace)
+    if as_json:
+        output.emit_json(report)
+        return
+    verb = "deleted" if apply else "would delete (dry run; --apply to delete)"
+    output.console.print(
+        f"{len(report.unreferenced)} unreferenced blobs ({report.bytes_freed} bytes) {verb}; "
+        f"{report.referenced} referenced blobs kept; {report.stale_uploads} abandoned uploads"
+    )
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+@models_app.command("create")
+def models_create(
+    name: str, description: Annotated[str, typer.Option("--description", "-d")] = "", tag: Tags = None, as_json: Json = False
+) -> None:
+    """Register a new model name."""
+    m = client().create_model(name, description, pairs(tag, "tag"))
+    output.emit_json(m) if as_json else output.console.print(f"created model {m.name}")
+
+
+@models_app.command("list")
+def models_list(
+    filter: Filter = None, order_by: OrderBy = None, max_results: MaxResults = 100, page_token: PageToken = None,
+    as_json: Json = False,
+) -> None:
+    """List or search models."""
+    page = client().search_models(filter, order_by=order_by, max_results=max_results, page_token=page_token)
+    if as_json:
+        output.emit_json(page)
+    else:
+        output.models_table(page.items, page.next_page_token)
+
+
+@models_app.command("show")
+def models_show(name: str, as_json: Json = False) -> None:
+    """Show one model."""
+    m = client().get_model(name)
+    output.emit_json(m) if as_json else output.show_model(m)
+
+
+@models_app.command("rename")
+def models_rename(name: str, new_name: str) -> None:
+    """Rename a model (its versions, aliases and files stay)."""
+    client().rename_model(name, new_name)
+    output.console.print(f"renamed {name} to {new_name}")
+
+
+@models_app.command("update")
+def models_update(name: str, description: Annotated[str, typer.Option("--description", "-d")]) -> None:
+    """Change a model's description."""
+    client().update_model(name, description=description)
+    output.console.print(f"updated {name}")
+
+
+@models_app.command("tag")
+def models_tag(name: str, tag: Annotated[list[str], typer.Argument(help="KEY=VALUE ...")]) -> None:
+    """Set tags on a model."""
+    c = client()
+    for key, value in pairs(tag, "tag").items():
+        c.set_model_tag(name, key, value)
+    output.console.print(f"tagged {name}")
+
+
+@models_app.command("untag")
+def models_untag(name: str, key: str) -> None:
+    """Remove a tag from a model."""
+    client().delete_model_tag(name, key)
+    output.console.print(f"removed tag {key} from {name}")
+
+
+@models_app.command("delete")
+def models_delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+    """Delete a model with all of its versions."""
+    c = client()
+    m = c.get_model(name)
+    if not yes:
+        count = m.latest_version or 0
+        if not sys.stdin.isatty():
+            raise errors.InvalidInput("refusing to delete without confirmation; pass --yes")
+        typer.confirm(f"Delete model {name!r} and all its versions (up to v{count})?", abort=True)
+    c.delete_model(name)
+    output.console.print(f"deleted model {name}")
+
+
+# -- versions -------------------------------------------------------------------------------
+
+
+def _local_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@versions_app.command("create")
+def versions_create(
+    name: str,
+    path: Annotated[Path | None, typer.Argument(help="Folder or file to upload.")] = None,
+    source: Annotated[str | None, typer.Option(help="Record this URI instead of (or besides) uploading.")] = None,
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    tag: Tags = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="NAME=NUMBER (repeatable)")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeatable)")] = None,
+    run_id: Annotated[str, typer.Option()] = "",
+    run_link: Annotated[str, typer.Option()] = "",
+    as_json: Json = False,
+) -> None:
+    """Create the next version of a model from a folder or file (uploaded and verified) or a source URI."""
+    c = client()
+    total = _local_size(path) if path is not None and path.exists() else 0
+    with output.progress_bar(f"uploading {name}", total, enabled=path is not None and not as_json) as progress:
+        v = c.create_version(
+            name,
+            path,
+            source=source,
+            description=description,
+            tags=pairs(tag, "tag"),
+            metrics=numbers(metric),
+            params=pairs(param, "param"),
+            run_id=run_id,
+            run_link=run_link,
+            progress=progress,
+        )
+    output.emit_json(v) if as_json else output.console.print(f"created {v.uri} ({v.status})")
+
+
+@versions_app.command("list")
+def versions_list(name: str, max_results: MaxResults = 100, page_token: PageToken = None, as_json: Json = False) -> None:
+    """List the versions of a model, newest first."""
+    page = client().list_versions(name, max_results=max_results, page_token=page_token)
+    output.emit_json(page) if as_json else output.versions_table(page.items, page.next_page_token)
+
+
+@versions_app.command("search")
+def versions_search(
+    filter: Annotated[str | None, typer.Argument(help="e.g. \"name = 'churn' AND metrics.auc > 0.9\"")] = None,
+    order_by: OrderBy = None,
+    max_results: MaxResults = 100,
+    page_token: PageToken = None,
+    as_json: Json = False,
+) -> None:
+    """Search versions of all models."""
+    page = client().search_versions(filter, order_by=order_by, max_results=max_results, page_token=page_token)
+    output.emit_json(page) if as_json else output.versions_table(page.items, page.next_page_token)
+
+
+def _resolve(ref: str, version: str | None) -> tuple[str, int]:
+    v = client().get_version(ref, version_number(version) if version is not None else None)
+    return v.name, v.version
+
+
+@versions_app.command("show")
+def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -> None:
+    """Show one version."""
+    v = client().get_version(ref, version_number(version) if version is not None else None)
+    output.emit_json(v) if as_json else output.show_version(v)
+
+
+@versions_app.command("files")
+def versions_files(ref: Ref, version: VersionArg = None, as_json: Json = False) -> None:
+    """List the files of a version with their SHA-256 digests."""
+    files = client().list_files(ref, version_number(version) if version is not None else None)
+    if as_json:
+        output.emit_json(files)
+        return
+    from rich.table import Table
+
+    table = Table("path", "size", "sha256")
+    for f in files:
+        table.add_row(f.path, str(f.size), f.digest)
+    output.console.print(table)
+
+
+@versions_app.command("update")
+def versions_update(ref: Ref, version: VersionArg = None, description: Annotated[str, typer.Option("--description", "-d")] = "") -> None:
+    """Change a version's description."""
+    name, number = _resolve(ref, version)
+    client().update_version(name, number, description=description)
+    output.console.print(f"updated models:/{name}/{number}")
+
+
+@versions_app.command("tag")
+def versions_tag(name: str, version: int, tag: Annotated[list[str], typer.Argument(help="KEY=VALUE ...")]) -> None:
+    """Set tags on a version."""
+    c = client()
+    for key, value in pairs(tag, "tag").items():
+        c.set_version_tag(name, version, key, value)
+    output.console.print(f"tagged models:/{name}/{version}")
+
+
+@versions_app.command("untag")
+def versions_untag(name: str, version: int, key: str) -> None:
+    """Remove a tag from a version."""
+    client().delete_version_tag(name, version, key)
+    output.console.print(f"removed tag {key} from models:/{name}/{version}")
+
+
+@versions_app.command("log-metric")
+def versions_log_metric(name: str, version: int, metric: Annotated[list[str], typer.Argument(help="NAME=NUMBER ...")]) -> None:
+    """Add or overwrite metrics of a version."""
+    client().log_metrics(name, version, numbers(metric))
+    output.console.print(f"logged metrics on models:/{name}/{version}")
+
+
+@versions_app.command("log-param")
+def versions_log_param(name: str, version: int, param: Annotated[list[str], typer.Argument(help="NAME=VALUE ...")]) -> None:
+    """Add or overwrite params of a version."""
+    client().log_params(name, version, pairs(param, "param"))
+    output.console.print(f"logged params on models:/{name}/{version}")
+
+
+@versions_app.command("delete")
+def versions_delete(name: str, version: int, yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
+    """Delete a version (its number is never reused)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise errors.InvalidInput("refusing to delete without confirmation; pass --yes")
+        typer.confirm(f"Delete models:/{name}/{version}?", abort=True)
+    client().delete_version(name, version)
+    output.console.print(f"deleted models:/{name}/{version}")
+
+
+@app.command()
+def download(
+    ref: Ref,
+    dst: Annotated[Path, typer.Argument(help="Folder to write the files into.")],
+    version: Annotated[str | None, typer.Option("--version", "-v", help="When REF is a name.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Download every file of a version, verifying each digest."""
+    c = client()
+    v = c.get_version(ref, version_number(version) if version is not None else None)
+    with output.progress_bar(f"downloading {v.uri}", v.size, enabled=not quiet) as progress:
+        root = c.download(v.uri, dst, progress=progress)
+    output.console.print(f"downloaded {v.uri} ({v.file_count} files) to {root}")
+
+
+# -- stages and aliases ---------------------------------------------------------------------
+
+
+@stages_app.command("list")
+def stages_list(as_json: Json = False) -> None:
+    """The configured stages, in order."""
+    stages = client().stages
+    output.emit_json({"stages": stages}) if as_json else output.console.print(" → ".join(stages))
+
+
+@stages_app.command("set")
+def stages_set(
+    name: str,
+    version: int,
+    stage: str,
+    archive_existing: Annotated[bool, typer.Option(help="Archive the other versions in that stage.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Move a version to a stage."""
+    v = client().transition_stage(name, version, stage, archive_existing=archive_existing)
+    output.emit_json(v) if as_json else output.console.print(f"{v.uri} is now in {v.stage}")
+
+
+@stages_app.command("latest")
+def stages_latest(name: str, stage: str, as_json: Json = False) -> None:
+    """The latest READY version in a stage."""
+    v = client().get_latest_version(name, stage)
+    output.emit_json(v) if as_json else output.show_version(v)
+
+
+@aliases_app.command("set")
+def aliases_set(name: str, alias: str, version: int) -> None:
+    """Point ALIAS at VERSION (moving it off any other version)."""
+    client().set_alias(name, alias, version)
+    output.console.print(f"models:/{name}@{alias} → {version}")
+
+
+@aliases_app.command("delete")
+def aliases_delete(name: str, alias: str) -> None:
+    """Remove an alias."""
+    client().delete_alias(name, alias)
+    output.console.print(f"removed alias {alias} from {name}")
+
+
+@aliases_app.command("show")
+def aliases_show(name: str, alias: str, as_json: Json = False) -> None:
+    """The version an alias points at."""
+    v = client().get_version(f"models:/{name}@{alias}")
+    output.emit_json(v) if as_json else output.show_version(v)
+
+
+def main() -> None:
+    """Entry point: run the app, turning Covex errors into one line and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except errors.CovexError as exc:
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        output.err_console.print("aborted")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        if state.client is not None:
+            state.client.close()

@@ -1,0 +1,140 @@
+"""Rendering for the CLI: Rich tables for people, JSON for scripts, progress bars."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from covex.domain.entities import Model, ModelVersion
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def emit_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    if isinstance(value, BaseModel):
+        data: Any = value.model_dump(mode="json")
+    elif isinstance(value, dict):
+        data = value
+    else:
+        data = [v.model_dump(mode="json") for v in value]
+    print(json.dumps(data, indent=2))
+
+
+def models_table(models: Sequence[Model], next_token: str | None = None) -> None:
+    table = Table("name", "latest", "aliases", "tags", "description", "updated")
+    for m in models:
+        table.add_row(
+            m.name,
+            str(m.latest_version or "-"),
+            _kv(m.aliases),
+            _kv(m.tags),
+            m.description[:60],
+            _when(m.last_updated_timestamp),
+        )
+    console.print(table)
+    if next_token:
+        console.print(f"more: --page-token {next_token}")
+
+
+def versions_table(versions: Sequence[ModelVersion], next_token: str | None = None) -> None:
+    table = Table("name", "version", "status", "stage", "aliases", "metrics", "files", "created")
+    for v in versions:
+        table.add_row(
+            v.name,
+            str(v.version),
+            v.status,
+            v.stage,
+            ", ".join(v.aliases),
+            _kv({k: f"{x:.4g}" for k, x in v.metrics.items()}),
+            f"{v.file_count} ({_size(v.size)})" if v.file_count else "-",
+            _when(v.creation_timestamp),
+        )
+    console.print(table)
+    if next_token:
+        console.print(f"more: --page-token {next_token}")
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def show_model(m: Model) -> None:
+    table = Table(show_header=False, box=None)
+    for key, value in (
+        ("name", m.name),
+        ("description", m.description),
+        ("latest version", str(m.latest_version or "-")),
+        ("aliases", _kv(m.aliases)),
+        ("tags", _kv(m.tags)),
+        ("created by", m.created_by),
+        ("created", _when(m.creation_timestamp)),
+        ("updated", _when(m.last_updated_timestamp)),
+    ):
+        table.add_row(f"[bold]{key}[/]", value)
+    console.print(table)
+
+
+def show_version(v: ModelVersion) -> None:
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("uri", v.uri),
+        ("status", v.status + (f" ({v.status_message})" if v.status_message else "")),
+        ("stage", v.stage),
+        ("aliases", ", ".join(v.aliases)),
+        ("description", v.description),
+        ("source", v.source),
+        ("run", " ".join(x for x in (v.run_id, v.run_link) if x)),
+        ("metrics", _kv(v.metrics)),
+        ("params", _kv(v.params)),
+        ("tags", _kv(v.tags)),
+        ("files", f"{v.file_count} ({_size(v.size)})"),
+        ("manifest digest", v.manifest_digest or "-"),
+        ("created by", v.created_by),
+        ("created", _when(v.creation_timestamp)),
+        ("updated", _when(v.last_updated_timestamp)),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    console.print(table)
+
+
+@contextmanager
+def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Any]:
+    """Yield a callback that advances a byte progress bar (on stderr)."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
