@@ -195,36 +195,36 @@ class Client:
         v = self.get_version(name_or_uri, version)
         return v.name, v.version
 
-    def update_version(self, name: str, version: int | str, *, description: str) -> ModelVersion:
+    def update_version(self, name: str, version: int | str | None, *, description: str) -> ModelVersion:
         return self._backend.update_version(*self._number(name, version), description=description)
 
-    def set_version_tag(self, name: str, version: int | str, key: str, value: str) -> ModelVersion:
+    def set_version_tag(self, name: str, version: int | str | None, key: str, value: str) -> ModelVersion:
         return self._backend.set_version_tag(*self._number(name, version), key, value)
 
-    def delete_version_tag(self, name: str, version: int | str, key: str) -> ModelVersion:
+    def delete_version_tag(self, name: str, version: int | str | None, key: str) -> ModelVersion:
         return self._backend.delete_version_tag(*self._number(name, version), key)
 
-    def log_metrics(self, name: str, version: int | str, metrics: Mapping[str, float]) -> ModelVersion:
+    def log_metrics(self, name: str, version: int | str | None, metrics: Mapping[str, float]) -> ModelVersion:
         """Add or overwrite metrics of a version."""
         return self._backend.log_metrics(*self._number(name, version), metrics)
 
-    def log_params(self, name: str, version: int | str, params: Mapping[str, str]) -> ModelVersion:
+    def log_params(self, name: str, version: int | str | None, params: Mapping[str, str]) -> ModelVersion:
         """Add or overwrite params of a version."""
         return self._backend.log_params(*self._number(name, version), params)
 
-    def delete_version(self, name: str, version: int | str) -> None:
+    def delete_version(self, name: str, version: int | str | None) -> None:
         """Delete a version; its number is never reused."""
         self._backend.delete_version(*self._number(name, version))
 
     # -- stages and aliases ---------------------------------------------------------
 
     def transition_stage(
-        self, name: str, version: int | str, stage: str, *, archive_existing: bool = False
+        self, name: str, version: int | str | None, stage: str, *, archive_existing: bool = False
     ) -> ModelVersion:
         """Move a version to ``stage``; ``archive_existing`` archives the others there in the same step."""
         return self._backend.transition_stage(*self._number(name, version), stage, archive_existing=archive_existing)
 
-    def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
+    def set_alias(self, name: str, alias: str, version: int | str | None) -> ModelVersion:
         """Point ``alias`` at a version (moving it off any other)."""
         model, number = self._number(name, version)
         return self._backend.set_alias(model, alias, number)

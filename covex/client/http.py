@@ -188,11 +188,11 @@ class HttpBackend:
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/stage", json=body))
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        path = f"{_m(name)}/-/aliases/{quote(alias, safe='')}"
-        return ModelVersion.model_validate(self._call("PUT", path, json={"version": version}))
+        body = {"alias": alias, "version": version}
+        return ModelVersion.model_validate(self._call("POST", f"{_m(name)}/-/aliases", json=body))
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._call("DELETE", f"{_m(name)}/-/aliases/{quote(alias, safe='')}")
+        self._call("DELETE", f"{_m(name)}/-/aliases", params={"alias": alias})
 
     # -- blobs ----------------------------------------------------------------------
 

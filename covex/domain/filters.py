@@ -229,13 +229,13 @@ class _Parser:
     def checked(self, cmp: Comparison, tok: _Tok) -> Comparison:
         value_type = self.fields[cmp.field.kind]
         values = cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
+        if "LIKE" in cmp.op and value_type != "string":
+            raise self.error(f"{cmp.op} applies to text fields, not {cmp.field}", tok)
         for v in values:
             if value_type == "number" and not isinstance(v, int | float):
                 raise self.error(f"{cmp.field} compares with numbers, not {v!r}", tok)
             if value_type == "string" and not isinstance(v, str):
                 raise self.error(f"{cmp.field} compares with quoted strings, not {v!r}", tok)
-        if "LIKE" in cmp.op and value_type != "string":
-            raise self.error(f"{cmp.op} applies to text fields, not {cmp.field}", tok)
         if value_type == "string" and cmp.op in ("<", "<=", ">", ">="):
             raise self.error(f"{cmp.field} supports =, !=, IN and LIKE, not {cmp.op}", tok)
         return cmp

@@ -6,9 +6,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from covex import __version__
-from covex.domain.errors import CovexError, InternalError, InvalidInput
+from covex.domain.errors import CovexError, InternalError, InvalidInput, NotFound
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
@@ -42,6 +43,15 @@ def create_app(service: RegistryService | None = None, settings: Settings | None
         problems = [f"'{_field(tuple(e['loc']))}': {e['msg']}" for e in exc.errors()[:5]]
         err = InvalidInput("invalid request: " + "; ".join(problems))
         return JSONResponse(err.to_dict(), status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err: CovexError
+        if exc.status_code == 404:
+            err = NotFound(f"no such endpoint: {exc.detail}")
+        else:
+            err = InvalidInput(str(exc.detail))
+        return JSONResponse(err.to_dict(), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -119,24 +119,16 @@ def delete_model_tag(name: str, key: str, svc: Service) -> Response:
     return render(svc.delete_model_tag(name, key))
 
 
-@router.put(
-    f"{API}/models/{{name:path}}/-/aliases/{{alias}}", response_model=ModelVersion, tags=["aliases"], responses=ERRORS
-)
-def set_alias(name: str, alias: str, body: schemas.SetAlias, svc: Service) -> Response:
-    return render(svc.set_alias(name, alias, body.version))
+@router.post(f"{API}/models/{{name:path}}/-/aliases", response_model=ModelVersion, tags=["aliases"], responses=ERRORS)
+def set_alias(name: str, body: schemas.SetAlias, svc: Service) -> Response:
+    """Point an alias at a version, moving it off any other version."""
+    return render(svc.set_alias(name, body.alias, body.version))
 
 
-@router.delete(f"{API}/models/{{name:path}}/-/aliases/{{alias}}", status_code=204, tags=["aliases"], responses=ERRORS)
+@router.delete(f"{API}/models/{{name:path}}/-/aliases", status_code=204, tags=["aliases"], responses=ERRORS)
 def delete_alias(name: str, alias: str, svc: Service) -> Response:
     svc.delete_alias(name, alias)
     return Response(status_code=204)
-
-
-@router.get(
-    f"{API}/models/{{name:path}}/-/aliases/{{alias}}", response_model=ModelVersion, tags=["aliases"], responses=ERRORS
-)
-def get_by_alias(name: str, alias: str, svc: Service) -> Response:
-    return render(svc.get_version(parse_model_uri(f"models:/{name}@{alias}")))
 
 
 @router.post(

@@ -60,6 +60,7 @@ class Transition(_Body):
 
 
 class SetAlias(_Body):
+    alias: str
     version: int = Field(ge=1)
 
 

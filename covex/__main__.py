@@ -1,0 +1,3 @@
+from covex.cli import main
+
+main()

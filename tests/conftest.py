@@ -1,0 +1,128 @@
+"""Fixtures: the registry on every backend (embedded and HTTP) and database (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, delete
+
+import covex
+from covex.server import create_app
+from covex.service import RegistryService, open_service
+from covex.settings import Settings
+from covex.store.schema import models
+from tests import support
+
+DATABASES = ["sqlite", "postgresql"]
+BACKENDS = ["embedded", "http"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run (skips, saying why, if there is none)."""
+    reason = support.postgres_available()
+    if reason:
+        pytest.skip(reason)
+    with support.fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """Database URL per kind, created once per session."""
+    urls: dict[str, str] = {}
+
+    def get(kind: str) -> str:
+        if kind not in urls:
+            if kind == "postgresql":
+                urls[kind] = request.getfixturevalue("postgres_url")
+            else:
+                urls[kind] = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'covex.db'}"
+        return urls[kind]
+
+    return get
+
+
+class Registry:
+    """One backend+database combination for the contract suite."""
+
+    def __init__(self, service: RegistryService, settings: Settings, url: str) -> None:
+        self.service = service
+        self.settings = settings
+        self.url = url
+
+    @property
+    def engine(self) -> Engine:
+        return self.service.engine
+
+    def reset(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(models))
+
+    def client(self) -> covex.Client:
+        return covex.Client(self.url, settings=self.settings)
+
+
+@pytest.fixture(scope="session")
+def registries(
+    database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str, str], Registry]]:
+    made: dict[tuple[str, str], Registry] = {}
+    services: dict[str, tuple[RegistryService, Settings]] = {}
+    servers: list[Any] = []
+
+    def get(backend: str, db: str) -> Registry:
+        if (backend, db) in made:
+            return made[(backend, db)]
+        if db not in services:
+            settings = Settings(
+                uri=database_url(db), artifacts=str(tmp_path_factory.mktemp(f"artifacts-{db}")), user="tester"
+            )
+            services[db] = (open_service(settings), settings)
+        service, settings = services[db]
+        if backend == "embedded":
+            reg = Registry(service, settings, settings.uri)
+        else:
+            ctx = support.server_thread(create_app(service.as_actor("tester")))
+            url = ctx.__enter__()
+            servers.append(ctx)
+            reg = Registry(service, settings.model_copy(update={"uri": url}), url)
+        made[(backend, db)] = reg
+        return reg
+
+    yield get
+    for ctx in servers:
+        ctx.__exit__(None, None, None)
+    for service, _ in services.values():
+        service.close()
+
+
+@pytest.fixture(params=[(b, d) for d in DATABASES for b in BACKENDS], ids=lambda p: f"{p[0]}-{p[1]}")
+def registry(request: pytest.FixtureRequest, registries: Callable[[str, str], Registry]) -> Registry:
+    backend, db = request.param
+    reg = registries(backend, db)
+    reg.reset()
+    return reg
+
+
+@pytest.fixture
+def client(registry: Registry) -> Iterator[covex.Client]:
+    """A ``covex.Client`` on each backend × database, on an empty registry."""
+    with registry.client() as c:
+        yield c
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``tree({"model.pkl": b"..."})`` writes files into a fresh folder."""
+    counter = iter(range(10**6))
+
+    def make(files: dict[str, bytes | str] | None = None, name: str | None = None) -> Path:
+        root = tmp_path / (name or f"tree{next(counter)}")
+        root.mkdir(parents=True, exist_ok=True)
+        return support.make_tree(root, files or {"model.pkl": b"weights", "MLmodel": "flavors: {}\n"})
+
+    return make
