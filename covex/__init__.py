@@ -1,9 +1,9 @@
 """Covex: a model registry for machine-learning teams.
 
-    import covex
-    c = covex.Client()                    # embedded in ./covex-data
-    c.create_model("churn")
-    v = c.create_version("churn", "model_dir/", metrics={"auc": 0.91})
+import covex
+c = covex.Client()                    # embedded in ./covex-data
+c.create_model("churn")
+v = c.create_version("churn", "model_dir/", metrics={"auc": 0.91})
 """
 
 from covex.client import Client
@@ -45,4 +45,5 @@ __all__ = [
     "Settings",
     "Unauthenticated",
     "__version__",
+    "parse_model_uri",
 ]

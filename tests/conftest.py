@@ -110,7 +110,7 @@ def registry(request: pytest.FixtureRequest, registries: Callable[[str, str], Re
 
 @pytest.fixture
 def client(registry: Registry) -> Iterator[covex.Client]:
-    """A ``covex.Client`` on each backend × database, on an empty registry."""
+    """A ``covex.Client`` on each backend and database, on an empty registry."""
     with registry.client() as c:
         yield c
 

@@ -97,7 +97,7 @@ def postgres_available() -> str | None:
 
         with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "skip with this reason"
+    except Exception as exc:
         return f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}"
 
 

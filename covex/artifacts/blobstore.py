@@ -52,7 +52,9 @@ class BlobWriter:
         digest = self._hash.hexdigest()
         try:
             if expected_size is not None and expected_size != self.size:
-                raise ArtifactCorrupted(f"upload was cut short or padded: expected {expected_size} bytes, got {self.size}")
+                raise ArtifactCorrupted(
+                    f"upload was cut short or padded: expected {expected_size} bytes, got {self.size}"
+                )
             if expected_digest is not None and expected_digest != digest:
                 raise ArtifactCorrupted(f"content does not match its digest: expected {expected_digest}, got {digest}")
             target = self._store.blob_path(digest)

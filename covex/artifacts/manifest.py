@@ -52,7 +52,11 @@ def scan(source: str | os.PathLike[str], chunk_size: int = 1024 * 1024) -> list[
         raise InvalidInput(f"'path' {str(source)!r} does not exist")
     if root.is_file():
         digest, size = hash_file(root, chunk_size)
-        return [LocalFile(root, FileEntry(path=validate_artifact_path(root.name), digest=digest, size=size, mode=_mode(root)))]
+        return [
+            LocalFile(
+                root, FileEntry(path=validate_artifact_path(root.name), digest=digest, size=size, mode=_mode(root))
+            )
+        ]
     real_root = root.resolve()
     files: list[LocalFile] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -69,7 +73,9 @@ def scan(source: str | os.PathLike[str], chunk_size: int = 1024 * 1024) -> list[
                 continue
             rel = p.relative_to(root).as_posix()
             digest, size = hash_file(p, chunk_size)
-            files.append(LocalFile(p, FileEntry(path=validate_artifact_path(rel), digest=digest, size=size, mode=_mode(p))))
+            files.append(
+                LocalFile(p, FileEntry(path=validate_artifact_path(rel), digest=digest, size=size, mode=_mode(p)))
+            )
     if not files:
         raise InvalidInput(f"'path' {str(source)!r} holds no files")
     files.sort(key=lambda f: f.entry.path)

@@ -9,8 +9,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from covex.client import Client
 from covex.cli import output
+from covex.client import Client
 from covex.domain import errors
 from covex.settings import Settings
 
@@ -100,6 +100,10 @@ def numbers(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _settings(values: dict[str, Any]) -> Settings:
+    return Settings(**values)
+
+
 def version_number(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
@@ -108,7 +112,9 @@ def version_number(value: str) -> int | str:
 def main_options(
     uri: Annotated[
         str | None,
-        typer.Option("--uri", envvar="COVEX_URI", help="Data folder, database URL or http(s):// server. Default ./covex-data"),
+        typer.Option(
+            "--uri", envvar="COVEX_URI", help="Data folder, database URL or http(s):// server. Default ./covex-data"
+        ),
     ] = None,
     token: Annotated[str | None, typer.Option("--token", envvar="COVEX_TOKEN", help="API token for a server.")] = None,
     artifacts: Annotated[
@@ -134,7 +140,7 @@ def server(
     from covex.server import create_app
 
     values: dict[str, Any] = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
-    settings = Settings(**values)
+    settings = _settings(values)
     if settings.is_remote:
         raise errors.InvalidInput("'--uri' for a server must be a data folder or a database URL, not a server URL")
     output.err_console.print(
@@ -161,7 +167,7 @@ def db_upgrade() -> None:
     """Apply database migrations (the server and SDK also do this on start)."""
     from covex.store import database
 
-    settings = Settings(**{k: v for k, v in (("uri", state.uri),) if v})
+    settings = _settings({"uri": state.uri} if state.uri else {})
     engine = database.create_db_engine(settings.database_url)
     database.upgrade(engine)
     output.console.print(f"database at revision {database.current_revision(engine)}")
@@ -190,7 +196,10 @@ def gc(
 
 @models_app.command("create")
 def models_create(
-    name: str, description: Annotated[str, typer.Option("--description", "-d")] = "", tag: Tags = None, as_json: Json = False
+    name: str,
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    tag: Tags = None,
+    as_json: Json = False,
 ) -> None:
     """Register a new model name."""
     m = client().create_model(name, description, pairs(tag, "tag"))
@@ -199,7 +208,10 @@ def models_create(
 
 @models_app.command("list")
 def models_list(
-    filter: Filter = None, order_by: OrderBy = None, max_results: MaxResults = 100, page_token: PageToken = None,
+    filter: Filter = None,
+    order_by: OrderBy = None,
+    max_results: MaxResults = 100,
+    page_token: PageToken = None,
     as_json: Json = False,
 ) -> None:
     """List or search models."""
@@ -303,7 +315,9 @@ def versions_create(
 
 
 @versions_app.command("list")
-def versions_list(name: str, max_results: MaxResults = 100, page_token: PageToken = None, as_json: Json = False) -> None:
+def versions_list(
+    name: str, max_results: MaxResults = 100, page_token: PageToken = None, as_json: Json = False
+) -> None:
     """List the versions of a model, newest first."""
     page = client().list_versions(name, max_results=max_results, page_token=page_token)
     output.emit_json(page) if as_json else output.versions_table(page.items, page.next_page_token)
@@ -350,7 +364,9 @@ def versions_files(ref: Ref, version: VersionArg = None, as_json: Json = False) 
 
 
 @versions_app.command("update")
-def versions_update(ref: Ref, version: VersionArg = None, description: Annotated[str, typer.Option("--description", "-d")] = "") -> None:
+def versions_update(
+    ref: Ref, version: VersionArg = None, description: Annotated[str, typer.Option("--description", "-d")] = ""
+) -> None:
     """Change a version's description."""
     name, number = _resolve(ref, version)
     client().update_version(name, number, description=description)
@@ -374,14 +390,18 @@ def versions_untag(name: str, version: int, key: str) -> None:
 
 
 @versions_app.command("log-metric")
-def versions_log_metric(name: str, version: int, metric: Annotated[list[str], typer.Argument(help="NAME=NUMBER ...")]) -> None:
+def versions_log_metric(
+    name: str, version: int, metric: Annotated[list[str], typer.Argument(help="NAME=NUMBER ...")]
+) -> None:
     """Add or overwrite metrics of a version."""
     client().log_metrics(name, version, numbers(metric))
     output.console.print(f"logged metrics on models:/{name}/{version}")
 
 
 @versions_app.command("log-param")
-def versions_log_param(name: str, version: int, param: Annotated[list[str], typer.Argument(help="NAME=VALUE ...")]) -> None:
+def versions_log_param(
+    name: str, version: int, param: Annotated[list[str], typer.Argument(help="NAME=VALUE ...")]
+) -> None:
     """Add or overwrite params of a version."""
     client().log_params(name, version, pairs(param, "param"))
     output.console.print(f"logged params on models:/{name}/{version}")

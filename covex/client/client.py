@@ -157,7 +157,9 @@ class Client:
             for f in local:
                 if f.entry.digest in missing:
                     missing.discard(f.entry.digest)
-                    self._backend.put_blob(f.entry.digest, f.entry.size, _read(f.local, self.settings.chunk_size, progress))
+                    self._backend.put_blob(
+                        f.entry.digest, f.entry.size, _read(f.local, self.settings.chunk_size, progress)
+                    )
             return self._backend.finalize_version(name, version.version)
         except BaseException as exc:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 
@@ -85,7 +86,7 @@ class Page(_Entity, Generic[T]):
     items: list[T]
     next_page_token: str | None = None
 
-    def __iter__(self):  # type: ignore[override]
+    def __iter__(self) -> Iterator[T]:  # type: ignore[override]
         return iter(self.items)
 
     def __len__(self) -> int:

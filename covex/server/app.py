@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -66,4 +67,3 @@ def create_app(service: RegistryService | None = None, settings: Settings | None
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` with several workers: settings come from ``COVEX_*``."""
     return create_app(settings=Settings())
-

@@ -32,9 +32,7 @@ def service(request: Request) -> RegistryService:
 
 Service = Annotated[RegistryService, Depends(service)]
 OrderBy = Annotated[list[str], Query()]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.ErrorBody} for code in (400, 404, 409, 500, 503)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": schemas.ErrorBody} for code in (400, 404, 409, 500, 503)}
 
 
 def render(entity: BaseModel, status_code: int = 200) -> Response:
@@ -132,7 +130,10 @@ def delete_alias(name: str, alias: str, svc: Service) -> Response:
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions", response_model=ModelVersion, status_code=201, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions",
+    response_model=ModelVersion,
+    status_code=201,
+    tags=["versions"],
     responses=ERRORS,
 )
 def create_version(name: str, body: schemas.CreateVersion, svc: Service) -> Response:
@@ -151,7 +152,9 @@ def create_version(name: str, body: schemas.CreateVersion, svc: Service) -> Resp
     return render(version, 201)
 
 
-@router.get(f"{API}/models/{{name:path}}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)
+@router.get(
+    f"{API}/models/{{name:path}}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS
+)
 def list_versions(
     name: str,
     svc: Service,
@@ -164,7 +167,9 @@ def list_versions(
 
 
 @router.get(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def get_version(name: str, version: int, svc: Service) -> Response:
@@ -172,21 +177,27 @@ def get_version(name: str, version: int, svc: Service) -> Response:
 
 
 @router.patch(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def update_version(name: str, version: int, body: schemas.UpdateVersion, svc: Service) -> Response:
     return render(svc.update_version(name, version, description=body.description))
 
 
-@router.delete(f"{API}/models/{{name:path}}/-/versions/{{version:int}}", status_code=204, tags=["versions"], responses=ERRORS)
+@router.delete(
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}", status_code=204, tags=["versions"], responses=ERRORS
+)
 def delete_version(name: str, version: int, svc: Service) -> Response:
     svc.delete_version(name, version)
     return Response(status_code=204)
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/finalize", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/finalize",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def finalize_version(name: str, version: int, svc: Service) -> Response:
@@ -195,7 +206,9 @@ def finalize_version(name: str, version: int, svc: Service) -> Response:
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/fail", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/fail",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def fail_version(name: str, version: int, body: schemas.FailVersion, svc: Service) -> Response:
@@ -203,7 +216,9 @@ def fail_version(name: str, version: int, body: schemas.FailVersion, svc: Servic
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def set_version_tag(name: str, version: int, body: schemas.SetTag, svc: Service) -> Response:
@@ -211,7 +226,9 @@ def set_version_tag(name: str, version: int, body: schemas.SetTag, svc: Service)
 
 
 @router.delete(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def delete_version_tag(name: str, version: int, key: str, svc: Service) -> Response:
@@ -219,7 +236,9 @@ def delete_version_tag(name: str, version: int, key: str, svc: Service) -> Respo
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/metrics", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/metrics",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def log_metrics(name: str, version: int, body: schemas.LogMetrics, svc: Service) -> Response:
@@ -227,7 +246,9 @@ def log_metrics(name: str, version: int, body: schemas.LogMetrics, svc: Service)
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/params", response_model=ModelVersion, tags=["versions"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/params",
+    response_model=ModelVersion,
+    tags=["versions"],
     responses=ERRORS,
 )
 def log_params(name: str, version: int, body: schemas.LogParams, svc: Service) -> Response:
@@ -235,7 +256,9 @@ def log_params(name: str, version: int, body: schemas.LogParams, svc: Service) -
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/stage", response_model=ModelVersion, tags=["stages"],
+    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/stage",
+    response_model=ModelVersion,
+    tags=["stages"],
     responses=ERRORS,
 )
 def transition_stage(name: str, version: int, body: schemas.Transition, svc: Service) -> Response:
@@ -243,7 +266,9 @@ def transition_stage(name: str, version: int, body: schemas.Transition, svc: Ser
 
 
 @router.get(
-    f"{API}/models/{{name:path}}/-/stages/{{stage}}/latest", response_model=ModelVersion, tags=["stages"],
+    f"{API}/models/{{name:path}}/-/stages/{{stage}}/latest",
+    response_model=ModelVersion,
+    tags=["stages"],
     responses=ERRORS,
 )
 def latest_in_stage(name: str, stage: str, svc: Service) -> Response:
@@ -288,11 +313,15 @@ async def _buffered(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 def _sync_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
     """Pull an async body from a worker thread, one buffered chunk at a time."""
-    while True:
+
+    async def pull() -> bytes | None:
         try:
-            yield anyio.from_thread.run(stream.__anext__)
+            return await stream.__anext__()
         except StopAsyncIteration:
-            return
+            return None
+
+    while (chunk := anyio.from_thread.run(pull)) is not None:
+        yield chunk
 
 
 @router.put(f"{API}/blobs/{{digest}}", status_code=204, tags=["files"], responses=ERRORS)

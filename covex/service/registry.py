@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from covex.artifacts import BlobStore, check_digest, manifest_digest
@@ -114,9 +114,7 @@ class RegistryService:
         return row
 
     def _version_row(self, conn: Connection, model: Row[Any], version: int) -> Row[Any]:
-        q = queries.version_select().where(
-            model_versions.c.model_id == model.id, model_versions.c.version == version
-        )
+        q = queries.version_select().where(model_versions.c.model_id == model.id, model_versions.c.version == version)
         row = conn.execute(q).one_or_none()
         if row is None:
             raise NotFound(f"version {version} of model {model.name!r} does not exist")
@@ -175,9 +173,7 @@ class RegistryService:
 
     # -- models ---------------------------------------------------------------------
 
-    def create_model(
-        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
-    ) -> Model:
+    def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Model:
         validate_model_name(name)
         description = _text(description, "description")
         tag_values = _tags(tags, "tags")
@@ -200,7 +196,8 @@ class RegistryService:
                 ).scalar_one()
                 if tag_values:
                     conn.execute(
-                        insert(model_tags), [{"model_id": model_id, "key": k, "value": v} for k, v in tag_values.items()]
+                        insert(model_tags),
+                        [{"model_id": model_id, "key": k, "value": v} for k, v in tag_values.items()],
                     )
                 return self._model(conn, self._model_row(conn, name))
         except IntegrityError:
@@ -225,7 +222,10 @@ class RegistryService:
         try:
             with self._tx(write=True) as conn:
                 row = self._model_row(conn, name, lock=True)
-                if new_name not in (None, name) and conn.execute(select(models.c.id).where(models.c.name == new_name)).first():
+                if (
+                    new_name not in (None, name)
+                    and conn.execute(select(models.c.id).where(models.c.name == new_name)).first()
+                ):
                     raise AlreadyExists(f"model {new_name!r} already exists")
                 conn.execute(update(models).where(models.c.id == row.id).values(**values))
                 return self._model(conn, self._model_row(conn, values.get("name", name)))
@@ -339,13 +339,22 @@ class RegistryService:
                 )
                 .returning(model_versions.c.id)
             ).scalar_one()
-            for table, items in ((version_tags, tag_values), (version_metrics, metric_values), (version_params, param_values)):
+            for table, items in (
+                (version_tags, tag_values),
+                (version_metrics, metric_values),
+                (version_params, param_values),
+            ):
                 if items:
-                    conn.execute(insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()])
+                    conn.execute(
+                        insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()]
+                    )
             if entries:
                 conn.execute(
                     insert(version_files),
-                    [{"version_id": version_id, "path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode} for f in entries],
+                    [
+                        {"version_id": version_id, "path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode}
+                        for f in entries
+                    ],
                 )
             return self._version(conn, self._version_row(conn, model, number))
 
@@ -373,7 +382,9 @@ class RegistryService:
             if row.status == "READY":
                 return self._version(conn, row)
             if row.status == "FAILED":
-                raise InvalidState(f"version {version} of {name!r} has FAILED ({row.status_message}); create a new version")
+                raise InvalidState(
+                    f"version {version} of {name!r} has FAILED ({row.status_message}); create a new version"
+                )
             files = queries.load_files(conn, row.id)
         # Blob checks do I/O; keep them outside the write transaction.
         problems = []
@@ -470,7 +481,9 @@ class RegistryService:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
-            gone = conn.execute(delete(version_tags).where(version_tags.c.version_id == row.id, version_tags.c.key == key))
+            gone = conn.execute(
+                delete(version_tags).where(version_tags.c.version_id == row.id, version_tags.c.key == key)
+            )
             if gone.rowcount == 0:
                 raise NotFound(f"version {version} of {name!r} has no tag {key!r}")
             self._touch_version(conn, row.id, _now())
@@ -517,7 +530,9 @@ class RegistryService:
             row = self._version_row(conn, model, version)
             if row.status != "READY":
                 raise InvalidState(f"version {version} of {name!r} is {row.status}; aliases point at READY versions")
-            conn.execute(delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias))
+            conn.execute(
+                delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
+            )
             conn.execute(insert(model_aliases).values(model_id=model.id, alias=alias, version_id=row.id))
             self._touch_model(conn, model.id, _now())
             return self._version(conn, self._version_row(conn, model, version))

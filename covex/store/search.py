@@ -61,7 +61,9 @@ def _compile(node: Node, leaf: Any) -> ColumnElement[bool]:
 
 
 def _keyed(table: Any, owner_col: Any, owner_id: Any, cmp: Comparison) -> ColumnElement[bool]:
-    return exists().where(owner_col == owner_id, table.c.key == cmp.field.key, _compare(table.c.value, cmp.op, cmp.value))
+    return exists().where(
+        owner_col == owner_id, table.c.key == cmp.field.key, _compare(table.c.value, cmp.op, cmp.value)
+    )
 
 
 def _alias(owner_col: Any, owner_id: Any, cmp: Comparison) -> ColumnElement[bool]:
@@ -113,7 +115,8 @@ def _values(cmp: Comparison) -> tuple[Any, ...]:
 
 
 def _direction(column: Any, descending: bool) -> UnaryExpression[Any]:
-    return column.desc().nulls_last() if descending else column.asc().nulls_last()
+    ordered: UnaryExpression[Any] = column.desc() if descending else column.asc()
+    return ordered.nulls_last()
 
 
 def model_order(keys: list[OrderKey]) -> list[UnaryExpression[Any]]:

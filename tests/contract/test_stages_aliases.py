@@ -79,9 +79,7 @@ def test_alias_to_unknown_version(client: covex.Client, three) -> None:
         client.set_alias("churn", "champion", 99)
 
 
-@pytest.mark.parametrize(
-    "uri", ["churn/1", "models:/", "models:/churn", "models:/churn@", "models:/@x"]
-)
+@pytest.mark.parametrize("uri", ["churn/1", "models:/", "models:/churn", "models:/churn@", "models:/@x"])
 def test_malformed_uris(client: covex.Client, three, uri: str) -> None:
     with pytest.raises(covex.InvalidInput):
         client.get_version(uri)

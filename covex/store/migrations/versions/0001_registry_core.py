@@ -4,9 +4,8 @@ Revision ID: 0001
 Revises:
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001"
 down_revision = None
@@ -28,9 +27,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_models_name")),
     )
     with op.batch_alter_table("models", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_models_creation_timestamp", ["creation_timestamp"], unique=False
-        )
+        batch_op.create_index("ix_models_creation_timestamp", ["creation_timestamp"], unique=False)
         batch_op.create_index(
             "ix_models_name_pattern",
             ["name"],
@@ -76,17 +73,11 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_versions")),
-        sa.UniqueConstraint(
-            "model_id", "version", name=op.f("uq_model_versions_model_id_version")
-        ),
+        sa.UniqueConstraint("model_id", "version", name=op.f("uq_model_versions_model_id_version")),
     )
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_model_versions_creation_timestamp", ["creation_timestamp"], unique=False
-        )
-        batch_op.create_index(
-            "ix_model_versions_model_id_stage", ["model_id", "stage"], unique=False
-        )
+        batch_op.create_index("ix_model_versions_creation_timestamp", ["creation_timestamp"], unique=False)
+        batch_op.create_index("ix_model_versions_model_id_stage", ["model_id", "stage"], unique=False)
         batch_op.create_index("ix_model_versions_run_id", ["run_id"], unique=False)
         batch_op.create_index("ix_model_versions_stage", ["stage"], unique=False)
 
@@ -111,9 +102,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("model_aliases", schema=None) as batch_op:
         batch_op.create_index("ix_model_aliases_alias", ["alias"], unique=False)
-        batch_op.create_index(
-            "ix_model_aliases_version_id", ["version_id"], unique=False
-        )
+        batch_op.create_index("ix_model_aliases_version_id", ["version_id"], unique=False)
 
     op.create_table(
         "version_files",
@@ -147,9 +136,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id", "key", name=op.f("pk_version_metrics")),
     )
     with op.batch_alter_table("version_metrics", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_version_metrics_key_value", ["key", "value"], unique=False
-        )
+        batch_op.create_index("ix_version_metrics_key_value", ["key", "value"], unique=False)
 
     op.create_table(
         "version_params",
@@ -204,9 +191,7 @@ def downgrade() -> None:
     op.drop_table("model_versions")
     op.drop_table("model_tags")
     with op.batch_alter_table("models", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_models_name_pattern", postgresql_ops={"name": "text_pattern_ops"}
-        )
+        batch_op.drop_index("ix_models_name_pattern", postgresql_ops={"name": "text_pattern_ops"})
         batch_op.drop_index("ix_models_creation_timestamp")
 
     op.drop_table("models")
