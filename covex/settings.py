@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
 
     uri: str = DEFAULT_DATA_DIR
     artifacts: str | None = Field(default=None, description="fsspec URL for blobs; default <data dir>/artifacts")
+    artifacts_options: dict[str, Any] = Field(
+        default_factory=dict, description='fsspec storage options as JSON, e.g. {"endpoint_url": "http://minio:9000"}'
+    )
     token: str | None = None
     user: str = Field(default_factory=_default_user)
     stages: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_STAGES))

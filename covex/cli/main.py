@@ -5,16 +5,41 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from covex.cli import output
 from covex.client import Client
 from covex.domain import errors
 from covex.settings import Settings
 
+EXIT_CODES: dict[type[errors.CovexError], int] = {
+    errors.InvalidInput: 2,
+    errors.NotFound: 3,
+    errors.AlreadyExists: 4,
+    errors.InvalidState: 4,
+    errors.Unauthenticated: 5,
+    errors.PermissionDenied: 5,
+    errors.ServiceUnavailable: 6,
+}
+
+
+class _Group(TyperGroup):
+    """Turns Covex errors from any command into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # Typer vendors its Context base
+        try:
+            return super().invoke(ctx)
+        except errors.CovexError as exc:
+            code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
+            output.err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+            raise typer.Exit(code) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     help=(
         "Covex: a model registry. Store versioned, verified models; move them through stages; "
         "point aliases at them; find them by models:/ URI.\n\n"
@@ -37,16 +62,6 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(stages_app, name="stages")
 app.add_typer(aliases_app, name="aliases")
 app.add_typer(db_app, name="db")
-
-EXIT_CODES: dict[type[errors.CovexError], int] = {
-    errors.InvalidInput: 2,
-    errors.NotFound: 3,
-    errors.AlreadyExists: 4,
-    errors.InvalidState: 4,
-    errors.Unauthenticated: 5,
-    errors.PermissionDenied: 5,
-    errors.ServiceUnavailable: 6,
-}
 
 
 class _State:
@@ -72,12 +87,6 @@ def client() -> Client:
     if state.client is None:
         state.client = Client(state.uri, token=state.token, artifacts=state.artifacts)
     return state.client
-
-
-def fail(exc: errors.CovexError) -> NoReturn:
-    code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
-    output.err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -110,6 +119,7 @@ def version_number(value: str) -> int | str:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     uri: Annotated[
         str | None,
         typer.Option(
@@ -121,7 +131,14 @@ def main_options(
         str | None, typer.Option("--artifacts", envvar="COVEX_ARTIFACTS", help="fsspec URL for files (e.g. s3://b/p).")
     ] = None,
 ) -> None:
-    state.uri, state.token, state.artifacts = uri, token, artifacts
+    state.uri, state.token, state.artifacts, state.client = uri, token, artifacts, None
+    ctx.call_on_close(_close_client)
+
+
+def _close_client() -> None:
+    if state.client is not None:
+        state.client.close()
+        state.client = None
 
 
 # -- server and maintenance -----------------------------------------------------------------
@@ -485,21 +502,5 @@ def aliases_show(name: str, alias: str, as_json: Json = False) -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning Covex errors into one line and an exit code."""
-    try:
-        app(standalone_mode=False)
-    except errors.CovexError as exc:
-        try:
-            fail(exc)
-        except typer.Exit as done:
-            sys.exit(done.exit_code)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except typer.Abort:
-        output.err_console.print("aborted")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    finally:
-        if state.client is not None:
-            state.client.close()
+    """Entry point of the ``covex`` command."""
+    app()

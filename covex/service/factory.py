@@ -13,5 +13,5 @@ def open_service(settings: Settings, *, migrate: bool = True) -> RegistryService
     engine = database.create_db_engine(settings.database_url)
     if migrate:
         database.upgrade(engine)
-    blobs = BlobStore(settings.artifacts_url, chunk_size=settings.chunk_size)
+    blobs = BlobStore(settings.artifacts_url, chunk_size=settings.chunk_size, **settings.artifacts_options)
     return RegistryService(engine, blobs, settings.stages, actor=settings.user)
