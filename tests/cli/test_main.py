@@ -150,3 +150,9 @@ def test_gc_is_a_dry_run_by_default(covex: Run, tree) -> None:
     assert (True, True) == (applied["applied"], gone in applied["unreferenced"])
     assert gone not in covex("gc", "--grace", "0", "--json").json()["unreferenced"]
     assert 0 == covex("download", "models:/m/2", str(tree(name="dl")), "-q").exit_code
+
+
+def test_db_upgrade(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["--uri", str(tmp_path / "data"), "db", "upgrade"])
+    assert (0, True) == (r.exit_code, "database at revision 0001" in r.stdout)
+    assert (tmp_path / "data" / "covex.db").exists()
