@@ -23,6 +23,8 @@ from covex.service import RegistryService
 
 router = APIRouter()
 API = "/api/v1"
+MODEL = f"{API}/models/{{name:path}}"
+VERSION = f"{MODEL}/-/versions/{{version:int}}"
 UPLOAD_BUFFER = 1024 * 1024
 
 
@@ -107,30 +109,30 @@ def list_files(uri: str, svc: Service) -> Response:
 # Sub-resources first: ``{name:path}`` would otherwise swallow them.
 
 
-@router.post(f"{API}/models/{{name:path}}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
+@router.post(f"{MODEL}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
 def set_model_tag(name: str, body: schemas.SetTag, svc: Service) -> Response:
     return render(svc.set_model_tag(name, body.key, body.value))
 
 
-@router.delete(f"{API}/models/{{name:path}}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
+@router.delete(f"{MODEL}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
 def delete_model_tag(name: str, key: str, svc: Service) -> Response:
     return render(svc.delete_model_tag(name, key))
 
 
-@router.post(f"{API}/models/{{name:path}}/-/aliases", response_model=ModelVersion, tags=["aliases"], responses=ERRORS)
+@router.post(f"{MODEL}/-/aliases", response_model=ModelVersion, tags=["aliases"], responses=ERRORS)
 def set_alias(name: str, body: schemas.SetAlias, svc: Service) -> Response:
     """Point an alias at a version, moving it off any other version."""
     return render(svc.set_alias(name, body.alias, body.version))
 
 
-@router.delete(f"{API}/models/{{name:path}}/-/aliases", status_code=204, tags=["aliases"], responses=ERRORS)
+@router.delete(f"{MODEL}/-/aliases", status_code=204, tags=["aliases"], responses=ERRORS)
 def delete_alias(name: str, alias: str, svc: Service) -> Response:
     svc.delete_alias(name, alias)
     return Response(status_code=204)
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions",
+    f"{MODEL}/-/versions",
     response_model=ModelVersion,
     status_code=201,
     tags=["versions"],
@@ -152,9 +154,7 @@ def create_version(name: str, body: schemas.CreateVersion, svc: Service) -> Resp
     return render(version, 201)
 
 
-@router.get(
-    f"{API}/models/{{name:path}}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS
-)
+@router.get(f"{MODEL}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)
 def list_versions(
     name: str,
     svc: Service,
@@ -167,7 +167,7 @@ def list_versions(
 
 
 @router.get(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}",
+    f"{VERSION}",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -177,7 +177,7 @@ def get_version(name: str, version: int, svc: Service) -> Response:
 
 
 @router.patch(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}",
+    f"{VERSION}",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -186,16 +186,14 @@ def update_version(name: str, version: int, body: schemas.UpdateVersion, svc: Se
     return render(svc.update_version(name, version, description=body.description))
 
 
-@router.delete(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}", status_code=204, tags=["versions"], responses=ERRORS
-)
+@router.delete(f"{VERSION}", status_code=204, tags=["versions"], responses=ERRORS)
 def delete_version(name: str, version: int, svc: Service) -> Response:
     svc.delete_version(name, version)
     return Response(status_code=204)
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/finalize",
+    f"{VERSION}/finalize",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -206,7 +204,7 @@ def finalize_version(name: str, version: int, svc: Service) -> Response:
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/fail",
+    f"{VERSION}/fail",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -216,7 +214,7 @@ def fail_version(name: str, version: int, body: schemas.FailVersion, svc: Servic
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags",
+    f"{VERSION}/tags",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -226,7 +224,7 @@ def set_version_tag(name: str, version: int, body: schemas.SetTag, svc: Service)
 
 
 @router.delete(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/tags",
+    f"{VERSION}/tags",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -236,7 +234,7 @@ def delete_version_tag(name: str, version: int, key: str, svc: Service) -> Respo
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/metrics",
+    f"{VERSION}/metrics",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -246,7 +244,7 @@ def log_metrics(name: str, version: int, body: schemas.LogMetrics, svc: Service)
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/params",
+    f"{VERSION}/params",
     response_model=ModelVersion,
     tags=["versions"],
     responses=ERRORS,
@@ -256,7 +254,7 @@ def log_params(name: str, version: int, body: schemas.LogParams, svc: Service) -
 
 
 @router.post(
-    f"{API}/models/{{name:path}}/-/versions/{{version:int}}/stage",
+    f"{VERSION}/stage",
     response_model=ModelVersion,
     tags=["stages"],
     responses=ERRORS,
@@ -266,7 +264,7 @@ def transition_stage(name: str, version: int, body: schemas.Transition, svc: Ser
 
 
 @router.get(
-    f"{API}/models/{{name:path}}/-/stages/{{stage}}/latest",
+    f"{MODEL}/-/stages/{{stage}}/latest",
     response_model=ModelVersion,
     tags=["stages"],
     responses=ERRORS,
@@ -275,18 +273,18 @@ def latest_in_stage(name: str, stage: str, svc: Service) -> Response:
     return render(svc.get_version(parse_model_uri(f"models:/{name}/{stage}")))
 
 
-@router.get(f"{API}/models/{{name:path}}", response_model=Model, tags=["models"], responses=ERRORS)
+@router.get(f"{MODEL}", response_model=Model, tags=["models"], responses=ERRORS)
 def get_model(name: str, svc: Service) -> Response:
     return render(svc.get_model(name))
 
 
-@router.patch(f"{API}/models/{{name:path}}", response_model=Model, tags=["models"], responses=ERRORS)
+@router.patch(f"{MODEL}", response_model=Model, tags=["models"], responses=ERRORS)
 def update_model(name: str, body: schemas.UpdateModel, svc: Service) -> Response:
     """Change a model's description and/or rename it."""
     return render(svc.update_model(name, description=body.description, new_name=body.new_name))
 
 
-@router.delete(f"{API}/models/{{name:path}}", status_code=204, tags=["models"], responses=ERRORS)
+@router.delete(f"{MODEL}", status_code=204, tags=["models"], responses=ERRORS)
 def delete_model(name: str, svc: Service) -> Response:
     svc.delete_model(name)
     return Response(status_code=204)
