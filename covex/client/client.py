@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from covex.artifacts import scan
+from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
 from covex.domain.errors import ArtifactCorrupted, InvalidInput, InvalidState
@@ -157,9 +157,8 @@ class Client:
             for f in local:
                 if f.entry.digest in missing:
                     missing.discard(f.entry.digest)
-                    self._backend.put_blob(
-                        f.entry.digest, f.entry.size, _read(f.local, self.settings.chunk_size, progress)
-                    )
+                    chunks = _read(f.local, self.settings.chunk_size, progress)
+                    self._backend.put_blob(f.entry.digest, f.entry.size, _as_hashed(chunks, f))
             return self._backend.finalize_version(name, version.version)
         except BaseException as exc:
             try:
@@ -295,3 +294,22 @@ def _read(path: Path, chunk_size: int, progress: Progress | None) -> Iterator[by
             if progress:
                 progress(len(chunk))
             yield chunk
+
+
+def _as_hashed(chunks: Iterator[bytes], f: LocalFile) -> Iterator[bytes]:
+    """Pass on a file's chunks, never more bytes than were hashed.
+
+    A file that grew or shrank since it was hashed raises ``ArtifactCorrupted`` here, on
+    every backend, instead of breaking the HTTP request with a protocol error.
+    """
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        if sent > f.entry.size:
+            break
+        yield chunk
+    if sent != f.entry.size:
+        raise ArtifactCorrupted(
+            f"{f.local} changed while it was uploaded: {f.entry.size} bytes were hashed, "
+            f"{'more' if sent > f.entry.size else sent} were read"
+        )
