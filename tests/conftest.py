@@ -100,7 +100,13 @@ def registries(
         service.close()
 
 
-@pytest.fixture(params=[(b, d) for d in DATABASES for b in BACKENDS], ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    params=[
+        pytest.param((b, d), id=f"{b}-{d}", marks=[pytest.mark.postgres] if d == "postgresql" else [])
+        for d in DATABASES
+        for b in BACKENDS
+    ]
+)
 def registry(request: pytest.FixtureRequest, registries: Callable[[str, str], Registry]) -> Registry:
     backend, db = request.param
     reg = registries(backend, db)

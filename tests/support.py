@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -61,18 +62,21 @@ def server_process(env: dict[str, str], port: int | None = None) -> Iterator[str
     """Run ``covex server`` as a separate process; yield its URL once it answers."""
     port = port or free_port()
     full_env = {**os.environ, **env}
+    # The log goes to a file: an unread pipe would block the server once it fills.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "covex", "server", "--port", str(port)],
         env=full_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"covex server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                log.seek(0)
+                raise RuntimeError(f"covex server exited: {log.read().decode(errors='replace')}")
             try:
                 if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                     break
@@ -88,6 +92,7 @@ def server_process(env: dict[str, str], port: int | None = None) -> Iterator[str
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def postgres_available() -> str | None:

@@ -132,6 +132,7 @@ def main_options(
     ] = None,
 ) -> None:
     state.uri, state.token, state.artifacts, state.client = uri, token, artifacts, None
+    output.reset_consoles()
     ctx.call_on_close(_close_client)
 
 

@@ -19,6 +19,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def reset_consoles() -> None:
+    """Measure the terminal again (each command run; matters when one process runs many)."""
+    global console, err_console
+    console = Console()
+    err_console = Console(stderr=True)
+
+
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 

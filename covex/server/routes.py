@@ -28,8 +28,13 @@ VERSION = f"{MODEL}/-/versions/{{version:int}}"
 UPLOAD_BUFFER = 1024 * 1024
 
 
-def service(request: Request) -> RegistryService:
+async def service(request: Request) -> RegistryService:
+    # async: a sync dependency would cost a thread-pool hop on every request.
     return request.app.state.service  # type: ignore[no-any-return]
+
+
+class _BlobFileResponse(FileResponse):
+    chunk_size = 1024 * 1024  # Starlette's 64 KiB costs a thread-pool hop per 64 KiB
 
 
 Service = Annotated[RegistryService, Depends(service)]
@@ -339,7 +344,7 @@ def get_blob(digest: str, svc: Service) -> Response:
     """Download one file's content by digest (clients verify it)."""
     local = svc.blob_local_path(digest)
     if local is not None:
-        return FileResponse(local, media_type="application/octet-stream")
+        return _BlobFileResponse(local, media_type="application/octet-stream")
     return StreamingResponse(svc.read_blob(digest), media_type="application/octet-stream")
 
 

@@ -578,7 +578,9 @@ class RegistryService:
         with self._tx(write=False) as conn:
             referenced = set(conn.execute(select(version_files.c.digest).distinct()).scalars())
         cutoff = time.time() - grace_seconds
-        unreferenced = sorted(d for d in stored if d not in referenced and self._older_than(d, cutoff))
+        unreferenced = sorted(
+            d for d in stored if d not in referenced and (grace_seconds <= 0 or self._older_than(d, cutoff))
+        )
         stale = self.blobs.stale_uploads(grace_seconds)
         if apply:
             for d in unreferenced:
@@ -594,8 +596,6 @@ class RegistryService:
         )
 
     def _older_than(self, digest: str, cutoff: float) -> bool:
-        if cutoff >= time.time():
-            return True
         try:
             mtime = self.blobs.fs.modified(self.blobs.blob_path(digest))
         except (FileNotFoundError, NotImplementedError):

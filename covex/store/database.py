@@ -92,8 +92,24 @@ def current_revision(engine: Engine) -> str | None:
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+_sqlite_writers: dict[str, threading.Lock] = {}
+
+
+def _writer_lock(engine: Engine) -> threading.Lock | None:
+    """One SQLite writer at a time per process: queueing on a lock beats SQLite's sleeping busy handler."""
+    if engine.dialect.name != "sqlite":
+        return None
+    with _migrate_lock:
+        return _sqlite_writers.setdefault(str(engine.url), threading.Lock())
+
+
 @contextmanager
 def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
-    """One transaction; ``write`` takes SQLite's write lock at BEGIN."""
-    with engine.connect().execution_options(covex_write=write) as conn, conn.begin():
+    """One transaction; ``write`` takes the database's write lock at BEGIN (SQLite)."""
+    lock = _writer_lock(engine) if write else None
+    if lock is None:
+        with engine.connect().execution_options(covex_write=write) as conn, conn.begin():
+            yield conn
+        return
+    with lock, engine.connect().execution_options(covex_write=True) as conn, conn.begin():
         yield conn

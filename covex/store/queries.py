@@ -1,4 +1,4 @@
-"""Build entities from rows, loading related rows in one query per table (never per row)."""
+"""Build entities from rows, loading everything related to a page of rows in one more query (never per row)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, func, select
+from sqlalchemy import (
+    Connection,
+    Float,
+    Row,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 
 from covex.domain.entities import FileEntry, Model, ModelVersion
 from covex.store.schema import (
@@ -28,39 +42,72 @@ def version_select() -> Select[Any]:
     return select(*VERSION_COLUMNS).select_from(model_versions.join(models, models.c.id == model_versions.c.model_id))
 
 
-def _grouped(conn: Connection, table: Any, owner: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = defaultdict(dict)
-    if ids:
-        for owner_id, key, value in conn.execute(select(owner, table.c.key, table.c.value).where(owner.in_(ids))):
-            out[owner_id][key] = value
-    return out
+def _in(column: Any) -> Any:
+    return column.in_(bindparam("ids", expanding=True))
+
+
+# Typed NULLs: PostgreSQL needs each UNION column to have one type.
+_NO_KEY = cast(null(), String)
+_NO_TEXT = cast(null(), Text)
+_NO_NUMBER = cast(null(), Float)
+
+# Everything hanging off a set of versions, in one statement: (kind, version id, key, text, number).
+_VERSION_EXTRAS = union_all(
+    select(literal("tag"), version_tags.c.version_id, version_tags.c.key, version_tags.c.value, _NO_NUMBER).where(
+        _in(version_tags.c.version_id)
+    ),
+    select(
+        literal("param"), version_params.c.version_id, version_params.c.key, version_params.c.value, _NO_NUMBER
+    ).where(_in(version_params.c.version_id)),
+    select(
+        literal("metric"), version_metrics.c.version_id, version_metrics.c.key, null(), version_metrics.c.value
+    ).where(_in(version_metrics.c.version_id)),
+    select(literal("alias"), model_aliases.c.version_id, model_aliases.c.alias, _NO_TEXT, _NO_NUMBER).where(
+        _in(model_aliases.c.version_id)
+    ),
+)
+
+# Everything hanging off a set of models: tags, aliases with their version numbers, the latest number.
+_MODEL_EXTRAS = union_all(
+    select(literal("tag"), model_tags.c.model_id, model_tags.c.key, model_tags.c.value, _NO_NUMBER).where(
+        _in(model_tags.c.model_id)
+    ),
+    select(
+        literal("alias"),
+        model_aliases.c.model_id,
+        model_aliases.c.alias,
+        _NO_TEXT,
+        cast(model_versions.c.version, Float),
+    )
+    .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+    .where(_in(model_aliases.c.model_id)),
+    select(
+        literal("latest"), model_versions.c.model_id, _NO_KEY, _NO_TEXT, cast(func.max(model_versions.c.version), Float)
+    )
+    .where(_in(model_versions.c.model_id))
+    .group_by(model_versions.c.model_id),
+)
 
 
 def load_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
-    ids = [r.id for r in rows]
-    tags = _grouped(conn, model_tags, model_tags.c.model_id, ids)
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
     aliases: dict[int, dict[str, int]] = defaultdict(dict)
     latest: dict[int, int] = {}
-    if ids:
-        q = (
-            select(model_aliases.c.model_id, model_aliases.c.alias, model_versions.c.version)
-            .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-            .where(model_aliases.c.model_id.in_(ids))
-        )
-        for model_id, alias, version in conn.execute(q):
-            aliases[model_id][alias] = version
-        q2 = (
-            select(model_versions.c.model_id, func.max(model_versions.c.version))
-            .where(model_versions.c.model_id.in_(ids))
-            .group_by(model_versions.c.model_id)
-        )
-        latest = {mid: v for mid, v in conn.execute(q2)}
+    if rows:
+        for kind, owner, key, text, number in conn.execute(_MODEL_EXTRAS, {"ids": [r.id for r in rows]}):
+            if kind == "tag":
+                tags[owner][key] = text
+            elif kind == "alias":
+                aliases[owner][key] = int(number)
+            else:
+                latest[owner] = int(number)
+    # Rows come from our own tables: no need to validate them again.
     return [
-        Model(
+        Model.model_construct(
             name=r.name,
             description=r.description,
             tags=tags.get(r.id, {}),
-            aliases=aliases.get(r.id, {}),
+            aliases=dict(sorted(aliases.get(r.id, {}).items())),
             latest_version=latest.get(r.id),
             created_by=r.created_by,
             creation_timestamp=r.creation_timestamp,
@@ -72,17 +119,22 @@ def load_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
 
 def load_versions(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersion]:
     """Rows must carry ``model_versions`` columns plus the model's ``name``."""
-    ids = [r.id for r in rows]
-    tags = _grouped(conn, version_tags, version_tags.c.version_id, ids)
-    metrics = _grouped(conn, version_metrics, version_metrics.c.version_id, ids)
-    params = _grouped(conn, version_params, version_params.c.version_id, ids)
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
+    params: dict[int, dict[str, str]] = defaultdict(dict)
+    metrics: dict[int, dict[str, float]] = defaultdict(dict)
     aliases: dict[int, list[str]] = defaultdict(list)
-    if ids:
-        q = select(model_aliases.c.version_id, model_aliases.c.alias).where(model_aliases.c.version_id.in_(ids))
-        for version_id, alias in conn.execute(q.order_by(model_aliases.c.alias)):
-            aliases[version_id].append(alias)
+    if rows:
+        for kind, owner, key, text, number in conn.execute(_VERSION_EXTRAS, {"ids": [r.id for r in rows]}):
+            if kind == "tag":
+                tags[owner][key] = text
+            elif kind == "param":
+                params[owner][key] = text
+            elif kind == "metric":
+                metrics[owner][key] = float(number)
+            else:
+                aliases[owner].append(key)
     return [
-        ModelVersion(
+        ModelVersion.model_construct(
             name=r.name,
             version=r.version,
             status=r.status,
@@ -96,7 +148,7 @@ def load_versions(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersi
             tags=tags.get(r.id, {}),
             metrics=metrics.get(r.id, {}),
             params=params.get(r.id, {}),
-            aliases=aliases.get(r.id, []),
+            aliases=sorted(aliases.get(r.id, [])),
             manifest_digest=r.manifest_digest,
             file_count=r.file_count,
             size=r.size,
