@@ -33,8 +33,10 @@ def check_digest(digest: object, field: str = "digest") -> str:
 class BlobWriter:
     """One blob being written: feed chunks, then ``commit`` (verifies) or ``abort``."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(self, store: BlobStore, expected_digest: str | None = None, expected_size: int | None = None) -> None:
         self._store = store
+        self.expected_digest = expected_digest
+        self.expected_size = expected_size
         self._tmp = f"{store.root}/tmp/{uuid.uuid4().hex}"
         store.fs.makedirs(f"{store.root}/tmp", exist_ok=True)
         self._file: Any = store.fs.open(self._tmp, "wb")
@@ -42,12 +44,16 @@ class BlobWriter:
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.expected_size is not None and self.size > self.expected_size:
+            self.abort()
+            raise ArtifactCorrupted(f"upload is longer than the {self.expected_size} bytes announced")
         self._hash.update(chunk)
         self._file.write(chunk)
-        self.size += len(chunk)
 
-    def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> str:
+    def commit(self) -> str:
         """Verify and move the blob into place; return its digest."""
+        expected_digest, expected_size = self.expected_digest, self.expected_size
         self._file.close()
         digest = self._hash.hexdigest()
         try:
@@ -109,19 +115,20 @@ class BlobStore:
     def missing(self, digests: Iterable[str]) -> list[str]:
         return [d for d in dict.fromkeys(digests) if not self.fs.exists(self.blob_path(d))]
 
-    def writer(self) -> BlobWriter:
-        return BlobWriter(self)
+    def writer(self, expected_digest: str | None = None, expected_size: int | None = None) -> BlobWriter:
+        """Start a blob; ``commit`` stores it only if it matches the expected digest and size."""
+        return BlobWriter(self, expected_digest, expected_size)
 
     def put(self, chunks: Iterable[bytes], expected_digest: str | None = None, expected_size: int | None = None) -> str:
         """Stream ``chunks`` into a blob; return its digest."""
-        w = self.writer()
+        w = self.writer(expected_digest, expected_size)
         try:
             for chunk in chunks:
                 w.write(chunk)
         except BaseException:
             w.abort()
             raise
-        return w.commit(expected_digest, expected_size)
+        return w.commit()
 
     def open(self, digest: str) -> BinaryIO:
         try:

@@ -6,15 +6,17 @@ behind ``/-/``: ``/api/v1/models/team/churn/-/versions/3``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import contextlib
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
+from covex.artifacts import BlobWriter
 from covex.domain.entities import GcReport, Model, ModelVersion, Page
 from covex.domain.errors import InvalidInput
 from covex.domain.uris import parse_model_uri
@@ -303,30 +305,6 @@ def missing_blobs(body: schemas.MissingBlobs, svc: Service) -> Response:
     return render(schemas.MissingBlobsResult(missing=svc.missing_blobs(body.digests)))
 
 
-async def _buffered(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    buf = bytearray()
-    async for chunk in stream:
-        buf += chunk
-        if len(buf) >= UPLOAD_BUFFER:
-            yield bytes(buf)
-            buf.clear()
-    if buf:
-        yield bytes(buf)
-
-
-def _sync_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
-    """Pull an async body from a worker thread, one buffered chunk at a time."""
-
-    async def pull() -> bytes | None:
-        try:
-            return await stream.__anext__()
-        except StopAsyncIteration:
-            return None
-
-    while (chunk := anyio.from_thread.run(pull)) is not None:
-        yield chunk
-
-
 @router.put(f"{API}/blobs/{{digest}}", status_code=204, tags=["files"], responses=ERRORS)
 async def put_blob(
     digest: str, request: Request, svc: Service, content_length: Annotated[int | None, Header()] = None
@@ -334,9 +312,39 @@ async def put_blob(
     """Upload one file's content; it is hashed as it streams and stored only if it matches ``digest``."""
     if content_length is None:
         raise InvalidInput("'Content-Length' header is required for uploads")
-    chunks = _sync_chunks(_buffered(request.stream()))
-    await run_in_threadpool(svc.put_blob, digest, content_length, chunks)
+    writer = await run_in_threadpool(svc.open_blob_writer, digest, content_length)
+    # Receive the next buffer while a worker thread hashes and writes the previous one.
+    pending: asyncio.Future[None] | None = None
+    parts: list[bytes] = []
+    buffered = 0
+    try:
+        async for chunk in request.stream():
+            parts.append(chunk)
+            buffered += len(chunk)
+            if buffered >= UPLOAD_BUFFER:
+                data, parts, buffered = b"".join(parts), [], 0
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run_in_threadpool(writer.write, data))
+        if pending is not None:
+            await pending
+        if parts:
+            await run_in_threadpool(writer.write, b"".join(parts))
+        await run_in_threadpool(writer.commit)
+    except ClientDisconnect:
+        await _abandon(writer, pending)
+        return Response(status_code=400)
+    except BaseException:
+        await _abandon(writer, pending)
+        raise
     return Response(status_code=204)
+
+
+async def _abandon(writer: BlobWriter, pending: asyncio.Future[None] | None) -> None:
+    if pending is not None:
+        with contextlib.suppress(BaseException):
+            await pending
+    await run_in_threadpool(writer.abort)
 
 
 @router.get(f"{API}/blobs/{{digest}}", tags=["files"], responses=ERRORS)

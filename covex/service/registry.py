@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from covex.artifacts import BlobStore, check_digest, manifest_digest
+from covex.artifacts import BlobStore, BlobWriter, check_digest, manifest_digest
 from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, ServiceUnavailable
 from covex.domain.filters import MODEL_FIELDS, VERSION_FIELDS, parse_filter, parse_order_by
@@ -321,23 +321,21 @@ class RegistryService:
                 .values(last_version=models.c.last_version + 1, last_updated_timestamp=now)
                 .returning(models.c.last_version)
             ).scalar_one()
+            row = {
+                "version": number,
+                "status": "PENDING" if entries else "READY",
+                "status_message": "",
+                "stage": self.initial_stage,
+                "created_by": self.actor,
+                "manifest_digest": manifest_digest(entries) if entries else None,
+                "file_count": len(entries),
+                "size": sum(f.size for f in entries),
+                "creation_timestamp": now,
+                "last_updated_timestamp": now,
+                **values,
+            }
             version_id = conn.execute(
-                insert(model_versions)
-                .values(
-                    model_id=model.id,
-                    version=number,
-                    status="PENDING" if entries else "READY",
-                    status_message="",
-                    stage=self.initial_stage,
-                    created_by=self.actor,
-                    manifest_digest=manifest_digest(entries) if entries else None,
-                    file_count=len(entries),
-                    size=sum(f.size for f in entries),
-                    creation_timestamp=now,
-                    last_updated_timestamp=now,
-                    **values,
-                )
-                .returning(model_versions.c.id)
+                insert(model_versions).values(model_id=model.id, **row).returning(model_versions.c.id)
             ).scalar_one()
             for table, items in (
                 (version_tags, tag_values),
@@ -356,7 +354,10 @@ class RegistryService:
                         for f in entries
                     ],
                 )
-            return self._version(conn, self._version_row(conn, model, number))
+            # Everything is in hand: no need to read the new version back.
+            return ModelVersion(
+                name=name, tags=tag_values, metrics=metric_values, params=param_values, aliases=[], **row
+            )
 
     def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:
         seen: set[str] = set()
@@ -549,10 +550,23 @@ class RegistryService:
 
     # -- blobs ----------------------------------------------------------------------
 
+    def open_blob_writer(self, digest: str, size: int) -> BlobWriter:
+        """Start storing one blob; its ``commit`` verifies the digest and size before it lands."""
+        check_digest(digest)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidInput("'size' must be a non-negative integer")
+        return self.blobs.writer(digest, size)
+
     def put_blob(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
         """Store one blob from a stream of chunks, verifying its digest and size."""
-        check_digest(digest)
-        self.blobs.put(chunks, expected_digest=digest, expected_size=size)
+        writer = self.open_blob_writer(digest, size)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
 
     def read_blob(self, digest: str) -> Iterator[bytes]:
         """Stream a stored blob (the reader verifies it against the digest)."""
