@@ -6,8 +6,10 @@ c.create_model("churn")
 v = c.create_version("churn", "model_dir/", metrics={"auc": 0.91})
 """
 
+from typing import Any
+
 from covex.client import Client
-from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
+from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import (
     AlreadyExists,
     ArtifactCorrupted,
@@ -25,6 +27,14 @@ from covex.settings import Settings
 
 __version__ = "0.1.0"
 
+
+def load_model(uri: str, *, client: Client | None = None, cache_dir: str | None = None) -> Any:
+    """Load ``models:/...`` as an MLflow pyfunc model; every file is verified before it is deserialised."""
+    from covex.ml.loading import load_model as _load
+
+    return _load(uri, client=client, cache_dir=cache_dir)
+
+
 __all__ = [
     "AlreadyExists",
     "ArtifactCorrupted",
@@ -36,6 +46,7 @@ __all__ = [
     "InvalidInput",
     "InvalidState",
     "Model",
+    "ModelEvent",
     "ModelRef",
     "ModelVersion",
     "NotFound",
@@ -45,5 +56,6 @@ __all__ = [
     "Settings",
     "Unauthenticated",
     "__version__",
+    "load_model",
     "parse_model_uri",
 ]

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     stages: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_STAGES))
     host: str = "127.0.0.1"
     port: int = 8080
+    cache_dir: str = Field(default="~/.cache/covex", description="where load_model keeps verified model files")
     chunk_size: int = 1024 * 1024
     http_timeout: float = 300.0
 

@@ -21,6 +21,7 @@ def test_exported_members() -> None:
         "InvalidInput",
         "InvalidState",
         "Model",
+        "ModelEvent",
         "ModelRef",
         "ModelVersion",
         "NotFound",
@@ -30,6 +31,7 @@ def test_exported_members() -> None:
         "Settings",
         "Unauthenticated",
         "__version__",
+        "load_model",
         "parse_model_uri",
     ] == covex.__all__
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
-from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
-from covex.domain.errors import ArtifactCorrupted, InvalidInput, InvalidState
+from covex.domain.cards import render_card
+from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.errors import ArtifactCorrupted, InvalidInput, InvalidState, NotFound
 from covex.domain.names import validate_artifact_path
 from covex.domain.uris import ModelRef, version_ref
 from covex.settings import Settings
@@ -125,6 +126,8 @@ class Client:
         params: Mapping[str, str] | None = None,
         run_id: str = "",
         run_link: str = "",
+        documents: Mapping[str, Any] | None = None,
+        number: int | None = None,
         progress: Progress | None = None,
     ) -> ModelVersion:
         """Create the next version of ``name`` from a folder or file, or from a ``source`` URI only.
@@ -147,6 +150,8 @@ class Client:
             params=params,
             run_id=run_id,
             run_link=run_link,
+            documents=documents,
+            number=number,
         )
         if not local:
             return version
@@ -238,6 +243,73 @@ class Client:
     def list_files(self, name_or_uri: str, version: int | str | None = None) -> list[FileEntry]:
         """The files of a version with their digests and sizes."""
         return self._backend.list_files(version_ref(name_or_uri, version))[1]
+
+    def get_version_files(
+        self, name_or_uri: str, version: int | str | None = None
+    ) -> tuple[ModelVersion, list[FileEntry]]:
+        """A version and its files, resolved in one step (an alias cannot move in between)."""
+        return self._backend.list_files(version_ref(name_or_uri, version))
+
+    # -- documents and history ------------------------------------------------------
+
+    def get_document(self, name_or_uri: str, kind: str, version: int | str | None = None) -> dict[str, Any]:
+        """A version's ``lineage``, ``signature``, ``profile`` or ``card``."""
+        return self._backend.get_document(version_ref(name_or_uri, version), kind)
+
+    def get_lineage(self, name_or_uri: str, version: int | str | None = None) -> dict[str, Any]:
+        """Code (Git), datasets, parent version, training run and environment of a version."""
+        return self.get_document(name_or_uri, "lineage", version)
+
+    def get_card(self, name_or_uri: str, version: int | str | None = None) -> dict[str, Any]:
+        """The author's model card fields (empty when none was written)."""
+        try:
+            return self.get_document(name_or_uri, "card", version)
+        except NotFound:
+            self.get_version(name_or_uri, version)  # the version itself must exist
+            return {}
+
+    def set_card(self, name_or_uri: str, card: Mapping[str, Any], version: int | str | None = None) -> dict[str, Any]:
+        """Replace a version's model card fields."""
+        return self._backend.set_card(*self._number(name_or_uri, version), card)
+
+    def render_card(self, name_or_uri: str, version: int | str | None = None) -> str:
+        """The model card as Markdown: the author's fields plus metrics, signature, lineage and history."""
+        mv = self.get_version(name_or_uri, version)
+        docs: dict[str, dict[str, Any] | None] = {}
+        for kind in ("card", "signature", "lineage"):
+            try:
+                docs[kind] = self._backend.get_document(ModelRef(mv.name, "version", str(mv.version)), kind)
+            except NotFound:
+                docs[kind] = None
+        events = [e.model_dump() for e in self._backend.history(mv.name, mv.version)]
+        return render_card(mv, docs["card"] or {}, signature=docs["signature"], lineage=docs["lineage"], history=events)
+
+    def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
+        """Stage moves and alias changes of a model, oldest first; ``version`` keeps those touching it."""
+        return self._backend.history(name, version)
+
+    # -- models as objects (MLflow format) -------------------------------------------
+
+    def log_model(self, model: Any, name: str, **kwargs: Any) -> ModelVersion:
+        """Package a trained model in the MLflow format and register it as the next version of ``name``.
+
+        Keyword arguments: ``input_example`` (also infers the signature), ``flavor``,
+        ``metrics``, ``params``, ``tags``, ``description``, ``datasets``,
+        ``reference_data`` (a DataFrame to profile), ``card``, ``parent``, ``run_id``,
+        ``run_link``, ``code_path``, ``aliases``, ``stage``, ``pip_requirements``.
+        """
+        from covex.ml.registering import log_model
+
+        return log_model(self, model, name, **kwargs)
+
+    def register_model(self, model_uri: str | os.PathLike[str], name: str, **kwargs: Any) -> ModelVersion:
+        """Register an existing MLflow model: a folder, ``runs:/<id>/<path>`` or any MLflow model URI.
+
+        ``tracking_uri`` names the MLflow server for run URIs; other keyword arguments as ``log_model``.
+        """
+        from covex.ml.registering import register_model
+
+        return register_model(self, model_uri, name, **kwargs)
 
     def download(
         self,

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
+from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import CovexError, InternalError, ServiceUnavailable, error_from_code
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
@@ -121,8 +121,12 @@ class HttpBackend:
         params: Mapping[str, str] | None = None,
         run_id: str = "",
         run_link: str = "",
+        documents: Mapping[str, Any] | None = None,
+        number: int | None = None,
     ) -> ModelVersion:
         body = {
+            "documents": dict(documents or {}),
+            "number": number,
             "files": [f.model_dump() for f in files or []],
             "source": source,
             "description": description,
@@ -193,6 +197,16 @@ class HttpBackend:
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._call("DELETE", f"{_m(name)}/-/aliases", params={"alias": alias})
+
+    def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"{API}/documents", params={"uri": str(ref), "kind": kind}))
+
+    def set_card(self, name: str, version: int, card: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self._call("PUT", f"{_v(name, version)}/card", json={"card": dict(card)}))
+
+    def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
+        params = {"version": version} if version is not None else {}
+        return [ModelEvent.model_validate(e) for e in self._call("GET", f"{_m(name)}/-/history", params=params)]
 
     # -- blobs ----------------------------------------------------------------------
 

@@ -104,3 +104,19 @@ class GcReport(_Entity):
     unreferenced: list[str]
     bytes_freed: int
     stale_uploads: int = 0
+
+
+class ModelEvent(_Entity):
+    """A stage move or alias change: what moved, from where to where, who did it and when."""
+
+    name: str
+    version: int | None
+    kind: Literal["stage", "alias"]
+    subject: str = ""
+    before: str | None = None
+    after: str | None = None
+    actor: str = ""
+    timestamp: int
+
+
+DOCUMENT_KINDS = ("lineage", "signature", "profile", "card")

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from covex.artifacts import BlobWriter
-from covex.domain.entities import GcReport, Model, ModelVersion, Page
+from covex.domain.entities import GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import InvalidInput
 from covex.domain.uris import parse_model_uri
 from covex.server import schemas
@@ -113,6 +113,24 @@ def list_files(uri: str, svc: Service) -> Response:
     return render(schemas.VersionFiles(version=version, files=files))
 
 
+@router.get(f"{API}/documents", tags=["versions"], responses=ERRORS)
+def get_document(uri: str, kind: str, svc: Service) -> dict[str, Any]:
+    """A version's lineage, signature, profile or card (JSON)."""
+    return svc.get_document(parse_model_uri(uri), kind)
+
+
+@router.put(f"{VERSION}/card", tags=["versions"], responses=ERRORS)
+def set_card(name: str, version: int, body: schemas.SetCard, svc: Service) -> dict[str, Any]:
+    """Replace a version's model card."""
+    return svc.set_card(name, version, body.card)
+
+
+@router.get(f"{MODEL}/-/history", response_model=list[ModelEvent], tags=["stages"], responses=ERRORS)
+def history(name: str, svc: Service, version: int | None = None) -> list[ModelEvent]:
+    """Stage moves and alias changes, oldest first (optionally those touching one version)."""
+    return svc.history(name, version)
+
+
 # Sub-resources first: ``{name:path}`` would otherwise swallow them.
 
 
@@ -157,6 +175,8 @@ def create_version(name: str, body: schemas.CreateVersion, svc: Service) -> Resp
         params=body.params,
         run_id=body.run_id,
         run_link=body.run_link,
+        documents=body.documents,
+        number=body.number,
     )
     return render(version, 201)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from covex.domain.entities import FileEntry, ModelVersion
@@ -36,6 +38,12 @@ class CreateVersion(_Body):
     params: dict[str, str] = {}
     run_id: str = ""
     run_link: str = ""
+    documents: dict[str, dict[str, Any]] = {}
+    number: int | None = None
+
+
+class SetCard(_Body):
+    card: dict[str, Any]
 
 
 class UpdateVersion(_Body):

@@ -8,6 +8,7 @@ render what they return.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -16,7 +17,8 @@ from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from covex.artifacts import BlobStore, BlobWriter, check_digest, manifest_digest
-from covex.domain.entities import FileEntry, GcReport, Model, ModelVersion, Page
+from covex.domain.cards import validate_card
+from covex.domain.entities import DOCUMENT_KINDS, FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, ServiceUnavailable
 from covex.domain.filters import MODEL_FIELDS, VERSION_FIELDS, parse_filter, parse_order_by
 from covex.domain.names import (
@@ -31,9 +33,11 @@ from covex.domain.uris import ModelRef
 from covex.store import database, queries, search
 from covex.store.schema import (
     model_aliases,
+    model_events,
     model_tags,
     model_versions,
     models,
+    version_documents,
     version_files,
     version_metrics,
     version_params,
@@ -64,6 +68,27 @@ def _metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
     if not isinstance(metrics, Mapping):
         raise InvalidInput("'metrics' must be a mapping of names to numbers")
     return {validate_key(k, "metrics key"): validate_metric(v, f"metrics.{k}") for k, v in metrics.items()}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in DOCUMENT_KINDS:
+        raise InvalidInput(f"'kind' must be one of {', '.join(DOCUMENT_KINDS)}, got {kind!r}")
+
+
+def _documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
+    """Validate documents and serialise them to JSON text."""
+    out: dict[str, str] = {}
+    for kind, body in (documents or {}).items():
+        _check_kind(kind)
+        if kind == "card":
+            body = validate_card(body)
+        if not isinstance(body, dict):
+            raise InvalidInput(f"'documents.{kind}' must be a JSON object")
+        try:
+            out[kind] = json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"'documents.{kind}' is not valid JSON: {exc}") from None
+    return out
 
 
 def _text(value: object, field: str) -> str:
@@ -294,11 +319,16 @@ class RegistryService:
         params: Mapping[str, str] | None = None,
         run_id: str = "",
         run_link: str = "",
+        documents: Mapping[str, Any] | None = None,
+        number: int | None = None,
     ) -> ModelVersion:
         """Allocate the next version number and record the version.
 
         With ``files`` the version is PENDING until ``finalize_version`` has checked
         that every blob is stored; without, it records ``source`` only and is READY.
+        ``documents`` (lineage, signature, profile, card) are stored in the same
+        transaction. ``number`` keeps a number from elsewhere (imports); it must be
+        higher than any number the model has handed out.
         """
         entries = self._check_files(files or [])
         if not entries and not source:
@@ -312,13 +342,21 @@ class RegistryService:
         tag_values = _tags(tags, "tags")
         metric_values = _metrics(metrics)
         param_values = _tags(params, "params")
+        document_values = _documents(documents)
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
+            raise InvalidInput(f"'number' must be a positive integer, got {number!r}")
         now = _now()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            if number is not None and number <= model.last_version:
+                raise AlreadyExists(
+                    f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
+                )
+            bump = models.c.last_version + 1 if number is None else number
             number = conn.execute(
                 update(models)
                 .where(models.c.id == model.id)
-                .values(last_version=models.c.last_version + 1, last_updated_timestamp=now)
+                .values(last_version=bump, last_updated_timestamp=now)
                 .returning(models.c.last_version)
             ).scalar_one()
             row = {
@@ -354,10 +392,52 @@ class RegistryService:
                         for f in entries
                     ],
                 )
+            if document_values:
+                conn.execute(
+                    insert(version_documents),
+                    [
+                        {"version_id": version_id, "kind": k, "body": body, "last_updated_timestamp": now}
+                        for k, body in document_values.items()
+                    ],
+                )
             # Everything is in hand: no need to read the new version back.
             return ModelVersion(
                 name=name, tags=tag_values, metrics=metric_values, params=param_values, aliases=[], **row
             )
+
+    def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
+        """One JSON document of a version (lineage, signature, profile or card)."""
+        _check_kind(kind)
+        with self._tx(write=False) as conn:
+            row = self._resolve_row(conn, ref)
+            body = conn.execute(
+                select(version_documents.c.body).where(
+                    version_documents.c.version_id == row.id, version_documents.c.kind == kind
+                )
+            ).scalar_one_or_none()
+        if body is None:
+            raise NotFound(f"{ref} has no {kind}")
+        return dict(json.loads(body))
+
+    def set_card(self, name: str, version: int, card: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a version's model card (the one document that stays editable)."""
+        fields = validate_card(dict(card) if isinstance(card, Mapping) else card)
+        now = _now()
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            conn.execute(
+                delete(version_documents).where(
+                    version_documents.c.version_id == row.id, version_documents.c.kind == "card"
+                )
+            )
+            conn.execute(
+                insert(version_documents).values(
+                    version_id=row.id, kind="card", body=json.dumps(fields), last_updated_timestamp=now
+                )
+            )
+            self._touch_version(conn, row.id, now)
+        return fields
 
     def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:
         seen: set[str] = set()
@@ -509,17 +589,22 @@ class RegistryService:
             row = self._version_row(conn, model, version)
             if row.status != "READY":
                 raise InvalidState(f"version {version} of {name!r} is {row.status}; only READY versions change stage")
+            events = [(version, row.stage, target)] if row.stage != target else []
             if archive_existing and target not in (self.initial_stage, self.archive_stage):
-                conn.execute(
-                    update(model_versions)
-                    .where(
-                        model_versions.c.model_id == model.id,
-                        model_versions.c.stage == target,
-                        model_versions.c.id != row.id,
-                    )
-                    .values(stage=self.archive_stage, last_updated_timestamp=now)
+                others = update(model_versions).where(
+                    model_versions.c.model_id == model.id,
+                    model_versions.c.stage == target,
+                    model_versions.c.id != row.id,
                 )
+                archived = conn.execute(
+                    others.values(stage=self.archive_stage, last_updated_timestamp=now).returning(
+                        model_versions.c.version
+                    )
+                ).scalars()
+                events += [(n, target, self.archive_stage) for n in archived]
             self._touch_version(conn, row.id, now, stage=target)
+            for number, before, after in events:
+                self._event(conn, model.id, number, "stage", "", before, after, now)
             self._touch_model(conn, model.id, now)
             return self._version(conn, self._version_row(conn, model, version))
 
@@ -531,22 +616,87 @@ class RegistryService:
             row = self._version_row(conn, model, version)
             if row.status != "READY":
                 raise InvalidState(f"version {version} of {name!r} is {row.status}; aliases point at READY versions")
+            previous = self._alias_target(conn, model.id, alias)
             conn.execute(
                 delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
             )
             conn.execute(insert(model_aliases).values(model_id=model.id, alias=alias, version_id=row.id))
-            self._touch_model(conn, model.id, _now())
+            now = _now()
+            if previous != version:
+                before = None if previous is None else str(previous)
+                self._event(conn, model.id, version, "alias", alias, before, str(version), now)
+            self._touch_model(conn, model.id, now)
             return self._version(conn, self._version_row(conn, model, version))
+
+    def _alias_target(self, conn: Connection, model_id: int, alias: str) -> int | None:
+        q = (
+            select(model_versions.c.version)
+            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+            .where(model_aliases.c.model_id == model_id, model_aliases.c.alias == alias)
+        )
+        return conn.execute(q).scalar_one_or_none()
+
+    def _event(
+        self,
+        conn: Connection,
+        model_id: int,
+        version: int | None,
+        kind: str,
+        subject: str,
+        before: str | None,
+        after: str | None,
+        now: int,
+    ) -> None:
+        conn.execute(
+            insert(model_events).values(
+                model_id=model_id,
+                version=version,
+                kind=kind,
+                subject=subject,
+                before=before,
+                after=after,
+                actor=self.actor,
+                timestamp=now,
+            )
+        )
+
+    def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
+        """Stage moves and alias changes of a model (or those touching one version), oldest first."""
+        with self._tx(write=False) as conn:
+            model = self._model_row(conn, name)
+            q = select(model_events).where(model_events.c.model_id == model.id)
+            if version is not None:
+                q = q.where(
+                    (model_events.c.version == version)
+                    | ((model_events.c.kind == "alias") & (model_events.c.before == str(version)))
+                )
+            rows = conn.execute(q.order_by(model_events.c.id)).all()
+        return [
+            ModelEvent(
+                name=model.name,
+                version=r.version,
+                kind=r.kind,
+                subject=r.subject,
+                before=r.before,
+                after=r.after,
+                actor=r.actor,
+                timestamp=r.timestamp,
+            )
+            for r in rows
+        ]
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            previous = self._alias_target(conn, model.id, alias)
             gone = conn.execute(
                 delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
             )
             if gone.rowcount == 0:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
-            self._touch_model(conn, model.id, _now())
+            now = _now()
+            self._event(conn, model.id, previous, "alias", alias, str(previous), None, now)
+            self._touch_model(conn, model.id, now)
 
     # -- blobs ----------------------------------------------------------------------
 

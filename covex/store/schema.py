@@ -120,3 +120,29 @@ version_files = Table(
     Column("mode", Integer, nullable=False, default=0o644),
     Index("ix_version_files_digest", "digest"),
 )
+
+# JSON documents of a version: lineage, signature, profile (written with the version) and card (editable).
+version_documents = Table(
+    "version_documents",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+)
+
+# Stage moves and alias changes, in order: who moved what, from where to where, and when.
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(250), nullable=False, default=""),
+    Column("before", String(250), nullable=True),
+    Column("after", String(250), nullable=True),
+    Column("actor", String(256), nullable=False, default=""),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_model_events_model_id_timestamp", "model_id", "timestamp"),
+)

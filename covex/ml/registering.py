@@ -1,0 +1,156 @@
+"""Register finished models: from a trained object, an MLflow model folder, or an MLflow run."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from covex.domain.cards import validate_card
+from covex.domain.entities import ModelVersion
+from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, ServiceUnavailable
+from covex.ml.lineage import describe_dataset, git_state
+from covex.ml.packaging import check_example, describe_package, save_model
+from covex.ml.profile import profile_frame
+
+if TYPE_CHECKING:
+    from covex.client import Client
+
+SOURCE_DIGEST_TAG = "covex.source_digest"
+
+
+def _parent_uri(client: Client, parent: str | ModelVersion | None) -> str | None:
+    if parent is None:
+        return None
+    if isinstance(parent, ModelVersion):
+        return parent.uri
+    return client.get_version(parent).uri
+
+
+def register_folder(
+    client: Client,
+    path: Path,
+    name: str,
+    *,
+    source: str | None = None,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    params: Mapping[str, str] | None = None,
+    datasets: Sequence[Any] | None = None,
+    reference_data: Any = None,
+    card: Mapping[str, Any] | None = None,
+    parent: str | ModelVersion | None = None,
+    run_id: str = "",
+    run_link: str = "",
+    code_path: str | Path | None = None,
+    aliases: Sequence[str] = (),
+    stage: str | None = None,
+) -> ModelVersion:
+    """Create a READY version from an MLflow model folder, with lineage, signature, profile and card."""
+    card_fields = validate_card(dict(card) if card is not None else None)
+    described = [describe_dataset(d, i) for i, d in enumerate(datasets or [])]
+    package = describe_package(path)
+    profile = profile_frame(reference_data) if reference_data is not None else None
+    lineage = {
+        "git": git_state(code_path),
+        "datasets": described,
+        "parent": _parent_uri(client, parent),
+        "run_id": run_id,
+        "run_link": run_link,
+        "flavors": package["flavors"],
+        "environment": package["environment"],
+    }
+    documents: dict[str, Any] = {"lineage": lineage}
+    if package["signature"] is not None:
+        documents["signature"] = package["signature"]
+    if profile is not None:
+        documents["profile"] = profile
+    if card_fields:
+        documents["card"] = card_fields
+    try:
+        client.get_model(name)
+    except NotFound:
+        try:
+            client.create_model(name)
+        except AlreadyExists:
+            pass
+    version = client.create_version(
+        name,
+        path,
+        source=source,
+        description=description,
+        tags=tags,
+        metrics=metrics,
+        params=params,
+        run_id=run_id,
+        run_link=run_link,
+        documents=documents,
+    )
+    for alias in aliases:
+        client.set_alias(name, alias, version.version)
+    if stage:
+        client.transition_stage(name, version.version, stage)
+    return client.get_version(name, version.version) if (aliases or stage) else version
+
+
+def log_model(
+    client: Client,
+    model: Any,
+    name: str,
+    *,
+    input_example: Any = None,
+    flavor: str | None = None,
+    pip_requirements: list[str] | None = None,
+    **kwargs: Any,
+) -> ModelVersion:
+    """Package a trained model in the MLflow format and register it as the next version of ``name``."""
+    with tempfile.TemporaryDirectory(prefix="covex-model-") as tmp:
+        path = Path(tmp) / "model"
+        used = save_model(model, path, input_example=input_example, flavor=flavor, pip_requirements=pip_requirements)
+        if input_example is not None:
+            check_example(path, input_example)
+        tags = {"covex.flavor": used, **dict(kwargs.pop("tags", None) or {})}
+        return register_folder(client, path, name, tags=tags, **kwargs)
+
+
+_RUN_URI = re.compile(r"runs:/([0-9a-fA-F]+)/(.*)")
+
+
+def register_model(
+    client: Client,
+    model_uri: str | os.PathLike[str],
+    name: str,
+    *,
+    tracking_uri: str | None = None,
+    **kwargs: Any,
+) -> ModelVersion:
+    """Register an existing MLflow model: a local folder, ``runs:/<id>/<path>`` or any MLflow model URI."""
+    local = Path(str(model_uri)).expanduser()
+    if local.is_dir():
+        return register_folder(client, local, name, source=local.resolve().as_uri(), **kwargs)
+    uri = str(model_uri)
+    run = _RUN_URI.fullmatch(uri)
+    if run and tracking_uri:
+        kwargs.setdefault("run_id", run.group(1))
+        kwargs.setdefault("run_link", f"{tracking_uri.rstrip('/')}/#/runs/{run.group(1)}")
+    with tempfile.TemporaryDirectory(prefix="covex-import-") as tmp:
+        path = _download_mlflow(uri, Path(tmp), tracking_uri)
+        return register_folder(client, path, name, source=uri, **kwargs)
+
+
+def _download_mlflow(uri: str, dst: Path, tracking_uri: str | None) -> Path:
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    if "://" not in uri and ":/" not in uri:
+        raise InvalidInput(f"'model_uri' {uri!r} is neither a local MLflow model folder nor an MLflow URI")
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=tracking_uri))
+    except MlflowException as exc:
+        raise InvalidInput(f"cannot fetch {uri!r} from MLflow: {exc.message}") from None
+    except OSError as exc:
+        raise ServiceUnavailable(f"cannot fetch {uri!r} from MLflow at {tracking_uri}: {exc}") from None
