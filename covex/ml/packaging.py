@@ -65,7 +65,8 @@ class _FunctionModel:
             def __init__(self, fn: Any) -> None:
                 self.fn = fn
 
-            def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+            # No annotations: MLflow reads predict's type hints as an input schema.
+            def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
                 return self.fn(model_input)
 
         return FunctionModel(fn)
@@ -83,6 +84,10 @@ def save_model(
     flavor = flavor or detect_flavor(model)
     if flavor not in FLAVORS:
         raise InvalidInput(f"'flavor' must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+    if pip_requirements is None:
+        # The flavor's own requirements pinned to what is installed: MLflow's inference would load
+        # the model in a subprocess to watch its imports, which costs seconds per model.
+        pip_requirements = default_requirements(flavor)
     common: dict[str, Any] = {"input_example": input_example, "pip_requirements": pip_requirements}
     with warnings.catch_warnings():
         # MLflow warns about optional integrations (pydantic, setuptools) that do not concern users here.
@@ -105,6 +110,24 @@ def save_model(
             python_model = model if isinstance(model, mlflow.pyfunc.PythonModel) else _FunctionModel.wrap(model)
             mlflow.pyfunc.save_model(str(path), python_model=python_model, **common)
     return flavor
+
+
+def default_requirements(flavor: str) -> list[str]:
+    import importlib
+
+    module = importlib.import_module(f"mlflow.{flavor}")
+    requirements: list[str] = list(module.get_default_pip_requirements())
+    if flavor == "sklearn":
+        requirements.append(f"skops=={_version('skops')}")
+    if flavor == "pyfunc":
+        requirements += [f"pandas=={_version('pandas')}", f"numpy=={_version('numpy')}"]
+    return requirements
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
 
 
 def load_pyfunc(path: Path) -> Any:
