@@ -361,9 +361,67 @@ def _resolve(ref: str, version: str | None) -> tuple[str, int]:
 
 @versions_app.command("show")
 def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -> None:
-    """Show one version."""
-    v = client().get_version(ref, version_number(version) if version is not None else None)
-    output.emit_json(v) if as_json else output.show_version(v)
+    """Show one version with its lineage (code, datasets, parent, run)."""
+    c = client()
+    v = c.get_version(ref, version_number(version) if version is not None else None)
+    try:
+        lineage: dict[str, Any] | None = c.get_lineage(v.uri)
+    except errors.NotFound:
+        lineage = None
+    if as_json:
+        output.emit_json({**v.model_dump(mode="json"), "lineage": lineage})
+    else:
+        output.show_version(v, lineage)
+
+
+@versions_app.command("history")
+def versions_history(
+    name: str,
+    version: Annotated[int | None, typer.Option("--version", "-v", help="Only moves touching this version.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Stage moves and alias changes of a model, oldest first: who moved what, when."""
+    events = client().history(name, version)
+    output.emit_json(events) if as_json else output.history_table(events)
+
+
+@app.command()
+def card(
+    ref: Ref,
+    version: VersionArg = None,
+    set_from: Annotated[
+        Path | None, typer.Option("--set", help="Replace the card's fields from a YAML or JSON file.")
+    ] = None,
+    field: Annotated[list[str] | None, typer.Option("--field", "-f", help="FIELD=TEXT to change (repeatable)")] = None,
+    as_json: Json = False,
+) -> None:
+    """Print a version's model card as Markdown (author's fields plus registry facts), or edit it."""
+    c = client()
+    number = version_number(version) if version is not None else None
+    if set_from is not None or field:
+        fields: dict[str, Any] = {} if set_from is None else _read_card(set_from)
+        if set_from is None:
+            fields = c.get_card(ref, number)
+        fields.update(pairs(field, "field"))
+        c.set_card(ref, fields, number)
+    if as_json:
+        output.emit_json(c.get_card(ref, number))
+    else:
+        print(c.render_card(ref, number), end="")
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise errors.InvalidInput(f"'--set' {str(path)!r} is not a file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise errors.InvalidInput(f"'--set' {str(path)!r} does not parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidInput(f"'--set' {str(path)!r} must hold a mapping of card fields")
+    return data
 
 
 @versions_app.command("files")

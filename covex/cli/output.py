@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from covex.domain.entities import Model, ModelVersion
+from covex.domain.entities import Model, ModelEvent, ModelVersion
 
 console = Console()
 err_console = Console(stderr=True)
@@ -103,7 +103,35 @@ def show_model(m: Model) -> None:
     console.print(table)
 
 
-def show_version(v: ModelVersion) -> None:
+def _lineage_rows(lineage: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not lineage:
+        return []
+    rows = []
+    git = lineage.get("git")
+    if git:
+        rows.append(("code", f"{git['commit'][:12]} on {git['branch']}" + (" (dirty)" if git.get("dirty") else "")))
+    if lineage.get("parent"):
+        rows.append(("parent", lineage["parent"]))
+    for ds in lineage.get("datasets", []):
+        detail = ", ".join(x for x in (ds.get("uri", ""), f"{ds['rows']} rows" if "rows" in ds else "") if x)
+        rows.append((f"{ds.get('role', 'training')} data", f"{ds['name']} ({detail})" if detail else ds["name"]))
+    env = lineage.get("environment") or {}
+    if env.get("python"):
+        rows.append(("python", env["python"]))
+    if lineage.get("flavors"):
+        rows.append(("flavors", ", ".join(lineage["flavors"])))
+    return rows
+
+
+def history_table(events: Sequence[ModelEvent]) -> None:
+    table = Table("when", "version", "what", "from", "to", "by")
+    for e in events:
+        what = "stage" if e.kind == "stage" else f"alias @{e.subject}"
+        table.add_row(_when(e.timestamp), str(e.version or "-"), what, e.before or "-", e.after or "-", e.actor)
+    console.print(table)
+
+
+def show_version(v: ModelVersion, lineage: dict[str, Any] | None = None) -> None:
     table = Table(show_header=False, box=None)
     rows = [
         ("uri", v.uri),
@@ -121,6 +149,7 @@ def show_version(v: ModelVersion) -> None:
         ("created by", v.created_by),
         ("created", _when(v.creation_timestamp)),
         ("updated", _when(v.last_updated_timestamp)),
+        *_lineage_rows(lineage),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
