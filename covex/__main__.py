@@ -1,3 +1,3 @@
-from covex.cli import main
+from covex.cli.main import main
 
 main()

@@ -1,5 +1,5 @@
-"""The ``covex`` command line."""
+"""The ``covex`` command line (entry point: ``covex.cli.main:main``)."""
 
-from covex.cli.main import app, main
+from covex.cli.main import app
 
-__all__ = ["app", "main"]
+__all__ = ["app"]

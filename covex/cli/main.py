@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from covex.cli import output
+from covex.cli.mlflow_import import import_app
+from covex.cli.register import register
 from covex.client import Client
 from covex.domain import errors
 from covex.settings import Settings
@@ -34,7 +37,7 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except errors.CovexError as exc:
             code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
-            output.err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+            output.err_console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
             raise typer.Exit(code) from None
 
 
@@ -62,6 +65,7 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(stages_app, name="stages")
 app.add_typer(aliases_app, name="aliases")
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
 
 
 class _State:
@@ -207,6 +211,9 @@ def gc(
         f"{len(report.unreferenced)} unreferenced blobs ({report.bytes_freed} bytes) {verb}; "
         f"{report.referenced} referenced blobs kept; {report.stale_uploads} abandoned uploads"
     )
+
+
+app.command("register")(register)
 
 
 # -- models ---------------------------------------------------------------------------------

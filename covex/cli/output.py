@@ -170,6 +170,7 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,
     )
     with progress:
         task = progress.add_task(description, total=total)

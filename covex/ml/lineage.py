@@ -86,7 +86,10 @@ def describe_dataset(spec: Any, index: int = 0) -> dict[str, Any]:
         out["uri"] = out["uri"] or p.resolve().as_uri()
         out["digest"] = _file_digest(p)
         if p.suffix.lower() in (".csv", ".parquet", ".pq"):
-            frame = pd.read_parquet(p) if p.suffix.lower() != ".csv" else pd.read_csv(p)
+            try:
+                frame = pd.read_parquet(p) if p.suffix.lower() != ".csv" else pd.read_csv(p)
+            except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise InvalidInput(f"'{field}.path' {str(path)!r} cannot be read: {exc}") from None
     if frame is not None:
         if not isinstance(frame, pd.DataFrame):
             raise InvalidInput(f"'{field}.data' must be a pandas DataFrame")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from covex.domain.cards import validate_card
 from covex.domain.entities import ModelVersion
 from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, ServiceUnavailable
+from covex.domain.names import validate_key, validate_metric, validate_model_name, validate_value
 from covex.ml.lineage import describe_dataset, git_state
 from covex.ml.packaging import check_example, describe_package, save_model
 from covex.ml.profile import profile_frame
@@ -49,20 +50,37 @@ def register_folder(
     code_path: str | Path | None = None,
     aliases: Sequence[str] = (),
     stage: str | None = None,
+    number: int | None = None,
+    lineage_fields: Mapping[str, Any] | None = None,
 ) -> ModelVersion:
-    """Create a READY version from an MLflow model folder, with lineage, signature, profile and card."""
+    """Create a READY version from an MLflow model folder, with lineage, signature, profile and card.
+
+    ``number`` keeps a version number from elsewhere (imports); ``lineage_fields`` replace or add
+    lineage entries (an import knows the training run's Git state; the importer's checkout is not it).
+    """
     card_fields = validate_card(dict(card) if card is not None else None)
+    # Check the version's own values before the model may be created: bad input leaves nothing behind.
+    validate_model_name(name)
+    for label, values in (("tags", tags), ("params", params)):
+        for key, value in (values or {}).items():
+            validate_key(key, f"{label} key")
+            validate_value(value, f"{label}.{key}")
+    for key, metric in (metrics or {}).items():
+        validate_key(key, "metrics key")
+        validate_metric(metric, f"metrics.{key}")
     described = [describe_dataset(d, i) for i, d in enumerate(datasets or [])]
     package = describe_package(path)
     profile = profile_frame(reference_data) if reference_data is not None else None
+    extra = dict(lineage_fields or {})
     lineage = {
-        "git": git_state(code_path),
+        "git": None if "git" in extra else git_state(code_path),
         "datasets": described,
         "parent": _parent_uri(client, parent),
         "run_id": run_id,
         "run_link": run_link,
         "flavors": package["flavors"],
         "environment": package["environment"],
+        **extra,
     }
     documents: dict[str, Any] = {"lineage": lineage}
     if package["signature"] is not None:
@@ -89,6 +107,7 @@ def register_folder(
         run_id=run_id,
         run_link=run_link,
         documents=documents,
+        number=number,
     )
     for alias in aliases:
         client.set_alias(name, alias, version.version)
@@ -114,6 +133,8 @@ def log_model(
         if input_example is not None:
             check_example(path, input_example)
         tags = {"covex.flavor": used, **dict(kwargs.pop("tags", None) or {})}
+        # The packaging folder is temporary: record what the model was made from instead.
+        kwargs.setdefault("source", f"python:{type(model).__module__}.{type(model).__qualname__}")
         return register_folder(client, path, name, tags=tags, **kwargs)
 
 
@@ -134,9 +155,10 @@ def register_model(
         return register_folder(client, local, name, source=local.resolve().as_uri(), **kwargs)
     uri = str(model_uri)
     run = _RUN_URI.fullmatch(uri)
-    if run and tracking_uri:
+    if run:
         kwargs.setdefault("run_id", run.group(1))
-        kwargs.setdefault("run_link", f"{tracking_uri.rstrip('/')}/#/runs/{run.group(1)}")
+        if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+            kwargs.setdefault("run_link", f"{tracking_uri.rstrip('/')}/#/runs/{run.group(1)}")
     with tempfile.TemporaryDirectory(prefix="covex-import-") as tmp:
         path = _download_mlflow(uri, Path(tmp), tracking_uri)
         return register_folder(client, path, name, source=uri, **kwargs)
