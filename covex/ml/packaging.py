@@ -87,7 +87,7 @@ def save_model(
     if pip_requirements is None:
         # The flavor's own requirements pinned to what is installed: MLflow's inference would load
         # the model in a subprocess to watch its imports, which costs seconds per model.
-        pip_requirements = default_requirements(flavor)
+        pip_requirements = default_requirements(flavor, model)
     common: dict[str, Any] = {"input_example": input_example, "pip_requirements": pip_requirements}
     with warnings.catch_warnings():
         # MLflow warns about optional integrations (pydantic, setuptools) that do not concern users here.
@@ -112,16 +112,29 @@ def save_model(
     return flavor
 
 
-def default_requirements(flavor: str) -> list[str]:
+def default_requirements(flavor: str, model: Any = None) -> list[str]:
+    """The packages loading this model needs, pinned to the installed versions."""
     import importlib
 
     module = importlib.import_module(f"mlflow.{flavor}")
     requirements: list[str] = list(module.get_default_pip_requirements())
-    if flavor == "sklearn":
-        requirements.append(f"skops=={_version('skops')}")
+    names = {r.split("==")[0].lower() for r in requirements}
+    extra = []
     if flavor == "pyfunc":
-        requirements += [f"pandas=={_version('pandas')}", f"numpy=={_version('numpy')}"]
+        extra += ["pandas", "numpy"]
+    if _is_sklearn_estimator(model):
+        # scikit-learn-style wrappers (including XGBoost's and LightGBM's) are stored with skops.
+        extra += ["scikit-learn", "skops"]
+    requirements += [f"{name}=={_version(name)}" for name in extra if name.lower() not in names]
     return requirements
+
+
+def _is_sklearn_estimator(model: Any) -> bool:
+    try:
+        from sklearn.base import BaseEstimator
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency of the ml extra
+        return False
+    return isinstance(model, BaseEstimator)
 
 
 def _version(package: str) -> str:

@@ -216,3 +216,19 @@ def test_lineage_profile_and_card(ml_client: covex.Client, data, tmp_path: Path)
     ):
         assert text in md
     assert {} == ml_client.get_card("churn", 1)
+
+
+@pytest.mark.parametrize("flavor", ["lightgbm", "xgboost", "sklearn"])
+def test_recorded_requirements_cover_what_loading_imports(flavor: str, data, tmp_path: Path) -> None:
+    from covex.ml.packaging import save_model
+
+    x, y = data
+    model = {"lightgbm": _models(x, y)["lightgbm"], "xgboost": _models(x, y)["xgboost"]}.get(flavor)
+    if model is None:
+        from sklearn.linear_model import LinearRegression
+
+        model = LinearRegression().fit(x, y)
+    save_model(model, tmp_path / "m")
+    names = {line.split("==")[0] for line in (tmp_path / "m" / "requirements.txt").read_text().split()}
+    assert {"scikit-learn", "skops"} <= names
+    assert flavor == "sklearn" or flavor in names
