@@ -37,7 +37,7 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except errors.CovexError as exc:
             code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
-            output.err_console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+            output.err_console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code) from None
 
 
@@ -206,10 +206,10 @@ def gc(
     if as_json:
         output.emit_json(report)
         return
-    verb = "deleted" if apply else "would delete (dry run; --apply to delete)"
+    done = "deleted" if apply else "can be deleted (dry run: nothing deleted; --apply deletes)"
     output.console.print(
-        f"{len(report.unreferenced)} unreferenced blobs ({report.bytes_freed} bytes) {verb}; "
-        f"{report.referenced} referenced blobs kept; {report.stale_uploads} abandoned uploads"
+        f"{len(report.unreferenced)} unreferenced blobs ({report.bytes_freed} bytes) and "
+        f"{report.stale_uploads} abandoned uploads {done}; {report.referenced} referenced blobs kept"
     )
 
 

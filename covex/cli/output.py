@@ -22,8 +22,14 @@ err_console = Console(stderr=True)
 def reset_consoles() -> None:
     """Measure the terminal again (each command run; matters when one process runs many)."""
     global console, err_console
-    console = Console()
-    err_console = Console(stderr=True)
+    console = _console(stderr=False)
+    err_console = _console(stderr=True)
+
+
+def _console(stderr: bool) -> Console:
+    # Pipes and CI logs get long lines rather than tables cut at 80 columns.
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=250)
 
 
 def _when(ms: int) -> str:

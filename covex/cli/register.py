@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated
 
@@ -31,10 +30,12 @@ def register(
     errors name the key and its line. Running the same config on the same files again
     returns the version registered the first time.
     """
-    from covex.ml.config import load_config, register_config
+    from covex.cli.main import client
+    from covex.ml.config import check_against_registry, load_config, register_config
 
     loaded = load_config(config)
     if dry_run:
+        check_against_registry(client(), loaded)  # stage names and the parent: read-only
         summary = {
             "valid": True,
             "config": str(config),
@@ -54,10 +55,7 @@ def register(
                 highlight=False,
             )
         return
-    # The module, not the ``main`` function covex.cli re-exports under the same name.
-    cli_main = importlib.import_module("covex.cli.main")
-
-    result = register_config(cli_main.client(), loaded)
+    result = register_config(client(), loaded)
     if as_json:
         output.emit_json(result)
         return

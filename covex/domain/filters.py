@@ -292,11 +292,15 @@ def parse_order_by(clauses: list[str] | None, fields: dict[str, str], sortable: 
             body, direction = parts[0], parts[1].upper()
         else:
             body = clause.strip()
-        parser = _Parser(body, fields)
+        sortable_fields = {k: v for k, v in fields.items() if k in sortable}
+        parser = _Parser(body, sortable_fields)
         try:
             field = parser.parse_field()
         except InvalidInput as exc:
-            raise InvalidInput(f"invalid order_by {clause!r}: {exc.message.removeprefix('invalid filter: ')}") from None
+            hint = " (a metric is sorted as metrics.<name>)" if "metrics" in sortable else ""
+            raise InvalidInput(
+                f"invalid order_by {clause!r}: {exc.message.removeprefix('invalid filter: ')}{hint}"
+            ) from None
         if parser.peek().kind != "end":
             raise InvalidInput(f"invalid order_by {clause!r}: expected '<field> [ASC|DESC]'")
         if field.kind not in sortable:

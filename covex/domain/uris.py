@@ -72,7 +72,8 @@ def version_ref(name_or_uri: str, version: int | str | None = None) -> ModelRef:
             raise InvalidInput("give either a models:/ URI or a name and version, not both")
         return parse_model_uri(name_or_uri)
     if version is None:
-        raise InvalidInput(f"'version' is required with model name {name_or_uri!r}")
+        hint = f"; did you mean models:/{name_or_uri}?" if "/" in name_or_uri else ""
+        raise InvalidInput(f"'version' is required with model name {name_or_uri!r}{hint}")
     if isinstance(version, bool):
         raise InvalidInput("'version' must be a number, an alias, a stage or 'latest'")
     if isinstance(version, int):

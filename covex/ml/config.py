@@ -837,7 +837,7 @@ def find_registered(client: Client, config: Config) -> ModelVersion | None:
     return page.items[0] if page.items else None
 
 
-def _check_against_registry(client: Client, config: Config) -> str | None:
+def check_against_registry(client: Client, config: Config) -> str | None:
     """Checks that need the registry (stage names, the parent); returns the canonical stage."""
     stages = client.stages
     stage = None
@@ -898,7 +898,7 @@ def register_config(client: Client, config: Config) -> RegistrationResult:
     """Register a loaded config, or return the version an earlier run of it registered."""
     from covex.ml.registering import log_model, register_model
 
-    stage = _check_against_registry(client, config)
+    stage = check_against_registry(client, config)
     digest = config.digest()
     existing = find_registered(client, config)
     if existing is not None:

@@ -128,3 +128,10 @@ def test_injection_is_just_a_value(populated: covex.Client) -> None:
     assert [] == names(populated.search_models("name = 'x'' OR ''1''=''1'"))
     assert [] == names(populated.search_models("tags.`team'; DROP TABLE models; --` = 'x'"))
     assert 3 == len(populated.search_models())
+
+
+def test_unknown_order_by_field_lists_what_sorts(populated: covex.Client) -> None:
+    with pytest.raises(covex.InvalidInput, match="order_by") as info:
+        populated.search_versions(order_by=["auc DESC"])
+    assert "known: creation_timestamp, last_updated_timestamp, metrics, name, version" in info.value.message
+    assert "metrics.<name>" in info.value.message

@@ -508,3 +508,10 @@ def test_a_model_from_an_mlflow_run(embedded: covex.Client, tmp_path: Path) -> N
     )
     assert "size" in embedded.get_document(v.uri, "signature")["inputs"]
     assert (False, 1) == (lambda r: (r.created, r.version.version))(run_config(embedded, config, env={}))
+
+
+def test_cli_dry_run_checks_the_stage_against_the_registry(cli, trained: dict[str, Path]) -> None:
+    config = trained["store_sales"] / "registry.yaml"
+    config.write_text(config.read_text().replace("stage: Dev", "stage: Staging"))
+    dry = cli("register", "--config", str(config), "--dry-run", env={"RUN_DATE": "2026-11-23"})
+    assert (2, True) == (dry.exit_code, "'stage': 'Staging' is not a stage" in dry.stderr)
