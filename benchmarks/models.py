@@ -27,6 +27,7 @@ Covex/MLflow ratios of time and bytes for each step. See benchmarks/README.md.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import gc
@@ -41,7 +42,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,13 +54,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from servers import Server, cpu_seconds, free_port, log, settle, tool
 
-READY_TIMEOUT = 180.0
-STOP_TIMEOUT = 20.0
 SETTLE_TIMEOUT = 120.0  # at start-up: MLflow's job runner keeps both cores busy for 10-20 s
 STEP_SETTLE_TIMEOUT = 15.0  # before each timed step
-SETTLE_WINDOW = 0.5
-SETTLE_CPU = 0.05  # CPU seconds per second below which the server trees count as idle
 RELAY_BUFFER = 1024 * 1024
 TEST_ROWS = 2_000
 SECOND_LOAD_MAX_BYTES = 64 * 1024  # the 2nd Covex load may move metadata only
@@ -92,10 +89,6 @@ class Sizes:
 
 QUICK = Sizes(repeats=2, rf_rows=3_000, rf_trees=15, lgbm_trees=50)
 KINDS = ("rf", "lgbm")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # -- the byte-counting proxy --------------------------------------------------------------------
@@ -209,88 +202,9 @@ class ByteProxy:
 # -- servers ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def tool(name: str) -> str:
-    """A console script of this interpreter's environment (the project's virtual environment)."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        raise SystemExit(f"cannot find the '{name}' command next to {sys.executable} or on PATH")
-    return found
-
-
-class Server:
-    """One server process and its workers, in a session of its own, logging to a file."""
-
-    def __init__(self, label: str, argv: list[str], port: int, ready_path: str, log_path: Path) -> None:
-        self.label, self.argv, self.port = label, argv, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.ready_path = ready_path
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "server not started"
-        return self.proc.pid
-
-    def start(self) -> None:
-        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def wait_ready(self) -> None:
-        assert self.proc is not None, "server not started"
-        deadline = time.monotonic() + READY_TIMEOUT
-        with httpx.Client(timeout=5.0) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.label} exited with {self.proc.returncode}:\n{self.log_tail()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get(self.url + self.ready_path).status_code == 200:
-                        return
-                time.sleep(0.25)
-        raise TimeoutError(f"{self.label} not ready after {READY_TIMEOUT:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM to the process group this server leads, SIGKILL if it lingers, then to stragglers."""
-        if self.proc is None:
-            return
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-
 def covex_server(tmp: Path) -> Server:
     port = free_port()
-    argv = [tool("covex"), "--uri", str(tmp / "covex-data"), "server", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(tool("covex")), "--uri", str(tmp / "covex-data"), "server", "--host", "127.0.0.1", "--port", str(port)]
     return Server("Covex", argv, port, "/ready", tmp / "covex.log")
 
 
@@ -299,7 +213,7 @@ def mlflow_server(tmp: Path) -> Server:
     # (--serve-artifacts is on by default), so model files go over HTTP as they do with Covex.
     port = free_port()
     argv = [
-        tool("mlflow"),
+        str(tool("mlflow")),
         "server",
         "--backend-store-uri",
         f"sqlite:///{tmp / 'mlflow.db'}",
@@ -313,46 +227,10 @@ def mlflow_server(tmp: Path) -> Server:
     return Server("MLflow", argv, port, "/health", tmp / "mlflow.log")
 
 
-def process_tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time used so far by a process tree (from /proc, 10 ms resolution)."""
-    ticks = 0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(stat[11]) + int(stat[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu_seconds() -> float:
     """CPU time of this process plus its finished children (MLflow infers requirements in a subprocess)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def settle(servers: Sequence[Server], timeout: float, loud: bool = False) -> bool:
-    """Wait until every server tree stays under SETTLE_CPU for two windows in a row."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while time.monotonic() < deadline and quiet < 2:
-        before = sum(cpu_seconds(s.pid) for s in servers)
-        time.sleep(SETTLE_WINDOW)
-        used = sum(cpu_seconds(s.pid) for s in servers) - before
-        quiet = quiet + 1 if used < SETTLE_CPU * SETTLE_WINDOW else 0
-    if loud or quiet < 2:
-        state = "idle" if quiet >= 2 else f"still busy after {timeout:.0f} s"
-        log(f"servers {state}; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    return quiet >= 2
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -450,7 +328,7 @@ class RequestCount:
             self.blobs += 1
 
 
-class Side:
+class Side(abc.ABC):
     label = ""
 
     def __init__(self, server: Server, proxy: ByteProxy, index: int, tmp: Path) -> None:
@@ -479,20 +357,20 @@ class Side:
         )
         return result
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 (an optional hook, not abstract)
+        """Release what the side holds; nothing by default."""
 
     # each side: log (returns a model URI and the package size), load, package locally
+    @abc.abstractmethod
     def log_model(
         self, t: Trained, name: str, into: dict[str, Step], step: str, reqs: list[str] | None = None
-    ) -> tuple[str, int]:
-        raise NotImplementedError
+    ) -> tuple[str, int]: ...
 
-    def load_model(self, uri: str, cache: Path, into: dict[str, Step], step: str) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def load_model(self, uri: str, cache: Path, into: dict[str, Step], step: str) -> Any: ...
 
-    def package(self, t: Trained, path: Path, into: dict[str, Step]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def package(self, t: Trained, path: Path, into: dict[str, Step]) -> None: ...
 
 
 class CovexSide(Side):

@@ -28,9 +28,7 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,15 +41,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from servers import Server, free_port, log, process_tree, settle, tool
 
 MIB = 1024 * 1024
 HTTP_TIMEOUT = 120.0
-READY_TIMEOUT = 180.0
-STOP_TIMEOUT = 20.0
 SEED_ATTEMPTS = 5
 SETTLE_TIMEOUT = 120.0
 COPY_RUNS = 3
-SETTLE_CPU = 0.05  # CPU seconds per second below which a server tree counts as idle
 
 PHASES = ("sequential_create", "concurrent_create", "get_by_alias", "search_models", "list_versions")
 RATIO_TARGET = 10.0
@@ -89,85 +85,7 @@ QUICK = Sizes(
 )
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # -- servers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """One server process (and its workers) in a session of its own, logging to a file."""
-
-    def __init__(self, label: str, argv: list[str], port: int, ready_path: str, log_path: Path) -> None:
-        self.label = label
-        self.argv = argv
-        self.url = f"http://127.0.0.1:{port}"
-        self.ready_path = ready_path
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "server not started"
-        return self.proc.pid
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        # No outbound traffic from the peer: nothing but loopback is reachable here anyway.
-        env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        assert self.proc is not None, "server not started"
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=5.0) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.label} exited with {self.proc.returncode}:\n{self.log_tail()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get(self.url + self.ready_path).status_code == 200:
-                        return
-                time.sleep(0.25)
-        raise TimeoutError(f"{self.label} not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """Stop the process group this server leads: SIGTERM, then SIGKILL if it lingers."""
-        if self.proc is None:
-            return
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        # Workers that outlived their parent are still in its group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
 
 
 def covex_server(tmp: Path, workers: int) -> Server:
@@ -195,17 +113,6 @@ def mlflow_server(tmp: Path, workers: int | None) -> Server:
     if workers is not None:
         argv += ["--workers", str(workers)]
     return Server("MLflow", argv, port, "/health", tmp / "mlflow.log")
-
-
-def tool(name: str) -> Path:
-    """A console script of this interpreter's environment (the project's virtual environment)."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return beside
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"cannot find the '{name}' command next to {sys.executable} or on PATH")
-    return Path(found)
 
 
 def http_client(url: str) -> httpx.Client:
@@ -634,18 +541,6 @@ def run_registry(targets: list[Target], sizes: Sizes, seed_value: int) -> dict[s
 # -- the big file (Covex only) ----------------------------------------------------------------
 
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (uvicorn workers when the server runs several)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
 def memory_mb(pid: int, key: str) -> float:
     """Sum of one /proc status field (VmRSS, VmHWM) over the process tree, in MiB."""
     total_kb = 0
@@ -655,30 +550,6 @@ def memory_mb(pid: int, key: str) -> float:
                 if line.startswith(key + ":"):
                     total_kb += int(line.split()[1])
     return total_kb / 1024
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time used so far by the process tree."""
-    ticks = 0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def settle(servers: Sequence[Server], timeout: float = SETTLE_TIMEOUT) -> None:
-    """Wait until the servers are idle: MLflow starts job-runner processes after it answers /health."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while time.monotonic() < deadline and quiet < 2:
-        before = sum(cpu_seconds(s.pid) for s in servers)
-        time.sleep(1.0)
-        used = sum(cpu_seconds(s.pid) for s in servers) - before
-        quiet = quiet + 1 if used < SETTLE_CPU else 0
-    state = "idle" if quiet >= 2 else f"still busy after {timeout:.0f} s"
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    log(f"servers {state}; load average {load}")
 
 
 def reset_peak(pid: int) -> bool:
@@ -885,7 +756,7 @@ def running(servers: list[Server]) -> Iterator[None]:
         for s in servers:
             s.wait_ready()
             log(f"{s.label} ready at {s.url} (pid {s.pid})")
-        settle(servers)
+        settle(servers, SETTLE_TIMEOUT, loud=True, window=1.0)
         yield
     finally:
         for s in servers:
