@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from covex.domain.errors import InvalidInput
 
@@ -108,3 +108,21 @@ def validate_artifact_path(path: object, field: str = "path") -> str:
     if normal in (".", "") or normal.startswith("../"):
         raise InvalidInput(f"'{field}' {path!r} does not name a file")
     return normal
+
+
+def validate_tags(tags: Mapping[str, str] | None, field: str) -> dict[str, str]:
+    """Validate a mapping of names to strings (tags, params)."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidInput(f"'{field}' must be a mapping of names to strings")
+    return {validate_key(k, f"{field} key"): validate_value(v, f"{field}.{k}") for k, v in tags.items()}
+
+
+def validate_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    """Validate a mapping of metric names to numbers."""
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidInput("'metrics' must be a mapping of names to numbers")
+    return {validate_key(k, "metrics key"): validate_metric(v, f"metrics.{k}") for k, v in metrics.items()}

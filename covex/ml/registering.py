@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from covex.domain.cards import validate_card
 from covex.domain.entities import ModelVersion
 from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, ServiceUnavailable
-from covex.domain.names import validate_key, validate_metric, validate_model_name, validate_value
+from covex.domain.names import validate_metrics, validate_model_name, validate_tags
 from covex.ml.lineage import describe_dataset, git_state
 from covex.ml.packaging import check_example, describe_package, save_model
 from covex.ml.profile import profile_frame
@@ -61,13 +61,9 @@ def register_folder(
     card_fields = validate_card(dict(card) if card is not None else None)
     # Check the version's own values before the model may be created: bad input leaves nothing behind.
     validate_model_name(name)
-    for label, values in (("tags", tags), ("params", params)):
-        for key, value in (values or {}).items():
-            validate_key(key, f"{label} key")
-            validate_value(value, f"{label}.{key}")
-    for key, metric in (metrics or {}).items():
-        validate_key(key, "metrics key")
-        validate_metric(metric, f"metrics.{key}")
+    validate_tags(tags, "tags")
+    validate_tags(params, "params")
+    validate_metrics(metrics)
     described = [describe_dataset(d, i) for i, d in enumerate(datasets or [])]
     package = describe_package(path)
     profile = profile_frame(reference_data) if reference_data is not None else None

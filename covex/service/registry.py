@@ -24,10 +24,9 @@ from covex.domain.filters import MODEL_FIELDS, VERSION_FIELDS, parse_filter, par
 from covex.domain.names import (
     validate_alias,
     validate_artifact_path,
-    validate_key,
-    validate_metric,
+    validate_metrics,
     validate_model_name,
-    validate_value,
+    validate_tags,
 )
 from covex.domain.uris import ModelRef
 from covex.store import database, queries, search
@@ -52,22 +51,6 @@ GC_GRACE_SECONDS = 3600.0
 
 def _now() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _tags(tags: Mapping[str, str] | None, field: str) -> dict[str, str]:
-    if tags is None:
-        return {}
-    if not isinstance(tags, Mapping):
-        raise InvalidInput(f"'{field}' must be a mapping of names to strings")
-    return {validate_key(k, f"{field} key"): validate_value(v, f"{field}.{k}") for k, v in tags.items()}
-
-
-def _metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
-    if metrics is None:
-        return {}
-    if not isinstance(metrics, Mapping):
-        raise InvalidInput("'metrics' must be a mapping of names to numbers")
-    return {validate_key(k, "metrics key"): validate_metric(v, f"metrics.{k}") for k, v in metrics.items()}
 
 
 def _check_kind(kind: str) -> None:
@@ -201,7 +184,7 @@ class RegistryService:
     def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Model:
         validate_model_name(name)
         description = _text(description, "description")
-        tag_values = _tags(tags, "tags")
+        tag_values = validate_tags(tags, "tags")
         now = _now()
         try:
             with self._tx(write=True) as conn:
@@ -258,7 +241,7 @@ class RegistryService:
             raise AlreadyExists(f"model {new_name!r} already exists") from None
 
     def set_model_tag(self, name: str, key: str, value: str) -> Model:
-        (key, value), *_ = _tags({key: value}, "tag").items()
+        (key, value), *_ = validate_tags({key: value}, "tag").items()
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
             conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
@@ -339,9 +322,9 @@ class RegistryService:
             "run_id": _text(run_id, "run_id"),
             "run_link": _text(run_link, "run_link"),
         }
-        tag_values = _tags(tags, "tags")
-        metric_values = _metrics(metrics)
-        param_values = _tags(params, "params")
+        tag_values = validate_tags(tags, "tags")
+        metric_values = validate_metrics(metrics)
+        param_values = validate_tags(params, "params")
         document_values = _documents(documents)
         if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
             raise InvalidInput(f"'number' must be a positive integer, got {number!r}")
@@ -550,13 +533,13 @@ class RegistryService:
             return self._version(conn, self._version_row(conn, model, version))
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
-        return self._set_keyed(name, version, version_tags, _tags({key: value}, "tag"))
+        return self._set_keyed(name, version, version_tags, validate_tags({key: value}, "tag"))
 
     def log_metrics(self, name: str, version: int, metrics: Mapping[str, float]) -> ModelVersion:
-        return self._set_keyed(name, version, version_metrics, _metrics(metrics))
+        return self._set_keyed(name, version, version_metrics, validate_metrics(metrics))
 
     def log_params(self, name: str, version: int, params: Mapping[str, str]) -> ModelVersion:
-        return self._set_keyed(name, version, version_params, _tags(params, "params"))
+        return self._set_keyed(name, version, version_params, validate_tags(params, "params"))
 
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
         with self._tx(write=True) as conn:
