@@ -36,7 +36,6 @@ import logging
 import math
 import multiprocessing
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from servers import Server, cpu_seconds, free_port, log, settle, tool
+from servers import Server, cpu_seconds, free_port, log, machine, settle, tool
 
 SETTLE_TIMEOUT = 120.0  # at start-up: MLflow's job runner keeps both cores busy for 10-20 s
 STEP_SETTLE_TIMEOUT = 15.0  # before each timed step
@@ -718,21 +717,6 @@ def report(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     return lines, summary
 
 
-def machine() -> dict[str, Any]:
-    def version(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        **{p: version(p) for p in ("covex", "mlflow", "scikit-learn", "lightgbm", "skops", "httpx")},
-    }
-
-
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -798,7 +782,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="covex-bench-models-"))
     log(f"temporary folder {tmp}")
     (tmp / "scratch").mkdir()
-    results: dict[str, Any] = {"machine": machine(), "sizes": asdict(sizes), "quick": args.quick}
+    results: dict[str, Any] = {
+        "machine": machine(("covex", "mlflow", "scikit-learn", "lightgbm", "skops", "httpx")),
+        "sizes": asdict(sizes),
+        "quick": args.quick,
+    }
     results["machine"]["load_average_at_start"] = os.getloadavg()
     servers = [covex_server(tmp), mlflow_server(tmp)]
     results["servers"] = {s.label: " ".join(s.argv) for s in servers}

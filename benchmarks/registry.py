@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
@@ -36,12 +35,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from servers import Server, free_port, log, process_tree, settle, tool
+from servers import Server, free_port, log, machine, process_tree, settle, tool
 
 MIB = 1024 * 1024
 HTTP_TIMEOUT = 120.0
@@ -726,23 +724,6 @@ def report(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def machine() -> dict[str, Any]:
-    def version(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "covex": version("covex"),
-        "mlflow": version("mlflow"),
-        "httpx": version("httpx"),
-    }
-
-
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -791,7 +772,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = replace(sizes, big_mb=args.big_mb)
     tmp = Path(tempfile.mkdtemp(prefix="covex-bench-"))
     log(f"temporary folder {tmp}")
-    results: dict[str, Any] = {"machine": machine(), "sizes": asdict(sizes), "quick": args.quick}
+    results: dict[str, Any] = {
+        "machine": machine(("covex", "mlflow", "httpx")),
+        "sizes": asdict(sizes),
+        "quick": args.quick,
+    }
     results["machine"]["load_average_at_start"] = os.getloadavg()
     covex = covex_server(tmp, args.covex_workers)
     servers = [covex]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -15,7 +16,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -153,3 +156,20 @@ def settle(servers: Sequence[Server], timeout: float, loud: bool = False, window
         state = "idle" if quiet >= 2 else f"still busy after {timeout:.0f} s"
         log(f"servers {state}; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return quiet >= 2
+
+
+def machine(packages: Sequence[str]) -> dict[str, Any]:
+    """Python, platform, core count and the versions of ``packages``, for a results file."""
+
+    def version(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        **{p: version(p) for p in packages},
+    }
