@@ -323,6 +323,12 @@ class Client:
         mv, files = self._backend.list_files(version_ref(name_or_uri, version))
         if mv.status != "READY":
             raise InvalidState(f"version {mv.version} of {mv.name!r} is {mv.status}; only READY versions download")
+        return self.download_files(files, dst, progress=progress)
+
+    def download_files(
+        self, files: Sequence[FileEntry], dst: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> Path:
+        """Download files already listed (``get_version_files``) into folder ``dst``, verifying each digest."""
         root = Path(dst).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         for f in files:

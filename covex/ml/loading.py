@@ -46,7 +46,7 @@ def fetch_model(client: Client, uri: str, cache_dir: str | os.PathLike[str] | No
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=cache))
     try:
-        client.download(version.uri, staging)
+        client.download_files(files, staging)
         try:
             staging.rename(target)
         except OSError:  # another process filled the cache meanwhile
