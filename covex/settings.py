@@ -36,6 +36,7 @@ class Settings(BaseSettings):
         default_factory=dict, description='fsspec storage options as JSON, e.g. {"endpoint_url": "http://minio:9000"}'
     )
     token: str | None = None
+    auth: bool = Field(default=True, description="a server requires API tokens; false only for local experiments")
     user: str = Field(default_factory=_default_user)
     stages: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_STAGES))
     host: str = "127.0.0.1"

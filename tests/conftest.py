@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import covex
 from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
-from covex.store.schema import models
+from covex.store.schema import grants, groups, models, policies, users, webhooks
 from tests import support
 
 DATABASES = ["sqlite", "postgresql"]
@@ -59,11 +59,26 @@ class Registry:
         return self.service.engine
 
     def reset(self) -> None:
+        """Empty the registry, keeping the admin "tester" and the audit trail."""
         with self.engine.begin() as conn:
-            conn.execute(delete(models))
+            for table in (models, policies, webhooks, groups, grants):
+                conn.execute(delete(table))
+            conn.execute(delete(users).where(users.c.name != "tester"))
 
     def client(self) -> covex.Client:
         return covex.Client(self.url, settings=self.settings)
+
+    def user(self, name: str, *, groups: Sequence[str] = (), admin: bool = False, kind: str = "user") -> covex.Client:
+        """A client acting as a new user (member of ``groups``, created if missing), by its own API token."""
+        service = self.service
+        access = service.access
+        access.create_user(name, kind=kind, admin=admin)
+        for group in groups:
+            if group not in {g.name for g in access.list_groups()}:
+                access.create_group(group)
+            access.add_member(group, name)
+        token = access.create_token(name, name="test").secret
+        return covex.Client(self.url, settings=self.settings.model_copy(update={"token": token}))
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +96,15 @@ def registries(
             settings = Settings(
                 uri=database_url(db), artifacts=str(tmp_path_factory.mktemp(f"artifacts-{db}")), user="tester"
             )
-            services[db] = (open_service(settings), settings)
+            service = open_service(settings)
+            # The HTTP side calls with the token of an admin named like the embedded local user.
+            token = service.access.bootstrap("tester").secret
+            services[db] = (service, settings.model_copy(update={"token": token}))
         service, settings = services[db]
         if backend == "embedded":
-            reg = Registry(service, settings, settings.uri)
+            reg = Registry(service, settings.model_copy(update={"token": None}), settings.uri)
         else:
-            ctx = support.server_thread(create_app(service.as_actor("tester")))
+            ctx = support.server_thread(create_app(service, auth=True))
             url = ctx.__enter__()
             servers.append(ctx)
             reg = Registry(service, settings.model_copy(update={"uri": url}), url)

@@ -218,7 +218,7 @@ def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]
         pytest.skip(reason)
     artifacts = tmp_path_factory.mktemp("shared-artifacts")
     with support.fresh_postgres_database() as url, ExitStack() as stack:
-        env = {"COVEX_URI": url, "COVEX_ARTIFACTS": str(artifacts)}
+        env = {"COVEX_URI": url, "COVEX_ARTIFACTS": str(artifacts), "COVEX_AUTH": "false"}
         contexts = [support.server_process(env) for _ in range(2)]
         # Start both at once: they migrate the empty database concurrently.
         with ThreadPoolExecutor(2) as pool:

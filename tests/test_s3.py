@@ -60,7 +60,7 @@ def s3_client(request: pytest.FixtureRequest, s3_settings: Settings) -> Iterator
             yield c
         return
     service = open_service(s3_settings)
-    with support.server_thread(create_app(service)) as url, covex.Client(url) as c:
+    with support.server_thread(create_app(service, auth=False)) as url, covex.Client(url) as c:
         yield c
     service.close()
 

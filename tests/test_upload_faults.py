@@ -78,7 +78,8 @@ def service(request: pytest.FixtureRequest, registries: Callable[[str, str], Reg
 
 @pytest.fixture
 def http(http_registry: Registry) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=http_registry.url, timeout=30) as c:
+    auth = {"Authorization": f"Bearer {http_registry.settings.token}"}
+    with httpx.Client(base_url=http_registry.url, timeout=30, headers=auth) as c:
         yield c
 
 
@@ -117,29 +118,43 @@ def test_chunk_stream_breaking_in_process_stores_nothing(service: RegistryServic
     assert_not_stored(service, sha256(data))
 
 
-def _body_raises(url: str, digest: str, data: bytes, service: RegistryService) -> None:
+def _auth(reg: Registry) -> dict[str, str]:
+    return {"Authorization": f"Bearer {reg.settings.token}"}
+
+
+def _body_raises(reg: Registry, digest: str, data: bytes) -> None:
+    url, service = reg.url, reg.service
+
     def body() -> Iterator[bytes]:
         yield data[: len(data) // 2]
         assert wait_until(lambda: partly_written(service))
         raise OSError("connection dropped")
 
     with pytest.raises(OSError, match="connection dropped"):
-        httpx.put(f"{url}/api/v1/blobs/{digest}", content=body(), headers={"Content-Length": str(len(data))})
+        httpx.put(
+            f"{url}/api/v1/blobs/{digest}", content=body(), headers={"Content-Length": str(len(data)), **_auth(reg)}
+        )
 
 
-def _body_ends_early(url: str, digest: str, data: bytes, service: RegistryService) -> None:
+def _body_ends_early(reg: Registry, digest: str, data: bytes) -> None:
+    url, service = reg.url, reg.service
+
     def body() -> Iterator[bytes]:
         yield data[: len(data) // 2]
         assert wait_until(lambda: partly_written(service))
 
     with pytest.raises((httpx.TransportError, h11.LocalProtocolError)):
-        httpx.put(f"{url}/api/v1/blobs/{digest}", content=body(), headers={"Content-Length": str(len(data))})
+        httpx.put(
+            f"{url}/api/v1/blobs/{digest}", content=body(), headers={"Content-Length": str(len(data)), **_auth(reg)}
+        )
 
 
-def _socket_closes(url: str, digest: str, data: bytes, service: RegistryService) -> None:
+def _socket_closes(reg: Registry, digest: str, data: bytes) -> None:
+    url, service = reg.url, reg.service
     parsed = httpx.URL(url)
     head = (
         f"PUT /api/v1/blobs/{digest} HTTP/1.1\r\nHost: {parsed.host}\r\n"
+        f"Authorization: Bearer {reg.settings.token}\r\n"
         f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
     ).encode()
     with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
@@ -153,7 +168,7 @@ def test_http_upload_cut_off_stores_nothing_and_a_retry_succeeds(
 ) -> None:
     data = os.urandom(BIG)
     version = pending_version(http, data)
-    cut(http_registry.url, sha256(data), data, http_registry.service)
+    cut(http_registry, sha256(data), data)
     assert_not_stored(http_registry.service, sha256(data))
     assert "PENDING" == http.get("/api/v1/models/churn/-/versions/1").json()["status"]
     r = http.post("/api/v1/models/churn/-/versions/1/finalize")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,11 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from covex.cli import access as access_cli
+from covex.cli import approvals as approvals_cli
+from covex.cli import audit as audit_cli
 from covex.cli import output
+from covex.cli import webhooks as webhooks_cli
 from covex.cli.mlflow_import import import_app
 from covex.cli.register import register
 from covex.client import Client
@@ -66,6 +71,8 @@ app.add_typer(stages_app, name="stages")
 app.add_typer(aliases_app, name="aliases")
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
+for _area in (access_cli, approvals_cli, audit_cli, webhooks_cli):
+    _area.register(app)
 
 
 class _State:
@@ -155,22 +162,46 @@ def server(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes (stateless; share the database).")] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Accept calls without tokens, all as the local admin (experiments only).")
+    ] = False,
 ) -> None:
-    """Run the registry server (REST API under /api/v1, docs at /docs)."""
+    """Run the registry server (REST API under /api/v1, docs at /docs).
+
+    Every API call needs a bearer token. On the first start the server creates the
+    admin user 'admin' and prints its token once.
+    """
     import uvicorn
 
     from covex.server import create_app
+    from covex.service import open_service
 
     values: dict[str, Any] = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
+    if no_auth:
+        values["auth"] = False
     settings = _settings(values)
     if settings.is_remote:
         raise errors.InvalidInput("'--uri' for a server must be a data folder or a database URL, not a server URL")
+    service = open_service(settings)
+    if settings.auth and service.access.needs_bootstrap():
+        with contextlib.suppress(errors.InvalidState):  # another server process bootstrapped first
+            token = service.access.bootstrap("admin")
+            output.err_console.print(
+                f"Created the admin user 'admin'. Its API token, shown only now:\n\n    {token.secret}\n\n"
+                "Keep it safe: export COVEX_TOKEN=<token> to use it.",
+                highlight=False,
+            )
+    elif not settings.auth:
+        output.err_console.print("Authentication is OFF (--no-auth): every caller acts as the local admin.")
     output.err_console.print(
         f"Covex on http://{host}:{port}  (data: {settings.database_url}, files: {settings.artifacts_url})",
         highlight=False,
     )
     if workers > 1:
-        os.environ.update({f"COVEX_{k.upper()}": v for k, v in values.items()})
+        service.close()
+        os.environ.update(
+            {f"COVEX_{k.upper()}": str(v).lower() if isinstance(v, bool) else v for k, v in values.items()}
+        )
         uvicorn.run(
             "covex.server.app:app_from_environment",
             factory=True,
@@ -181,7 +212,7 @@ def server(
             log_level="info",
         )
     else:
-        uvicorn.run(create_app(settings=settings), host=host, port=port, access_log=access_log, log_level="info")
+        uvicorn.run(create_app(service, settings), host=host, port=port, access_log=access_log, log_level="info")
 
 
 @db_app.command("upgrade")

@@ -56,7 +56,15 @@ class Client:
         else:
             from covex.service import open_service
 
-            self._backend = open_service(self.settings)
+            service = open_service(self.settings)
+            # Embedded, the SDK acts as the local user with admin rights; with a token, as its owner.
+            if self.settings.token:
+                try:
+                    service = service.as_principal(service.access.authenticate(self.settings.token))
+                except BaseException:
+                    service.close()
+                    raise
+            self._backend = service
 
     def __repr__(self) -> str:
         return f"covex.Client({self.settings.uri!r})"
@@ -70,6 +78,26 @@ class Client:
     def close(self) -> None:
         """Release connections."""
         self._backend.close()
+
+    @property
+    def access(self) -> Any:
+        """Users, service accounts, groups, API tokens and grants."""
+        return self._backend.access
+
+    @property
+    def approvals(self) -> Any:
+        """Policies, approval requests, comments, rollback and placement history."""
+        return self._backend.approvals
+
+    @property
+    def audit(self) -> Any:
+        """The tamper-evident audit trail: list, verify, export."""
+        return self._backend.audit
+
+    @property
+    def webhooks(self) -> Any:
+        """Webhook subscriptions and their delivery log."""
+        return self._backend.webhooks
 
     @property
     def stages(self) -> list[str]:
@@ -225,15 +253,25 @@ class Client:
     # -- stages and aliases ---------------------------------------------------------
 
     def transition_stage(
-        self, name: str, version: int | str | None, stage: str, *, archive_existing: bool = False
+        self,
+        name: str,
+        version: int | str | None,
+        stage: str,
+        *,
+        archive_existing: bool = False,
+        comment: str = "",
     ) -> ModelVersion:
-        """Move a version to ``stage``; ``archive_existing`` archives the others there in the same step."""
-        return self._backend.transition_stage(*self._number(name, version), stage, archive_existing=archive_existing)
+        """Move a version to ``stage``; ``archive_existing`` archives the others there in the same step.
 
-    def set_alias(self, name: str, alias: str, version: int | str | None) -> ModelVersion:
-        """Point ``alias`` at a version (moving it off any other)."""
+        A stage with a policy is entered only through an approved request (``client.approvals``).
+        """
         model, number = self._number(name, version)
-        return self._backend.set_alias(model, alias, number)
+        return self._backend.transition_stage(model, number, stage, archive_existing=archive_existing, comment=comment)
+
+    def set_alias(self, name: str, alias: str, version: int | str | None, *, comment: str = "") -> ModelVersion:
+        """Point ``alias`` at a version (moving it off any other); ``comment`` says why, in the history."""
+        model, number = self._number(name, version)
+        return self._backend.set_alias(model, alias, number, comment=comment)
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._backend.delete_alias(name, alias)

@@ -42,6 +42,30 @@ class HttpBackend:
     def close(self) -> None:
         self.http.close()
 
+    @property
+    def access(self) -> Any:
+        from covex.client.http_access import HttpAccess
+
+        return HttpAccess(self)
+
+    @property
+    def approvals(self) -> Any:
+        from covex.client.http_approvals import HttpApprovals
+
+        return HttpApprovals(self)
+
+    @property
+    def audit(self) -> Any:
+        from covex.client.http_audit import HttpAudit
+
+        return HttpAudit(self)
+
+    @property
+    def webhooks(self) -> Any:
+        from covex.client.http_webhooks import HttpWebhooks
+
+        return HttpWebhooks(self)
+
     # -- transport ------------------------------------------------------------------
 
     def _raise_for(self, response: httpx.Response) -> None:
@@ -187,12 +211,14 @@ class HttpBackend:
     def delete_version(self, name: str, version: int) -> None:
         self._call("DELETE", _v(name, version))
 
-    def transition_stage(self, name: str, version: int, stage: str, *, archive_existing: bool = False) -> ModelVersion:
-        body = {"stage": stage, "archive_existing": archive_existing}
+    def transition_stage(
+        self, name: str, version: int, stage: str, *, archive_existing: bool = False, comment: str = ""
+    ) -> ModelVersion:
+        body = {"stage": stage, "archive_existing": archive_existing, "comment": comment}
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/stage", json=body))
 
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        body = {"alias": alias, "version": version}
+    def set_alias(self, name: str, alias: str, version: int, *, comment: str = "") -> ModelVersion:
+        body = {"alias": alias, "version": version, "comment": comment}
         return ModelVersion.model_validate(self._call("POST", f"{_m(name)}/-/aliases", json=body))
 
     def delete_alias(self, name: str, alias: str) -> None:

@@ -117,6 +117,8 @@ class ModelEvent(_Entity):
     after: str | None = None
     actor: str = ""
     timestamp: int
+    comment: str = ""
+    request_id: int | None = None
 
 
 DOCUMENT_KINDS = ("lineage", "signature", "profile", "card")

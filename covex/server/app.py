@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from covex import __version__
 from covex.domain.errors import CovexError, InternalError, InvalidInput, NotFound
+from covex.server import access, approvals, audit, webhooks
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
@@ -23,17 +24,26 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def create_app(service: RegistryService | None = None, settings: Settings | None = None) -> FastAPI:
-    """Build the app; without ``service``, open one from ``settings`` (or the environment)."""
+def create_app(
+    service: RegistryService | None = None, settings: Settings | None = None, *, auth: bool | None = None
+) -> FastAPI:
+    """Build the app; without ``service``, open one from ``settings`` (or the environment).
+
+    With ``auth`` (the default, from ``settings.auth``) every API call needs a bearer
+    token; without, every caller acts as the service's own principal (local experiments).
+    """
+    settings = settings or Settings()
     if service is None:
-        settings = settings or Settings()
         service = open_service(settings)
+    if auth is None:
+        auth = settings.auth
     app = FastAPI(
         title="Covex",
         version=__version__,
         description="Model registry API: models, versions, stages, aliases and verified artifacts.",
     )
     app.state.service = service
+    app.state.auth = auth
 
     @app.exception_handler(CovexError)
     async def _covex_error(_: Request, exc: CovexError) -> JSONResponse:
@@ -61,6 +71,8 @@ def create_app(service: RegistryService | None = None, settings: Settings | None
         return JSONResponse(err.to_dict(), status_code=err.status)
 
     app.include_router(router)
+    for area in (access, approvals, audit, webhooks):
+        app.include_router(area.router)
     return app
 
 

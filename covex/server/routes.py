@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -30,9 +32,28 @@ VERSION = f"{MODEL}/-/versions/{{version:int}}"
 UPLOAD_BUFFER = 1024 * 1024
 
 
-async def service(request: Request) -> RegistryService:
-    # async: a sync dependency would cost a thread-pool hop on every request.
+async def base_service(request: Request) -> RegistryService:
+    """The service without a caller: for health checks only."""
     return request.app.state.service  # type: ignore[no-any-return]
+
+
+def service(request: Request, response: Response) -> RegistryService:
+    """The service acting as the caller the bearer token names (401 without a valid one)."""
+    base: RegistryService = request.app.state.service
+    request_id = request.headers.get("x-request-id", "")
+    if not _REQUEST_ID.fullmatch(request_id):
+        request_id = uuid.uuid4().hex
+    response.headers["X-Request-ID"] = request_id
+    if not request.app.state.auth:
+        return base.as_principal(base.principal, request_id)  # type: ignore[no-any-return]
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    token = secret.strip() if scheme.lower() == "bearer" else None
+    principal = base.as_principal(base.principal, request_id).access.authenticate(token)
+    return base.as_principal(principal, request_id)  # type: ignore[no-any-return]
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
 class _BlobFileResponse(FileResponse):
@@ -41,7 +62,9 @@ class _BlobFileResponse(FileResponse):
 
 Service = Annotated[RegistryService, Depends(service)]
 OrderBy = Annotated[list[str], Query()]
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": schemas.ErrorBody} for code in (400, 404, 409, 500, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 500, 503)
+}
 
 
 def render(entity: BaseModel, status_code: int = 200) -> Response:
@@ -59,7 +82,7 @@ def health() -> dict[str, str]:
 
 
 @router.get("/ready", tags=["health"], responses=ERRORS)
-def ready(svc: Service) -> dict[str, str]:
+def ready(svc: Annotated[RegistryService, Depends(base_service)]) -> dict[str, str]:
     """The database answers."""
     svc.ping()
     return {"status": "ready"}
@@ -147,7 +170,7 @@ def delete_model_tag(name: str, key: str, svc: Service) -> Response:
 @router.post(f"{MODEL}/-/aliases", response_model=ModelVersion, tags=["aliases"], responses=ERRORS)
 def set_alias(name: str, body: schemas.SetAlias, svc: Service) -> Response:
     """Point an alias at a version, moving it off any other version."""
-    return render(svc.set_alias(name, body.alias, body.version))
+    return render(svc.set_alias(name, body.alias, body.version, comment=body.comment))
 
 
 @router.delete(f"{MODEL}/-/aliases", status_code=204, tags=["aliases"], responses=ERRORS)
@@ -287,7 +310,9 @@ def log_params(name: str, version: int, body: schemas.LogParams, svc: Service) -
     responses=ERRORS,
 )
 def transition_stage(name: str, version: int, body: schemas.Transition, svc: Service) -> Response:
-    return render(svc.transition_stage(name, version, body.stage, archive_existing=body.archive_existing))
+    return render(
+        svc.transition_stage(name, version, body.stage, archive_existing=body.archive_existing, comment=body.comment)
+    )
 
 
 @router.get(

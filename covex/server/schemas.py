@@ -65,11 +65,13 @@ class LogParams(_Body):
 class Transition(_Body):
     stage: str
     archive_existing: bool = False
+    comment: str = ""
 
 
 class SetAlias(_Body):
     alias: str
     version: int = Field(ge=1)
+    comment: str = ""
 
 
 class MissingBlobs(_Body):

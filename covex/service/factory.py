@@ -14,4 +14,4 @@ def open_service(settings: Settings, *, migrate: bool = True) -> RegistryService
     if migrate:
         database.upgrade(engine)
     blobs = BlobStore(settings.artifacts_url, chunk_size=settings.chunk_size, **settings.artifacts_options)
-    return RegistryService(engine, blobs, settings.stages, actor=settings.user)
+    return RegistryService(engine, blobs, settings.stages, principal=settings.user)

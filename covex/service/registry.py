@@ -7,16 +7,15 @@ render what they return.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from covex.artifacts import BlobStore, BlobWriter, check_digest, manifest_digest
+from covex.artifacts import BlobWriter, check_digest, manifest_digest
 from covex.domain.cards import validate_card
 from covex.domain.entities import DOCUMENT_KINDS, FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, ServiceUnavailable
@@ -29,8 +28,10 @@ from covex.domain.names import (
     validate_tags,
 )
 from covex.domain.uris import ModelRef
-from covex.store import database, queries, search
+from covex.service.base import Refused, ServiceBase, now_ms
+from covex.store import queries, search
 from covex.store.schema import (
+    grants,
     model_aliases,
     model_events,
     model_tags,
@@ -49,8 +50,7 @@ VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_times
 GC_GRACE_SECONDS = 3600.0
 
 
-def _now() -> int:
-    return time.time_ns() // 1_000_000
+_now = now_ms
 
 
 def _check_kind(kind: str) -> None:
@@ -74,6 +74,10 @@ def _documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+def _tag(key: str, value: str | None) -> dict[str, str] | None:
+    return None if value is None else {key: value}
+
+
 def _text(value: object, field: str) -> str:
     if value is None:
         return ""
@@ -82,44 +86,41 @@ def _text(value: object, field: str) -> str:
     return value
 
 
-class RegistryService:
-    """The registry over one metadata database and one blob store."""
-
-    def __init__(self, engine: Engine, blobs: BlobStore, stages: Sequence[str], actor: str = "") -> None:
-        self.engine = engine
-        self.actor = actor
-        self.blobs = blobs
-        self.stages = list(stages)
-        self.initial_stage = self.stages[0]
-        lowered = {s.lower(): s for s in self.stages}
-        self.archive_stage = lowered.get("archived", self.stages[-1])
-        self._stage_by_lower = lowered
-
-    def as_actor(self, actor: str) -> RegistryService:
-        """The same registry, acting (and recording changes) as ``actor``."""
-        clone = copy.copy(self)
-        clone.actor = actor
-        return clone
+class RegistryService(ServiceBase):
+    """The registry over one metadata database and one blob store, acting as one principal."""
 
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def access(self) -> Any:
+        """Users, groups, tokens and grants (``covex.service.access.AccessService``)."""
+        from covex.service.access import AccessService
+
+        return self._sibling(AccessService)
+
+    @property
+    def approvals(self) -> Any:
+        """Policies, approval requests, rollback and placement history."""
+        from covex.service.approvals import ApprovalService
+
+        return self._sibling(ApprovalService)
+
+    @property
+    def audit(self) -> Any:
+        """The audit trail: list, verify, export."""
+        from covex.service.audit import AuditService
+
+        return self._sibling(AuditService)
+
+    @property
+    def webhooks(self) -> Any:
+        """Webhook subscriptions and their deliveries."""
+        from covex.service.webhooks import WebhookService
+
+        return self._sibling(WebhookService)
+
     # -- plumbing -------------------------------------------------------------------
-
-    def _tx(self, write: bool) -> Any:
-        return database.transaction(self.engine, write=write)
-
-    def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> Row[Any]:
-        validate_model_name(name)
-        q = select(models).where(models.c.name == name)
-        if lock:
-            # Every change to a model's versions, stages or aliases holds this row lock,
-            # so concurrent writers on one model are serialised (SQLite: BEGIN IMMEDIATE).
-            q = q.with_for_update()
-        row = conn.execute(q).one_or_none()
-        if row is None:
-            raise NotFound(f"model {name!r} does not exist")
-        return row
 
     def _version_row(self, conn: Connection, model: Row[Any], version: int) -> Row[Any]:
         q = queries.version_select().where(model_versions.c.model_id == model.id, model_versions.c.version == version)
@@ -130,6 +131,7 @@ class RegistryService:
 
     def _resolve_row(self, conn: Connection, ref: ModelRef) -> Row[Any]:
         model = self._model_row(conn, ref.name)
+        self.require(conn, model, "reader", "read")
         base = queries.version_select().where(model_versions.c.model_id == model.id)
         if ref.kind == "version":
             return self._version_row(conn, model, ref.version)
@@ -164,12 +166,6 @@ class RegistryService:
         conn.execute(
             update(model_versions).where(model_versions.c.id == version_id).values(last_updated_timestamp=now, **values)
         )
-
-    def stage(self, name: str) -> str:
-        """The configured stage called ``name`` (case-insensitive), or ``InvalidInput``."""
-        if not isinstance(name, str) or name.lower() not in self._stage_by_lower:
-            raise InvalidInput(f"'stage' {name!r} is not a stage; stages are {', '.join(self.stages)}")
-        return self._stage_by_lower[name.lower()]
 
     def ping(self) -> None:
         """Raise ``ServiceUnavailable`` unless the database answers."""
@@ -207,13 +203,30 @@ class RegistryService:
                         insert(model_tags),
                         [{"model_id": model_id, "key": k, "value": v} for k, v in tag_values.items()],
                     )
-                return self._model(conn, self._model_row(conn, name))
+                # The creator manages what it created.
+                conn.execute(
+                    insert(grants).values(
+                        model_id=model_id,
+                        subject=f"user:{self.actor}",
+                        role="manager",
+                        scope="",
+                        created_by=self.actor,
+                        creation_timestamp=now,
+                    )
+                )
+                model = self._model(conn, self._model_row(conn, name))
+                after = {"description": description, "tags": tag_values}
+                self._audit(conn, "model.create", f"model:{name}", None, after)
+                self._emit(conn, "model.created", {"model": name, **after}, model_id)
+                return model
         except IntegrityError:
             raise AlreadyExists(f"model {name!r} already exists") from None
 
     def get_model(self, name: str) -> Model:
         with self._tx(write=False) as conn:
-            return self._model(conn, self._model_row(conn, name))
+            row = self._model_row(conn, name)
+            self.require(conn, row, "reader", "read")
+            return self._model(conn, row)
 
     def rename_model(self, name: str, new_name: str) -> Model:
         return self.update_model(name, new_name=new_name)
@@ -230,12 +243,18 @@ class RegistryService:
         try:
             with self._tx(write=True) as conn:
                 row = self._model_row(conn, name, lock=True)
+                self.require(conn, row, "manager" if new_name not in (None, name) else "editor", "update_model")
                 if (
                     new_name not in (None, name)
                     and conn.execute(select(models.c.id).where(models.c.name == new_name)).first()
                 ):
                     raise AlreadyExists(f"model {new_name!r} already exists")
                 conn.execute(update(models).where(models.c.id == row.id).values(**values))
+                changed = {k: v for k, v in values.items() if k != "last_updated_timestamp"}
+                before = {"name": row.name, "description": row.description}
+                self._audit(conn, "model.update", f"model:{name}", {k: before[k] for k in changed}, changed)
+                if "name" in changed and changed["name"] != name:
+                    self._emit(conn, "model.renamed", {"model": changed["name"], "previous_name": name}, row.id)
                 return self._model(conn, self._model_row(conn, values.get("name", name)))
         except IntegrityError:
             raise AlreadyExists(f"model {new_name!r} already exists") from None
@@ -244,25 +263,43 @@ class RegistryService:
         (key, value), *_ = validate_tags({key: value}, "tag").items()
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
+            self.require(conn, row, "editor", "set_tag")
+            before = conn.execute(
+                select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
+            ).scalar_one_or_none()
             conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
             conn.execute(insert(model_tags).values(model_id=row.id, key=key, value=value))
             self._touch_model(conn, row.id, _now())
+            self._audit(conn, "model.tag.set", f"model:{name}", _tag(key, before), {key: value})
             return self._model(conn, self._model_row(conn, name))
 
     def delete_model_tag(self, name: str, key: str) -> Model:
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
-            gone = conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
-            if gone.rowcount == 0:
+            self.require(conn, row, "editor", "delete_tag")
+            before = conn.execute(
+                select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
+            ).scalar_one_or_none()
+            if before is None:
                 raise NotFound(f"model {name!r} has no tag {key!r}")
+            conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
             self._touch_model(conn, row.id, _now())
+            self._audit(conn, "model.tag.delete", f"model:{name}", {key: before}, None)
             return self._model(conn, self._model_row(conn, name))
 
     def delete_model(self, name: str) -> None:
         """Delete a model with all its versions, tags and aliases (files stay until ``gc``)."""
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
+            self.require(conn, row, "manager", "delete_model")
+            versions = (
+                conn.execute(select(model_versions.c.version).where(model_versions.c.model_id == row.id))
+                .scalars()
+                .all()
+            )
+            self._emit(conn, "model.deleted", {"model": name, "versions": list(versions)}, row.id)
             conn.execute(delete(models).where(models.c.id == row.id))
+            self._audit(conn, "model.delete", f"model:{name}", {"versions": list(versions)}, None)
 
     def search_models(
         self,
@@ -282,6 +319,9 @@ class RegistryService:
             .limit(limit + 1)
             .offset(offset)
         )
+        readable = self.readable_model_ids()
+        if readable is not None:
+            q = q.where(models.c.id.in_(readable))
         with self._tx(write=False) as conn:
             rows = conn.execute(q).all()
             items = queries.load_models(conn, rows[:limit])
@@ -331,6 +371,7 @@ class RegistryService:
         now = _now()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", "create_version")
             if number is not None and number <= model.last_version:
                 raise AlreadyExists(
                     f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
@@ -383,6 +424,15 @@ class RegistryService:
                         for k, body in document_values.items()
                     ],
                 )
+            summary = {
+                "version": number,
+                "status": row["status"],
+                "source": values["source"],
+                "manifest_digest": row["manifest_digest"],
+                "metrics": metric_values,
+            }
+            self._audit(conn, "version.create", f"model:{name}/{number}", None, summary)
+            self._emit(conn, "version.created", {"model": name, **summary}, model.id)
             # Everything is in hand: no need to read the new version back.
             return ModelVersion(
                 name=name, tags=tag_values, metrics=metric_values, params=param_values, aliases=[], **row
@@ -408,7 +458,13 @@ class RegistryService:
         now = _now()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", "set_card")
             row = self._version_row(conn, model, version)
+            before = conn.execute(
+                select(version_documents.c.body).where(
+                    version_documents.c.version_id == row.id, version_documents.c.kind == "card"
+                )
+            ).scalar_one_or_none()
             conn.execute(
                 delete(version_documents).where(
                     version_documents.c.version_id == row.id, version_documents.c.kind == "card"
@@ -420,6 +476,13 @@ class RegistryService:
                 )
             )
             self._touch_version(conn, row.id, now)
+            self._audit(
+                conn,
+                "version.card.set",
+                f"model:{name}/{version}",
+                None if before is None else json.loads(before),
+                fields,
+            )
         return fields
 
     def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:
@@ -442,6 +505,7 @@ class RegistryService:
         """Turn a PENDING version READY once every one of its blobs is stored and verified."""
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
+            self.require(conn, model, "editor", "finalize_version")
             row = self._version_row(conn, model, version)
             if row.status == "READY":
                 return self._version(conn, row)
@@ -466,6 +530,9 @@ class RegistryService:
             row = self._version_row(conn, model, version)
             if row.status == "PENDING":
                 self._touch_version(conn, row.id, _now(), status="READY", status_message="")
+                target = f"model:{name}/{version}"
+                self._audit(conn, "version.finalize", target, {"status": "PENDING"}, {"status": "READY"})
+                self._emit(conn, "version.ready", {"model": name, "version": version}, model.id)
             elif row.status == "FAILED":
                 raise InvalidState(f"version {version} of {name!r} has FAILED ({row.status_message})")
             return self._version(conn, self._version_row(conn, model, version))
@@ -475,10 +542,13 @@ class RegistryService:
         message = _text(message, "message")[:2000]
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", "fail_version")
             row = self._version_row(conn, model, version)
             if row.status == "READY":
                 raise InvalidState(f"version {version} of {name!r} is READY and cannot fail")
             self._touch_version(conn, row.id, _now(), status="FAILED", status_message=message or "upload failed")
+            after = {"status": "FAILED", "message": message or "upload failed"}
+            self._audit(conn, "version.fail", f"model:{name}/{version}", {"status": row.status}, after)
             return self._version(conn, self._version_row(conn, model, version))
 
     def get_version(self, ref: ModelRef) -> ModelVersion:
@@ -504,9 +574,14 @@ class RegistryService:
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
         q = queries.version_select().where(search.version_filter(node))
+        readable = None if model is not None else self.readable_model_ids()
+        if readable is not None:
+            q = q.where(model_versions.c.model_id.in_(readable))
         with self._tx(write=False) as conn:
             if model is not None:
-                q = q.where(model_versions.c.model_id == self._model_row(conn, model).id)
+                model_row = self._model_row(conn, model)
+                self.require(conn, model_row, "reader", "read")
+                q = q.where(model_versions.c.model_id == model_row.id)
                 if not order:
                     order = parse_order_by(["version DESC"], VERSION_FIELDS, VERSION_SORTABLE)
             rows = conn.execute(q.order_by(*search.version_order(order)).limit(limit + 1).offset(offset)).all()
@@ -518,98 +593,184 @@ class RegistryService:
         description = _text(description, "description")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", "update_version")
             row = self._version_row(conn, model, version)
             self._touch_version(conn, row.id, _now(), description=description)
+            target = f"model:{name}/{version}"
+            self._audit(conn, "version.update", target, {"description": row.description}, {"description": description})
             return self._version(conn, self._version_row(conn, model, version))
 
-    def _set_keyed(self, name: str, version: int, table: Any, items: Mapping[str, Any]) -> ModelVersion:
+    def _set_keyed(self, name: str, version: int, table: Any, items: Mapping[str, Any], action: str) -> ModelVersion:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", action.replace(".", "_"))
             row = self._version_row(conn, model, version)
+            before: dict[str, Any] = dict(
+                conn.execute(
+                    select(table.c.key, table.c.value).where(table.c.version_id == row.id, table.c.key.in_(list(items)))
+                ).all()
+            )
             if items:
                 conn.execute(delete(table).where(table.c.version_id == row.id, table.c.key.in_(list(items))))
                 conn.execute(insert(table), [{"version_id": row.id, "key": k, "value": v} for k, v in items.items()])
             self._touch_version(conn, row.id, _now())
+            self._audit(conn, action, f"model:{name}/{version}", before or None, dict(items))
             return self._version(conn, self._version_row(conn, model, version))
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
-        return self._set_keyed(name, version, version_tags, validate_tags({key: value}, "tag"))
+        return self._set_keyed(name, version, version_tags, validate_tags({key: value}, "tag"), "version.tag.set")
 
     def log_metrics(self, name: str, version: int, metrics: Mapping[str, float]) -> ModelVersion:
-        return self._set_keyed(name, version, version_metrics, validate_metrics(metrics))
+        return self._set_keyed(name, version, version_metrics, validate_metrics(metrics), "version.metrics.log")
 
     def log_params(self, name: str, version: int, params: Mapping[str, str]) -> ModelVersion:
-        return self._set_keyed(name, version, version_params, validate_tags(params, "params"))
+        return self._set_keyed(name, version, version_params, validate_tags(params, "params"), "version.params.log")
 
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", "delete_tag")
             row = self._version_row(conn, model, version)
-            gone = conn.execute(
-                delete(version_tags).where(version_tags.c.version_id == row.id, version_tags.c.key == key)
-            )
-            if gone.rowcount == 0:
+            before = conn.execute(
+                select(version_tags.c.value).where(version_tags.c.version_id == row.id, version_tags.c.key == key)
+            ).scalar_one_or_none()
+            if before is None:
                 raise NotFound(f"version {version} of {name!r} has no tag {key!r}")
+            conn.execute(delete(version_tags).where(version_tags.c.version_id == row.id, version_tags.c.key == key))
             self._touch_version(conn, row.id, _now())
+            self._audit(conn, "version.tag.delete", f"model:{name}/{version}", {key: before}, None)
             return self._version(conn, self._version_row(conn, model, version))
 
     def delete_version(self, name: str, version: int) -> None:
         """Delete a version and its aliases; its number is never handed out again."""
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "manager", "delete_version")
             row = self._version_row(conn, model, version)
+            aliases = (
+                conn.execute(select(model_aliases.c.alias).where(model_aliases.c.version_id == row.id)).scalars().all()
+            )
             conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
             self._touch_model(conn, model.id, _now())
+            before = {"stage": row.stage, "aliases": list(aliases), "manifest_digest": row.manifest_digest}
+            self._audit(conn, "version.delete", f"model:{name}/{version}", before, None)
+            self._emit(conn, "version.deleted", {"model": name, "version": version, **before}, model.id)
 
     # -- stages and aliases ---------------------------------------------------------
 
-    def transition_stage(self, name: str, version: int, stage: str, *, archive_existing: bool = False) -> ModelVersion:
-        """Move a READY version to ``stage``; optionally archive the others in it, atomically."""
+    def transition_stage(
+        self, name: str, version: int, stage: str, *, archive_existing: bool = False, comment: str = ""
+    ) -> ModelVersion:
+        """Move a READY version to ``stage``; optionally archive the others in it, atomically.
+
+        Editors move versions directly into stages without a policy; a stage with a
+        policy is entered only through an approved request (``approvals``).
+        """
         target = self.stage(stage)
-        now = _now()
+        comment = _text(comment, "comment")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", "transition_stage")
             row = self._version_row(conn, model, version)
-            if row.status != "READY":
-                raise InvalidState(f"version {version} of {name!r} is {row.status}; only READY versions change stage")
-            events = [(version, row.stage, target)] if row.stage != target else []
-            if archive_existing and target not in (self.initial_stage, self.archive_stage):
-                others = update(model_versions).where(
-                    model_versions.c.model_id == model.id,
-                    model_versions.c.stage == target,
-                    model_versions.c.id != row.id,
+            if row.stage != target and self.policy_body(conn, "stage", target) is not None:
+                raise Refused(
+                    f"stage {target!r} is protected by a policy: open a request to move version {version} "
+                    f"of {name!r} there (covex requests create {name} {version} --stage {target})",
+                    action="stage.transition",
+                    target=f"model:{name}/{version}",
                 )
-                archived = conn.execute(
-                    others.values(stage=self.archive_stage, last_updated_timestamp=now).returning(
-                        model_versions.c.version
-                    )
-                ).scalars()
-                events += [(n, target, self.archive_stage) for n in archived]
-            self._touch_version(conn, row.id, now, stage=target)
-            for number, before, after in events:
-                self._event(conn, model.id, number, "stage", "", before, after, now)
-            self._touch_model(conn, model.id, now)
+            self.move_stage(conn, model, row, target, archive_existing=archive_existing, comment=comment)
             return self._version(conn, self._version_row(conn, model, version))
 
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        """Point ``alias`` at ``version``, moving it off any other version."""
+    def move_stage(
+        self,
+        conn: Connection,
+        model: Row[Any],
+        row: Row[Any],
+        target: str,
+        *,
+        archive_existing: bool,
+        comment: str = "",
+        request_id: int | None = None,
+    ) -> None:
+        """Move a version to ``target`` in ``conn``'s transaction (checks done by the caller)."""
+        if row.status != "READY":
+            raise InvalidState(
+                f"version {row.version} of {model.name!r} is {row.status}; only READY versions change stage"
+            )
+        now = _now()
+        events = [(row.version, row.stage, target)] if row.stage != target else []
+        if archive_existing and target not in (self.initial_stage, self.archive_stage):
+            others = update(model_versions).where(
+                model_versions.c.model_id == model.id,
+                model_versions.c.stage == target,
+                model_versions.c.id != row.id,
+            )
+            archived = conn.execute(
+                others.values(stage=self.archive_stage, last_updated_timestamp=now).returning(model_versions.c.version)
+            ).scalars()
+            events += [(n, target, self.archive_stage) for n in archived]
+        self._touch_version(conn, row.id, now, stage=target)
+        for number, before, after in events:
+            self._event(conn, model.id, number, "stage", "", before, after, now, comment, request_id)
+            where = f"model:{model.name}/{number}"
+            self._audit(conn, "stage.transition", where, {"stage": before}, {"stage": after})
+            data = {"model": model.name, "version": number, "from": before, "to": after, "comment": comment}
+            self._emit(conn, "stage.changed", {**data, "request": request_id}, model.id)
+        self._touch_model(conn, model.id, now)
+
+    def set_alias(self, name: str, alias: str, version: int, *, comment: str = "") -> ModelVersion:
+        """Point ``alias`` at ``version``, moving it off any other version.
+
+        A protected alias (one with a policy) moves only through an approved request.
+        """
         validate_alias(alias, self.stages)
+        comment = _text(comment, "comment")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            self.require(conn, model, "editor", "set_alias")
             row = self._version_row(conn, model, version)
-            if row.status != "READY":
-                raise InvalidState(f"version {version} of {name!r} is {row.status}; aliases point at READY versions")
-            previous = self._alias_target(conn, model.id, alias)
-            conn.execute(
-                delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
-            )
-            conn.execute(insert(model_aliases).values(model_id=model.id, alias=alias, version_id=row.id))
-            now = _now()
-            if previous != version:
-                before = None if previous is None else str(previous)
-                self._event(conn, model.id, version, "alias", alias, before, str(version), now)
-            self._touch_model(conn, model.id, now)
+            if (
+                self.policy_body(conn, "alias", alias) is not None
+                and self._alias_target(conn, model.id, alias) != version
+            ):
+                raise Refused(
+                    f"alias {alias!r} is protected by a policy: open a request to point it at version {version} "
+                    f"of {name!r} (covex requests create {name} {version} --alias {alias})",
+                    action="alias.set",
+                    target=f"model:{name}@{alias}",
+                )
+            self.move_alias(conn, model, row, alias, comment=comment)
             return self._version(conn, self._version_row(conn, model, version))
+
+    def move_alias(
+        self,
+        conn: Connection,
+        model: Row[Any],
+        row: Row[Any],
+        alias: str,
+        *,
+        comment: str = "",
+        request_id: int | None = None,
+    ) -> None:
+        """Point ``alias`` at a version in ``conn``'s transaction (checks done by the caller)."""
+        if row.status != "READY":
+            raise InvalidState(
+                f"version {row.version} of {model.name!r} is {row.status}; aliases point at READY versions"
+            )
+        previous = self._alias_target(conn, model.id, alias)
+        conn.execute(delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias))
+        conn.execute(insert(model_aliases).values(model_id=model.id, alias=alias, version_id=row.id))
+        now = _now()
+        if previous != row.version:
+            before = None if previous is None else str(previous)
+            self._event(conn, model.id, row.version, "alias", alias, before, str(row.version), now, comment, request_id)
+            self._audit(
+                conn, "alias.set", f"model:{model.name}@{alias}", {"version": previous}, {"version": row.version}
+            )
+            data = {"model": model.name, "alias": alias, "version": row.version, "previous": previous}
+            self._emit(conn, "alias.set", {**data, "comment": comment, "request": request_id}, model.id)
+        self._touch_model(conn, model.id, now)
 
     def _alias_target(self, conn: Connection, model_id: int, alias: str) -> int | None:
         q = (
@@ -629,6 +790,8 @@ class RegistryService:
         before: str | None,
         after: str | None,
         now: int,
+        comment: str = "",
+        request_id: int | None = None,
     ) -> None:
         conn.execute(
             insert(model_events).values(
@@ -640,6 +803,8 @@ class RegistryService:
                 after=after,
                 actor=self.actor,
                 timestamp=now,
+                comment=comment,
+                request_id=request_id,
             )
         )
 
@@ -647,6 +812,7 @@ class RegistryService:
         """Stage moves and alias changes of a model (or those touching one version), oldest first."""
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
+            self.require(conn, model, "reader", "read")
             q = select(model_events).where(model_events.c.model_id == model.id)
             if version is not None:
                 q = q.where(
@@ -664,6 +830,8 @@ class RegistryService:
                 after=r.after,
                 actor=r.actor,
                 timestamp=r.timestamp,
+                comment=r.comment,
+                request_id=r.request_id,
             )
             for r in rows
         ]
@@ -671,6 +839,9 @@ class RegistryService:
     def delete_alias(self, name: str, alias: str) -> None:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
+            # Removing a protected alias takes the model's manager; moving one takes a request.
+            protected = self.policy_body(conn, "alias", alias) is not None
+            self.require(conn, model, "manager" if protected else "editor", "delete_alias")
             previous = self._alias_target(conn, model.id, alias)
             gone = conn.execute(
                 delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
@@ -680,14 +851,53 @@ class RegistryService:
             now = _now()
             self._event(conn, model.id, previous, "alias", alias, str(previous), None, now)
             self._touch_model(conn, model.id, now)
+            self._audit(conn, "alias.delete", f"model:{name}@{alias}", {"version": previous}, None)
+            self._emit(conn, "alias.deleted", {"model": name, "alias": alias, "previous": previous}, model.id)
 
     # -- blobs ----------------------------------------------------------------------
+
+    def _require_uploader(self) -> None:
+        """Uploading blobs takes the editor role on some model: blobs are reachable only through versions."""
+        if self.principal.is_admin:
+            return
+        with self._tx(write=False) as conn:
+            allowed = conn.execute(
+                select(grants.c.id)
+                .where(grants.c.subject.in_(self.principal.subjects), grants.c.role.in_(["editor", "manager"]))
+                .limit(1)
+            ).first()
+            if allowed is None:
+                raise Refused(
+                    f"{self.actor!r} may not upload files: it is an editor of no model",
+                    action="blob.upload",
+                    target="blobs",
+                )
+
+    def _require_blob_reader(self, digest: str) -> None:
+        """Reading a blob takes the reader role on a model with a version that holds it."""
+        readable = self.readable_model_ids()
+        if readable is None:
+            return
+        with self._tx(write=False) as conn:
+            found = conn.execute(
+                select(version_files.c.version_id)
+                .join(model_versions, model_versions.c.id == version_files.c.version_id)
+                .where(version_files.c.digest == digest, model_versions.c.model_id.in_(readable))
+                .limit(1)
+            ).first()
+            if found is None:
+                raise Refused(
+                    f"{self.actor!r} may not read blob {digest}: no model it may read holds it",
+                    action="blob.read",
+                    target=f"blob:{digest}",
+                )
 
     def open_blob_writer(self, digest: str, size: int) -> BlobWriter:
         """Start storing one blob; its ``commit`` verifies the digest and size before it lands."""
         check_digest(digest)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise InvalidInput("'size' must be a non-negative integer")
+        self._require_uploader()
         return self.blobs.writer(digest, size)
 
     def put_blob(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
@@ -704,11 +914,13 @@ class RegistryService:
     def read_blob(self, digest: str) -> Iterator[bytes]:
         """Stream a stored blob (the reader verifies it against the digest)."""
         check_digest(digest)
+        self._require_blob_reader(digest)
         return self.blobs.iter_chunks(digest)
 
     def blob_local_path(self, digest: str) -> str | None:
         """The stored blob's path on this machine when blobs are in a local folder."""
         path = self.blobs.local_path(check_digest(digest))
+        self._require_blob_reader(digest)
         if path is not None and self.blobs.size(digest) is None:
             raise NotFound(f"blob {digest} is not in the artifact store")
         return path
@@ -716,10 +928,16 @@ class RegistryService:
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         for i, d in enumerate(digests):
             check_digest(d, f"digests[{i}]")
+        self._require_uploader()
         return self.blobs.missing(digests)
 
     def gc(self, *, apply: bool = False, grace_seconds: float = GC_GRACE_SECONDS) -> GcReport:
-        """Find (and with ``apply`` delete) blobs no version references."""
+        """Find (and with ``apply`` delete) blobs no version references (admins only)."""
+        try:
+            self.require_admin("gc", "blobs")
+        except Refused as exc:
+            self.record_refusal(exc.action, exc.target, exc.message)
+            raise
         stored = self.blobs.list_blobs()
         # Read references after listing: a version created meanwhile protects its blobs.
         with self._tx(write=False) as conn:
@@ -734,6 +952,9 @@ class RegistryService:
                 self.blobs.delete(d)
             for path in stale:
                 self.blobs.remove_path(path)
+            with self._tx(write=True) as conn:
+                after = {"deleted": len(unreferenced), "bytes_freed": sum(stored[d] for d in unreferenced)}
+                self._audit(conn, "gc", "blobs", None, after)
         return GcReport(
             applied=apply,
             referenced=len(referenced),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -144,5 +145,216 @@ model_events = Table(
     Column("after", String(250), nullable=True),
     Column("actor", String(256), nullable=False, default=""),
     Column("timestamp", BigInteger, nullable=False),
+    # Why it moved: the mover's comment, and the approval request that moved it (if any).
+    Column("comment", Text, nullable=False, default="", server_default=""),
+    Column("request_id", Integer, nullable=True),
     Index("ix_model_events_model_id_timestamp", "model_id", "timestamp"),
+)
+
+# -- identity and access ----------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    # "user" (a person) or "service" (a service account: tokens only, never an approver of its own work).
+    Column("kind", String(16), nullable=False, default="user"),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_by", String(256), nullable=False, default=""),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    UniqueConstraint("name"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    UniqueConstraint("name"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_group_members_user_id", "user_id"),
+)
+
+# API tokens: only the SHA-256 of the secret is kept; the secret is shown once.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False, default=""),
+    Column("token_hash", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    UniqueConstraint("token_hash"),
+    Index("ix_tokens_user_id", "user_id"),
+)
+
+# Who may do what. subject: "user:<name>", "group:<name>" or "everyone". model_id NULL: every model.
+# role: reader < editor < manager, or approver (with scope "stage:<Stage>" or "alias:<alias>").
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=True),
+    Column("subject", String(300), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("scope", String(300), nullable=False, default=""),
+    Column("created_by", String(256), nullable=False, default=""),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Index("ix_grants_subject_model_id", "subject", "model_id"),
+    Index("ix_grants_model_id", "model_id"),
+)
+
+# -- policies and approval requests -------------------------------------------------------
+
+# One policy per protected stage or alias; body is the policy as JSON.
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target_kind", String(16), nullable=False),
+    Column("target", String(250), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_by", String(256), nullable=False, default=""),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    UniqueConstraint("target_kind", "target"),
+)
+
+transition_requests = Table(
+    "transition_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("target_kind", String(16), nullable=False),
+    Column("target", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_message", Text, nullable=False, default=""),
+    Column("requester", String(256), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    # The version that held the target when the request was made (the champion gates compare with).
+    Column("champion", Integer, nullable=True),
+    Column("gates", Text, nullable=False, default="[]"),
+    Column("policy", Text, nullable=False, default="{}"),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    Index("ix_transition_requests_model_id_status", "model_id", "status"),
+    Index("ix_transition_requests_status", "status"),
+)
+
+request_reviews = Table(
+    "request_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", Integer, ForeignKey("transition_requests.id", ondelete="CASCADE"), nullable=False),
+    Column("reviewer", String(256), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("timestamp", BigInteger, nullable=False),
+    UniqueConstraint("request_id", "reviewer"),
+)
+
+version_comments = Table(
+    "version_comments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("author", String(256), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("request_id", Integer, nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_version_comments_version_id", "version_id"),
+)
+
+# -- audit trail --------------------------------------------------------------------------
+
+# Append-only, hash-chained: each record's hash covers its fields and the previous record's hash.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(600), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("request_id", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_timestamp", "timestamp"),
+    Index("ix_audit_log_target", "target"),
+)
+
+# One row: the chain's last sequence number and hash. Appenders lock it, so the chain never forks,
+# and verify compares with it, so deleting the newest records is caught too.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# -- webhooks -----------------------------------------------------------------------------
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=True),
+    Column("secret", String(128), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_by", String(256), nullable=False, default=""),
+    Column("creation_timestamp", BigInteger, nullable=False),
+)
+
+# The outbox: one row per event per subscribed webhook, written in the transaction of the change.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("delivered_timestamp", BigInteger, nullable=True),
+    Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook_id", "webhook_id"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+    Column("duration_ms", Integer, nullable=False, default=0),
+    Index("ix_webhook_attempts_delivery_id", "delivery_id"),
 )

@@ -31,7 +31,12 @@ def covex(request: pytest.FixtureRequest, registries, tmp_path: Path) -> Run:
     runner = CliRunner()
 
     def run(*args: str, input: str | None = None) -> Result:
-        env = {"COVEX_URI": reg.url, "COVEX_ARTIFACTS": reg.settings.artifacts_url, "COLUMNS": "200"}
+        env = {
+            "COVEX_URI": reg.url,
+            "COVEX_ARTIFACTS": reg.settings.artifacts_url,
+            "COVEX_TOKEN": reg.settings.token or "",
+            "COLUMNS": "200",
+        }
         r = runner.invoke(app, list(args), env=env, input=input)
         if r.exception and not isinstance(r.exception, SystemExit):
             raise r.exception
@@ -154,5 +159,5 @@ def test_gc_is_a_dry_run_by_default(covex: Run, tree) -> None:
 
 def test_db_upgrade(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["--uri", str(tmp_path / "data"), "db", "upgrade"])
-    assert (0, True) == (r.exit_code, "database at revision 0002" in r.stdout)
+    assert (0, True) == (r.exit_code, "database at revision 0003" in r.stdout)
     assert (tmp_path / "data" / "covex.db").exists()

@@ -210,7 +210,13 @@ def cli(request: pytest.FixtureRequest, registries) -> Callable[..., Any]:
     runner = CliRunner()
 
     def run(*args: str, env: dict[str, str] | None = None) -> Any:
-        full = {"COVEX_URI": reg.url, "COVEX_ARTIFACTS": reg.settings.artifacts_url, "COLUMNS": "300", **(env or {})}
+        full = {
+            "COVEX_URI": reg.url,
+            "COVEX_ARTIFACTS": reg.settings.artifacts_url,
+            "COVEX_TOKEN": reg.settings.token or "",
+            "COLUMNS": "300",
+            **(env or {}),
+        }
         result = runner.invoke(app, list(args), env=full)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception

@@ -20,7 +20,7 @@ from tests.conftest import Registry
 def http(registries) -> Iterator[httpx.Client]:
     reg: Registry = registries("http", "sqlite")
     reg.reset()
-    with httpx.Client(base_url=reg.url) as c:
+    with httpx.Client(base_url=reg.url, headers={"Authorization": f"Bearer {reg.settings.token}"}) as c:
         yield c
 
 
@@ -74,7 +74,7 @@ def test_unexpected_errors_hide_internals(tmp_path, monkeypatch: pytest.MonkeyPa
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(service, "get_model", boom)
-    with support.server_thread(create_app(service)) as url:
+    with support.server_thread(create_app(service, auth=False)) as url:
         r = httpx.get(f"{url}/api/v1/models/x")
     assert (500, "INTERNAL_ERROR") == (r.status_code, r.json()["error_code"])
     assert "secret" not in r.text

@@ -1,0 +1,249 @@
+"""What every service shares: transactions, the acting principal, permission checks, audit and events.
+
+Each mutation appends its audit record (and its webhook deliveries) in the
+transaction that makes the change, as the last step, so the audit chain's head
+row is locked only briefly. A refused attempt (``PermissionDenied``) is recorded
+in a transaction of its own after the refused one rolled back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from covex.artifacts import BlobStore
+from covex.domain import audit
+from covex.domain.access import RANK, Principal
+from covex.domain.errors import InvalidInput, NotFound, PermissionDenied
+from covex.domain.names import validate_model_name
+from covex.store import database
+from covex.store.schema import audit_head, audit_log, grants, models, policies, webhook_deliveries, webhooks
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Refused(PermissionDenied):
+    """A ``PermissionDenied`` that knows what was attempted, for the audit trail."""
+
+    def __init__(self, message: str, *, action: str, target: str) -> None:
+        super().__init__(message)
+        self.action = action
+        self.target = target
+
+
+class ServiceBase:
+    """Shared plumbing of the registry's services. Construct once; ``as_principal`` per caller."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        blobs: BlobStore,
+        stages: Sequence[str],
+        principal: Principal | str = "",
+        request_id: str = "",
+    ) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.stages = list(stages)
+        self.principal = Principal.local_admin(principal) if isinstance(principal, str) else principal
+        self.request_id = request_id
+        self.initial_stage = self.stages[0]
+        lowered = {s.lower(): s for s in self.stages}
+        self.archive_stage = lowered.get("archived", self.stages[-1])
+        self._stage_by_lower = lowered
+
+    @property
+    def actor(self) -> str:
+        return self.principal.name
+
+    def as_principal(self, principal: Principal, request_id: str = "") -> Any:
+        """The same service, acting (and audited) as ``principal``."""
+        clone = copy.copy(self)
+        clone.principal = principal
+        clone.request_id = request_id
+        clone.__dict__.pop("_siblings", None)
+        return clone
+
+    def as_actor(self, actor: str) -> Any:
+        """The same service acting as the local admin called ``actor`` (embedded use and tests)."""
+        return self.as_principal(Principal.local_admin(actor))
+
+    def _sibling(self, cls: type[Any]) -> Any:
+        """Another service over the same database, blobs and principal."""
+        siblings: dict[type[Any], Any] = self.__dict__.setdefault("_siblings", {})
+        if cls not in siblings:
+            other = object.__new__(cls)
+            other.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_siblings"})
+            siblings[cls] = other
+        return siblings[cls]
+
+    # -- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Connection]:
+        try:
+            with database.transaction(self.engine, write=write) as conn:
+                conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
+                yield conn
+        except Refused as exc:
+            self.record_refusal(exc.action, exc.target, exc.message)
+            raise
+
+    def record_refusal(self, action: str, target: str, reason: str) -> None:
+        """Append a refused attempt to the audit trail, in its own transaction."""
+        with database.transaction(self.engine, write=True) as conn:
+            conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
+            self._audit(conn, action, target, after={"reason": reason}, outcome="refused")
+
+    # -- stages ---------------------------------------------------------------------
+
+    def stage(self, name: str) -> str:
+        """The configured stage called ``name`` (case-insensitive), or ``InvalidInput``."""
+        if not isinstance(name, str) or name.lower() not in self._stage_by_lower:
+            raise InvalidInput(f"'stage' {name!r} is not a stage; stages are {', '.join(self.stages)}")
+        return self._stage_by_lower[name.lower()]
+
+    # -- permissions ----------------------------------------------------------------
+
+    def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> Row[Any]:
+        validate_model_name(name)
+        q = select(models).where(models.c.name == name)
+        if lock:
+            # Every change to a model's versions, stages or aliases holds this row lock,
+            # so concurrent writers on one model are serialised (SQLite: BEGIN IMMEDIATE).
+            q = q.with_for_update()
+        row = conn.execute(q).one_or_none()
+        if row is None:
+            raise NotFound(f"model {name!r} does not exist")
+        return row
+
+    def model_role(self, conn: Connection, model_id: int) -> int:
+        """The principal's rank on a model: 0 none, 1 reader, 2 editor, 3 manager (admins: 3)."""
+        if self.principal.is_admin:
+            return RANK["manager"]
+        roles = conn.execute(
+            select(grants.c.role).where(
+                grants.c.subject.in_(self.principal.subjects),
+                (grants.c.model_id == model_id) | grants.c.model_id.is_(None),
+                grants.c.role.in_(list(RANK)),
+            )
+        ).scalars()
+        return max((RANK[r] for r in roles), default=0)
+
+    def require(self, conn: Connection, model: Row[Any], role: str, action: str) -> None:
+        """Raise ``PermissionDenied`` unless the principal holds ``role`` (or more) on ``model``."""
+        if self.model_role(conn, model.id) < RANK[role]:
+            raise Refused(
+                f"{self.principal.name!r} may not {action.replace('_', ' ')} on model {model.name!r}: "
+                f"it needs the {role} role",
+                action=action,
+                target=f"model:{model.name}",
+            )
+
+    def require_admin(self, action: str, target: str) -> None:
+        if not self.principal.is_admin:
+            raise Refused(
+                f"{self.principal.name!r} may not {action.replace('_', ' ')}: it needs admin rights",
+                action=action,
+                target=target,
+            )
+
+    def readable_model_ids(self) -> Any:
+        """A subquery of model ids the principal may read, or None when it may read every model."""
+        if self.principal.is_admin:
+            return None
+        subjects = self.principal.subjects
+        with self._tx(write=False) as conn:
+            everything = conn.execute(
+                select(grants.c.id)
+                .where(grants.c.subject.in_(subjects), grants.c.model_id.is_(None), grants.c.role.in_(list(RANK)))
+                .limit(1)
+            ).first()
+        if everything:
+            return None
+        return select(grants.c.model_id).where(grants.c.subject.in_(subjects), grants.c.role.in_(list(RANK)))
+
+    def policy_body(self, conn: Connection, kind: str, target: str) -> dict[str, Any] | None:
+        """The policy protecting a stage or alias, as stored (None: unprotected)."""
+        body = conn.execute(
+            select(policies.c.body).where(policies.c.target_kind == kind, policies.c.target == target)
+        ).scalar_one_or_none()
+        return None if body is None else dict(json.loads(body))
+
+    # -- audit and events -----------------------------------------------------------
+
+    def _audit(
+        self,
+        conn: Connection,
+        action: str,
+        target: str,
+        before: Any = None,
+        after: Any = None,
+        *,
+        outcome: str = "ok",
+    ) -> None:
+        """Append one record to the hash-chained audit trail, in ``conn``'s transaction."""
+        head = conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update()).one()
+        record = {
+            "seq": head.seq + 1,
+            "timestamp": now_ms(),
+            "actor": self.principal.name,
+            "action": action,
+            "target": target,
+            "outcome": outcome,
+            "before": audit.to_json(before),
+            "after": audit.to_json(after),
+            "request_id": conn.info.get("covex_request_id") or self.request_id,
+            "prev_hash": head.hash,
+        }
+        record["hash"] = audit.record_hash(record)
+        conn.execute(insert(audit_log).values(**record))
+        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=record["seq"], hash=record["hash"]))
+
+    def _emit(self, conn: Connection, event: str, data: dict[str, Any], model_id: int | None = None) -> None:
+        """Queue ``event`` for every webhook subscribed to it (the outbox), in ``conn``'s transaction."""
+        q = select(webhooks.c.id, webhooks.c.events).where(webhooks.c.active.is_(True))
+        q = q.where(
+            webhooks.c.model_id.is_(None)
+            if model_id is None
+            else (webhooks.c.model_id.is_(None) | (webhooks.c.model_id == model_id))
+        )
+        targets = [r.id for r in conn.execute(q) if _subscribed(json.loads(r.events), event)]
+        if not targets:
+            return
+        now = now_ms()
+        event_id = uuid.uuid4().hex
+        payload = json.dumps(
+            {"id": event_id, "event": event, "timestamp": now, "actor": self.principal.name, "data": data},
+            sort_keys=True,
+        )
+        conn.execute(
+            insert(webhook_deliveries),
+            [
+                {
+                    "webhook_id": w,
+                    "event_id": event_id,
+                    "event": event,
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "last_error": "",
+                    "creation_timestamp": now,
+                }
+                for w in targets
+            ],
+        )
+
+
+def _subscribed(events: list[str], event: str) -> bool:
+    return "*" in events or event in events or f"{event.split('.')[0]}.*" in events
