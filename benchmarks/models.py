@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from servers import Server, cpu_seconds, free_port, log, machine, settle, tool
+from servers import Server, covex_token, cpu_seconds, free_port, log, machine, settle, tool
 
 SETTLE_TIMEOUT = 120.0  # at start-up: MLflow's job runner keeps both cores busy for 10-20 s
 STEP_SETTLE_TIMEOUT = 15.0  # before each timed step
@@ -204,6 +204,8 @@ class ByteProxy:
 def covex_server(tmp: Path) -> Server:
     port = free_port()
     argv = [str(tool("covex")), "--uri", str(tmp / "covex-data"), "server", "--host", "127.0.0.1", "--port", str(port)]
+    # The SDK in this process reads its token from the environment, as a user's would.
+    os.environ["COVEX_TOKEN"] = covex_token(tmp / "covex-data")
     return Server("Covex", argv, port, "/ready", tmp / "covex.log")
 
 

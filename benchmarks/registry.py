@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from servers import Server, free_port, log, machine, process_tree, settle, tool
+from servers import Server, covex_token, free_port, log, machine, process_tree, settle, tool
 
 MIB = 1024 * 1024
 HTTP_TIMEOUT = 120.0
@@ -86,12 +86,25 @@ QUICK = Sizes(
 # -- servers ----------------------------------------------------------------------------------
 
 
-def covex_server(tmp: Path, workers: int) -> Server:
+# API tokens by server URL; http_client sends them.
+AUTH_HEADERS: dict[str, dict[str, str]] = {}
+
+
+def covex_server(
+    tmp: Path, workers: int, *, auth: bool = True, editor: str | None = None, label: str = "Covex"
+) -> Server:
+    """A Covex server on its own data folder; with ``auth``, callers use a token (an editor's, if named)."""
     port = free_port()
-    argv = [str(tool("covex")), "--uri", str(tmp / "covex-data"), "server", "--host", "127.0.0.1", "--port", str(port)]
+    data = tmp / f"{label.lower().replace(' ', '-')}-data"
+    argv = [str(tool("covex")), "--uri", str(data), "server", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    return Server("Covex", argv, port, "/ready", tmp / "covex.log")
+    if not auth:
+        argv.append("--no-auth")
+    server = Server(label, argv, port, "/ready", tmp / f"{data.name}.log")
+    if auth:
+        AUTH_HEADERS[server.url] = {"Authorization": f"Bearer {covex_token(data, editor)}"}
+    return server
 
 
 def mlflow_server(tmp: Path, workers: int | None) -> Server:
@@ -114,7 +127,7 @@ def mlflow_server(tmp: Path, workers: int | None) -> Server:
 
 
 def http_client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=HTTP_TIMEOUT)
+    return httpx.Client(base_url=url, timeout=HTTP_TIMEOUT, headers=AUTH_HEADERS.get(url, {}))
 
 
 # -- the two REST APIs ------------------------------------------------------------------------
@@ -606,7 +619,8 @@ def run_big(server: Server, tmp: Path, size_mb: int) -> dict[str, Any]:
     pid = server.pid
     rss_before = memory_mb(pid, "VmRSS")
     peak_reset = reset_peak(pid)
-    with covex.Client(server.url) as client:
+    token = AUTH_HEADERS.get(server.url, {}).get("Authorization", "").removeprefix("Bearer ") or None
+    with covex.Client(server.url, token=token) as client:
         client.create_model("bigfile")
         os.sync()
         start = time.perf_counter()

@@ -173,3 +173,24 @@ def machine(packages: Sequence[str]) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         **{p: version(p) for p in packages},
     }
+
+
+def covex_token(data: Path, editor: str | None = None) -> str:
+    """Bootstrap the admin of a fresh Covex data folder and return an API token.
+
+    With ``editor``, the token is that user's instead: an editor of every model, not an admin,
+    so each call goes through the full permission check.
+    """
+    from covex.service import open_service
+    from covex.settings import Settings
+
+    service = open_service(Settings(uri=str(data)))
+    try:
+        admin = service.access.bootstrap("admin").secret
+        if editor is None:
+            return admin
+        service.access.create_user(editor)
+        service.access.grant(f"user:{editor}", "editor")
+        return str(service.access.create_token(editor, name="benchmark").secret)
+    finally:
+        service.close()

@@ -8,6 +8,7 @@ holder review approval requests for that target.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -42,6 +43,11 @@ class Principal:
     def local_admin(cls, name: str) -> Principal:
         """The embedded SDK's default identity: the local user, with admin rights."""
         return cls(name=name, is_admin=True, kind="local")
+
+
+def hash_token(secret: str) -> str:
+    """How API tokens are stored: long random secrets need one SHA-256, not a slow password hash."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def check_role(role: str, field_name: str = "role") -> str:

@@ -37,8 +37,11 @@ async def base_service(request: Request) -> RegistryService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def service(request: Request, response: Response) -> RegistryService:
-    """The service acting as the caller the bearer token names (401 without a valid one)."""
+async def service(request: Request, response: Response) -> RegistryService:
+    """The service acting as the caller the bearer token names (401 without a valid one).
+
+    async and free of I/O: the token is checked inside the action's own transaction.
+    """
     base: RegistryService = request.app.state.service
     request_id = request.headers.get("x-request-id", "")
     if not _REQUEST_ID.fullmatch(request_id):
@@ -49,8 +52,7 @@ def service(request: Request, response: Response) -> RegistryService:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     token = secret.strip() if scheme.lower() == "bearer" else None
-    principal = base.as_principal(base.principal, request_id).access.authenticate(token)
-    return base.as_principal(principal, request_id)  # type: ignore[no-any-return]
+    return base.with_credentials(token, request_id)  # type: ignore[no-any-return]
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")

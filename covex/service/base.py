@@ -16,15 +16,27 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from covex.artifacts import BlobStore
 from covex.domain import audit
-from covex.domain.access import RANK, Principal
-from covex.domain.errors import InvalidInput, NotFound, PermissionDenied
+from covex.domain.access import RANK, Principal, hash_token
+from covex.domain.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from covex.domain.names import validate_model_name
 from covex.store import database
-from covex.store.schema import audit_head, audit_log, grants, models, policies, webhook_deliveries, webhooks
+from covex.store.schema import (
+    audit_head,
+    audit_log,
+    grants,
+    group_members,
+    groups,
+    models,
+    policies,
+    tokens,
+    users,
+    webhook_deliveries,
+    webhooks,
+)
 
 
 def now_ms() -> int:
@@ -54,12 +66,29 @@ class ServiceBase:
         self.engine = engine
         self.blobs = blobs
         self.stages = list(stages)
-        self.principal = Principal.local_admin(principal) if isinstance(principal, str) else principal
+        self._principal: Principal | None = (
+            Principal.local_admin(principal) if isinstance(principal, str) else principal
+        )
+        # An API token not checked yet: the first transaction checks it (see ``with_credentials``).
+        self._credentials: str | None = None
         self.request_id = request_id
         self.initial_stage = self.stages[0]
         lowered = {s.lower(): s for s in self.stages}
         self.archive_stage = lowered.get("archived", self.stages[-1])
         self._stage_by_lower = lowered
+
+    @property
+    def principal(self) -> Principal:
+        """Who this service acts as; a pending API token is checked on first use."""
+        if self._principal is None:
+            with self._tx(write=False):
+                pass
+        assert self._principal is not None
+        return self._principal
+
+    @principal.setter
+    def principal(self, value: Principal) -> None:
+        self._principal, self._credentials = value, None
 
     @property
     def actor(self) -> str:
@@ -69,6 +98,18 @@ class ServiceBase:
         """The same service, acting (and audited) as ``principal``."""
         clone = copy.copy(self)
         clone.principal = principal
+        clone.request_id = request_id
+        clone.__dict__.pop("_siblings", None)
+        return clone
+
+    def with_credentials(self, token: str | None, request_id: str = "") -> Any:
+        """The same service, acting as the owner of API ``token``.
+
+        The token is checked inside the first transaction the caller's action opens, so
+        authentication costs no transaction of its own; a bad token raises ``Unauthenticated``.
+        """
+        clone = copy.copy(self)
+        clone._principal, clone._credentials = None, token or ""
         clone.request_id = request_id
         clone.__dict__.pop("_siblings", None)
         return clone
@@ -93,16 +134,22 @@ class ServiceBase:
         try:
             with database.transaction(self.engine, write=write) as conn:
                 conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
+                if self._principal is None:
+                    self._principal = _authenticate(conn, self._credentials)
+                    self._credentials = None
                 yield conn
         except Refused as exc:
             self.record_refusal(exc.action, exc.target, exc.message)
             raise
+        except Unauthenticated as exc:
+            self.record_refusal("authenticate", "token", exc.message, actor="")
+            raise
 
-    def record_refusal(self, action: str, target: str, reason: str) -> None:
+    def record_refusal(self, action: str, target: str, reason: str, *, actor: str | None = None) -> None:
         """Append a refused attempt to the audit trail, in its own transaction."""
         with database.transaction(self.engine, write=True) as conn:
             conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
-            self._audit(conn, action, target, after={"reason": reason}, outcome="refused")
+            self._audit(conn, action, target, after={"reason": reason}, outcome="refused", actor=actor)
 
     # -- stages ---------------------------------------------------------------------
 
@@ -130,14 +177,8 @@ class ServiceBase:
         """The principal's rank on a model: 0 none, 1 reader, 2 editor, 3 manager (admins: 3)."""
         if self.principal.is_admin:
             return RANK["manager"]
-        roles = conn.execute(
-            select(grants.c.role).where(
-                grants.c.subject.in_(self.principal.subjects),
-                (grants.c.model_id == model_id) | grants.c.model_id.is_(None),
-                grants.c.role.in_(list(RANK)),
-            )
-        ).scalars()
-        return max((RANK[r] for r in roles), default=0)
+        roles = conn.execute(_ROLES, {"subjects": self.principal.subjects, "model_id": model_id}).scalars()
+        return max((RANK.get(r, 0) for r in roles), default=0)
 
     def require(self, conn: Connection, model: Row[Any], role: str, action: str) -> None:
         """Raise ``PermissionDenied`` unless the principal holds ``role`` (or more) on ``model``."""
@@ -157,18 +198,15 @@ class ServiceBase:
                 target=target,
             )
 
-    def readable_model_ids(self) -> Any:
+    def readable_model_ids(self, conn: Connection | None = None) -> Any:
         """A subquery of model ids the principal may read, or None when it may read every model."""
+        if conn is None:
+            with self._tx(write=False) as own:
+                return self.readable_model_ids(own)
         if self.principal.is_admin:
             return None
         subjects = self.principal.subjects
-        with self._tx(write=False) as conn:
-            everything = conn.execute(
-                select(grants.c.id)
-                .where(grants.c.subject.in_(subjects), grants.c.model_id.is_(None), grants.c.role.in_(list(RANK)))
-                .limit(1)
-            ).first()
-        if everything:
+        if conn.execute(_READS_ALL, {"subjects": subjects}).first():
             return None
         return select(grants.c.model_id).where(grants.c.subject.in_(subjects), grants.c.role.in_(list(RANK)))
 
@@ -190,13 +228,14 @@ class ServiceBase:
         after: Any = None,
         *,
         outcome: str = "ok",
+        actor: str | None = None,
     ) -> None:
         """Append one record to the hash-chained audit trail, in ``conn``'s transaction."""
-        head = conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update()).one()
+        head = conn.execute(_HEAD).one()
         record = {
             "seq": head.seq + 1,
             "timestamp": now_ms(),
-            "actor": self.principal.name,
+            "actor": self.principal.name if actor is None else actor,
             "action": action,
             "target": target,
             "outcome": outcome,
@@ -206,8 +245,8 @@ class ServiceBase:
             "prev_hash": head.hash,
         }
         record["hash"] = audit.record_hash(record)
-        conn.execute(insert(audit_log).values(**record))
-        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=record["seq"], hash=record["hash"]))
+        conn.execute(_APPEND, record)
+        conn.execute(_ADVANCE, {"new_seq": record["seq"], "new_hash": record["hash"]})
 
     def _emit(self, conn: Connection, event: str, data: dict[str, Any], model_id: int | None = None) -> None:
         """Queue ``event`` for every webhook subscribed to it (the outbox), in ``conn``'s transaction."""
@@ -243,6 +282,60 @@ class ServiceBase:
                 for w in targets
             ],
         )
+
+
+def _authenticate(conn: Connection, secret: str | None) -> Principal:
+    """The principal an API token belongs to, or ``Unauthenticated`` saying why not."""
+    if not secret:
+        raise Unauthenticated("no API token: send 'Authorization: Bearer <token>'")
+    row = conn.execute(_TOKEN, {"token_hash": hash_token(secret)}).one_or_none()
+    if row is None:
+        raise Unauthenticated("the API token is not valid")
+    if row.revoked_at is not None:
+        raise Unauthenticated("the API token was revoked")
+    if row.expires_at is not None and row.expires_at <= now_ms():
+        raise Unauthenticated("the API token has expired")
+    if row.disabled:
+        raise Unauthenticated(f"user {row.name!r} is disabled")
+    names = conn.execute(_GROUPS, {"user_id": row.id}).scalars()
+    return Principal(name=row.name, is_admin=bool(row.is_admin), groups=tuple(sorted(names)), kind=row.kind)
+
+
+# Statements built once: building them per call costs more than running them.
+_TOKEN = (
+    select(
+        tokens.c.expires_at,
+        tokens.c.revoked_at,
+        users.c.id,
+        users.c.name,
+        users.c.kind,
+        users.c.is_admin,
+        users.c.disabled,
+    )
+    .join(users, users.c.id == tokens.c.user_id)
+    .where(tokens.c.token_hash == bindparam("token_hash"))
+)
+_READS_ALL = (
+    select(grants.c.id)
+    .where(
+        grants.c.subject.in_(bindparam("subjects", expanding=True)),
+        grants.c.model_id.is_(None),
+        grants.c.role.in_(list(RANK)),
+    )
+    .limit(1)
+)
+_GROUPS = (
+    select(groups.c.name)
+    .join(group_members, group_members.c.group_id == groups.c.id)
+    .where(group_members.c.user_id == bindparam("user_id"))
+)
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_APPEND = insert(audit_log)
+_ADVANCE = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_ROLES = select(grants.c.role).where(
+    grants.c.subject.in_(bindparam("subjects", expanding=True)),
+    (grants.c.model_id == bindparam("model_id")) | grants.c.model_id.is_(None),
+)
 
 
 def _subscribed(events: list[str], event: str) -> bool:

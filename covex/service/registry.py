@@ -319,10 +319,10 @@ class RegistryService(ServiceBase):
             .limit(limit + 1)
             .offset(offset)
         )
-        readable = self.readable_model_ids()
-        if readable is not None:
-            q = q.where(models.c.id.in_(readable))
         with self._tx(write=False) as conn:
+            readable = self.readable_model_ids(conn)
+            if readable is not None:
+                q = q.where(models.c.id.in_(readable))
             rows = conn.execute(q).all()
             items = queries.load_models(conn, rows[:limit])
         token = search.encode_page_token(offset + limit) if len(rows) > limit else None
@@ -574,10 +574,10 @@ class RegistryService(ServiceBase):
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
         q = queries.version_select().where(search.version_filter(node))
-        readable = None if model is not None else self.readable_model_ids()
-        if readable is not None:
-            q = q.where(model_versions.c.model_id.in_(readable))
         with self._tx(write=False) as conn:
+            readable = None if model is not None else self.readable_model_ids(conn)
+            if readable is not None:
+                q = q.where(model_versions.c.model_id.in_(readable))
             if model is not None:
                 model_row = self._model_row(conn, model)
                 self.require(conn, model_row, "reader", "read")
@@ -875,10 +875,10 @@ class RegistryService(ServiceBase):
 
     def _require_blob_reader(self, digest: str) -> None:
         """Reading a blob takes the reader role on a model with a version that holds it."""
-        readable = self.readable_model_ids()
-        if readable is None:
-            return
         with self._tx(write=False) as conn:
+            readable = self.readable_model_ids(conn)
+            if readable is None:
+                return
             found = conn.execute(
                 select(version_files.c.version_id)
                 .join(model_versions, model_versions.c.id == version_files.c.version_id)
