@@ -70,9 +70,10 @@ def create_app(
         err = InternalError("internal error; see the server log")
         return JSONResponse(err.to_dict(), status_code=err.status)
 
-    app.include_router(router)
+    # The areas' routes first: routes.py ends in catch-alls like GET /api/v1/models/{name:path}.
     for area in (access, approvals, audit, webhooks):
         app.include_router(area.router)
+    app.include_router(router)
     return app
 
 

@@ -1,7 +1,173 @@
-"""Routes of API v1 for approvals (filled in by its own change)."""
+"""Routes of API v1 for governance: policies, approval requests, comments, rollback and placement."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from covex.domain.errors import InvalidInput
+from covex.domain.policy import Comment, Placement, Policy, Rollback, TransitionRequest
+from covex.server.routes import API, ERRORS, MODEL, Service, render
+
+router = APIRouter(tags=["approvals"], responses=ERRORS)
+REQUEST = f"{API}/requests/{{request_id:int}}"
+MAX_POLICY_FILE = 1024 * 1024
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateRequest(_Body):
+    name: str
+    version: int
+    stage: str | None = None
+    alias: str | None = None
+    comment: str = ""
+
+
+class Review(_Body):
+    comment: str = ""
+
+
+class NewComment(_Body):
+    body: str
+
+
+class RollbackBody(_Body):
+    stage: str | None = None
+    alias: str | None = None
+    comment: str = ""
+
+
+class PolicyFile(_Body):
+    text: str
+    replace: bool = False
+
+
+def _list(items: list[Any]) -> Response:
+    body = "[" + ",".join(i.model_dump_json() for i in items) + "]"
+    return Response(body, media_type="application/json")
+
+
+# -- policies ---------------------------------------------------------------------------
+
+
+@router.get(f"{API}/policies", response_model=list[Policy])
+def list_policies(svc: Service) -> Response:
+    return _list(svc.approvals.list_policies())
+
+
+@router.put(f"{API}/policies", response_model=list[Policy])
+async def apply_policy_file(request: Request, svc: Service, replace: bool = False) -> Response:
+    """Apply a policy file: the YAML text as the body (or JSON ``{"text": ..., "replace": ...}``)."""
+    raw = await request.body()
+    if len(raw) > MAX_POLICY_FILE:
+        raise InvalidInput(f"a policy file may be at most {MAX_POLICY_FILE} bytes")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = PolicyFile.model_validate_json(raw)
+        except ValueError:
+            raise InvalidInput('the JSON body must be {"text": "<policy YAML>", "replace": false}') from None
+        text, replace = body.text, body.replace or replace
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("a policy file must be UTF-8 text") from None
+    return _list(await run_in_threadpool(svc.approvals.apply_policy_file, text, replace))
+
+
+@router.get(f"{API}/policies/{{kind}}/{{target}}", response_model=Policy)
+def get_policy(kind: str, target: str, svc: Service) -> Response:
+    return render(svc.approvals.get_policy(kind, target))
+
+
+@router.put(f"{API}/policies/{{kind}}/{{target}}", response_model=Policy)
+def set_policy(kind: str, target: str, svc: Service, body: Annotated[dict[str, Any], Body()]) -> Response:
+    """Create or replace one policy; the body holds its rules (approvals, approvers, gates, ...)."""
+    return render(svc.approvals.set_policy(kind, target, body))
+
+
+@router.delete(f"{API}/policies/{{kind}}/{{target}}", status_code=204)
+def delete_policy(kind: str, target: str, svc: Service) -> Response:
+    svc.approvals.delete_policy(kind, target)
+    return Response(status_code=204)
+
+
+# -- requests ---------------------------------------------------------------------------
+
+
+@router.post(f"{API}/requests", response_model=TransitionRequest, status_code=201)
+def create_request(body: CreateRequest, svc: Service) -> Response:
+    request = svc.approvals.create_request(
+        body.name, body.version, stage=body.stage, alias=body.alias, comment=body.comment
+    )
+    return render(request, 201)
+
+
+@router.get(f"{API}/requests", response_model=list[TransitionRequest])
+def list_requests(
+    svc: Service,
+    model: str | None = None,
+    status: str | None = None,
+    version: int | None = None,
+    max_results: int = 100,
+) -> Response:
+    return _list(svc.approvals.list_requests(model, status, version=version, max_results=max_results))
+
+
+@router.get(f"{API}/requests/inbox", response_model=list[TransitionRequest])
+def inbox(svc: Service) -> Response:
+    """OPEN requests the caller may approve and has not reviewed."""
+    return _list(svc.approvals.inbox())
+
+
+@router.get(REQUEST, response_model=TransitionRequest)
+def get_request(request_id: int, svc: Service) -> Response:
+    return render(svc.approvals.get_request(request_id))
+
+
+@router.post(f"{REQUEST}/approve", response_model=TransitionRequest)
+def approve(request_id: int, svc: Service, body: Review | None = None) -> Response:
+    return render(svc.approvals.approve(request_id, (body or Review()).comment))
+
+
+@router.post(f"{REQUEST}/reject", response_model=TransitionRequest)
+def reject(request_id: int, svc: Service, body: Review | None = None) -> Response:
+    return render(svc.approvals.reject(request_id, (body or Review()).comment))
+
+
+@router.post(f"{REQUEST}/cancel", response_model=TransitionRequest)
+def cancel(request_id: int, svc: Service, body: Review | None = None) -> Response:
+    return render(svc.approvals.cancel(request_id, (body or Review()).comment))
+
+
+# -- a model's comments, rollback and placement -------------------------------------------
+
+
+@router.get(f"{MODEL}/-/versions/{{version:int}}/comments", response_model=list[Comment])
+def list_comments(name: str, version: int, svc: Service) -> Response:
+    return _list(svc.approvals.list_comments(name, version))
+
+
+@router.post(f"{MODEL}/-/versions/{{version:int}}/comments", response_model=Comment, status_code=201)
+def add_comment(name: str, version: int, body: NewComment, svc: Service) -> Response:
+    return render(svc.approvals.add_comment(name, version, body.body), 201)
+
+
+@router.post(f"{MODEL}/-/rollback", response_model=Rollback)
+def rollback(name: str, body: RollbackBody, svc: Service) -> Response:
+    """Put back the version that held a stage or alias before (a request, under a policy)."""
+    return render(svc.approvals.rollback(name, stage=body.stage, alias=body.alias, comment=body.comment))
+
+
+@router.get(f"{MODEL}/-/placement", response_model=Placement)
+def placement(
+    name: str, svc: Service, stage: str | None = None, alias: str | None = None, at: str | None = None
+) -> Response:
+    """Which version(s) held a stage or alias at ``at`` (ms since the epoch or ISO date-time; default now)."""
+    return render(svc.approvals.placement(name, stage=stage, alias=alias, at=at))

@@ -1,0 +1,130 @@
+"""``covex policies|requests|comments|rollback|history``, invoked as a user would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from covex.cli import app
+from tests.conftest import Registry
+
+POLICY = """\
+policies:
+  - stage: Production
+    approvals: 1
+    approvers: [group:ml-leads]
+    gates: ["metrics.auc >= 0.80"]
+    archive_existing: true
+"""
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+    def json(self) -> object:
+        return json.loads(self.stdout)
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture(params=["embedded", "http"])
+def reg(request: pytest.FixtureRequest, registries) -> Registry:
+    registry: Registry = registries(request.param, "sqlite")
+    registry.reset()
+    return registry
+
+
+@pytest.fixture
+def covex(reg: Registry) -> Run:
+    runner = CliRunner()
+
+    def run(*args: str, token: str | None = None) -> Result:
+        env = {
+            "COVEX_URI": reg.url,
+            "COVEX_ARTIFACTS": reg.settings.artifacts_url,
+            "COVEX_TOKEN": token or reg.settings.token or "",
+            "COLUMNS": "200",
+        }
+        r = runner.invoke(app, list(args), env=env)
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return Result(r.exit_code, r.stdout, r.stderr)
+
+    return run
+
+
+@pytest.fixture
+def lead(reg: Registry) -> str:
+    access = reg.service.access
+    access.create_user("lead")
+    access.create_group("ml-leads")
+    access.add_member("ml-leads", "lead")
+    access.grant("group:ml-leads", "approver", scope="stage:Production")
+    return str(access.create_token("lead", name="cli").secret)
+
+
+def test_policy_request_approve_history(covex: Run, lead: str, tmp_path: Path) -> None:
+    assert 0 == covex("models", "create", "churn").exit_code
+    for auc in ("0.85", "0.9", "0.7"):
+        assert 0 == covex("versions", "create", "churn", "--source", "s3://m", "-m", f"auc={auc}").exit_code
+    assert 0 == covex("stages", "set", "churn", "1", "Production").exit_code
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    r = covex("policies", "apply", str(policy))
+    assert (0, "applied 1 policy") == (r.exit_code, r.stdout.split(" from")[0]), r.stderr
+    assert "metrics.auc >= 0.80" in covex("policies", "list").stdout
+
+    refused = covex("stages", "set", "churn", "2", "Production")
+    assert 5 == refused.exit_code and "protected by a policy" in refused.stderr
+    failing = covex("requests", "create", "churn", "3", "--stage", "Production")
+    assert 4 == failing.exit_code and "value 0.7, threshold 0.8" in failing.stderr
+
+    created = covex("requests", "create", "churn", "2", "--stage", "Production", "-m", "better", "--json")
+    assert 0 == created.exit_code, created.stderr
+    request = created.json()
+    assert isinstance(request, dict) and "OPEN" == request["status"]
+    inbox = covex("requests", "inbox", "--json", token=lead).json()
+    assert [request["id"]] == [r["id"] for r in inbox]  # type: ignore[union-attr]
+    shown = covex("requests", "show", str(request["id"])).stdout
+    assert "metrics.auc >= 0.80" in shown and "approvals: 0 of 1" in shown
+    approved = covex("requests", "approve", str(request["id"]), "-m", "ok", token=lead)
+    assert 0 == approved.exit_code and "APPLIED" in approved.stdout, approved.stderr
+    again = covex("requests", "approve", str(request["id"]), token=lead)
+    assert 4 == again.exit_code and "is APPLIED" in again.stderr
+
+    placed = covex("history", "churn", "--stage", "production")
+    assert "version 2 held stage Production" in placed.stdout and "moved by lead" in placed.stdout
+    assert "better" in placed.stdout
+    then = covex("history", "churn", "--stage", "Production", "--at", "2000-01-01T00:00", "--json").json()
+    assert [] == then["versions"]  # type: ignore[index]
+    comments = covex("comments", "list", "churn", "2", "--json").json()
+    assert ["better", "ok"] == [c["body"] for c in comments]  # type: ignore[union-attr]
+
+    rolled = covex("rollback", "churn", "--stage", "Production", "-m", "regression")
+    assert 0 == rolled.exit_code and "request" in rolled.stdout, rolled.stderr
+
+
+def test_bad_policy_file_names_the_line(covex: Run, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("policies:\n  - stage: Production\n    approvals: two\n")
+    r = covex("policies", "apply", str(policy))
+    assert 2 == r.exit_code
+    assert "line 3: 'approvals' must be a non-negative integer" in r.stderr
+    assert "[]" == covex("policies", "list", "--json").stdout.strip()
+
+
+def test_comments_and_cancel(covex: Run) -> None:
+    covex("models", "create", "churn")
+    covex("versions", "create", "churn", "--source", "s3://m", "-m", "auc=0.9")
+    assert 0 == covex("comments", "add", "churn", "1", "Calibrated on Q3 data").exit_code
+    assert "Calibrated on Q3 data" in covex("comments", "list", "churn", "1").stdout
+    both = covex("rollback", "churn", "--stage", "Production", "--alias", "champion")
+    assert 2 == both.exit_code and "exactly one" in both.stderr
+    missing = covex("requests", "cancel", "999")
+    assert 3 == missing.exit_code and "request 999 does not exist" in missing.stderr
