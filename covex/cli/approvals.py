@@ -97,7 +97,8 @@ def _requests_table(requests: Sequence[TransitionRequest]) -> None:
 def _show_request(r: TransitionRequest) -> None:
     champion = "none" if r.champion is None else f"version {r.champion}"
     _print(
-        f"[bold]request {r.id}[/]: {escape(r.model)} version {r.version} → {r.target_kind} {escape(r.target)} "
+        f"[bold]{'rollback ' if r.kind == 'rollback' else ''}request {r.id}[/]: "
+        f"{escape(r.model)} version {r.version} → {r.target_kind} {escape(r.target)} "
         f"([bold]{r.status}[/]{': ' + escape(r.status_message) if r.status_message else ''})"
     )
     _print(f"requested by {escape(r.requester)} at {_when(r.creation_timestamp)}; champion then: {champion}")

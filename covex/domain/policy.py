@@ -453,9 +453,23 @@ def evaluate_requirement(item: str, version: Candidate) -> GateResult:
     return GateResult(gate=f"require {item}", passed=present, message=what)
 
 
-def evaluate(rules: PolicyRules, version: Candidate, champion: Candidate | None) -> list[GateResult]:
-    """Every gate and requirement of ``rules`` checked against ``version`` (and the champion)."""
-    results = [evaluate_gate(g, version, champion) for g in rules.parsed_gates]
+ROLLBACK_SKIP = "skipped: a rollback returns to a version that held this place before"
+
+
+def evaluate(
+    rules: PolicyRules, version: Candidate, champion: Candidate | None, *, rollback: bool = False
+) -> list[GateResult]:
+    """Every gate and requirement of ``rules`` checked against ``version`` (and the champion).
+
+    A rollback skips the gates that compare with the champion: the champion is the version
+    being rolled back, usually because it misbehaves in ways offline metrics did not show.
+    """
+    results = [
+        GateResult(gate=g.text, passed=True, message=ROLLBACK_SKIP)
+        if rollback and g.uses_champion
+        else evaluate_gate(g, version, champion)
+        for g in rules.parsed_gates
+    ]
     return results + [evaluate_requirement(r, version) for r in rules.require]
 
 
@@ -496,6 +510,7 @@ class TransitionRequest(_Entity):
     target: str
     status: RequestStatus
     status_message: str = ""
+    kind: Literal["promotion", "rollback"] = "promotion"
     requester: str
     comment: str = ""
     champion: int | None = None

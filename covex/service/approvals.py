@@ -206,11 +206,14 @@ class ApprovalService(ServiceBase):
             q = q.where(model_versions.c.stage == target, model_versions.c.status == "READY")
         return conn.execute(q.order_by(model_versions.c.version.desc()).limit(1)).first()
 
-    def _evaluate(self, conn: Connection, policy: Policy, row: Row[Any], champion: Row[Any] | None) -> list[GateResult]:
+    def _evaluate(
+        self, conn: Connection, policy: Policy, row: Row[Any], champion: Row[Any] | None, *, rollback: bool = False
+    ) -> list[GateResult]:
         return rules.evaluate(
             policy,
             self._candidate(conn, row),
             None if champion is None or champion.id == row.id else self._candidate(conn, champion),
+            rollback=rollback,
         )
 
     # -- who may approve ------------------------------------------------------------
@@ -275,6 +278,7 @@ class ApprovalService(ServiceBase):
                 target=r.target,
                 status=r.status,
                 status_message=r.status_message,
+                kind=r.kind,
                 requester=r.requester,
                 comment=r.comment,
                 champion=r.champion,
@@ -349,6 +353,7 @@ class ApprovalService(ServiceBase):
             "version": request.version,
             request.target_kind: request.target,
             "requester": request.requester,
+            "kind": request.kind,
         }
 
     def create_request(
@@ -358,6 +363,18 @@ class ApprovalService(ServiceBase):
 
         With a policy needing no approvals the move happens at once (status APPLIED).
         """
+        return self._create_request(name, version, stage=stage, alias=alias, comment=comment)
+
+    def _create_request(
+        self,
+        name: str,
+        version: int,
+        *,
+        stage: str | None,
+        alias: str | None,
+        comment: str,
+        rollback: bool = False,
+    ) -> TransitionRequest:
         kind, target = self._one_target(stage, alias)
         comment = _text(comment, "comment")
         now = now_ms()
@@ -386,7 +403,7 @@ class ApprovalService(ServiceBase):
             ).scalar_one_or_none()
             if duplicate is not None:
                 raise AlreadyExists(f"request {duplicate} to move version {version} of {name!r} into {label} is open")
-            results = self._evaluate(conn, policy, row, champion)
+            results = self._evaluate(conn, policy, row, champion, rollback=rollback)
             if not all(r.passed for r in results):
                 raise InvalidState(
                     f"version {version} of {name!r} does not meet the policy of {label}: {rules.failures(results)}"
@@ -400,6 +417,7 @@ class ApprovalService(ServiceBase):
                     target=target,
                     status="OPEN",
                     status_message="",
+                    kind="rollback" if rollback else "promotion",
                     requester=self.actor,
                     comment=comment,
                     champion=None if champion is None else champion.version,
@@ -412,7 +430,13 @@ class ApprovalService(ServiceBase):
             ).scalar_one()
             self._comment(conn, row.id, comment, request_id, now)
             request = self._request_row(conn, request_id)
-            after = {"request": request_id, kind: target, "champion": request.champion, "gates": len(results)}
+            after = {
+                "request": request_id,
+                kind: target,
+                "champion": request.champion,
+                "gates": len(results),
+                "kind": request.kind,
+            }
             self._audit(conn, "request.create", f"model:{name}/{version}", None, after)
             self._emit(conn, "request.created", {**self._event_data(model, request), "comment": comment}, model.id)
             if policy.approvals == 0:
@@ -584,7 +608,7 @@ class ApprovalService(ServiceBase):
             was = "none" if request.champion is None else f"version {request.champion}"
             now = "none" if now_holder is None else f"version {now_holder}"
             return f"the champion of {request.target} is now {now} (was {was})", []
-        fresh = self._evaluate(conn, policy, version, champion)
+        fresh = self._evaluate(conn, policy, version, champion, rollback=request.kind == "rollback")
         failed = rules.failures(fresh)
         if failed:
             return f"the policy of {label} no longer holds: {failed}", fresh
@@ -726,7 +750,7 @@ class ApprovalService(ServiceBase):
             protected = self._policy(conn, kind, target) is not None
         why = comment or f"rollback of {kind} {target!r} to version {previous.version}"
         if protected:
-            request = self.create_request(name, previous.version, stage=stage, alias=alias, comment=why)
+            request = self._create_request(name, previous.version, stage=stage, alias=alias, comment=why, rollback=True)
             return Rollback(
                 model=name,
                 target_kind=kind,

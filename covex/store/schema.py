@@ -242,6 +242,8 @@ transition_requests = Table(
     Column("target", String(250), nullable=False),
     Column("status", String(16), nullable=False),
     Column("status_message", Text, nullable=False, default=""),
+    # "promotion", or "rollback": a return to a version that held the target before.
+    Column("kind", String(16), nullable=False, default="promotion", server_default="promotion"),
     Column("requester", String(256), nullable=False),
     Column("comment", Text, nullable=False, default=""),
     # The version that held the target when the request was made (the champion gates compare with).

@@ -246,13 +246,31 @@ def test_rollback_opens_a_request_under_the_policy(team: Team) -> None:
     request = team.requester.approvals.create_request("churn", v2, stage="Production")
     team.lead1.approvals.approve(request.id)
     team.lead2.approvals.approve(request.id)
-    # The rollback target must pass the same gates: loosen the champion gate for it.
-    team.admin.approvals.set_policy("stage", "Production", {"approvals": 1, "archive_existing": True})
+    # v1 (0.85) is below the champion gate against v2 (0.86 - 0.005): a rollback skips that gate only.
+    with pytest.raises(covex.InvalidState, match="champion"):
+        team.requester.approvals.create_request("churn", 1, stage="Production")
     rollback = team.requester.approvals.rollback("churn", stage="Production", comment="v2 misbehaves")
     assert (2, 1, False) == (rollback.from_version, rollback.to_version, rollback.applied)
-    assert rollback.request is not None and "v2 misbehaves" == rollback.request.comment
+    assert rollback.request is not None
+    assert ("v2 misbehaves", "rollback") == (rollback.request.comment, rollback.request.kind)
+    skipped = [g.gate for g in rollback.request.gates if g.message.startswith("skipped")]
+    assert ["metrics.auc >= champion.metrics.auc - 0.005"] == skipped
     team.lead1.approvals.approve(rollback.request.id)
+    team.lead2.approvals.approve(rollback.request.id)
     assert {1: "Production", 2: "Archived"} == stages(team.admin)
+
+
+def test_a_rollback_still_meets_the_absolute_gates(team: Team) -> None:
+    v2 = team.version(0.86)
+    request = team.requester.approvals.create_request("churn", v2, stage="Production")
+    team.lead1.approvals.approve(request.id)
+    team.lead2.approvals.approve(request.id)
+    team.admin.approvals.set_policy(
+        "stage", "Production", {"approvals": 1, "gates": ["metrics.auc >= 0.855"], "archive_existing": True}
+    )
+    with pytest.raises(covex.InvalidState, match=r"metrics.auc >= 0.855 \(value 0.85"):
+        team.requester.approvals.rollback("churn", stage="Production")
+    assert {1: "Archived", 2: "Production"} == stages(team.admin)
 
 
 def test_rollback_of_an_unprotected_alias_moves_directly(team: Team) -> None:
