@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from covex.domain.access import (
@@ -74,7 +74,8 @@ class AccessService(ServiceBase):
             return Principal(name=row.name, is_admin=bool(row.is_admin), groups=tuple(sorted(names)), kind=row.kind)
 
     def _unauthenticated(self, reason: str) -> Unauthenticated:
-        self.as_principal(Principal(name="")).record_refusal("authenticate", "token", reason)
+        # Anonymous, but keeps the request id so the refusal can be traced.
+        self.as_principal(Principal(name=""), self.request_id).record_refusal("authenticate", "token", reason)
         return Unauthenticated(reason)
 
     def bootstrap(self, name: str = "admin") -> NewToken:
@@ -335,11 +336,11 @@ class AccessService(ServiceBase):
                 q = q.where(users.c.name == self.actor)
             return [_token(r) for r in conn.execute(q.order_by(tokens.c.id))]
 
-    def revoke_token(self, token_id: int) -> Token:
+    def revoke_token(self, token_id: int) -> None:
         """Revoke one of your tokens, or (admins) anyone's. It stops working at once."""
         with self._tx(write=True) as conn:
             row = conn.execute(
-                select(tokens, users.c.name.label("user"))
+                select(tokens.c.revoked_at, users.c.name.label("user"))
                 .join(users, users.c.id == tokens.c.user_id)
                 .where(tokens.c.id == token_id)
             ).one_or_none()
@@ -350,13 +351,6 @@ class AccessService(ServiceBase):
             if row.revoked_at is None:
                 conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=now_ms()))
                 self._audit(conn, "token.revoke", f"user:{row.user}", {"token": token_id}, {"revoked": True})
-            return _token(
-                conn.execute(
-                    select(tokens, users.c.name.label("user"))
-                    .join(users, users.c.id == tokens.c.user_id)
-                    .where(tokens.c.id == token_id)
-                ).one()
-            )
 
     def _insert_token(self, conn: Connection, user: str, name: str, expires_at: int | None) -> NewToken:
         row = self._user_row(conn, user)
@@ -436,16 +430,19 @@ class AccessService(ServiceBase):
             self._audit(conn, "grant.delete", _grant_target(g.model), before, None)
 
     def list_grants(self, *, model: str | None = None, subject: str | None = None) -> list[Grant]:
-        """Grants on one model (and on every model), or of one subject."""
+        """Grants on one model (and on every model), or of one subject; non-admins see models they may read."""
+        readable = self.readable_model_ids() if model is None else None
         with self._tx(write=False) as conn:
-            cond: Any = True
+            conds: list[Any] = []
+            if readable is not None:
+                conds.append(grants.c.model_id.is_(None) | grants.c.model_id.in_(readable))
             if model is not None:
                 row = self._model_row(conn, model)
                 self.require(conn, row, "reader", "list_grants")
-                cond = (grants.c.model_id == row.id) | grants.c.model_id.is_(None)
+                conds.append((grants.c.model_id == row.id) | grants.c.model_id.is_(None))
             if subject is not None:
-                cond = cond & (grants.c.subject == parse_subject(subject))
-            return self._grants(conn, cond)
+                conds.append(grants.c.subject == parse_subject(subject))
+            return self._grants(conn, and_(true(), *conds))
 
     def _grant_target(self, conn: Connection, model: str | None, action: str) -> Row[Any] | None:
         if model is None or model == "*":
