@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     cache_dir: str = Field(default="~/.cache/covex", description="where load_model keeps verified model files")
     chunk_size: int = 1024 * 1024
     http_timeout: float = 300.0
+    dispatch_interval: float = Field(default=0.5, description="webhook outbox poll, seconds; 0: no sending")
 
     @field_validator("stages", mode="before")
     @classmethod
