@@ -193,6 +193,10 @@ def server(
             )
     elif not settings.auth:
         output.err_console.print("Authentication is OFF (--no-auth): every caller acts as the local admin.")
+    if settings.dispatch_interval > 0:
+        output.err_console.print(
+            f"Sending webhooks from the outbox every {settings.dispatch_interval:g} s (COVEX_DISPATCH_INTERVAL=0: off)."
+        )
     output.err_console.print(
         f"Covex on http://{host}:{port}  (data: {settings.database_url}, files: {settings.artifacts_url})",
         highlight=False,

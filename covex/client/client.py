@@ -57,10 +57,12 @@ class Client:
             from covex.service import open_service
 
             service = open_service(self.settings)
-            # Embedded, the SDK acts as the local user with admin rights; with a token, as its owner.
+            # Embedded, the SDK acts as the local user with admin rights; with a token, as its owner,
+            # checked on every call like a server would.
             if self.settings.token:
                 try:
-                    service = service.as_principal(service.access.authenticate(self.settings.token))
+                    service = service.with_credentials(self.settings.token, every_call=True)
+                    service.principal  # noqa: B018 - a bad token fails here, not on first use
                 except BaseException:
                     service.close()
                     raise

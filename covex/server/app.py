@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
 from covex.domain.errors import CovexError, InternalError, InvalidInput, NotFound
@@ -37,11 +40,15 @@ def create_app(
         service = open_service(settings)
     if auth is None:
         auth = settings.auth
+    # Each server process sends webhooks from the shared outbox; claims are safe across processes.
+    interval = settings.dispatch_interval
     app = FastAPI(
         title="Covex",
         version=__version__,
         description="Model registry API: models, versions, stages, aliases and verified artifacts.",
+        lifespan=webhooks.lifespan(service, interval=interval) if interval > 0 else None,
     )
+    app.add_middleware(RequestId)
     app.state.service = service
     app.state.auth = auth
 
@@ -75,6 +82,32 @@ def create_app(
         app.include_router(area.router)
     app.include_router(router)
     return app
+
+
+class RequestId:
+    """Give each request an id (the caller's ``X-Request-ID`` when sane), echo it, keep it for the audit trail."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
 def app_from_environment() -> FastAPI:

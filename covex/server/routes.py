@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -37,25 +35,19 @@ async def base_service(request: Request) -> RegistryService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-async def service(request: Request, response: Response) -> RegistryService:
+async def service(request: Request) -> RegistryService:
     """The service acting as the caller the bearer token names (401 without a valid one).
 
     async and free of I/O: the token is checked inside the action's own transaction.
     """
     base: RegistryService = request.app.state.service
-    request_id = request.headers.get("x-request-id", "")
-    if not _REQUEST_ID.fullmatch(request_id):
-        request_id = uuid.uuid4().hex
-    response.headers["X-Request-ID"] = request_id
+    request_id: str = getattr(request.state, "request_id", "")
     if not request.app.state.auth:
         return base.as_principal(base.principal, request_id)  # type: ignore[no-any-return]
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     token = secret.strip() if scheme.lower() == "bearer" else None
     return base.with_credentials(token, request_id)  # type: ignore[no-any-return]
-
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
 class _BlobFileResponse(FileResponse):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -19,20 +18,16 @@ from covex.domain.access import (
     Token,
     User,
     check_role,
+    hash_token,
     parse_scope,
     parse_subject,
     validate_principal_name,
 )
-from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, Unauthenticated
-from covex.service.base import Refused, ServiceBase, now_ms
+from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from covex.service.base import ServiceBase, now_ms
 from covex.store.schema import grants, group_members, groups, models, tokens, users
 
 DAY_MS = 86_400_000
-
-
-def hash_token(secret: str) -> str:
-    """Tokens are long random secrets, so one SHA-256 is enough to store them safely."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class AccessService(ServiceBase):
@@ -41,42 +36,8 @@ class AccessService(ServiceBase):
     # -- authentication -------------------------------------------------------------
 
     def authenticate(self, secret: str | None) -> Principal:
-        """The principal an API token belongs to, or ``Unauthenticated`` saying why not."""
-        if not secret:
-            raise self._unauthenticated("no API token: send 'Authorization: Bearer <token>'")
-        with self._tx(write=False) as conn:
-            row = conn.execute(
-                select(
-                    tokens.c.expires_at,
-                    tokens.c.revoked_at,
-                    users.c.id,
-                    users.c.name,
-                    users.c.kind,
-                    users.c.is_admin,
-                    users.c.disabled,
-                )
-                .join(users, users.c.id == tokens.c.user_id)
-                .where(tokens.c.token_hash == hash_token(secret))
-            ).one_or_none()
-            if row is None:
-                raise self._unauthenticated("the API token is not valid")
-            if row.revoked_at is not None:
-                raise self._unauthenticated("the API token was revoked")
-            if row.expires_at is not None and row.expires_at <= now_ms():
-                raise self._unauthenticated("the API token has expired")
-            if row.disabled:
-                raise self._unauthenticated(f"user {row.name!r} is disabled")
-            names = conn.execute(
-                select(groups.c.name)
-                .join(group_members, group_members.c.group_id == groups.c.id)
-                .where(group_members.c.user_id == row.id)
-            ).scalars()
-            return Principal(name=row.name, is_admin=bool(row.is_admin), groups=tuple(sorted(names)), kind=row.kind)
-
-    def _unauthenticated(self, reason: str) -> Unauthenticated:
-        # Anonymous, but keeps the request id so the refusal can be traced.
-        self.as_principal(Principal(name=""), self.request_id).record_refusal("authenticate", "token", reason)
-        return Unauthenticated(reason)
+        """The principal an API token belongs to, or ``Unauthenticated`` saying why not (audited)."""
+        return self.with_credentials(secret, self.request_id).principal  # type: ignore[no-any-return]
 
     def bootstrap(self, name: str = "admin") -> NewToken:
         """Create the first admin and its token; refused once any admin exists."""
@@ -497,4 +458,4 @@ def _token(r: Row[Any]) -> Token:
     )
 
 
-__all__ = ["AccessService", "Refused", "hash_token"]
+__all__ = ["AccessService"]

@@ -71,6 +71,7 @@ class ServiceBase:
         )
         # An API token not checked yet: the first transaction checks it (see ``with_credentials``).
         self._credentials: str | None = None
+        self._check_every_call = False
         self.request_id = request_id
         self.initial_stage = self.stages[0]
         lowered = {s.lower(): s for s in self.stages}
@@ -88,7 +89,7 @@ class ServiceBase:
 
     @principal.setter
     def principal(self, value: Principal) -> None:
-        self._principal, self._credentials = value, None
+        self._principal, self._credentials, self._check_every_call = value, None, False
 
     @property
     def actor(self) -> str:
@@ -102,14 +103,17 @@ class ServiceBase:
         clone.__dict__.pop("_siblings", None)
         return clone
 
-    def with_credentials(self, token: str | None, request_id: str = "") -> Any:
+    def with_credentials(self, token: str | None, request_id: str = "", *, every_call: bool = False) -> Any:
         """The same service, acting as the owner of API ``token``.
 
         The token is checked inside the first transaction the caller's action opens, so
         authentication costs no transaction of its own; a bad token raises ``Unauthenticated``.
+        ``every_call`` checks it again in every transaction (a long-lived embedded client:
+        revoking the token, disabling the user or changing its groups applies at once).
         """
         clone = copy.copy(self)
         clone._principal, clone._credentials = None, token or ""
+        clone._check_every_call = every_call
         clone.request_id = request_id
         clone.__dict__.pop("_siblings", None)
         return clone
@@ -134,9 +138,10 @@ class ServiceBase:
         try:
             with database.transaction(self.engine, write=write) as conn:
                 conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
-                if self._principal is None:
+                if self._principal is None or self._check_every_call:
                     self._principal = _authenticate(conn, self._credentials)
-                    self._credentials = None
+                    if not self._check_every_call:
+                        self._credentials = None
                 yield conn
         except Refused as exc:
             self.record_refusal(exc.action, exc.target, exc.message)

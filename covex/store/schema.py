@@ -152,6 +152,7 @@ model_events = Table(
 )
 
 # -- identity and access ----------------------------------------------------------------
+# Governance rows are named by id in the audit trail, so SQLite must never reuse an id.
 
 users = Table(
     "users",
@@ -165,6 +166,7 @@ users = Table(
     Column("created_by", String(256), nullable=False, default=""),
     Column("creation_timestamp", BigInteger, nullable=False),
     UniqueConstraint("name"),
+    sqlite_autoincrement=True,
 )
 
 groups = Table(
@@ -175,6 +177,7 @@ groups = Table(
     Column("description", Text, nullable=False, default=""),
     Column("creation_timestamp", BigInteger, nullable=False),
     UniqueConstraint("name"),
+    sqlite_autoincrement=True,
 )
 
 group_members = Table(
@@ -199,6 +202,7 @@ tokens = Table(
     Column("revoked_at", BigInteger, nullable=True),
     UniqueConstraint("token_hash"),
     Index("ix_tokens_user_id", "user_id"),
+    sqlite_autoincrement=True,
 )
 
 # Who may do what. subject: "user:<name>", "group:<name>" or "everyone". model_id NULL: every model.
@@ -215,6 +219,7 @@ grants = Table(
     Column("creation_timestamp", BigInteger, nullable=False),
     Index("ix_grants_subject_model_id", "subject", "model_id"),
     Index("ix_grants_model_id", "model_id"),
+    sqlite_autoincrement=True,
 )
 
 # -- policies and approval requests -------------------------------------------------------
@@ -230,6 +235,7 @@ policies = Table(
     Column("updated_by", String(256), nullable=False, default=""),
     Column("last_updated_timestamp", BigInteger, nullable=False),
     UniqueConstraint("target_kind", "target"),
+    sqlite_autoincrement=True,
 )
 
 transition_requests = Table(
@@ -254,6 +260,7 @@ transition_requests = Table(
     Column("last_updated_timestamp", BigInteger, nullable=False),
     Index("ix_transition_requests_model_id_status", "model_id", "status"),
     Index("ix_transition_requests_status", "status"),
+    sqlite_autoincrement=True,
 )
 
 request_reviews = Table(
@@ -266,6 +273,7 @@ request_reviews = Table(
     Column("comment", Text, nullable=False, default=""),
     Column("timestamp", BigInteger, nullable=False),
     UniqueConstraint("request_id", "reviewer"),
+    sqlite_autoincrement=True,
 )
 
 version_comments = Table(
@@ -278,6 +286,7 @@ version_comments = Table(
     Column("request_id", Integer, nullable=True),
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_version_comments_version_id", "version_id"),
+    sqlite_autoincrement=True,
 )
 
 # -- audit trail --------------------------------------------------------------------------
@@ -325,6 +334,7 @@ webhooks = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("created_by", String(256), nullable=False, default=""),
     Column("creation_timestamp", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # The outbox: one row per event per subscribed webhook, written in the transaction of the change.
@@ -346,6 +356,7 @@ webhook_deliveries = Table(
     Column("delivered_timestamp", BigInteger, nullable=True),
     Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_webhook_id", "webhook_id"),
+    sqlite_autoincrement=True,
 )
 
 webhook_attempts = Table(
@@ -359,4 +370,5 @@ webhook_attempts = Table(
     Column("error", Text, nullable=False, default=""),
     Column("duration_ms", Integer, nullable=False, default=0),
     Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+    sqlite_autoincrement=True,
 )

@@ -82,11 +82,6 @@ def test_request_id_lands_in_the_audit_record(reg: Registry) -> None:
     assert [("tester", "model.create", "ok")] == _audit(reg, "req-churn-1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routes.service sets X-Request-ID on the dependency's Response, which FastAPI drops when a route "
-    "returns a Response itself (render) or raises; needs a middleware in server/app.py",
-)
 @pytest.mark.parametrize(("path", "status"), [("/api/v1/whoami", 200), ("/api/v1/models/ghost", 404)])
 def test_request_id_is_echoed(reg: Registry, path: str, status: int) -> None:
     auth = {"Authorization": f"Bearer {reg.settings.token}"}

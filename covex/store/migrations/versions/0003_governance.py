@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("creation_timestamp", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_groups")),
         sa.UniqueConstraint("name", name=op.f("uq_groups_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "policies",
@@ -59,6 +60,7 @@ def upgrade() -> None:
         sa.Column("last_updated_timestamp", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_policies")),
         sa.UniqueConstraint("target_kind", "target", name=op.f("uq_policies_target_kind_target")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "users",
@@ -71,6 +73,7 @@ def upgrade() -> None:
         sa.Column("creation_timestamp", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("name", name=op.f("uq_users_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "grants",
@@ -85,6 +88,7 @@ def upgrade() -> None:
             ["model_id"], ["models.id"], name=op.f("fk_grants_model_id_models"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grants")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("grants", schema=None) as batch_op:
         batch_op.create_index("ix_grants_model_id", ["model_id"], unique=False)
@@ -118,6 +122,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_tokens_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_tokens_token_hash")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("tokens", schema=None) as batch_op:
         batch_op.create_index("ix_tokens_user_id", ["user_id"], unique=False)
@@ -142,6 +147,7 @@ def upgrade() -> None:
             ["model_id"], ["models.id"], name=op.f("fk_transition_requests_model_id_models"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transition_requests")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("transition_requests", schema=None) as batch_op:
         batch_op.create_index("ix_transition_requests_model_id_status", ["model_id", "status"], unique=False)
@@ -162,6 +168,7 @@ def upgrade() -> None:
             ["model_id"], ["models.id"], name=op.f("fk_webhooks_model_id_models"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "request_reviews",
@@ -179,6 +186,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_request_reviews")),
         sa.UniqueConstraint("request_id", "reviewer", name=op.f("uq_request_reviews_request_id_reviewer")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "version_comments",
@@ -195,6 +203,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_version_comments")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("version_comments", schema=None) as batch_op:
         batch_op.create_index("ix_version_comments_version_id", ["version_id"], unique=False)
@@ -218,6 +227,7 @@ def upgrade() -> None:
             ["webhook_id"], ["webhooks.id"], name=op.f("fk_webhook_deliveries_webhook_id_webhooks"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(
@@ -241,6 +251,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
         batch_op.create_index("ix_webhook_attempts_delivery_id", ["delivery_id"], unique=False)
