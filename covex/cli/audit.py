@@ -13,8 +13,8 @@ from rich.table import Table
 
 from covex.cli import output
 from covex.domain import audit
-from covex.domain.audit import AuditRecord, ChainBroken, ChainReport
-from covex.domain.errors import InvalidInput
+from covex.domain.audit import AuditRecord, ChainReport
+from covex.domain.errors import ChainBroken, InvalidInput
 
 audit_app = typer.Typer(
     help="The tamper-evident audit trail: who did what, when; verify that nobody altered it.",
@@ -38,7 +38,7 @@ def verify(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Recompute the hash chain; name the first record altered, deleted or reordered (exit code 1)."""
+    """Recompute the hash chain; name the first record altered, deleted or reordered (exit code 4)."""
     if file is not None:
         report = _verify_file(file)  # offline: no client, no database
     else:
@@ -48,7 +48,7 @@ def verify(
     if as_json:
         output.emit_json(report)
         if not report.ok:
-            raise typer.Exit(1)
+            raise typer.Exit(4)  # as for ChainBroken below
         return
     if not report.ok:
         raise ChainBroken(

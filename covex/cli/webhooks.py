@@ -22,7 +22,7 @@ webhooks_app = typer.Typer(
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Events = Annotated[
     list[str] | None,
-    typer.Option("--event", "-e", help="Event name, 'prefix.*' or '*' (repeatable), e.g. stage.changed"),
+    typer.Option("--event", "-e", help="Event name, `prefix.*` or `*` (repeatable), e.g. stage.changed"),
 ]
 
 

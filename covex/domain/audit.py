@@ -19,11 +19,9 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-
-from covex.domain.errors import CovexError
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "timestamp", "actor", "action", "target", "outcome", "before", "after", "request_id", "prev_hash")
@@ -77,13 +75,6 @@ class ChainReport(BaseModel):
     first_bad_seq: int | None = None
     problem: str = ""
     head_checked: bool = False
-
-
-class ChainBroken(CovexError):
-    """The audit chain does not verify: a record was altered, deleted or reordered."""
-
-    code: ClassVar[str] = "AUDIT_CHAIN_BROKEN"
-    status: ClassVar[int] = 409
 
 
 class MalformedRecord(ValueError):

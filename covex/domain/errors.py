@@ -13,6 +13,7 @@ from the code; the CLI prints the message and exits non-zero.
     ├── NotFound (LookupError)               RESOURCE_DOES_NOT_EXIST     404
     ├── AlreadyExists                        RESOURCE_ALREADY_EXISTS     409
     ├── InvalidState                         INVALID_STATE               409
+    │   └── ChainBroken                      AUDIT_CHAIN_BROKEN          409
     ├── ServiceUnavailable                   TEMPORARILY_UNAVAILABLE     503
     └── InternalError                        INTERNAL_ERROR              500
 """
@@ -84,6 +85,12 @@ class InvalidState(CovexError):
     status = 409
 
 
+class ChainBroken(InvalidState):
+    """The audit chain does not verify: a record was altered, deleted or reordered."""
+
+    code = "AUDIT_CHAIN_BROKEN"
+
+
 class ServiceUnavailable(CovexError):
     """The server or one of its backing services cannot be reached."""
 
@@ -105,6 +112,7 @@ ERROR_CLASSES: dict[str, type[CovexError]] = {
         NotFound,
         AlreadyExists,
         InvalidState,
+        ChainBroken,
         ServiceUnavailable,
         InternalError,
     )

@@ -399,7 +399,7 @@ class AccessService(ServiceBase):
                 conds.append(grants.c.model_id.is_(None) | grants.c.model_id.in_(readable))
             if model is not None:
                 row = self._model_row(conn, model)
-                self.require(conn, row, "reader", "list_grants")
+                self.require(conn, row, "reader", "grant.list")
                 conds.append((grants.c.model_id == row.id) | grants.c.model_id.is_(None))
             if subject is not None:
                 conds.append(grants.c.subject == parse_subject(subject))

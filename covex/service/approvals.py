@@ -446,7 +446,7 @@ class ApprovalService(ServiceBase):
     def get_request(self, request_id: int) -> TransitionRequest:
         with self._tx(write=False) as conn:
             row = self._request_row(conn, request_id)
-            self.require(conn, self._model_row(conn, row.name), "reader", "read")
+            self.require(conn, self._model_row(conn, row.name), "reader", "model.read")
             return self._load(conn, [row])[0]
 
     def list_requests(
@@ -471,7 +471,7 @@ class ApprovalService(ServiceBase):
         with self._tx(write=False) as conn:
             if model is not None:
                 model_row = self._model_row(conn, model)
-                self.require(conn, model_row, "reader", "read")
+                self.require(conn, model_row, "reader", "model.read")
                 q = q.where(transition_requests.c.model_id == model_row.id)
                 if version is not None:
                     q = q.where(transition_requests.c.version == version)
@@ -683,7 +683,7 @@ class ApprovalService(ServiceBase):
         """A version's comment thread, oldest first (request and review comments included)."""
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
-            self.require(conn, model, "reader", "read")
+            self.require(conn, model, "reader", "model.read")
             row = self._registry._version_row(conn, model, version)
             rows = conn.execute(
                 select(version_comments).where(version_comments.c.version_id == row.id).order_by(version_comments.c.id)
@@ -745,7 +745,7 @@ class ApprovalService(ServiceBase):
         comment = _text(comment, "comment")
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
-            self.require(conn, model, "editor", "rollback")
+            self.require(conn, model, "editor", "request.rollback")
             current, previous = self._previous(conn, model, kind, target)
             protected = self._policy(conn, kind, target) is not None
         why = comment or f"rollback of {kind} {target!r} to version {previous.version}"
@@ -781,7 +781,7 @@ class ApprovalService(ServiceBase):
         moment = rules.to_ms(at, now_ms())
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
-            self.require(conn, model, "reader", "read")
+            self.require(conn, model, "reader", "model.read")
             events = conn.execute(
                 select(model_events)
                 .where(

@@ -189,8 +189,7 @@ class ServiceBase:
         """Raise ``PermissionDenied`` unless the principal holds ``role`` (or more) on ``model``."""
         if self.model_role(conn, model.id) < RANK[role]:
             raise Refused(
-                f"{self.principal.name!r} may not {action.replace('_', ' ')} on model {model.name!r}: "
-                f"it needs the {role} role",
+                f"{self.principal.name!r} may not {_phrase(action)} on model {model.name!r}: it needs the {role} role",
                 action=action,
                 target=f"model:{model.name}",
             )
@@ -198,7 +197,7 @@ class ServiceBase:
     def require_admin(self, action: str, target: str) -> None:
         if not self.principal.is_admin:
             raise Refused(
-                f"{self.principal.name!r} may not {action.replace('_', ' ')}: it needs admin rights",
+                f"{self.principal.name!r} may not {_phrase(action)}: it needs admin rights",
                 action=action,
                 target=target,
             )
@@ -341,6 +340,12 @@ _ROLES = select(grants.c.role).where(
     grants.c.subject.in_(bindparam("subjects", expanding=True)),
     (grants.c.model_id == bindparam("model_id")) | grants.c.model_id.is_(None),
 )
+
+
+def _phrase(action: str) -> str:
+    """``version.tag.set`` → ``set version tag``: an audit action read as words."""
+    *what, verb = action.replace("_", " ").split(".")
+    return " ".join([verb, *what]) if what else verb
 
 
 def _subscribed(events: list[str], event: str) -> bool:

@@ -131,7 +131,7 @@ class RegistryService(ServiceBase):
 
     def _resolve_row(self, conn: Connection, ref: ModelRef) -> Row[Any]:
         model = self._model_row(conn, ref.name)
-        self.require(conn, model, "reader", "read")
+        self.require(conn, model, "reader", "model.read")
         base = queries.version_select().where(model_versions.c.model_id == model.id)
         if ref.kind == "version":
             return self._version_row(conn, model, ref.version)
@@ -225,7 +225,7 @@ class RegistryService(ServiceBase):
     def get_model(self, name: str) -> Model:
         with self._tx(write=False) as conn:
             row = self._model_row(conn, name)
-            self.require(conn, row, "reader", "read")
+            self.require(conn, row, "reader", "model.read")
             return self._model(conn, row)
 
     def rename_model(self, name: str, new_name: str) -> Model:
@@ -243,7 +243,7 @@ class RegistryService(ServiceBase):
         try:
             with self._tx(write=True) as conn:
                 row = self._model_row(conn, name, lock=True)
-                self.require(conn, row, "manager" if new_name not in (None, name) else "editor", "update_model")
+                self.require(conn, row, "manager" if new_name not in (None, name) else "editor", "model.update")
                 if (
                     new_name not in (None, name)
                     and conn.execute(select(models.c.id).where(models.c.name == new_name)).first()
@@ -263,7 +263,7 @@ class RegistryService(ServiceBase):
         (key, value), *_ = validate_tags({key: value}, "tag").items()
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
-            self.require(conn, row, "editor", "set_tag")
+            self.require(conn, row, "editor", "model.tag.set")
             before = conn.execute(
                 select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
             ).scalar_one_or_none()
@@ -276,7 +276,7 @@ class RegistryService(ServiceBase):
     def delete_model_tag(self, name: str, key: str) -> Model:
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
-            self.require(conn, row, "editor", "delete_tag")
+            self.require(conn, row, "editor", "model.tag.delete")
             before = conn.execute(
                 select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
             ).scalar_one_or_none()
@@ -291,7 +291,7 @@ class RegistryService(ServiceBase):
         """Delete a model with all its versions, tags and aliases (files stay until ``gc``)."""
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
-            self.require(conn, row, "manager", "delete_model")
+            self.require(conn, row, "manager", "model.delete")
             versions = (
                 conn.execute(select(model_versions.c.version).where(model_versions.c.model_id == row.id))
                 .scalars()
@@ -371,7 +371,7 @@ class RegistryService(ServiceBase):
         now = _now()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "create_version")
+            self.require(conn, model, "editor", "version.create")
             if number is not None and number <= model.last_version:
                 raise AlreadyExists(
                     f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
@@ -458,7 +458,7 @@ class RegistryService(ServiceBase):
         now = _now()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "set_card")
+            self.require(conn, model, "editor", "version.card.set")
             row = self._version_row(conn, model, version)
             before = conn.execute(
                 select(version_documents.c.body).where(
@@ -505,7 +505,7 @@ class RegistryService(ServiceBase):
         """Turn a PENDING version READY once every one of its blobs is stored and verified."""
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
-            self.require(conn, model, "editor", "finalize_version")
+            self.require(conn, model, "editor", "version.finalize")
             row = self._version_row(conn, model, version)
             if row.status == "READY":
                 return self._version(conn, row)
@@ -542,7 +542,7 @@ class RegistryService(ServiceBase):
         message = _text(message, "message")[:2000]
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "fail_version")
+            self.require(conn, model, "editor", "version.fail")
             row = self._version_row(conn, model, version)
             if row.status == "READY":
                 raise InvalidState(f"version {version} of {name!r} is READY and cannot fail")
@@ -580,7 +580,7 @@ class RegistryService(ServiceBase):
                 q = q.where(model_versions.c.model_id.in_(readable))
             if model is not None:
                 model_row = self._model_row(conn, model)
-                self.require(conn, model_row, "reader", "read")
+                self.require(conn, model_row, "reader", "model.read")
                 q = q.where(model_versions.c.model_id == model_row.id)
                 if not order:
                     order = parse_order_by(["version DESC"], VERSION_FIELDS, VERSION_SORTABLE)
@@ -593,7 +593,7 @@ class RegistryService(ServiceBase):
         description = _text(description, "description")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "update_version")
+            self.require(conn, model, "editor", "version.update")
             row = self._version_row(conn, model, version)
             self._touch_version(conn, row.id, _now(), description=description)
             target = f"model:{name}/{version}"
@@ -603,7 +603,7 @@ class RegistryService(ServiceBase):
     def _set_keyed(self, name: str, version: int, table: Any, items: Mapping[str, Any], action: str) -> ModelVersion:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", action.replace(".", "_"))
+            self.require(conn, model, "editor", action)
             row = self._version_row(conn, model, version)
             before: dict[str, Any] = dict(
                 conn.execute(
@@ -629,7 +629,7 @@ class RegistryService(ServiceBase):
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "delete_tag")
+            self.require(conn, model, "editor", "version.tag.delete")
             row = self._version_row(conn, model, version)
             before = conn.execute(
                 select(version_tags.c.value).where(version_tags.c.version_id == row.id, version_tags.c.key == key)
@@ -645,7 +645,7 @@ class RegistryService(ServiceBase):
         """Delete a version and its aliases; its number is never handed out again."""
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "manager", "delete_version")
+            self.require(conn, model, "manager", "version.delete")
             row = self._version_row(conn, model, version)
             aliases = (
                 conn.execute(select(model_aliases.c.alias).where(model_aliases.c.version_id == row.id)).scalars().all()
@@ -670,7 +670,7 @@ class RegistryService(ServiceBase):
         comment = _text(comment, "comment")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "transition_stage")
+            self.require(conn, model, "editor", "stage.transition")
             row = self._version_row(conn, model, version)
             if row.stage != target and self.policy_body(conn, "stage", target) is not None:
                 raise Refused(
@@ -728,7 +728,7 @@ class RegistryService(ServiceBase):
         comment = _text(comment, "comment")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "set_alias")
+            self.require(conn, model, "editor", "alias.set")
             row = self._version_row(conn, model, version)
             if (
                 self.policy_body(conn, "alias", alias) is not None
@@ -812,7 +812,7 @@ class RegistryService(ServiceBase):
         """Stage moves and alias changes of a model (or those touching one version), oldest first."""
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
-            self.require(conn, model, "reader", "read")
+            self.require(conn, model, "reader", "model.read")
             q = select(model_events).where(model_events.c.model_id == model.id)
             if version is not None:
                 q = q.where(
@@ -841,7 +841,7 @@ class RegistryService(ServiceBase):
             model = self._model_row(conn, name, lock=True)
             # Removing a protected alias takes the model's manager; moving one takes a request.
             protected = self.policy_body(conn, "alias", alias) is not None
-            self.require(conn, model, "manager" if protected else "editor", "delete_alias")
+            self.require(conn, model, "manager" if protected else "editor", "alias.delete")
             previous = self._alias_target(conn, model.id, alias)
             gone = conn.execute(
                 delete(model_aliases).where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)

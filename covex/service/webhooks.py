@@ -54,7 +54,7 @@ class WebhookService(ServiceBase):
                 self.require_admin("webhook.create", "webhook:*")
             else:
                 row = self._model_row(conn, model)
-                self.require(conn, row, "manager", "create_webhook")
+                self.require(conn, row, "manager", "webhook.create")
                 model_id = row.id
             webhook_id = conn.execute(
                 insert(webhooks)
@@ -80,7 +80,7 @@ class WebhookService(ServiceBase):
         with self._tx(write=False) as conn:
             if model is not None:
                 row = self._model_row(conn, model)
-                self.require(conn, row, "manager", "list_webhooks")
+                self.require(conn, row, "manager", "webhook.list")
                 q = q.where(webhooks.c.model_id == row.id)
             elif not self.principal.is_admin:
                 q = q.where(webhooks.c.model_id.is_not(None))
@@ -220,7 +220,7 @@ class WebhookService(ServiceBase):
             self.require_admin(action, f"webhook:{webhook_id}")
         else:
             model = conn.execute(select(models).where(models.c.id == row.model_id)).one()
-            self.require(conn, model, "manager", action.replace(".", "_"))
+            self.require(conn, model, "manager", action)
         return row
 
     def _managed_model_ids(self, conn: Connection) -> Any:

@@ -42,11 +42,11 @@ def test_verify_names_the_first_bad_record_and_exits_1(data: Path) -> None:
     engine.dispose()
 
     code, out = covex("--uri", str(data), "audit", "verify")
-    assert 1 == code
+    assert 4 == code
     assert "error: audit chain broken at record 2: record 2 was altered" in out
 
     code, out = covex("--uri", str(data), "audit", "verify", "--json")
-    assert (1, 2) == (code, json.loads(out)["first_bad_seq"])
+    assert (4, 2) == (code, json.loads(out)["first_bad_seq"])
 
 
 def test_export_then_verify_the_file_offline(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +67,7 @@ def test_export_then_verify_the_file_offline(data: Path, tmp_path: Path, monkeyp
     lines = trail.read_text().splitlines(keepends=True)
     trail.write_text("".join([lines[0], *lines[2:]]))
     code, out = covex("audit", "verify", "--file", str(trail))
-    assert 1 == code
+    assert 4 == code
     assert "audit chain broken at record 2: record 2 is missing" in out
 
     code, out = covex("audit", "verify", "--file", str(tmp_path / "nope.jsonl"))

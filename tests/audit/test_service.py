@@ -58,7 +58,7 @@ def test_a_refused_attempt_is_recorded(client: covex.Client, registry: Registry)
 
     [refused] = records(client, f"model:{name}", outcome="refused")
 
-    assert ("bob", "create_version", "refused") == (refused.actor, refused.action, refused.outcome)
+    assert ("bob", "version.create", "refused") == (refused.actor, refused.action, refused.outcome)
     assert "needs the editor role" in json.loads(refused.after or "{}")["reason"]
 
 
