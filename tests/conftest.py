@@ -78,6 +78,14 @@ class Registry:
                 access.create_group(group)
             access.add_member(group, name)
         token = access.create_token(name, name="test").secret
+        return self.client_with(token)
+
+    def user_token(self, name: str) -> covex.Client:
+        """A client acting as the existing user ``name``, by a new API token."""
+        return self.client_with(self.service.access.create_token(name, name="test").secret)
+
+    def client_with(self, token: str) -> covex.Client:
+        """A client sending ``token`` (embedded: acting as its user)."""
         return covex.Client(self.url, settings=self.settings.model_copy(update={"token": token}))
 
 

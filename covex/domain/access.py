@@ -33,6 +33,8 @@ class Principal:
     is_admin: bool = False
     groups: tuple[str, ...] = field(default_factory=tuple)
     kind: str = "user"
+    # When the token this principal signed in with expires (None: it does not, or no token).
+    token_expires_at: int | None = None
 
     @property
     def subjects(self) -> list[str]:

@@ -9,6 +9,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,6 +71,13 @@ def create_app(
         else:
             err = InvalidInput(str(exc.detail))
         return JSONResponse(err.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        # A number past what the database stores (64-bit integers) reached it.
+        err = InvalidInput("a number in the request is out of range (integers must fit in 64 bits)")
+        return JSONResponse(err.to_dict(), status_code=err.status)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -28,6 +28,7 @@ from covex.service.base import ServiceBase, now_ms
 from covex.store.schema import grants, group_members, groups, models, tokens, users
 
 DAY_MS = 86_400_000
+MAX_TOKEN_DAYS = 36_500
 
 
 class AccessService(ServiceBase):
@@ -272,13 +273,19 @@ class AccessService(ServiceBase):
             if (
                 isinstance(expires_in_days, bool)
                 or not isinstance(expires_in_days, int | float)
-                or expires_in_days <= 0
+                or not 0 < expires_in_days <= MAX_TOKEN_DAYS
             ):
-                raise InvalidInput(f"'expires_in_days' must be a positive number, got {expires_in_days!r}")
+                raise InvalidInput(
+                    f"'expires_in_days' must be a number above 0 and at most {MAX_TOKEN_DAYS}, got {expires_in_days!r}"
+                )
             expires_at = now_ms() + int(expires_in_days * DAY_MS)
         with self._tx(write=True) as conn:
             if user != self.actor:
                 self.require_admin("token.create", f"user:{user}")
+            # A token never outlives the token that made it: a short-lived credential cannot mint a lasting one.
+            parent = self.principal.token_expires_at
+            if parent is not None and (expires_at is None or expires_at > parent):
+                expires_at = parent
             token = self._insert_token(conn, user, name, expires_at)
             self._audit(
                 conn, "token.create", f"user:{user}", None, {"token": token.id, "name": name, "expires_at": expires_at}
@@ -345,12 +352,16 @@ class AccessService(ServiceBase):
     # -- grants ---------------------------------------------------------------------
 
     def grant(self, subject: str, role: str, *, model: str | None = None, scope: str = "") -> Grant:
-        """Give ``subject`` a role on ``model`` (None: every model, admins only); a model's manager grants on it."""
+        """Give ``subject`` a role on ``model`` (None: every model).
+
+        A model's managers grant reader, editor and manager on it; admins grant anything,
+        including approver rights (``scope`` ``stage:<Stage>`` or ``alias:<alias>``).
+        """
         subject = parse_subject(subject)
         check_role(role)
         scope = parse_scope(scope, role)
         with self._tx(write=True) as conn:
-            model_row = self._grant_target(conn, model, "grant.create")
+            model_row = self._grant_target(conn, model, "grant.create", role)
             self._check_subject(conn, subject)
             model_id = None if model_row is None else model_row.id
             existing = conn.execute(
@@ -385,7 +396,7 @@ class AccessService(ServiceBase):
             if not found:
                 raise NotFound(f"grant {grant_id} does not exist")
             g = found[0]
-            self._grant_target(conn, g.model, "grant.delete")
+            self._grant_target(conn, g.model, "grant.delete", g.role)
             conn.execute(delete(grants).where(grants.c.id == grant_id))
             before = {"subject": g.subject, "role": g.role, "scope": g.scope, "grant": g.id}
             self._audit(conn, "grant.delete", _grant_target(g.model), before, None)
@@ -405,10 +416,13 @@ class AccessService(ServiceBase):
                 conds.append(grants.c.subject == parse_subject(subject))
             return self._grants(conn, and_(true(), *conds))
 
-    def _grant_target(self, conn: Connection, model: str | None, action: str) -> Row[Any] | None:
+    def _grant_target(self, conn: Connection, model: str | None, action: str, role: str = "") -> Row[Any] | None:
         if model is None or model == "*":
             self.require_admin(action, "model:*")
             return None
+        if role == "approver":
+            # Managers would otherwise make themselves approvers of their own models' promotions.
+            self.require_admin(action, f"model:{model}")
         row = self._model_row(conn, model, lock=True)
         self.require(conn, row, "manager", action)
         return row

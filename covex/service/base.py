@@ -302,7 +302,13 @@ def _authenticate(conn: Connection, secret: str | None) -> Principal:
     if row.disabled:
         raise Unauthenticated(f"user {row.name!r} is disabled")
     names = conn.execute(_GROUPS, {"user_id": row.id}).scalars()
-    return Principal(name=row.name, is_admin=bool(row.is_admin), groups=tuple(sorted(names)), kind=row.kind)
+    return Principal(
+        name=row.name,
+        is_admin=bool(row.is_admin),
+        groups=tuple(sorted(names)),
+        kind=row.kind,
+        token_expires_at=row.expires_at,
+    )
 
 
 # Statements built once: building them per call costs more than running them.

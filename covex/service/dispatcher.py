@@ -195,7 +195,8 @@ class Dispatcher:
             response = http.post(claimed.url, content=body, headers=headers)
             status_code = response.status_code
             if not response.is_success:
-                error = f"HTTP {status_code}: {response.text[:200]}"
+                # Not the body: whoever may read the delivery log must not read replies from inside the network.
+                error = f"HTTP {status_code} {response.reason_phrase}".rstrip()
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = int((time.monotonic() - started) * 1000)

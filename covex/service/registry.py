@@ -651,7 +651,13 @@ class RegistryService(ServiceBase):
                 conn.execute(select(model_aliases.c.alias).where(model_aliases.c.version_id == row.id)).scalars().all()
             )
             conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
-            self._touch_model(conn, model.id, _now())
+            now = _now()
+            self._touch_model(conn, model.id, now)
+            # Its aliases go with it: the history and webhooks must say so, as for delete_alias.
+            for alias in aliases:
+                self._event(conn, model.id, version, "alias", alias, str(version), None, now, "version deleted")
+                self._audit(conn, "alias.delete", f"model:{name}@{alias}", {"version": version}, None)
+                self._emit(conn, "alias.deleted", {"model": name, "alias": alias, "previous": version}, model.id)
             before = {"stage": row.stage, "aliases": list(aliases), "manifest_digest": row.manifest_digest}
             self._audit(conn, "version.delete", f"model:{name}/{version}", before, None)
             self._emit(conn, "version.deleted", {"model": name, "version": version, **before}, model.id)
@@ -672,13 +678,17 @@ class RegistryService(ServiceBase):
             model = self._model_row(conn, name, lock=True)
             self.require(conn, model, "editor", "stage.transition")
             row = self._version_row(conn, model, version)
-            if row.stage != target and self.policy_body(conn, "stage", target) is not None:
+            entering = row.stage != target or archive_existing  # archiving the others changes who holds it too
+            if entering and self.policy_body(conn, "stage", target) is not None:
                 raise Refused(
                     f"stage {target!r} is protected by a policy: open a request to move version {version} "
                     f"of {name!r} there (covex requests create {name} {version} --stage {target})",
                     action="stage.transition",
                     target=f"model:{name}/{version}",
                 )
+            if row.stage != target and self.policy_body(conn, "stage", row.stage) is not None:
+                # Taking a version out of a protected stage (retiring it) takes the model's manager.
+                self.require(conn, model, "manager", "stage.transition")
             self.move_stage(conn, model, row, target, archive_existing=archive_existing, comment=comment)
             return self._version(conn, self._version_row(conn, model, version))
 
