@@ -64,11 +64,10 @@ class BlobWriter:
             if expected_digest is not None and expected_digest != digest:
                 raise ArtifactCorrupted(f"content does not match its digest: expected {expected_digest}, got {digest}")
             target = self._store.blob_path(digest)
-            if self._store.fs.exists(target):
-                self._store.fs.rm(self._tmp)
-            else:
-                self._store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-                self._store.fs.mv(self._tmp, target)
+            # Same digest, same bytes: replacing a stored copy is harmless, and its new time shows
+            # the blob was uploaded again (the proof that an uploader holds the file).
+            self._store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self._store.fs.mv(self._tmp, target)
         except BaseException:
             self.abort()
             raise

@@ -514,6 +514,7 @@ class RegistryService(ServiceBase):
                     f"version {version} of {name!r} has FAILED ({row.status_message}); create a new version"
                 )
             files = queries.load_files(conn, row.id)
+            possessed = self._possessed(conn, [f.digest for f in files])
         # Blob checks do I/O; keep them outside the write transaction.
         problems = []
         for f in files:
@@ -522,6 +523,9 @@ class RegistryService(ServiceBase):
                 problems.append(f"{f.path} (not uploaded)")
             elif size != f.size:
                 problems.append(f"{f.path} (stored size {size} != {f.size})")
+            elif possessed is not None and f.digest not in possessed and not self._stored_since(f.digest, row):
+                # Naming a digest is not holding the file: it must be uploaded, unless the caller can already read it.
+                problems.append(f"{f.path} (not uploaded for this version)")
         if problems:
             shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise InvalidState(f"version {version} of {name!r} is missing files: {shown}")
@@ -883,19 +887,44 @@ class RegistryService(ServiceBase):
                     target="blobs",
                 )
 
+    def _possessed(self, conn: Connection, digests: Sequence[str]) -> set[str] | None:
+        """Which of ``digests`` the principal may read already (None: every blob, it reads every model).
+
+        Only READY versions count: their files were uploaded, or proven held, by someone allowed to.
+        """
+        readable = self.readable_model_ids(conn)
+        if readable is None:
+            return None
+        found: set[str] = set()
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), 500):
+            found.update(
+                conn.execute(
+                    select(version_files.c.digest)
+                    .join(model_versions, model_versions.c.id == version_files.c.version_id)
+                    .where(
+                        version_files.c.digest.in_(unique[start : start + 500]),
+                        model_versions.c.status == "READY",
+                        model_versions.c.model_id.in_(readable),
+                    )
+                    .distinct()
+                ).scalars()
+            )
+        return found
+
+    def _stored_since(self, digest: str, version: Row[Any]) -> bool:
+        """The blob was (re)written after ``version`` was created: uploaded for it (1 s for clock grain)."""
+        try:
+            modified = self.blobs.fs.modified(self.blobs.blob_path(digest))
+        except (FileNotFoundError, NotImplementedError):
+            return False
+        return bool(modified.timestamp() * 1000 >= version.creation_timestamp - 1000)
+
     def _require_blob_reader(self, digest: str) -> None:
-        """Reading a blob takes the reader role on a model with a version that holds it."""
+        """Reading a blob takes the reader role on a model with a READY version that holds it."""
         with self._tx(write=False) as conn:
-            readable = self.readable_model_ids(conn)
-            if readable is None:
-                return
-            found = conn.execute(
-                select(version_files.c.version_id)
-                .join(model_versions, model_versions.c.id == version_files.c.version_id)
-                .where(version_files.c.digest == digest, model_versions.c.model_id.in_(readable))
-                .limit(1)
-            ).first()
-            if found is None:
+            possessed = self._possessed(conn, [digest])
+            if possessed is not None and digest not in possessed:
                 raise Refused(
                     f"{self.actor!r} may not read blob {digest}: no model it may read holds it",
                     action="blob.read",
@@ -939,7 +968,11 @@ class RegistryService(ServiceBase):
         for i, d in enumerate(digests):
             check_digest(d, f"digests[{i}]")
         self._require_uploader()
-        return self.blobs.missing(digests)
+        absent = set(self.blobs.missing(digests))
+        with self._tx(write=False) as conn:
+            possessed = self._possessed(conn, digests)
+        # A stored blob the caller cannot read is "missing" for it: uploading it proves it holds the file.
+        return [d for d in dict.fromkeys(digests) if d in absent or (possessed is not None and d not in possessed)]
 
     def gc(self, *, apply: bool = False, grace_seconds: float = GC_GRACE_SECONDS) -> GcReport:
         """Find (and with ``apply`` delete) blobs no version references (admins only)."""

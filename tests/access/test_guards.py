@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -88,3 +89,27 @@ def test_numbers_past_64_bits_are_bad_input_not_a_crash(registries: Callable[[st
     r = httpx.get(reg.url + path, headers=auth, timeout=30)
     assert r.status_code in (400, 404), r.text
     assert r.json()["error_code"] in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_naming_a_digest_is_not_holding_the_file(registry: Registry, client: covex.Client, tree, tmp_path) -> None:
+    secret = b"alice's private weights"
+    client.create_model("private")
+    held = client.create_version("private", tree({"model.bin": secret}))
+    [entry] = client.list_files(f"models:/private/{held.version}")
+    stored = registry.service.blobs.local_path(entry.digest)
+    assert stored is not None
+    os.utime(stored, (time.time() - 3600, time.time() - 3600))  # uploaded an hour ago
+    with registry.user("eve") as eve:
+        eve.create_model("mine")  # eve manages "mine": she may upload files
+        with pytest.raises(covex.PermissionDenied):
+            list(eve._backend.read_blob(entry.digest))
+        assert [entry.digest] == eve._backend.missing_blobs([entry.digest])  # stored, but not hers to skip
+        pending = eve._backend.create_version("mine", files=[entry])
+        with pytest.raises(covex.InvalidState, match="not uploaded for this version"):
+            eve._backend.finalize_version("mine", pending.version)
+        with pytest.raises(covex.PermissionDenied):
+            list(eve._backend.read_blob(entry.digest))
+        # Holding the bytes is proof enough: uploading them makes the version hers.
+        mine = eve.create_version("mine", tree({"model.bin": secret}))
+        assert "READY" == mine.status
+        assert secret == (eve.download(f"models:/mine/{mine.version}", tmp_path / "out") / "model.bin").read_bytes()
