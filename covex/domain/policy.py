@@ -42,6 +42,13 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b,
 }
 DOCUMENT_REQUIREMENTS = ("description", "signature", "lineage", "card")
+MAX_APPROVALS = 100
+MAX_TTL_DAYS = 3650
+# A policy file is small: these bounds keep hostile YAML from costing memory, CPU or the stack.
+MAX_POLICY_FILE = 1024 * 1024
+MAX_NODES = 10_000
+MAX_DEPTH = 32
+INT64_MAX = 2**63 - 1
 
 
 # -- gates ------------------------------------------------------------------------------
@@ -115,6 +122,8 @@ def parse_gate(text: object) -> Gate:
     if m is None:
         raise InvalidInput(f"gate {text!r} is not valid: {_GRAMMAR}")
     left, right = _operand(m["left"]), _operand(m["right"])
+    if not all(math.isfinite(x) for x in (left.number, left.offset, right.number, right.offset)):
+        raise InvalidInput(f"gate {text!r} has a number too large to compare with")
     if left.source == "number" and right.source == "number":
         raise InvalidInput(f"gate {text!r} compares two numbers; name a metric or param of the version")
     if "metrics" not in (left.source, right.source) and "params" not in (left.source, right.source):
@@ -154,13 +163,13 @@ class PolicyRules(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    approvals: StrictInt = Field(default=1, ge=0)
+    approvals: StrictInt = Field(default=1, ge=0, le=MAX_APPROVALS)
     approvers: list[Annotated[StrictStr, AfterValidator(_subject)]] = []
     forbid_self_approval: StrictBool = True
     gates: list[Annotated[StrictStr, AfterValidator(_gate_text)]] = []
     require: list[Annotated[StrictStr, AfterValidator(check_requirement)]] = []
     archive_existing: StrictBool = False
-    approval_ttl_days: StrictInt | None = Field(default=None, ge=1)
+    approval_ttl_days: StrictInt | None = Field(default=None, ge=1, le=MAX_TTL_DAYS)
 
     @property
     def parsed_gates(self) -> list[Gate]:
@@ -185,8 +194,8 @@ class Policy(PolicyRules):
 
 
 _HINTS = {
-    "approvals": "must be a non-negative integer",
-    "approval_ttl_days": "must be a positive integer (days)",
+    "approvals": f"must be an integer from 0 to {MAX_APPROVALS}",
+    "approval_ttl_days": f"must be an integer from 1 to {MAX_TTL_DAYS} (days)",
     "forbid_self_approval": "must be true or false",
     "archive_existing": "must be true or false",
     "approvers": "must be a list such as [group:ml-leads, user:bob]",
@@ -234,6 +243,37 @@ def validate_rules(body: Mapping[str, Any], *, kind: TargetKind) -> PolicyRules:
 Loc = tuple[str | int, ...]
 
 
+class _Composer(yaml.SafeLoader):
+    """A YAML loader that refuses anchors and aliases and bounds the node count and depth.
+
+    Aliases let a few bytes expand into millions of nodes (or a cycle); a policy file never needs them.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.nodes = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            raise InvalidInput(f"line {line}: YAML aliases are not allowed in policy files (found *{event.anchor})")
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise InvalidInput(f"line {line}: YAML aliases are not allowed in policy files (found &{anchor})")
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise InvalidInput(f"line {line}: the file has more than {MAX_NODES} values; a policy file is smaller")
+        if self.depth >= MAX_DEPTH:
+            raise InvalidInput(f"line {line}: values are nested more than {MAX_DEPTH} levels deep")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 class _Reader:
     """Turns YAML nodes into plain values, remembering each key's line."""
 
@@ -269,7 +309,8 @@ class _Reader:
         assert isinstance(node, ScalarNode)
         try:
             return self.loader.construct_object(node)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            # ValueError: e.g. an integer of more digits than Python converts.
             raise InvalidInput(f"line {node.start_mark.line + 1}: cannot read this value: {exc}") from None
 
 
@@ -300,8 +341,13 @@ def parse_policy_file(
     """
     if not isinstance(text, str):
         raise InvalidInput("a policy file must be YAML text")
+    if len(text) > MAX_POLICY_FILE or len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_FILE:
+        raise InvalidInput(f"policy file rejected: it is larger than {MAX_POLICY_FILE} bytes")
+    composer = _Composer(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = composer.get_single_node()
+    except InvalidInput as exc:
+        raise InvalidInput(f"policy file rejected, nothing applied: {exc.message}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise InvalidInput(
@@ -310,6 +356,8 @@ def parse_policy_file(
         ) from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"policy file rejected, nothing applied: not valid YAML: {exc}") from None
+    finally:
+        composer.dispose()
     reader = _Reader()
     if root is None:
         raise InvalidInput("policy file rejected: it is empty; it needs a 'policies:' list")
@@ -565,18 +613,20 @@ def to_ms(at: int | float | str | datetime | None, now: int) -> int:
     """A moment as milliseconds since the epoch: ms, an ISO date-time (naive: local time) or a datetime."""
     if at is None:
         return now
-    if isinstance(at, bool):
-        raise InvalidInput("'at' must be a timestamp in milliseconds or an ISO date-time")
-    if isinstance(at, int | float):
-        return int(at)
-    if isinstance(at, str):
-        text = at.strip()
-        if re.fullmatch(r"\d+", text):
-            return int(text)
-        try:
-            at = datetime.fromisoformat(text)
-        except ValueError:
-            raise InvalidInput(
-                f"'at' must be milliseconds or an ISO date-time such as 2026-11-20T10:00, got {text!r}"
-            ) from None
-    return int(at.timestamp() * 1000)
+    shown = repr(at) if len(repr(at)) <= 60 else repr(at)[:57] + "..."
+    bad = InvalidInput(
+        f"'at' must be milliseconds since the epoch or an ISO date-time such as 2026-11-20T10:00, got {shown}"
+    )
+    if isinstance(at, bool) or not isinstance(at, int | float | str | datetime):
+        raise bad
+    try:
+        if isinstance(at, str):
+            text = at.strip()
+            at = int(text) if re.fullmatch(r"[0-9]{1,19}", text) else datetime.fromisoformat(text)
+        ms = int(at) if isinstance(at, int | float) else int(at.timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
+        # Years the platform cannot convert, NaN and infinite numbers.
+        raise bad from None
+    if not -INT64_MAX <= ms <= INT64_MAX:
+        raise InvalidInput(f"'at' is out of range (it must fit in 64 bits), got {shown}")
+    return ms

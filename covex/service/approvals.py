@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from covex.domain import policy as rules
+from covex.domain.access import EVERYONE, RANK
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from covex.domain.names import validate_alias
 from covex.domain.policy import (
@@ -34,6 +35,8 @@ from covex.service.registry import RegistryService
 from covex.store import queries
 from covex.store.schema import (
     grants,
+    group_members,
+    groups,
     model_aliases,
     model_events,
     model_versions,
@@ -41,6 +44,7 @@ from covex.store.schema import (
     policies,
     request_reviews,
     transition_requests,
+    users,
     version_comments,
     version_documents,
 )
@@ -59,6 +63,15 @@ def _text(value: object, field: str, *, required: bool = False) -> str:
         raise InvalidInput(f"'{field}' must not be empty")
     if len(value) > MAX_COMMENT:
         raise InvalidInput(f"'{field}' is longer than {MAX_COMMENT} characters")
+    return value
+
+
+def _number(value: object, field: str) -> int:
+    """An id or version number: an integer from 1 to 2**63-1 (what the database stores)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"'{field}' must be an integer, got {value!r}")
+    if not 1 <= value <= rules.INT64_MAX:
+        raise InvalidInput(f"'{field}' must be an integer from 1 to {rules.INT64_MAX}, got {value}")
     return value
 
 
@@ -127,13 +140,16 @@ class ApprovalService(ServiceBase):
     def set_policy(self, kind: str, target: str, body: Mapping[str, Any]) -> Policy:
         """Create or replace the policy of a stage or alias (admins only)."""
         kind, target = self._target(kind, target)
-        checked = rules.validate_rules(body, kind=kind)
         with self._tx(write=True) as conn:
             self.require_admin("policy.set", f"{kind}:{target}")
+            checked = rules.validate_rules(body, kind=kind)
             return self._upsert(conn, Policy(target_kind=kind, target=target, **checked.model_dump()), now_ms())
 
     def apply_policy_file(self, text: str, replace: bool = False) -> list[Policy]:
         """Apply every policy of a YAML file, or none if any has an error; ``replace`` deletes the others."""
+        # Authenticate and check rights before reading the file: only admins make the server parse YAML.
+        with self._tx(write=False):
+            self.require_admin("policy.set", "policies")
         parsed = rules.parse_policy_file(
             text, stage=self.stage, alias=lambda a: validate_alias(a, self.stages, "alias")
         )
@@ -224,14 +240,15 @@ class ApprovalService(ServiceBase):
                 grants.c.subject.in_(self.principal.subjects), grants.c.role == "approver"
             )
         ).all()
-        out = []
-        for model_id, scope in rows:
-            kind, _, target = scope.partition(":")
-            try:
-                out.append((model_id, ":".join(self._target(kind, target))))
-            except InvalidInput:
-                continue
-        return out
+        return [(model_id, normal) for model_id, scope in rows if (normal := self._scope(scope)) is not None]
+
+    def _scope(self, scope: str) -> str | None:
+        """An approver grant's scope as ``kind:target`` with the stage's configured spelling (None: unknown)."""
+        kind, _, target = scope.partition(":")
+        try:
+            return ":".join(self._target(kind, target))
+        except InvalidInput:
+            return None
 
     def _ineligible(
         self,
@@ -296,8 +313,7 @@ class ApprovalService(ServiceBase):
         return select(transition_requests, models.c.name).join(models, models.c.id == transition_requests.c.model_id)
 
     def _request_row(self, conn: Connection, request_id: int) -> Row[Any]:
-        if isinstance(request_id, bool) or not isinstance(request_id, int):
-            raise InvalidInput(f"'id' must be an integer, got {request_id!r}")
+        _number(request_id, "id")
         row = conn.execute(self._select().where(transition_requests.c.id == request_id)).one_or_none()
         if row is None:
             raise NotFound(f"request {request_id} does not exist")
@@ -377,6 +393,7 @@ class ApprovalService(ServiceBase):
     ) -> TransitionRequest:
         kind, target = self._one_target(stage, alias)
         comment = _text(comment, "comment")
+        _number(version, "version")
         now = now_ms()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
@@ -462,6 +479,8 @@ class ApprovalService(ServiceBase):
             raise InvalidInput(f"'status' must be one of {', '.join(STATUSES)}, got {status!r}")
         if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= 1000:
             raise InvalidInput("'max_results' must be between 1 and 1000")
+        if version is not None:
+            _number(version, "version")
         q = self._select()
         if status is not None:
             q = q.where(transition_requests.c.status == status.upper())
@@ -482,11 +501,11 @@ class ApprovalService(ServiceBase):
         """OPEN requests the principal may approve and has not reviewed yet, oldest first."""
         with self._tx(write=False) as conn:
             reviewed = select(request_reviews.c.request_id).where(request_reviews.c.reviewer == self.actor)
-            rows = conn.execute(
-                self._select()
-                .where(transition_requests.c.status == "OPEN", transition_requests.c.id.not_in(reviewed))
-                .order_by(transition_requests.c.id)
-            ).all()
+            q = self._select().where(transition_requests.c.status == "OPEN", transition_requests.c.id.not_in(reviewed))
+            readable = self.readable_model_ids(conn)
+            if readable is not None:
+                q = q.where(transition_requests.c.model_id.in_(readable))
+            rows = conn.execute(q.order_by(transition_requests.c.id)).all()
             if not rows:
                 return []
             scopes = self._approver_scopes(conn)
@@ -516,6 +535,7 @@ class ApprovalService(ServiceBase):
             request, model = self._locked(conn, request_id)
             action = f"request.{decision}"
             target = f"model:{model.name}/{request.version}"
+            self.require(conn, model, "reader", action)
             if request.status != "OPEN":
                 raise InvalidState(
                     f"request {request_id} is {request.status}"
@@ -528,74 +548,102 @@ class ApprovalService(ServiceBase):
                     model_versions.c.model_id == model.id, model_versions.c.version == request.version
                 )
             ).one_or_none()
-            if policy is not None:
+            if policy is None:
+                stale = self._close_unprotected(conn, model, request, action, target)
+                if decision == "reject":
+                    return self._load(conn, [self._request_row(conn, request_id)])[0]
+            else:
                 why = self._ineligible(
                     policy, request, None if version is None else version.created_by, self._approver_scopes(conn)
                 )
                 if why is not None:
                     raise Refused(why, action=action, target=target)
-            done = conn.execute(
-                select(request_reviews.c.decision).where(
-                    request_reviews.c.request_id == request_id, request_reviews.c.reviewer == self.actor
-                )
-            ).scalar_one_or_none()
-            if done is not None:
-                raise InvalidState(f"{self.actor!r} already {done}d request {request_id}")
-            now = now_ms()
-            if decision == "reject":
-                conn.execute(
-                    insert(request_reviews).values(
-                        request_id=request_id, reviewer=self.actor, decision="reject", comment=comment, timestamp=now
+                done = conn.execute(
+                    select(request_reviews.c.decision).where(
+                        request_reviews.c.request_id == request_id, request_reviews.c.reviewer == self.actor
                     )
-                )
-                self._set_status(
-                    conn, request_id, "REJECTED", f"rejected by {self.actor}" + (f": {comment}" if comment else "")
-                )
-                if version is not None:
-                    self._comment(conn, version.id, comment, request_id, now)
-                self._audit(
-                    conn, "request.reject", target, {"status": "OPEN"}, {"status": "REJECTED", "comment": comment}
-                )
-                self._emit(conn, "request.rejected", {**self._event_data(model, request), "comment": comment}, model.id)
-                return self._load(conn, [self._request_row(conn, request_id)])[0]
-            stale, fresh = self._staleness(conn, model, request, policy, version)
-            if stale is not None:
-                self._set_status(conn, request_id, "STALE", stale, gates=_dump(fresh))
-                self._audit(conn, "request.stale", target, {"status": "OPEN"}, {"status": "STALE", "reason": stale})
-            else:
-                assert policy is not None and version is not None
-                conn.execute(
-                    insert(request_reviews).values(
-                        request_id=request_id, reviewer=self.actor, decision="approve", comment=comment, timestamp=now
-                    )
-                )
-                self._comment(conn, version.id, comment, request_id, now)
-                self._audit(conn, "request.approve", target, None, {"request": request_id, "comment": comment})
-                self._emit(conn, "request.approved", {**self._event_data(model, request), "comment": comment}, model.id)
-                if self._approvals(conn, request_id, policy, now) >= policy.approvals:
-                    self._apply(conn, model, request, policy, version)
+                ).scalar_one_or_none()
+                if done is not None:
+                    raise InvalidState(f"{self.actor!r} already {done}d request {request_id}")
+                if decision == "reject":
+                    return self._reject(conn, model, request, version, comment)
+                stale, fresh = self._staleness(conn, model, request, policy, version)
+                if stale is not None:
+                    self._set_status(conn, request_id, "STALE", stale, gates=_dump(fresh))
+                    self._audit(conn, "request.stale", target, {"status": "OPEN"}, {"status": "STALE", "reason": stale})
                 else:
-                    conn.execute(
-                        update(transition_requests)
-                        .where(transition_requests.c.id == request_id)
-                        .values(last_updated_timestamp=now)
-                    )
-                return self._load(conn, [self._request_row(conn, request_id)])[0]
+                    assert version is not None
+                    return self._approve(conn, model, request, policy, version, comment)
         # The STALE mark is committed above; the approval itself is refused.
         raise InvalidState(f"request {request_id} is stale and was closed: {stale}; open a new request")
+
+    def _close_unprotected(self, conn: Connection, model: Row[Any], request: Row[Any], action: str, target: str) -> str:
+        """Close a request whose target lost its policy (STALE): its requester, a manager or an admin may."""
+        label = f"{request.target_kind} {request.target!r}"
+        if request.requester != self.actor and self.model_role(conn, model.id) < RANK["manager"]:
+            raise Refused(
+                f"{self.actor!r} may not review request {request.id}: {label} has no policy any more, so only "
+                f"its requester ({request.requester!r}), a manager of {model.name!r} or an admin may close it",
+                action=action,
+                target=target,
+            )
+        why = f"{label} has no policy any more (closed by {self.actor}); move the version directly"
+        self._set_status(conn, request.id, "STALE", why)
+        self._audit(conn, "request.stale", target, {"status": "OPEN"}, {"status": "STALE", "reason": why})
+        return why
+
+    def _reject(
+        self, conn: Connection, model: Row[Any], request: Row[Any], version: Row[Any] | None, comment: str
+    ) -> TransitionRequest:
+        now = now_ms()
+        target = f"model:{model.name}/{request.version}"
+        conn.execute(
+            insert(request_reviews).values(
+                request_id=request.id, reviewer=self.actor, decision="reject", comment=comment, timestamp=now
+            )
+        )
+        self._set_status(
+            conn, request.id, "REJECTED", f"rejected by {self.actor}" + (f": {comment}" if comment else "")
+        )
+        if version is not None:
+            self._comment(conn, version.id, comment, request.id, now)
+        self._audit(conn, "request.reject", target, {"status": "OPEN"}, {"status": "REJECTED", "comment": comment})
+        self._emit(conn, "request.rejected", {**self._event_data(model, request), "comment": comment}, model.id)
+        return self._load(conn, [self._request_row(conn, request.id)])[0]
+
+    def _approve(
+        self, conn: Connection, model: Row[Any], request: Row[Any], policy: Policy, version: Row[Any], comment: str
+    ) -> TransitionRequest:
+        now = now_ms()
+        target = f"model:{model.name}/{request.version}"
+        conn.execute(
+            insert(request_reviews).values(
+                request_id=request.id, reviewer=self.actor, decision="approve", comment=comment, timestamp=now
+            )
+        )
+        self._comment(conn, version.id, comment, request.id, now)
+        self._audit(conn, "request.approve", target, None, {"request": request.id, "comment": comment})
+        self._emit(conn, "request.approved", {**self._event_data(model, request), "comment": comment}, model.id)
+        if self._approvals(conn, request, policy, version.created_by, now) >= policy.approvals:
+            self._apply(conn, model, request, policy, version)
+        else:
+            conn.execute(
+                update(transition_requests)
+                .where(transition_requests.c.id == request.id)
+                .values(last_updated_timestamp=now)
+            )
+        return self._load(conn, [self._request_row(conn, request.id)])[0]
 
     def _staleness(
         self,
         conn: Connection,
         model: Row[Any],
         request: Row[Any],
-        policy: Policy | None,
+        policy: Policy,
         version: Row[Any] | None,
     ) -> tuple[str | None, list[GateResult]]:
         """What changed since the request was made (None: nothing), and the gates as they are now."""
         label = f"{request.target_kind} {request.target!r}"
-        if policy is None:
-            return f"{label} has no policy any more; move the version directly", []
         if version is None:
             return f"version {request.version} of {model.name!r} no longer exists", []
         if version.status != "READY":
@@ -622,14 +670,61 @@ class ApprovalService(ServiceBase):
             return "the values the gates saw have changed" + (f" ({'; '.join(changed)})" if changed else ""), fresh
         return None, fresh
 
-    def _approvals(self, conn: Connection, request_id: int, policy: Policy, now: int) -> int:
-        """Approvals still valid: younger than the policy's ``approval_ttl_days``."""
-        q = select(request_reviews.c.id).where(
-            request_reviews.c.request_id == request_id, request_reviews.c.decision == "approve"
+    def _approvals(self, conn: Connection, request: Row[Any], policy: Policy, author: str, now: int) -> int:
+        """Approvals that count now: younger than ``approval_ttl_days`` and by reviewers still eligible.
+
+        The caller's own approval was checked in this transaction; every other reviewer is checked
+        again as the user is now (disabled, groups, grants), so a revoked approver's approval lapses.
+        """
+        q = (
+            select(request_reviews.c.reviewer, users.c.id, users.c.kind, users.c.is_admin, users.c.disabled)
+            .select_from(request_reviews.outerjoin(users, users.c.name == request_reviews.c.reviewer))
+            .where(request_reviews.c.request_id == request.id, request_reviews.c.decision == "approve")
+            .where(request_reviews.c.reviewer != self.actor)
         )
         if policy.approval_ttl_days:
             q = q.where(request_reviews.c.timestamp >= now - policy.approval_ttl_days * DAY_MS)
-        return len(conn.execute(q).all())
+        reviewers: dict[str, tuple[bool, list[str]]] = {}  # name -> (admin, grant subjects)
+        rows = conn.execute(q).all()
+        member_of: dict[int, list[str]] = defaultdict(list)
+        user_ids = [r.id for r in rows if r.id is not None]
+        if user_ids:
+            for user_id, group in conn.execute(
+                select(group_members.c.user_id, groups.c.name)
+                .join(groups, groups.c.id == group_members.c.group_id)
+                .where(group_members.c.user_id.in_(user_ids))
+            ):
+                member_of[user_id].append(group)
+        for r in rows:
+            if r.id is None:
+                # No such user: deleted, or a local admin of an embedded process without tokens. Only
+                # a local admin, who could lift the policy anyway, counts those (as admins, no groups).
+                if self.principal.kind == "local":
+                    reviewers[r.reviewer] = (True, [f"user:{r.reviewer}", EVERYONE])
+            elif not r.disabled and r.kind != "service":
+                subjects = [f"user:{r.reviewer}", *(f"group:{g}" for g in member_of[r.id]), EVERYONE]
+                reviewers[r.reviewer] = (bool(r.is_admin), subjects)
+        wanted = f"{request.target_kind}:{request.target}"
+        holders: set[str] = set()
+        if reviewers:
+            for subject, scope in conn.execute(
+                select(grants.c.subject, grants.c.scope).where(
+                    grants.c.role == "approver",
+                    grants.c.subject.in_({s for _, subjects in reviewers.values() for s in subjects}),
+                    grants.c.model_id.is_(None) | (grants.c.model_id == request.model_id),
+                )
+            ):
+                if self._scope(scope) == wanted:
+                    holders.add(subject)
+        counted = 1  # the caller's approval, just checked
+        for name, (admin, subjects) in reviewers.items():
+            if policy.forbid_self_approval and name in (request.requester, author):
+                continue
+            if policy.approvers and not set(policy.approvers) & set(subjects):
+                continue
+            if admin or holders & set(subjects):
+                counted += 1
+        return counted
 
     def approve(self, request_id: int, comment: str = "") -> TransitionRequest:
         """Approve a request; the approval that completes it moves the version (gates re-checked first)."""
@@ -666,6 +761,7 @@ class ApprovalService(ServiceBase):
     def add_comment(self, name: str, version: int, body: str) -> Comment:
         """Add to a version's comment thread (readers of the model may comment)."""
         body = _text(body, "body", required=True)
+        _number(version, "version")
         now = now_ms()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name)
@@ -681,6 +777,7 @@ class ApprovalService(ServiceBase):
 
     def list_comments(self, name: str, version: int) -> list[Comment]:
         """A version's comment thread, oldest first (request and review comments included)."""
+        _number(version, "version")
         with self._tx(write=False) as conn:
             model = self._model_row(conn, name)
             self.require(conn, model, "reader", "model.read")

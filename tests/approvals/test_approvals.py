@@ -228,7 +228,7 @@ def test_policies_are_admin_only_and_files_apply_whole(team: Team) -> None:
     with pytest.raises(covex.PermissionDenied, match="admin"):
         team.lead1.approvals.set_policy("stage", "Test", {"approvals": 1})
     bad = "policies:\n  - stage: Test\n    approvals: 1\n  - stage: Dev\n    approvals: -1\n"
-    with pytest.raises(covex.InvalidInput, match="line 5: 'approvals' must be a non-negative integer"):
+    with pytest.raises(covex.InvalidInput, match="line 5: 'approvals' must be an integer from 0 to 100"):
         team.admin.approvals.apply_policy_file(bad)
     assert [("stage", "Production")] == [(p.target_kind, p.target) for p in team.lead1.approvals.list_policies()]
     team.admin.approvals.apply_policy_file("policies:\n  - stage: test\n    approvals: 1\n", replace=True)
@@ -320,3 +320,96 @@ def test_requests_need_the_editor_role(team: Team) -> None:
         team.requester.approvals.create_request("churn", 1, stage="Production")
     with pytest.raises(covex.InvalidInput, match="exactly one"):
         team.requester.approvals.create_request("churn", 1)
+
+
+def refusals(registry: Registry, actor: str, since: int) -> list[str]:
+    """The actions refused to ``actor`` since ``since`` (ms): the audit trail outlives ``registry.reset``."""
+    records = registry.service.audit.list_records(actor=actor, outcome="refused", since=since).items
+    return [r.action for r in records]
+
+
+def test_only_admins_make_the_server_read_a_policy_file(team: Team, registry: Registry) -> None:
+    # The rights are checked before the YAML is read: a recursive alias would otherwise be parsed.
+    start = int(time.time() * 1000)
+    with pytest.raises(covex.PermissionDenied, match="admin rights"):
+        team.lead1.approvals.apply_policy_file("policies: &a [*a]\n")
+    assert ["policy.set"] == refusals(registry, "lead1", start)
+    with pytest.raises(covex.InvalidInput, match="line 1: YAML aliases are not allowed in policy files"):
+        team.admin.approvals.apply_policy_file("policies: &a [*a]\n")
+    with pytest.raises(covex.InvalidInput, match="'approvals' must be an integer from 0 to 100"):
+        team.admin.approvals.apply_policy_file("policies:\n  - stage: Test\n    approvals: 101\n")
+
+
+def test_without_a_policy_only_the_requester_managers_or_admins_close_a_request(team: Team, registry: Registry) -> None:
+    v2 = team.version(0.86)
+    start = int(time.time() * 1000)
+    with registry.user("eve") as eve:
+        first = team.requester.approvals.create_request("churn", v2, stage="Production")
+        with pytest.raises(covex.PermissionDenied, match="reader role"):
+            eve.approvals.reject(first.id)
+        team.admin.approvals.delete_policy("stage", "Production")
+        with pytest.raises(covex.PermissionDenied, match="reader role"):
+            eve.approvals.reject(first.id, "nope")
+        with pytest.raises(covex.PermissionDenied, match="only its requester"):
+            team.outsider.approvals.reject(first.id)
+        with pytest.raises(covex.PermissionDenied, match="only its requester"):
+            team.lead1.approvals.approve(first.id)
+        assert ["request.reject"] * 2 == refusals(registry, "eve", start)
+        assert ["request.reject"] == refusals(registry, "mallory", start)
+        closed = team.requester.approvals.reject(first.id)
+        assert ("STALE", "stage 'Production' has no policy any more (closed by alice); move the version directly") == (
+            closed.status,
+            closed.status_message,
+        )
+        second = team.admin.approvals.get_request(first.id)
+        assert [] == second.reviews
+    registry.service.access.grant("user:carol", "manager", model="churn")
+    team.admin.approvals.set_policy("stage", "Production", {"approvals": 1})
+    again = team.requester.approvals.create_request("churn", v2, stage="Production")
+    team.admin.approvals.delete_policy("stage", "Production")
+    with pytest.raises(covex.InvalidState, match="stale and was closed: stage 'Production' has no policy"):
+        team.author.approvals.approve(again.id)
+    assert "STALE" == team.admin.approvals.get_request(again.id).status
+
+
+@pytest.mark.parametrize("lapse", ["left the group", "disabled", "grant revoked"])
+def test_approvals_by_reviewers_no_longer_eligible_do_not_count(team: Team, registry: Registry, lapse: str) -> None:
+    access = registry.service.access
+    v2 = team.version(0.86)
+    request = team.requester.approvals.create_request("churn", v2, stage="Production")
+    team.lead1.approvals.approve(request.id)
+    if lapse == "left the group":
+        access.remove_member("ml-leads", "lead1")
+    elif lapse == "disabled":
+        access.update_user("lead1", disabled=True)
+    else:
+        grant = next(g for g in access.list_grants(subject="group:ml-leads") if g.role == "approver")
+        for lead in ("lead2", "lead3"):
+            access.grant(f"user:{lead}", "approver", scope="stage:Production")
+        access.revoke_grant(grant.id)
+    second = team.lead2.approvals.approve(request.id)
+    assert ("OPEN", ["lead1", "lead2"]) == (second.status, [r.reviewer for r in second.reviews])
+    assert "APPLIED" == team.lead3.approvals.approve(request.id).status
+    assert {1: "Archived", 2: "Production"} == stages(team.admin)
+
+
+def test_numbers_out_of_range_are_bad_input(team: Team) -> None:
+    big = 2**63
+    for field, call in [
+        ("'id'", lambda: team.admin.approvals.get_request(big)),
+        ("'id'", lambda: team.admin.approvals.approve(big)),
+        ("'id'", lambda: team.admin.approvals.reject(0)),
+        ("'version'", lambda: team.requester.approvals.create_request("churn", big, stage="Production")),
+        ("'version'", lambda: team.admin.approvals.list_requests("churn", version=big)),
+        ("'version'", lambda: team.admin.approvals.list_comments("churn", big)),
+        ("'version'", lambda: team.admin.approvals.add_comment("churn", big, "hi")),
+        ("'at'", lambda: team.admin.approvals.placement("churn", stage="Production", at="0001-01-01T00:00")),
+        ("'at'", lambda: team.admin.approvals.placement("churn", stage="Production", at=10**30)),
+        ("'approvals'", lambda: team.admin.approvals.set_policy("stage", "Test", {"approvals": 10**30})),
+        (
+            "'approval_ttl_days'",
+            lambda: team.admin.approvals.set_policy("stage", "Test", {"approval_ttl_days": 10**17}),
+        ),
+    ]:
+        with pytest.raises(covex.InvalidInput, match=field):
+            call()

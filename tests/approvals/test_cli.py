@@ -65,6 +65,7 @@ def lead(reg: Registry) -> str:
     access.create_user("lead")
     access.create_group("ml-leads")
     access.add_member("ml-leads", "lead")
+    access.grant("group:ml-leads", "reader")  # reviewing needs the reader role on the model
     access.grant("group:ml-leads", "approver", scope="stage:Production")
     return str(access.create_token("lead", name="cli").secret)
 
@@ -115,7 +116,7 @@ def test_bad_policy_file_names_the_line(covex: Run, tmp_path: Path) -> None:
     policy.write_text("policies:\n  - stage: Production\n    approvals: two\n")
     r = covex("policies", "apply", str(policy))
     assert 2 == r.exit_code
-    assert "line 3: 'approvals' must be a non-negative integer" in r.stderr
+    assert "line 3: 'approvals' must be an integer from 0 to 100" in r.stderr
     assert "[]" == covex("policies", "list", "--json").stdout.strip()
 
 

@@ -77,14 +77,17 @@ def test_dump_reads_back() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("policies:\n  - stage: Production\n    approvals: -1\n", "line 3: 'approvals' must be a non-negative integer"),
+        (
+            "policies:\n  - stage: Production\n    approvals: -1\n",
+            "line 3: 'approvals' must be an integer from 0 to 100",
+        ),
         (
             "policies:\n  - stage: Production\n    approvals: '2'\n",
-            "line 3: 'approvals' must be a non-negative integer",
+            "line 3: 'approvals' must be an integer from 0 to 100",
         ),
         (
             "policies:\n  - stage: Production\n    approvals: true\n",
-            "line 3: 'approvals' must be a non-negative integer",
+            "line 3: 'approvals' must be an integer from 0 to 100",
         ),
         ("policies:\n  - stage: Prod\n", "line 2: 'stage' 'Prod' is not a stage"),
         ("policies:\n  - approvals: 1\n", "line 2: give exactly one of 'stage:' or 'alias:'"),
@@ -101,7 +104,10 @@ def test_dump_reads_back() -> None:
         ("policies:\n  - stage: Test\n    require: [card.colour]\n", "line 3: 'require[0]': requirement 'card.colour'"),
         ("policies:\n  - stage: Test\n    approvers: ['role:x']\n", "line 3: 'approvers' must be 'user:<name>'"),
         ("policies:\n  - stage: Test\n  - stage: test\n", "line 3: stage 'Test' has a policy already, at line 2"),
-        ("policies:\n  - stage: Test\n    approval_ttl_days: 0\n", "line 3: 'approval_ttl_days' must be a positive"),
+        (
+            "policies:\n  - stage: Test\n    approval_ttl_days: 0\n",
+            "line 3: 'approval_ttl_days' must be an integer from 1 to 3650",
+        ),
         ("policies:\n  - stage: [Test\n", "line 3: not valid YAML"),
         ("rules: []\n", "line 1: the file must hold one key, 'policies:'"),
         ("policies:\n  - stage: Test\n    approvals: 1\n    approvals: 2\n", "line 4: 'approvals' appears twice"),
@@ -206,7 +212,7 @@ def test_requirements() -> None:
 
 
 def test_api_rules_are_validated_like_the_file() -> None:
-    with pytest.raises(InvalidInput, match="'approvals' must be a non-negative integer"):
+    with pytest.raises(InvalidInput, match="'approvals' must be an integer from 0 to 100"):
         validate_rules({"approvals": -2}, kind="stage")
     with pytest.raises(InvalidInput, match="unknown key 'approval'"):
         validate_rules({"approval": 2}, kind="stage")
@@ -222,3 +228,60 @@ def test_moments() -> None:
     assert int(moment.timestamp() * 1000) == to_ms("2026-11-20T10:00", 0)
     with pytest.raises(InvalidInput, match="'at'"):
         to_ms("yesterday", 0)
+
+
+BOMB = "policies: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{k}: &{k} [{', '.join([f'*{p}'] * 10)}]\n" for p, k in zip("abcdef", "bcdefg", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("policies: &a [*a]\n", "line 1: YAML aliases are not allowed in policy files"),
+        (BOMB, "line 1: YAML aliases are not allowed in policy files"),
+        (
+            "policies:\n  - stage: Test\n    gates: *g\n",
+            "line 3: YAML aliases are not allowed in policy files (found *g)",
+        ),
+        ("policies:\n  - &p {stage: Test}\n", "line 2: YAML aliases are not allowed in policy files (found &p)"),
+        ("policies: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels"),
+        ("policies: [" + ", ".join(["x"] * 20_000) + "]\n", "more than 10000 values"),
+        ("policies:\n  - stage: Test\n    approvals: " + "9" * 5000 + "\n", "line 3: cannot read this value"),
+    ],
+)
+def test_hostile_yaml_is_refused_cheaply(text: str, expected: str) -> None:
+    with pytest.raises(InvalidInput, match="nothing applied") as info:
+        parse(text)
+    assert expected in info.value.message
+
+
+def test_a_policy_file_has_a_size_limit() -> None:
+    with pytest.raises(InvalidInput, match="larger than 1048576 bytes"):
+        parse("policies: []\n" + "#" * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"approvals": 101}, "'approvals' must be an integer from 0 to 100"),
+        ({"approvals": 10**30}, "'approvals' must be an integer from 0 to 100"),
+        ({"approval_ttl_days": 3651}, "'approval_ttl_days' must be an integer from 1 to 3650"),
+        ({"approval_ttl_days": 10**17}, "'approval_ttl_days' must be an integer from 1 to 3650"),
+        ({"gates": ["metrics.auc >= 1e999"]}, "'gates[0]': gate 'metrics.auc >= 1e999' has a number too large"),
+    ],
+)
+def test_numbers_out_of_range_name_the_field(body: dict[str, object], expected: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_rules(body, kind="stage")
+    assert expected in info.value.message
+    assert 100 == validate_rules({"approvals": 100, "approval_ttl_days": 3650}, kind="stage").approvals
+
+
+@pytest.mark.parametrize(
+    "at", ["0001-01-01T00:00", "9" * 30, 10**30, -(10**30), float("inf"), float("nan"), "x" * 10_000, [1]]
+)
+def test_moments_out_of_range_name_at(at: object) -> None:
+    with pytest.raises(InvalidInput, match="'at'") as info:
+        to_ms(at, 0)  # type: ignore[arg-type]
+    assert len(info.value.message) < 200
