@@ -3,11 +3,14 @@
 Two measurements, each a ratio taken in one run on the same machine:
 
 1. The registry workload of ``registry.py`` (create versions one by one and from 8 threads, get
-   by alias, search, list) against two Covex servers side by side: one requiring API tokens
-   (the caller is an editor, not an admin, so every call runs the full permission check) and
-   one started with ``--no-auth``. Both audit every change: the trail cannot be switched off.
+   by alias, search, list) against three Covex servers side by side, phase by phase:
+   ``governed`` requires API tokens (the caller is an editor, not an admin, so every call runs
+   the full permission check) and audits every change, as Covex does; ``no-auth`` is
+   ``covex server --no-auth`` (it still audits); ``bare`` is ``--no-auth`` with the audit append
+   replaced by a no-op (``unaudited.py``; Covex itself cannot turn its trail off). governed/bare
+   is the whole cost of governance; governed/no-auth the cost of authentication and permissions.
 2. The audit trail alone: version creation in-process on one SQLite file, with the trail and
-   with the audit append replaced by a no-op (in this benchmark only), interleaved in rounds.
+   with the audit append replaced by a no-op, interleaved in rounds.
 
 Run from the repository root::
 
@@ -15,7 +18,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/governance.py --quick    # smaller (about 1 minute)
 
 The last line of stdout is one JSON object with every ratio. Target: governance costs under 20%
-(auth/no-auth throughput ratio of at least 0.83 in every phase).
+(governed/bare throughput ratio of at least 0.83 in every phase).
 """
 
 from __future__ import annotations
@@ -23,27 +26,56 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import registry as core
-from servers import log, machine
+from servers import Server, free_port, log, machine
 
 TARGET_SLOWDOWN = 0.20
+CHUNKS = 10
+LIST_ROUNDS = 6
 AUDIT_ROUNDS = 5
 AUDIT_VERSIONS = 300
 
 
+def bare_server(tmp: Path) -> Server:
+    """``covex server --no-auth`` without the audit append."""
+    port = free_port()
+    data = tmp / "bare-data"
+    argv = [sys.executable, str(Path(__file__).parent / "unaudited.py"), "--uri", str(data), "server"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-auth"]
+    return Server("bare", argv, port, "/ready", tmp / "bare.log")
+
+
+def interleaved(targets: list[core.Target], chunks: int, chunk: Callable[[core.Target, int], core.Measure]) -> Any:
+    """Run a phase in ``chunks`` slices per server, rotating which server goes first.
+
+    Servers measured one after the other drift apart (load, caches, writeback of the previous
+    one's data); slicing and rotating spreads that over all three alike.
+    """
+    totals = {t.api.label: core.Measure() for t in targets}
+    for c in range(chunks):
+        k = c % len(targets)
+        for t in targets[k:] + targets[:k]:
+            m = chunk(t, c)
+            totals[t.api.label].merge(m)
+            totals[t.api.label].seconds += m.seconds
+    return {label: m.summary() for label, m in totals.items()}
+
+
 def registry_ratios(tmp: Path, sizes: core.Sizes, seed: int) -> dict[str, dict[str, dict[str, Any]]]:
-    with_auth = core.covex_server(tmp, 1, auth=True, editor="bench", label="auth")
+    governed = core.covex_server(tmp, 1, auth=True, editor="bench", label="governed")
     without = core.covex_server(tmp, 1, auth=False, label="no-auth")
-    servers = [with_auth, without]
+    servers = [governed, without, bare_server(tmp)]
     with core.running(servers), contextlib.ExitStack() as clients:
         targets = []
         for s in servers:
@@ -53,7 +85,96 @@ def registry_ratios(tmp: Path, sizes: core.Sizes, seed: int) -> dict[str, dict[s
         for t in targets:
             log(f"warming up {t.api.label}")
             core.warm_up(t)
-        return core.run_registry(targets, sizes, seed)
+            t.api.create_model(t.http, "sequential")
+            t.api.create_model(t.http, "concurrent")
+            t.api.create_model(t.http, "listing")
+        results: dict[str, dict[str, dict[str, Any]]] = {}
+
+        per = sizes.seq_versions // CHUNKS
+        log("sequential_create")
+        results["sequential_create"] = interleaved(
+            targets,
+            CHUNKS,
+            lambda t, c: core.run_sequential(
+                t.http, per, lambda http, i: t.api.create_version(http, "sequential", c * per + i)
+            ),
+        )
+        log("concurrent_create")
+        results["concurrent_create"] = interleaved(
+            targets,
+            CHUNKS,
+            lambda t, c: core.run_threads(
+                t.server.url,
+                sizes.threads,
+                max(1, sizes.per_thread // CHUNKS),
+                lambda http, i: t.api.create_version(http, "concurrent", i),
+            ),
+        )
+        for t in targets:
+            t.api.set_alias(t.http, "sequential", "champion", 1)
+        per = sizes.alias_gets // CHUNKS
+        log("get_by_alias")
+        results["get_by_alias"] = interleaved(
+            targets, CHUNKS, lambda t, c: core.run_sequential(t.http, per, lambda http, i: _champion(t, http))
+        )
+        names = core.model_names(sizes.models)
+        prefixes = core.search_prefixes(sizes.models, sizes.searches, random.Random(seed))
+        for t in targets:
+            core.seed(t.server.url, len(names), sizes.seed_threads, _creator(t, names), "models")
+        per = len(prefixes) // CHUNKS
+        log("search_models")
+        results["search_models"] = interleaved(
+            targets,
+            CHUNKS,
+            lambda t, c: core.run_sequential(t.http, per, lambda http, i: _search(t, http, prefixes[c * per + i])),
+        )
+        total = sizes.list_versions
+        for t in targets:
+            core.seed(t.server.url, total, sizes.seed_threads, _versions(t, "listing"), "versions")
+        log("list_versions")
+        results["list_versions"] = interleaved(
+            targets, LIST_ROUNDS, lambda t, c: core.run_sequential(t.http, 1, lambda http, i: _list_all(t, http, total))
+        )
+        return results
+
+
+def _champion(t: core.Target, http: httpx.Client) -> int:
+    got = t.api.get_by_alias(http, "sequential", "champion")
+    if got != 1:
+        raise core.ApiError(f"@champion resolved to {got}, expected 1")
+    return got
+
+
+def _creator(t: core.Target, names: list[str]) -> core.Op:
+    return lambda http, i: t.api.create_model(http, names[i])
+
+
+def _versions(t: core.Target, model: str) -> core.Op:
+    return lambda http, i: t.api.create_version(http, model, i)
+
+
+def _search(t: core.Target, http: httpx.Client, prefix_matches: tuple[str, int]) -> int:
+    prefix, matches = prefix_matches
+    got = t.api.search_models(http, prefix, 100)
+    if got != min(matches, 100):
+        raise core.ApiError(f"'{prefix}%' found {got} models, expected {min(matches, 100)}")
+    return got
+
+
+def _list_all(t: core.Target, http: httpx.Client, total: int) -> int:
+    """One full listing, newest first, 100 per page (one timed operation per listing)."""
+    token: str | None = None
+    expected = total
+    for _ in range(total // 100 + 1):
+        versions, token = t.api.list_versions(http, "listing", 100, token)
+        if versions != list(range(expected, max(expected - 100, 0), -1)):
+            raise core.ApiError(f"a page held {versions[:3]}..., expected from {expected}")
+        expected -= len(versions)
+        if token is None:
+            break
+    if expected != 0:
+        raise core.ApiError(f"the listing ended {expected} versions early")
+    return total
 
 
 def audit_cost(tmp: Path, versions: int, rounds: int) -> dict[str, Any]:
@@ -96,19 +217,21 @@ def report(results: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     reg = results["registry"]
     head = (
-        f"{'phase':<18} | {'auth ops/s':>10} {'p50 ms':>7} | {'no-auth ops/s':>13} {'p50 ms':>7} | {'ratio':>6} | cost"
+        f"{'phase':<18} | {'governed/s':>10} {'p50 ms':>7} | {'no-auth/s':>9} {'p50 ms':>7} | "
+        f"{'bare/s':>7} {'p50 ms':>7} | {'gov/bare':>8} {'gov/no-auth':>11} | cost"
     )
     lines += [head, "-" * len(head)]
     ratios: dict[str, float] = {}
     for phase in core.PHASES:
-        a, n = reg[phase]["auth"], reg[phase]["no-auth"]
-        ratio = a["ops_per_s"] / n["ops_per_s"]
-        ratios[phase] = round(ratio, 3)
-        cost = 1 / ratio - 1
+        g, n, b = (reg[phase][k] for k in ("governed", "no-auth", "bare"))
+        total, auth = g["ops_per_s"] / b["ops_per_s"], g["ops_per_s"] / n["ops_per_s"]
+        ratios[phase] = round(total, 3)
+        ratios[f"{phase}_auth_only"] = round(auth, 3)
+        cost = 1 / total - 1
         lines.append(
-            f"{phase:<18} | {a['ops_per_s']:>10.1f} {a['p50_ms']:>7.2f} | "
-            f"{n['ops_per_s']:>13.1f} {n['p50_ms']:>7.2f} | "
-            f"{ratio:>6.3f} | {cost:+.1%} {'PASS' if cost < TARGET_SLOWDOWN else 'MISS'}"
+            f"{phase:<18} | {g['ops_per_s']:>10.1f} {g['p50_ms']:>7.2f} | {n['ops_per_s']:>9.1f} {n['p50_ms']:>7.2f} | "
+            f"{b['ops_per_s']:>7.1f} {b['p50_ms']:>7.2f} | {total:>8.3f} {auth:>11.3f} | "
+            f"{cost:+.1%} {'PASS' if cost < TARGET_SLOWDOWN else 'MISS'}"
         )
     audit = results["audit"]
     lines += [
