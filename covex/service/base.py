@@ -292,20 +292,20 @@ def _authenticate(conn: Connection, secret: str | None) -> Principal:
     """The principal an API token belongs to, or ``Unauthenticated`` saying why not."""
     if not secret:
         raise Unauthenticated("no API token: send 'Authorization: Bearer <token>'")
-    row = conn.execute(_TOKEN, {"token_hash": hash_token(secret)}).one_or_none()
-    if row is None:
+    rows = conn.execute(_TOKEN, {"token_hash": hash_token(secret)}).all()  # one row per group
+    if not rows:
         raise Unauthenticated("the API token is not valid")
+    row = rows[0]
     if row.revoked_at is not None:
         raise Unauthenticated("the API token was revoked")
     if row.expires_at is not None and row.expires_at <= now_ms():
         raise Unauthenticated("the API token has expired")
     if row.disabled:
         raise Unauthenticated(f"user {row.name!r} is disabled")
-    names = conn.execute(_GROUPS, {"user_id": row.id}).scalars()
     return Principal(
         name=row.name,
         is_admin=bool(row.is_admin),
-        groups=tuple(sorted(names)),
+        groups=tuple(sorted(r.group_name for r in rows if r.group_name is not None)),
         kind=row.kind,
         token_expires_at=row.expires_at,
     )
@@ -316,13 +316,17 @@ _TOKEN = (
     select(
         tokens.c.expires_at,
         tokens.c.revoked_at,
-        users.c.id,
         users.c.name,
         users.c.kind,
         users.c.is_admin,
         users.c.disabled,
+        groups.c.name.label("group_name"),
     )
-    .join(users, users.c.id == tokens.c.user_id)
+    .select_from(
+        tokens.join(users, users.c.id == tokens.c.user_id)
+        .outerjoin(group_members, group_members.c.user_id == users.c.id)
+        .outerjoin(groups, groups.c.id == group_members.c.group_id)
+    )
     .where(tokens.c.token_hash == bindparam("token_hash"))
 )
 _READS_ALL = (
@@ -333,11 +337,6 @@ _READS_ALL = (
         grants.c.role.in_(list(RANK)),
     )
     .limit(1)
-)
-_GROUPS = (
-    select(groups.c.name)
-    .join(group_members, group_members.c.group_id == groups.c.id)
-    .where(group_members.c.user_id == bindparam("user_id"))
 )
 _HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
 _APPEND = insert(audit_log)
