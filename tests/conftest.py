@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete
+from typer.testing import CliRunner
 
 import covex
+from covex.cli import app
 from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
@@ -83,6 +85,19 @@ class Registry:
     def user_token(self, name: str) -> covex.Client:
         """A client acting as the existing user ``name``, by a new API token."""
         return self.client_with(self.service.access.create_token(name, name="test").secret)
+
+    def cli(self, *args: str, token: str | None = None, input: str | None = None) -> support.CliResult:
+        """Run the ``covex`` command on this registry as a user would (over HTTP with the admin's token)."""
+        env = {
+            "COVEX_URI": self.url,
+            "COVEX_ARTIFACTS": self.settings.artifacts_url,
+            "COVEX_TOKEN": token or self.settings.token or "",
+            "COLUMNS": "200",
+        }
+        r = CliRunner().invoke(app, list(args), env=env, input=input)
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return support.CliResult(r.exit_code, r.stdout, r.stderr)
 
     def client_with(self, token: str) -> covex.Client:
         """A client sending ``token`` (embedded: acting as its user)."""

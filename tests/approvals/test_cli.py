@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from covex.cli import app
 from tests.conftest import Registry
+from tests.support import CliResult
 
 POLICY = """\
 policies:
@@ -22,15 +20,7 @@ policies:
 """
 
 
-class Result:
-    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
-        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
-
-    def json(self) -> object:
-        return json.loads(self.stdout)
-
-
-Run = Callable[..., Result]
+Run = Callable[..., CliResult]
 
 
 @pytest.fixture(params=["embedded", "http"])
@@ -42,21 +32,7 @@ def reg(request: pytest.FixtureRequest, registries) -> Registry:
 
 @pytest.fixture
 def covex(reg: Registry) -> Run:
-    runner = CliRunner()
-
-    def run(*args: str, token: str | None = None) -> Result:
-        env = {
-            "COVEX_URI": reg.url,
-            "COVEX_ARTIFACTS": reg.settings.artifacts_url,
-            "COVEX_TOKEN": token or reg.settings.token or "",
-            "COLUMNS": "200",
-        }
-        r = runner.invoke(app, list(args), env=env)
-        if r.exception and not isinstance(r.exception, SystemExit):
-            raise r.exception
-        return Result(r.exit_code, r.stdout, r.stderr)
-
-    return run
+    return reg.cli
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,37 +11,16 @@ from typer.testing import CliRunner
 
 from covex.cli import app
 from tests.conftest import Registry
+from tests.support import CliResult
 
-Run = Callable[..., "Result"]
-
-
-class Result:
-    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
-        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
-
-    def json(self) -> object:
-        return json.loads(self.stdout)
+Run = Callable[..., CliResult]
 
 
 @pytest.fixture(params=["embedded", "http"])
-def covex(request: pytest.FixtureRequest, registries, tmp_path: Path) -> Run:
+def covex(request: pytest.FixtureRequest, registries) -> Run:
     reg: Registry = registries(request.param, "sqlite")
     reg.reset()
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None) -> Result:
-        env = {
-            "COVEX_URI": reg.url,
-            "COVEX_ARTIFACTS": reg.settings.artifacts_url,
-            "COVEX_TOKEN": reg.settings.token or "",
-            "COLUMNS": "200",
-        }
-        r = runner.invoke(app, list(args), env=env, input=input)
-        if r.exception and not isinstance(r.exception, SystemExit):
-            raise r.exception
-        return Result(r.exit_code, r.stdout, r.stderr)
-
-    return run
+    return reg.cli
 
 
 def test_help_guides_a_newcomer(covex: Run) -> None:

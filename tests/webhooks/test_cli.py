@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from covex.cli import app
 from tests.conftest import Registry
+from tests.support import CliResult
 from tests.webhooks.receiver import Receiver, receiving
 
-
-class Result:
-    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
-        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-Run = Callable[..., Result]
+Run = Callable[..., CliResult]
 
 
 @pytest.fixture(params=["embedded", "http"])
@@ -35,21 +23,7 @@ def registry(request: pytest.FixtureRequest, registries: Callable[[str, str], Re
 
 @pytest.fixture
 def covex(registry: Registry) -> Run:
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        env = {
-            "COVEX_URI": registry.url,
-            "COVEX_ARTIFACTS": registry.settings.artifacts_url,
-            "COVEX_TOKEN": registry.settings.token or "",
-            "COLUMNS": "200",
-        }
-        r = runner.invoke(app, list(args), env=env)
-        if r.exception and not isinstance(r.exception, SystemExit):
-            raise r.exception
-        return Result(r.exit_code, r.stdout, r.stderr)
-
-    return run
+    return registry.cli
 
 
 def test_lifecycle(covex: Run, registry: Registry, tmp_path: Path) -> None:
