@@ -45,10 +45,27 @@ class Settings(BaseSettings):
     chunk_size: int = 1024 * 1024
     http_timeout: float = 300.0
     dispatch_interval: float = Field(default=0.5, description="webhook outbox poll, seconds; 0: no sending")
+    # -- limits a server enforces (see the README's "Limits") ---------------------------------
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="largest JSON request body (413)")
+    max_blob_bytes: int = Field(default=64 * 1024**3, ge=1, description="largest single file upload (413)")
+    max_files_per_version: int = Field(default=50_000, ge=1, description="most files one version may hold")
+    body_timeout: float = Field(default=60.0, gt=0, description="seconds a request body may stall before it is cut")
+    max_uploads_per_caller: int = Field(default=8, ge=1, description="concurrent uploads per API token (429)")
+    anonymous_audit_interval: float = Field(
+        default=60.0, ge=0, description="seconds over which refusals without a valid token are counted per source"
+    )
+    pending_timeout: float = Field(
+        default=24 * 3600.0, gt=0, description="PENDING versions older than this many seconds are marked FAILED"
+    )
+    sweep_interval: float = Field(default=300.0, ge=0, description="how often a server sweeps; 0: never")
+    webhook_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="webhook targets allowed despite being internal: host:port or CIDR, comma-separated",
+    )
 
-    @field_validator("stages", mode="before")
+    @field_validator("stages", "webhook_allow", mode="before")
     @classmethod
-    def _split_stages(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value

@@ -7,14 +7,19 @@ from the code; the CLI prints the message and exits non-zero.
 
     CovexError
     ├── InvalidInput (ValueError)            INVALID_PARAMETER_VALUE     400
-    │   └── ArtifactCorrupted                ARTIFACT_CORRUPTED          400
+    │   ├── ArtifactCorrupted                ARTIFACT_CORRUPTED          400
+    │   └── RequestTooLarge                  REQUEST_TOO_LARGE           413
     ├── Unauthenticated                      UNAUTHENTICATED             401
     ├── PermissionDenied (PermissionError)   PERMISSION_DENIED           403
     ├── NotFound (LookupError)               RESOURCE_DOES_NOT_EXIST     404
+    ├── MethodNotAllowed                     METHOD_NOT_ALLOWED          405
     ├── AlreadyExists                        RESOURCE_ALREADY_EXISTS     409
     ├── InvalidState                         INVALID_STATE               409
     │   └── ChainBroken                      AUDIT_CHAIN_BROKEN          409
     ├── ServiceUnavailable                   TEMPORARILY_UNAVAILABLE     503
+    │   ├── TooManyRequests                  REQUEST_LIMIT_EXCEEDED      429
+    │   └── StorageUnavailable               STORAGE_UNAVAILABLE         503
+    │       └── StorageFull                  INSUFFICIENT_STORAGE        507
     └── InternalError                        INTERNAL_ERROR              500
 """
 
@@ -50,6 +55,13 @@ class ArtifactCorrupted(InvalidInput):
     code = "ARTIFACT_CORRUPTED"
 
 
+class RequestTooLarge(InvalidInput):
+    """A request body, or a list in it, is larger than the server accepts."""
+
+    code = "REQUEST_TOO_LARGE"
+    status = 413
+
+
 class Unauthenticated(CovexError):
     """No credentials, or credentials that are not valid."""
 
@@ -69,6 +81,13 @@ class NotFound(CovexError, LookupError):
 
     code = "RESOURCE_DOES_NOT_EXIST"
     status = 404
+
+
+class MethodNotAllowed(CovexError):
+    """The endpoint exists but does not take this HTTP method."""
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
 
 
 class AlreadyExists(CovexError):
@@ -98,6 +117,27 @@ class ServiceUnavailable(CovexError):
     status = 503
 
 
+class TooManyRequests(ServiceUnavailable):
+    """Too many requests of one kind at once from one caller; try again shortly."""
+
+    code = "REQUEST_LIMIT_EXCEEDED"
+    status = 429
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The artifact store failed to read or write (read-only, unreachable, I/O error)."""
+
+    code = "STORAGE_UNAVAILABLE"
+    status = 503
+
+
+class StorageFull(StorageUnavailable):
+    """The artifact store has no space left."""
+
+    code = "INSUFFICIENT_STORAGE"
+    status = 507
+
+
 class InternalError(CovexError):
     """An unexpected failure; the message carries no internals."""
 
@@ -107,13 +147,18 @@ ERROR_CLASSES: dict[str, type[CovexError]] = {
     for cls in (
         InvalidInput,
         ArtifactCorrupted,
+        RequestTooLarge,
         Unauthenticated,
         PermissionDenied,
         NotFound,
+        MethodNotAllowed,
         AlreadyExists,
         InvalidState,
         ChainBroken,
         ServiceUnavailable,
+        TooManyRequests,
+        StorageUnavailable,
+        StorageFull,
         InternalError,
     )
 }

@@ -11,6 +11,9 @@ from covex.domain.errors import InvalidInput
 MAX_NAME_LENGTH = 256
 MAX_KEY_LENGTH = 250
 MAX_VALUE_LENGTH = 5000
+# Free text: descriptions, comments, card fields. Locations: source URIs and run links.
+MAX_TEXT_LENGTH = 20_000
+MAX_URI_LENGTH = 2048
 
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _MODEL_NAME = re.compile(rf"{_SEGMENT}(/{_SEGMENT})?")
@@ -64,6 +67,30 @@ def validate_alias(alias: object, stages: Iterable[str] = (), field: str = "alia
     return alias
 
 
+def check_encodable(value: str, field: str) -> str:
+    """Refuse NUL and lone surrogates: no database stores them, and they must fail alike on all."""
+    if "\x00" in value:
+        raise InvalidInput(f"'{field}' must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"'{field}' is not valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+def validate_text(value: object, field: str, limit: int = MAX_TEXT_LENGTH, *, required: bool = False) -> str:
+    """Return free text (``None`` reads as empty) of at most ``limit`` characters, else ``InvalidInput``."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidInput(f"'{field}' is {len(value)} characters long; the limit is {limit}")
+    if required and not value.strip():
+        raise InvalidInput(f"'{field}' must not be empty")
+    return check_encodable(value, field)
+
+
 def validate_key(key: object, field: str) -> str:
     """Validate a tag, metric or param name."""
     if not isinstance(key, str) or not key.strip():
@@ -81,7 +108,7 @@ def validate_value(value: object, field: str) -> str:
         raise InvalidInput(f"'{field}' must be a string, got {type(value).__name__}")
     if len(value) > MAX_VALUE_LENGTH:
         raise InvalidInput(f"'{field}' is longer than {MAX_VALUE_LENGTH} characters")
-    return value
+    return check_encodable(value, field)
 
 
 def validate_metric(value: object, field: str) -> float:
