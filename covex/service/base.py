@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
@@ -21,8 +22,8 @@ from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, updat
 from covex.artifacts import BlobStore
 from covex.domain import audit
 from covex.domain.access import RANK, Principal, hash_token
-from covex.domain.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from covex.domain.names import validate_model_name
+from covex.domain.errors import NotFound, PermissionDenied, Unauthenticated
+from covex.domain.names import validate_model_name, validate_stage
 from covex.store import database
 from covex.store.schema import (
     audit_head,
@@ -52,6 +53,14 @@ class Refused(PermissionDenied):
         self.target = target
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a registry refuses or cleans up by size and age (from ``Settings``)."""
+
+    max_files: int = 50_000
+    pending_timeout: float = 24 * 3600.0
+
+
 class ServiceBase:
     """Shared plumbing of the registry's services. Construct once; ``as_principal`` per caller."""
 
@@ -62,8 +71,10 @@ class ServiceBase:
         stages: Sequence[str],
         principal: Principal | str = "",
         request_id: str = "",
+        limits: Limits | None = None,
     ) -> None:
         self.engine = engine
+        self.limits = limits or Limits()
         self.blobs = blobs
         self.stages = list(stages)
         self._principal: Principal | None = (
@@ -160,9 +171,9 @@ class ServiceBase:
 
     def stage(self, name: str) -> str:
         """The configured stage called ``name`` (case-insensitive), or ``InvalidInput``."""
-        if not isinstance(name, str) or name.lower() not in self._stage_by_lower:
-            raise InvalidInput(f"'stage' {name!r} is not a stage; stages are {', '.join(self.stages)}")
-        return self._stage_by_lower[name.lower()]
+        if isinstance(name, str) and name.lower() in self._stage_by_lower:
+            return self._stage_by_lower[name.lower()]
+        return validate_stage(name, self.stages)
 
     # -- permissions ----------------------------------------------------------------
 

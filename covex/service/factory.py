@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from covex.artifacts import BlobStore
+from covex.service.base import Limits
 from covex.service.registry import RegistryService
 from covex.settings import Settings
 from covex.store import database
@@ -14,4 +15,5 @@ def open_service(settings: Settings, *, migrate: bool = True) -> RegistryService
     if migrate:
         database.upgrade(engine)
     blobs = BlobStore(settings.artifacts_url, chunk_size=settings.chunk_size, **settings.artifacts_options)
-    return RegistryService(engine, blobs, settings.stages, principal=settings.user)
+    limits = Limits(max_files=settings.max_files_per_version, pending_timeout=settings.pending_timeout)
+    return RegistryService(engine, blobs, settings.stages, principal=settings.user, limits=limits)
