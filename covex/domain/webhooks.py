@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict
 
 from covex.domain.errors import InvalidInput
+from covex.domain.names import validate_text
+from covex.domain.netguard import host_problem
 
 EVENTS: tuple[str, ...] = (
     "model.created",
@@ -43,6 +46,10 @@ DeliveryStatus = Literal["pending", "delivered", "failed"]
 STATUSES: tuple[str, ...] = ("pending", "delivered", "failed")
 SIGNATURE_VERSION = "v1"
 MAX_URL_LENGTH = 2048
+MAX_DESCRIPTION = 1000
+# Anything but the characters RFC 3986 allows in a URL (unreserved, reserved and '%').
+_URL_FORBIDDEN = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class _Entity(BaseModel):
@@ -99,18 +106,51 @@ class Delivery(_Entity):
 
 
 def validate_url(url: object) -> str:
-    """An absolute http(s) URL with a host."""
-    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+    """An absolute http(s) URL with a host, in plain printable ASCII, without credentials.
+
+    Strict because the URL is later sent on the wire and shown to everyone who may list the
+    webhook: a CR/LF or space would be refused by the HTTP client at every delivery (or, in
+    a laxer one, inject headers), non-ASCII hosts are spelt differently by different parsers,
+    and ``user:pass@`` would put a password in the listing. Percent-encode the path and
+    query, IDNA-encode the host (``xn--...``). Whether the host may be reached is decided at
+    delivery, on the address it then resolves to (``covex.domain.netguard``).
+    """
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         raise InvalidInput(f"'url' must be an http(s) URL of at most {MAX_URL_LENGTH} characters")
+    bad = _URL_FORBIDDEN.search(url)
+    if bad is not None:
+        char = bad[0]
+        what = "a space" if char == " " else f"the character {char!r} (U+{ord(char):04X})"
+        raise InvalidInput(
+            f"'url' must not contain {what}: use printable ASCII, percent-encode the path and query "
+            "(%20 for a space) and IDNA-encode the host (xn--...)"
+        )
+    if _BAD_PERCENT.search(url):
+        raise InvalidInput("'url' has a '%' that is not followed by two hex digits (write %25 for a literal '%')")
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        port = parts.port
     except ValueError as exc:
         raise InvalidInput(f"'url' {url!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not host:
         raise InvalidInput(f"'url' must be an http:// or https:// URL with a host, got {url!r}")
+    if "@" in parts.netloc:
+        raise InvalidInput(
+            "'url' must not hold credentials (user:password@): everyone who may list the webhook would read them; "
+            "receivers authenticate deliveries by their signature"
+        )
+    problem = host_problem(host)
+    if problem is not None:
+        raise InvalidInput(f"'url': {problem}")
+    if port == 0:
+        raise InvalidInput("'url': the port must be between 1 and 65535")
     return url
+
+
+def validate_description(description: object) -> str:
+    """Free text of at most ``MAX_DESCRIPTION`` characters (no NUL, valid Unicode)."""
+    return validate_text(description, "description", MAX_DESCRIPTION)
 
 
 def validate_events(events: object) -> list[str]:

@@ -23,14 +23,13 @@ from covex.domain.webhooks import (
     Delivery,
     NewWebhook,
     Webhook,
+    validate_description,
     validate_events,
     validate_url,
 )
 from covex.service.base import ServiceBase, now_ms
 from covex.store import search
 from covex.store.schema import grants, models, webhook_attempts, webhook_deliveries, webhooks
-
-MAX_DESCRIPTION = 1000
 
 
 def new_secret() -> str:
@@ -46,7 +45,7 @@ class WebhookService(ServiceBase):
         """Subscribe ``url`` to ``events``; the returned ``secret`` signs every delivery and is shown once."""
         url = validate_url(url)
         events = validate_events(events)
-        description = _description(description)
+        description = validate_description(description)
         secret = new_secret()
         with self._tx(write=True) as conn:
             model_id = None
@@ -114,7 +113,7 @@ class WebhookService(ServiceBase):
         if url is not None:
             values["url"] = validate_url(url)
         if description is not None:
-            values["description"] = _description(description)
+            values["description"] = validate_description(description)
         if not values:
             raise InvalidInput("give at least one of 'active', 'events', 'url' or 'description'")
         with self._tx(write=True) as conn:
@@ -248,12 +247,6 @@ class WebhookService(ServiceBase):
 
 def _webhook_select() -> Any:
     return select(webhooks, models.c.name.label("model_name")).outerjoin(models, models.c.id == webhooks.c.model_id)
-
-
-def _description(value: object) -> str:
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
-        raise InvalidInput(f"'description' must be a string of at most {MAX_DESCRIPTION} characters")
-    return value
 
 
 def _public(hook: Webhook) -> dict[str, Any]:
