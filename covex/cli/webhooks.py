@@ -185,9 +185,11 @@ def dispatch(
     """Send queued webhook deliveries from the database (next to, or instead of, the server's own sender).
 
     Needs direct access to the database (--uri is a folder or a database URL). Any number
-    may run at once: each delivery is claimed by one of them at a time.
+    may run at once: each delivery is claimed by one of them at a time. Internal addresses
+    (loopback, private, link-local...) are refused unless COVEX_WEBHOOK_ALLOW lists them.
     """
     from covex.cli.main import state
+    from covex.domain.netguard import Allowlist
     from covex.service import open_service
     from covex.service.dispatcher import Dispatcher
     from covex.settings import Settings
@@ -196,8 +198,11 @@ def dispatch(
     settings = Settings(**values)
     if settings.is_remote:
         raise errors.InvalidInput("'--uri' for the dispatcher must be a data folder or a database URL, not a server")
+    allow = Allowlist.parse(settings.webhook_allow)  # a typo stops here, before any work
     service = open_service(settings)
-    dispatcher = Dispatcher(service, interval=interval, backoff=backoff, max_attempts=max_attempts, timeout=timeout)
+    dispatcher = Dispatcher(
+        service, interval=interval, backoff=backoff, max_attempts=max_attempts, timeout=timeout, allow=allow
+    )
     try:
         if once:
             sent = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from covex.domain.entities import Page
+from covex.domain.netguard import Allowlist
 from covex.domain.webhooks import Delivery, NewWebhook, Webhook
 from covex.server.routes import API, ERRORS, Service, render
 from covex.service.base import ServiceBase
@@ -102,15 +103,26 @@ def redeliver(delivery_id: int, svc: Service) -> Response:
 # -- the delivery thread ----------------------------------------------------------------
 
 
-def lifespan(service: ServiceBase, **options: Any) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def lifespan(
+    service: ServiceBase, *, interval: float = 0.5, allow: Iterable[str] = (), **options: Any
+) -> Lifespan | None:
     """A FastAPI lifespan that runs a webhook ``Dispatcher`` while the app serves.
 
-    Every server process may run one: claims are safe across processes.
+    Every server process may run one: claims are safe across processes. ``allow`` is the
+    admin's allowlist of internal targets (``COVEX_WEBHOOK_ALLOW``); it is read now, so an
+    entry that makes no sense stops the server at start, even one that sends nothing
+    (``interval`` 0 or less: None, no lifespan) and leaves sending to ``covex webhooks dispatch``.
     """
+    allowlist = Allowlist.parse(allow)
+    if interval <= 0:
+        return None
 
     @asynccontextmanager
     async def run(_: FastAPI) -> AsyncIterator[None]:
-        dispatcher = Dispatcher(service, **options).start()
+        dispatcher = Dispatcher(service, interval=interval, allow=allowlist, **options).start()
         try:
             yield
         finally:

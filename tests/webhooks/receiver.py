@@ -1,14 +1,16 @@
-"""A webhook receiver on loopback that checks every signature and records what arrived."""
+"""A webhook receiver on loopback that checks every signature and records what arrived; raw TCP peers."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from covex.domain.webhooks import verify_signature
 
@@ -76,3 +78,73 @@ def receiving(receiver: Receiver, port: int = 0) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def allow(url: str) -> list[str]:
+    """The allowlist entry (``host:port``) that lets webhooks reach the receiver at ``url``."""
+    parts = urlsplit(url)
+    return [f"{parts.hostname}:{parts.port}"]
+
+
+@dataclass
+class Peer:
+    """What a ``tcp_server`` saw: connections accepted, and whether a client hung up on it."""
+
+    accepted: int = 0
+    hung_up: bool = False
+
+
+@contextmanager
+def tcp_server(answer: Callable[[socket.socket, Peer], None] | None = None) -> Iterator[tuple[int, Peer]]:
+    """A raw TCP server on a loopback port; yield (port, peer).
+
+    Each connection is handed to ``answer`` in a thread; without ``answer`` connections are
+    never accepted (the kernel still completes the handshake, so a client waits for a reply).
+    """
+    peer = Peer()
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopping = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.05)
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            peer.accepted += 1
+            assert answer is not None
+            threading.Thread(target=_answer, args=(answer, conn, peer), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    if answer is not None:
+        thread.start()
+    try:
+        yield listener.getsockname()[1], peer
+    finally:
+        stopping.set()
+        if answer is not None:
+            thread.join(5)
+        listener.close()
+
+
+def _answer(answer: Callable[[socket.socket, Peer], None], conn: socket.socket, peer: Peer) -> None:
+    with conn:
+        conn.settimeout(10)
+        try:
+            answer(conn, peer)
+        except OSError:  # the client went away
+            peer.hung_up = True
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one request's head (and ignore its body): enough to answer it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

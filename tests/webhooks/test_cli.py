@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Registry
 from tests.support import CliResult
-from tests.webhooks.receiver import Receiver, receiving
+from tests.webhooks.receiver import Receiver, allow, receiving
 
 Run = Callable[..., CliResult]
 
@@ -53,9 +53,10 @@ def test_errors_are_one_line(covex: Run) -> None:
     assert 3 == r.exit_code and "webhook 999999 does not exist" in r.stderr
 
 
-def test_dispatch_once_and_deliveries(covex: Run, registry: Registry) -> None:
+def test_dispatch_once_and_deliveries(covex: Run, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     got = Receiver(fail=1)
     with receiving(got) as url:
+        monkeypatch.setenv("COVEX_WEBHOOK_ALLOW", ",".join(allow(url)))
         r = covex("webhooks", "create", url, "-e", "model.created", "--json")
         got.secret = r.json()["secret"]
         hook_id = str(r.json()["id"])
@@ -77,3 +78,10 @@ def test_dispatch_once_and_deliveries(covex: Run, registry: Registry) -> None:
 def test_dispatch_needs_the_database(covex: Run) -> None:
     r = covex("--uri", "http://127.0.0.1:9", "webhooks", "dispatch", "--once")
     assert 2 == r.exit_code and "database URL" in r.stderr
+
+
+def test_dispatch_refuses_a_bad_allowlist(covex: Run, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COVEX_WEBHOOK_ALLOW", "10.0.0.0/8,hooks.internal")
+    database = registry.service.engine.url.render_as_string(hide_password=False)
+    r = covex("--uri", database, "webhooks", "dispatch", "--once")
+    assert 2 == r.exit_code and "COVEX_WEBHOOK_ALLOW: 'hooks.internal' is neither host:port" in r.stderr

@@ -1,19 +1,23 @@
-"""Delivery from the outbox to a real receiver on loopback: signed, retried with backoff, at least once."""
+"""Delivery from the outbox to a real receiver on loopback: signed, retried with backoff, at least once.
+
+Loopback is refused by default (see test_ssrf.py): each dispatcher here allows its receiver.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import covex
 from covex.service.dispatcher import Dispatcher
-from covex.store.schema import webhook_deliveries
+from covex.store.schema import webhook_deliveries, webhooks
 from tests.conftest import Registry
-from tests.webhooks.receiver import Receiver, receiving
+from tests.webhooks.receiver import Receiver, allow, receiving
 
 
 @pytest.fixture
@@ -46,7 +50,7 @@ def test_each_event_arrives_once_signed(
     client.create_version("churn", tree())
     client.transition_stage("churn", 1, "Production")
     client.set_alias("churn", "champion", 1)
-    dispatcher = Dispatcher(registry.service, backoff=0.01)
+    dispatcher = Dispatcher(registry.service, backoff=0.01, allow=allow(url))
     try:
         drain(dispatcher, lambda: len(got.received) >= 3)
         assert 0 == dispatcher.run_once()
@@ -78,7 +82,7 @@ def test_failures_are_retried_with_backoff(
     hook = client.webhooks.create_webhook(url, ["model.*"])
     got.secret = hook.secret
     client.create_model("churn")
-    dispatcher = Dispatcher(registry.service, backoff=0.05)
+    dispatcher = Dispatcher(registry.service, backoff=0.05, allow=allow(url))
     try:
         drain(dispatcher, lambda: len(got.received) >= 1)
     finally:
@@ -103,7 +107,7 @@ def test_gives_up_after_max_attempts_then_redelivers(
     hook = client.webhooks.create_webhook(url, ["*"])
     got.secret = hook.secret
     client.create_model("churn")
-    dispatcher = Dispatcher(registry.service, backoff=0.001, max_attempts=3)
+    dispatcher = Dispatcher(registry.service, backoff=0.001, max_attempts=3, allow=allow(url))
     try:
         drain(dispatcher, lambda: got.requests >= 3)
         [failed] = client.webhooks.list_deliveries(hook.id, status="failed")
@@ -121,16 +125,17 @@ def test_gives_up_after_max_attempts_then_redelivers(
 def test_an_unreachable_receiver_is_logged(registry: Registry, client: covex.Client) -> None:
     from tests.support import free_port
 
-    hook = client.webhooks.create_webhook(f"http://127.0.0.1:{free_port()}/hook", ["*"])
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    hook = client.webhooks.create_webhook(url, ["*"])
     client.create_model("churn")
-    dispatcher = Dispatcher(registry.service, backoff=60)
+    dispatcher = Dispatcher(registry.service, backoff=60, allow=allow(url))
     try:
         assert 1 == dispatcher.run_once()
     finally:
         dispatcher.stop()
     [pending] = client.webhooks.list_deliveries(hook.id)
     assert ("pending", None) == (pending.status, pending.attempts[0].status_code)
-    assert "ConnectError" in pending.attempts[0].error
+    assert "could not connect" == pending.attempts[0].error  # a category, not the socket's error
     assert pending.next_attempt_at - pending.attempts[0].timestamp >= 120_000  # 60 * 2**1 s
 
 
@@ -173,7 +178,7 @@ def test_an_expired_lease_is_delivered_again(
     crashed = Dispatcher(registry.service, lease=3)
     assert 1 == len(crashed._claim())  # claimed, then the process "dies" before sending
     claimed = time.monotonic()
-    survivor = Dispatcher(registry.service, backoff=0.01)
+    survivor = Dispatcher(registry.service, backoff=0.01, allow=allow(url))
     try:
         assert 0 == survivor.run_once() or time.monotonic() - claimed > 3  # still leased
         drain(survivor, lambda: len(got.received) >= 1)
@@ -190,7 +195,7 @@ def test_concurrent_dispatchers_send_each_delivery_once(
     got.secret = client.webhooks.create_webhook(url, ["model.created"]).secret
     for i in range(40):
         client.create_model(f"m{i}")
-    dispatchers = [Dispatcher(registry.service, batch=5, workers=2) for _ in range(3)]
+    dispatchers = [Dispatcher(registry.service, batch=5, workers=2, allow=allow(url)) for _ in range(3)]
     threads = [threading.Thread(target=drain, args=(d, lambda: len(got.received) >= 40)) for d in dispatchers]
     for t in threads:
         t.start()
@@ -205,9 +210,48 @@ def test_concurrent_dispatchers_send_each_delivery_once(
 def test_background_thread_delivers(registry: Registry, client: covex.Client, receiver: tuple[Receiver, str]) -> None:
     got, url = receiver
     got.secret = client.webhooks.create_webhook(url, ["model.created"]).secret
-    with Dispatcher(registry.service, interval=0.02):
+    with Dispatcher(registry.service, interval=0.02, allow=allow(url)):
         client.create_model("churn")
         deadline = time.monotonic() + 10
         while not got.received and time.monotonic() < deadline:
             time.sleep(0.02)
     assert ["model.created"] == got.events()
+
+
+def test_a_url_no_client_can_send_ends_failed_without_a_traceback_loop(
+    registry: Registry, client: covex.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = client.webhooks.create_webhook("https://hooks.example.com/x", ["*"])
+    with registry.engine.begin() as conn:  # stored before URLs were checked strictly, or behind the service's back
+        bad = "https://hooks.example.com/x\r\nX-Injected: 1"
+        conn.execute(update(webhooks).where(webhooks.c.id == hook.id).values(url=bad))
+    client.create_model("churn")
+    dispatcher = Dispatcher(registry.service, backoff=0.001, max_attempts=3)
+    try:
+        drain(dispatcher, lambda: bool(client.webhooks.list_deliveries(hook.id, status="failed").items))
+        assert 0 == dispatcher.run_once()  # given up: not claimed again
+    finally:
+        dispatcher.stop()
+    [failed] = client.webhooks.list_deliveries(hook.id)
+    assert ["invalid URL"] * 3 == [a.error.split(":")[0] for a in failed.attempts]
+    assert "'url' must not contain the character '\\r'" in failed.last_error
+    assert [] == [r for r in caplog.records if r.exc_info]
+
+
+def test_any_error_while_delivering_is_a_failed_attempt(registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    service = registry.service
+    hook = service.webhooks.create_webhook("https://hooks.example.com/x", ["*"])
+    service.create_model("churn")
+
+    def broken(host: str, port: int) -> list[Any]:
+        raise RuntimeError("a bug in the resolver")
+
+    dispatcher = Dispatcher(service, backoff=0.001, max_attempts=2, resolver=broken)
+    try:
+        drain(dispatcher, lambda: bool(service.webhooks.list_deliveries(hook.id, status="failed").items))
+    finally:
+        dispatcher.stop()
+    [failed] = service.webhooks.list_deliveries(hook.id)
+    assert ["could not send (RuntimeError); see the dispatcher's log"] * 2 == [a.error for a in failed.attempts]
+    # A bug is worth its traceback in the dispatcher's log: once per attempt, not once per poll forever.
+    assert 2 == len([r for r in caplog.records if r.exc_info and "a bug in the resolver" in str(r.exc_info[1])])
