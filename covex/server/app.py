@@ -47,7 +47,7 @@ def create_app(
         title="Covex",
         version=__version__,
         description="Model registry API: models, versions, stages, aliases and verified artifacts.",
-        lifespan=webhooks.lifespan(service, interval=interval) if interval > 0 else None,
+        lifespan=webhooks.lifespan(service, interval=interval, allow=settings.webhook_allow),
     )
     app.add_middleware(RequestId)
     app.state.service = service
