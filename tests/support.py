@@ -143,3 +143,20 @@ class CliResult:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+def raw_request(url: str, method: str, raw_path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
+    """Send one HTTP/1.1 request with its path byte for byte (as ``curl --path-as-is``); return the response."""
+    target = httpx.URL(url)
+    lines = [f"{method} {raw_path} HTTP/1.1", f"Host: {target.host}:{target.port}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    with socket.create_connection((target.host, target.port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, content = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return httpx.Response(status, content=content, headers=[h.split(b": ", 1) for h in head.split(b"\r\n")[1:]])

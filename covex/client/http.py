@@ -3,25 +3,56 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from json import dumps
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from covex.artifacts.blobstore import check_digest
 from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
-from covex.domain.errors import CovexError, InternalError, ServiceUnavailable, error_from_code
+from covex.domain.errors import CovexError, InternalError, InvalidInput, ServiceUnavailable, error_from_code
+from covex.domain.names import (
+    MAX_INT64,
+    check_encodable,
+    validate_alias,
+    validate_key,
+    validate_model_name,
+    validate_ref,
+)
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
 
 API = "/api/v1"
 
 
-def _m(name: str) -> str:
-    return f"{API}/models/{quote(name, safe='/')}"
+def segment(value: str) -> str:
+    """One path segment, percent-encoded so that no value can change the route.
+
+    ``/`` is encoded, and so are ``.`` and ``..`` (URL normalisation would drop them): the
+    server sees the value as given, and refuses it.
+    """
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def model_path(name: str) -> str:
+    """``/api/v1/models/<name>`` for a valid model name (``InvalidInput`` first, as embedded)."""
+    validate_model_name(name)
+    return f"{API}/models/" + "/".join(segment(part) for part in name.split("/"))
+
+
+_m = model_path
 
 
 def _v(name: str, version: int) -> str:
-    return f"{_m(name)}/-/versions/{int(version)}"
+    return f"{_m(name)}/-/versions/{_number(version)}"
+
+
+def _number(version: int) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_INT64:
+        raise InvalidInput(f"'version' must be an integer from 1 to {MAX_INT64}, got {version!r}")
+    return version
 
 
 class HttpBackend:
@@ -79,11 +110,18 @@ class HttpBackend:
             raise InternalError(f"server answered {response.status_code}: {text}") from None
         raise error_from_code(code, message)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, json: Any = None, **kwargs: Any) -> Any:
+        if json is not None:
+            # ASCII-only JSON: text the server must refuse (a lone surrogate) travels as an escape and is
+            # refused there with the field's name, as embedded; NaN and infinity travel too, and are refused there.
+            kwargs["content"] = dumps(json, ensure_ascii=True, separators=(",", ":")).encode()
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/json"}
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ServiceUnavailable(f"cannot reach Covex server at {self.settings.uri}: {exc}") from None
+        except UnicodeEncodeError:
+            raise InvalidInput("the request holds text that is not valid Unicode (a lone surrogate)") from None
         self._raise_for(response)
         return response.json() if response.content else None
 
@@ -116,6 +154,7 @@ class HttpBackend:
         return Model.model_validate(self._call("POST", f"{_m(name)}/-/tags", json={"key": key, "value": value}))
 
     def delete_model_tag(self, name: str, key: str) -> Model:
+        validate_key(key, "key")
         return Model.model_validate(self._call("DELETE", f"{_m(name)}/-/tags", params={"key": key}))
 
     def delete_model(self, name: str) -> None:
@@ -169,11 +208,13 @@ class HttpBackend:
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/fail", json={"message": message}))
 
     def get_version(self, ref: ModelRef) -> ModelVersion:
+        validate_ref(ref, self.stages)
         if ref.kind == "version":
             return ModelVersion.model_validate(self._call("GET", _v(ref.name, ref.version)))
         return ModelVersion.model_validate(self._call("GET", f"{API}/resolve", params={"uri": str(ref)}))
 
     def list_files(self, ref: ModelRef) -> tuple[ModelVersion, list[FileEntry]]:
+        validate_ref(ref, self.stages)
         body = self._call("GET", f"{API}/files", params={"uri": str(ref)})
         return ModelVersion.model_validate(body["version"]), [FileEntry.model_validate(f) for f in body["files"]]
 
@@ -198,6 +239,7 @@ class HttpBackend:
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/tags", json=body))
 
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
+        validate_key(key, "key")
         return ModelVersion.model_validate(self._call("DELETE", f"{_v(name, version)}/tags", params={"key": key}))
 
     def log_metrics(self, name: str, version: int, metrics: Mapping[str, float]) -> ModelVersion:
@@ -222,9 +264,11 @@ class HttpBackend:
         return ModelVersion.model_validate(self._call("POST", f"{_m(name)}/-/aliases", json=body))
 
     def delete_alias(self, name: str, alias: str) -> None:
+        validate_alias(alias, self.stages)
         self._call("DELETE", f"{_m(name)}/-/aliases", params={"alias": alias})
 
     def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
+        validate_ref(ref, self.stages)
         return dict(self._call("GET", f"{API}/documents", params={"uri": str(ref), "kind": kind}))
 
     def set_card(self, name: str, version: int, card: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,10 +284,12 @@ class HttpBackend:
         return list(self._call("POST", f"{API}/blobs/missing", json={"digests": list(digests)})["missing"])
 
     def put_blob(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
+        check_digest(digest)
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
         self._call("PUT", f"{API}/blobs/{digest}", content=chunks, headers=headers)
 
     def read_blob(self, digest: str) -> Iterator[bytes]:
+        check_digest(digest)
         try:
             with self.http.stream("GET", f"{API}/blobs/{digest}") as response:
                 if not response.is_success:
@@ -263,7 +309,7 @@ def _page_params(
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"max_results": max_results}
     if filter:
-        params["filter"] = filter
+        params["filter"] = check_encodable(filter, "filter")
     if order_by:
         params["order_by"] = list(order_by)
     if page_token:

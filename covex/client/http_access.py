@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from covex.domain.access import Grant, Group, NewToken, Token, User
+from covex.client.http import segment
+from covex.domain.access import Grant, Group, NewToken, Token, User, validate_principal_name
 
 if TYPE_CHECKING:
     from covex.client.http import HttpBackend
@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 API = "/api/v1"
 
 
-def _q(name: str) -> str:
-    return quote(name, safe="")
+def _q(name: str, field: str = "name") -> str:
+    return segment(validate_principal_name(name, field))
 
 
 class HttpAccess:
@@ -65,10 +65,10 @@ class HttpAccess:
         return Group.model_validate(self._call("GET", f"/groups/{_q(name)}"))
 
     def add_member(self, group: str, user: str) -> Group:
-        return Group.model_validate(self._call("POST", f"/groups/{_q(group)}/members", json={"user": user}))
+        return Group.model_validate(self._call("POST", f"/groups/{_q(group, 'group')}/members", json={"user": user}))
 
     def remove_member(self, group: str, user: str) -> Group:
-        return Group.model_validate(self._call("DELETE", f"/groups/{_q(group)}/members/{_q(user)}"))
+        return Group.model_validate(self._call("DELETE", f"/groups/{_q(group, 'group')}/members/{_q(user, 'user')}"))
 
     # -- tokens ---------------------------------------------------------------------
 

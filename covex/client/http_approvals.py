@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
+from covex.client.http import _v, segment
+from covex.client.http import model_path as _m
+from covex.domain.names import validate_target
 from covex.domain.policy import Comment, Placement, Policy, Rollback, TransitionRequest
 
 if TYPE_CHECKING:
@@ -15,16 +17,8 @@ if TYPE_CHECKING:
 API = "/api/v1"
 
 
-def _m(name: str) -> str:
-    return f"{API}/models/{quote(name, safe='/')}"
-
-
 def _r(request_id: int) -> str:
     return f"{API}/requests/{int(request_id)}"
-
-
-def _p(kind: str, target: str) -> str:
-    return f"{API}/policies/{quote(str(kind), safe='')}/{quote(str(target), safe='')}"
 
 
 class HttpApprovals:
@@ -36,23 +30,27 @@ class HttpApprovals:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._backend._call(method, path, **kwargs)
 
+    def _policy_path(self, kind: str, target: str) -> str:
+        kind, target = validate_target(kind, target, self._backend.stages)
+        return f"{API}/policies/{segment(kind)}/{segment(target)}"
+
     # -- policies -------------------------------------------------------------------
 
     def set_policy(self, kind: str, target: str, body: Mapping[str, Any]) -> Policy:
-        return Policy.model_validate(self._call("PUT", _p(kind, target), json=dict(body)))
+        return Policy.model_validate(self._call("PUT", self._policy_path(kind, target), json=dict(body)))
 
     def apply_policy_file(self, text: str, replace: bool = False) -> list[Policy]:
         found = self._call("PUT", f"{API}/policies", json={"text": text, "replace": replace})
         return [Policy.model_validate(p) for p in found]
 
     def get_policy(self, kind: str, target: str) -> Policy:
-        return Policy.model_validate(self._call("GET", _p(kind, target)))
+        return Policy.model_validate(self._call("GET", self._policy_path(kind, target)))
 
     def list_policies(self) -> list[Policy]:
         return [Policy.model_validate(p) for p in self._call("GET", f"{API}/policies")]
 
     def delete_policy(self, kind: str, target: str) -> None:
-        self._call("DELETE", _p(kind, target))
+        self._call("DELETE", self._policy_path(kind, target))
 
     # -- requests -------------------------------------------------------------------
 
@@ -98,11 +96,11 @@ class HttpApprovals:
     # -- comments, rollback, placement ---------------------------------------------
 
     def add_comment(self, name: str, version: int, body: str) -> Comment:
-        path = f"{_m(name)}/-/versions/{int(version)}/comments"
+        path = f"{_v(name, version)}/comments"
         return Comment.model_validate(self._call("POST", path, json={"body": body}))
 
     def list_comments(self, name: str, version: int) -> list[Comment]:
-        path = f"{_m(name)}/-/versions/{int(version)}/comments"
+        path = f"{_v(name, version)}/comments"
         return [Comment.model_validate(c) for c in self._call("GET", path)]
 
     def rollback(self, name: str, *, stage: str | None = None, alias: str | None = None, comment: str = "") -> Rollback:

@@ -8,6 +8,7 @@ from typing import Any
 
 from covex.domain.entities import ModelVersion
 from covex.domain.errors import InvalidInput
+from covex.domain.names import MAX_NAME_LENGTH, validate_text
 
 CARD_FIELDS: dict[str, str] = {
     "overview": "Overview",
@@ -20,6 +21,7 @@ CARD_FIELDS: dict[str, str] = {
     "ethical_considerations": "Ethical considerations",
     "owners": "Owners",
 }
+MAX_OWNERS = 100
 
 
 def validate_card(card: Any, field: str = "card") -> dict[str, Any]:
@@ -40,8 +42,13 @@ def validate_card(card: Any, field: str = "card") -> dict[str, Any]:
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InvalidInput(f"'{field}.owners' must be a list of strings")
+            if len(value) > MAX_OWNERS:
+                raise InvalidInput(f"'{field}.owners' lists {len(value)} owners; the limit is {MAX_OWNERS}")
+            value = [validate_text(v, f"{field}.owners[{i}]", MAX_NAME_LENGTH) for i, v in enumerate(value)]
         elif not isinstance(value, str):
             raise InvalidInput(f"'{field}.{key}' must be text")
+        else:
+            value = validate_text(value, f"{field}.{key}")
         out[key] = value
     return out
 

@@ -8,6 +8,7 @@ from the code; the CLI prints the message and exits non-zero.
     CovexError
     ├── InvalidInput (ValueError)            INVALID_PARAMETER_VALUE     400
     │   ├── ArtifactCorrupted                ARTIFACT_CORRUPTED          400
+    │   ├── RequestTimeout                   REQUEST_TIMEOUT             408
     │   └── RequestTooLarge                  REQUEST_TOO_LARGE           413
     ├── Unauthenticated                      UNAUTHENTICATED             401
     ├── PermissionDenied (PermissionError)   PERMISSION_DENIED           403
@@ -53,6 +54,13 @@ class ArtifactCorrupted(InvalidInput):
     """A file's content does not match the digest recorded for it."""
 
     code = "ARTIFACT_CORRUPTED"
+
+
+class RequestTimeout(InvalidInput):
+    """A request body stopped arriving for longer than the server waits."""
+
+    code = "REQUEST_TIMEOUT"
+    status = 408
 
 
 class RequestTooLarge(InvalidInput):
@@ -147,6 +155,7 @@ ERROR_CLASSES: dict[str, type[CovexError]] = {
     for cls in (
         InvalidInput,
         ArtifactCorrupted,
+        RequestTimeout,
         RequestTooLarge,
         Unauthenticated,
         PermissionDenied,

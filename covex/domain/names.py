@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from covex.domain.errors import InvalidInput
+from covex.domain.uris import ModelRef
 
 MAX_NAME_LENGTH = 256
 MAX_KEY_LENGTH = 250
@@ -14,6 +16,9 @@ MAX_VALUE_LENGTH = 5000
 # Free text: descriptions, comments, card fields. Locations: source URIs and run links.
 MAX_TEXT_LENGTH = 20_000
 MAX_URI_LENGTH = 2048
+MAX_COMMENT_LENGTH = 10_000
+# What the database stores: a signed 64-bit integer (version numbers, ids, sizes).
+MAX_INT64 = 2**63 - 1
 
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _MODEL_NAME = re.compile(rf"{_SEGMENT}(/{_SEGMENT})?")
@@ -46,6 +51,15 @@ def validate_model_name(name: object, field: str = "name") -> str:
 
 
 RESERVED_ALIASES = frozenset({"latest"})
+
+
+def validate_stage(name: object, stages: Sequence[str], field: str = "stage") -> str:
+    """The configured stage called ``name`` (case-insensitive), or ``InvalidInput``."""
+    if isinstance(name, str):
+        for stage in stages:
+            if stage.lower() == name.lower():
+                return stage
+    raise InvalidInput(f"'{field}' {name!r} is not a stage; stages are {', '.join(stages)}")
 
 
 def validate_alias(alias: object, stages: Iterable[str] = (), field: str = "alias") -> str:
@@ -91,14 +105,26 @@ def validate_text(value: object, field: str, limit: int = MAX_TEXT_LENGTH, *, re
     return check_encodable(value, field)
 
 
+_KEY_CHARS = re.compile(r"[\w.\-/ :]+")
+
+
 def validate_key(key: object, field: str) -> str:
-    """Validate a tag, metric or param name."""
+    """Validate a tag, metric or param name.
+
+    Letters, digits, ``_ - . / : `` and spaces. A key may look like a path
+    (``mlflow.source/git``), so it must read the same once normalised as a path:
+    no ``.`` or ``..`` parts, no leading, trailing or doubled ``/``.
+    """
     if not isinstance(key, str) or not key.strip():
         raise InvalidInput(f"'{field}' must be a non-empty string")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(f"'{field}' {key[:40]!r}... is longer than {MAX_KEY_LENGTH} characters")
     if _CONTROL.search(key):
         raise InvalidInput(f"'{field}' {key!r} must not contain control characters")
+    if not _KEY_CHARS.fullmatch(key):
+        raise InvalidInput(f"'{field}' {key!r} may hold only letters, digits, '_', '-', '.', '/', ':' and spaces")
+    if posixpath.normpath(key) != key or key.startswith(("/", "../")) or key in (".", ".."):
+        raise InvalidInput(f"'{field}' {key!r} must not hold '.' or '..' parts or stray '/'")
     return key
 
 
@@ -112,10 +138,16 @@ def validate_value(value: object, field: str) -> str:
 
 
 def validate_metric(value: object, field: str) -> float:
-    """Validate a metric value: a finite or infinite float, not a bool, not NaN-as-string."""
+    """Validate a metric value: a finite number (JSON carries no NaN or infinity), not a bool."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"'{field}' must be a number, got {type(value).__name__}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidInput(f"'{field}' is too large for a 64-bit float") from None
+    if not math.isfinite(number):
+        raise InvalidInput(f"'{field}' must be a finite number, got {number}")
+    return number
 
 
 def validate_artifact_path(path: object, field: str = "path") -> str:
@@ -153,3 +185,24 @@ def validate_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
     if not isinstance(metrics, Mapping):
         raise InvalidInput("'metrics' must be a mapping of names to numbers")
     return {validate_key(k, "metrics key"): validate_metric(v, f"metrics.{k}") for k, v in metrics.items()}
+
+
+def validate_ref(ref: ModelRef, stages: Sequence[str]) -> ModelRef:
+    """Check every part of a reference to a version before it is looked up (the same on every backend)."""
+    validate_model_name(ref.name)
+    if ref.kind == "alias":
+        validate_alias(ref.value, stages)
+    elif ref.kind == "stage":
+        validate_stage(ref.value, stages)
+    elif ref.kind == "version" and not 1 <= ref.version <= MAX_INT64:
+        raise InvalidInput(f"'version' must be from 1 to {MAX_INT64}, got {ref.value}")
+    return ref
+
+
+def validate_target(kind: object, target: object, stages: Sequence[str]) -> tuple[str, str]:
+    """What a policy protects: ``("stage", <configured stage>)`` or ``("alias", <valid alias>)``."""
+    if kind == "stage":
+        return "stage", validate_stage(target, stages)
+    if kind == "alias":
+        return "alias", validate_alias(target, stages)
+    raise InvalidInput(f"'kind' must be 'stage' or 'alias', got {kind!r}")

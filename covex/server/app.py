@@ -14,8 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
-from covex.domain.errors import CovexError, InternalError, InvalidInput, NotFound
+from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound
 from covex.server import access, approvals, audit, webhooks
+from covex.server.errors import error_response, unstorable
+from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
@@ -49,41 +51,44 @@ def create_app(
         description="Model registry API: models, versions, stages, aliases and verified artifacts.",
         lifespan=webhooks.lifespan(service, interval=interval, allow=settings.webhook_allow),
     )
-    app.add_middleware(RequestId)
+    limits = GuardLimits(settings.max_body_bytes, settings.max_blob_bytes, settings.body_timeout)
+    app.add_middleware(RequestGuard, limits=limits)
+    app.add_middleware(RequestId)  # outermost: refusals of the guard carry the request id too
     app.state.service = service
     app.state.auth = auth
+    app.state.uploads = UploadSlots(settings.max_uploads_per_caller)
 
     @app.exception_handler(CovexError)
     async def _covex_error(_: Request, exc: CovexError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"'{_field(tuple(e['loc']))}': {e['msg']}" for e in exc.errors()[:5]]
-        err = InvalidInput("invalid request: " + "; ".join(problems))
-        return JSONResponse(err.to_dict(), status_code=err.status)
+        return error_response(InvalidInput("invalid request: " + "; ".join(problems)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err: CovexError
+        if isinstance(exc, Refusal):
+            return error_response(exc.error)
         if exc.status_code == 404:
-            err = NotFound(f"no such endpoint: {exc.detail}")
-        else:
-            err = InvalidInput(str(exc.detail))
+            return error_response(NotFound(f"no such endpoint: {exc.detail}"))
+        if exc.status_code == 405:
+            response = error_response(MethodNotAllowed(f"this endpoint does not take {exc.detail}"))
+            response.headers.update(exc.headers or {})  # Allow: the methods it takes
+            return response
+        err = InvalidInput(str(exc.detail))
         return JSONResponse(err.to_dict(), status_code=exc.status_code)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
-    async def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
-        # A number past what the database stores (64-bit integers) reached it.
-        err = InvalidInput("a number in the request is out of range (integers must fit in 64 bits)")
-        return JSONResponse(err.to_dict(), status_code=err.status)
+    async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(unstorable(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        err = InternalError("internal error; see the server log")
-        return JSONResponse(err.to_dict(), status_code=err.status)
+        return error_response(InternalError("internal error; see the server log"))
 
     # The areas' routes first: routes.py ends in catch-alls like GET /api/v1/models/{name:path}.
     for area in (access, approvals, audit, webhooks):

@@ -21,6 +21,7 @@ from covex.domain.entities import GcReport, Model, ModelEvent, ModelVersion, Pag
 from covex.domain.errors import InvalidInput
 from covex.domain.uris import parse_model_uri
 from covex.server import schemas
+from covex.server.guard import bearer_token, client_address, upload_caller
 from covex.service import RegistryService
 
 router = APIRouter()
@@ -44,10 +45,9 @@ async def service(request: Request) -> RegistryService:
     request_id: str = getattr(request.state, "request_id", "")
     if not request.app.state.auth:
         return base.as_principal(base.principal, request_id)  # type: ignore[no-any-return]
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    token = secret.strip() if scheme.lower() == "bearer" else None
-    return base.with_credentials(token, request_id)  # type: ignore[no-any-return]
+    return base.with_credentials(  # type: ignore[no-any-return]
+        bearer_token(request.scope), request_id, source=client_address(request.scope)
+    )
 
 
 class _BlobFileResponse(FileResponse):
@@ -351,7 +351,11 @@ async def put_blob(
     """Upload one file's content; it is hashed as it streams and stored only if it matches ``digest``."""
     if content_length is None:
         raise InvalidInput("'Content-Length' header is required for uploads")
-    writer = await run_in_threadpool(svc.open_blob_writer, digest, content_length)
+    async with request.app.state.uploads.take(upload_caller(request.scope)):
+        return await _receive_blob(request, await run_in_threadpool(svc.open_blob_writer, digest, content_length))
+
+
+async def _receive_blob(request: Request, writer: BlobWriter) -> Response:
     # Receive the next buffer while a worker thread hashes and writes the previous one.
     pending: asyncio.Future[None] | None = None
     parts: list[bytes] = []

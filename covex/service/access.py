@@ -95,11 +95,13 @@ class AccessService(ServiceBase):
             return self._users(conn, conn.execute(select(users).order_by(users.c.name)).all())
 
     def get_user(self, name: str) -> User:
+        validate_principal_name(name, "name")
         with self._tx(write=False) as conn:
             return self._users(conn, [self._user_row(conn, name)])[0]
 
     def update_user(self, name: str, *, admin: bool | None = None, disabled: bool | None = None) -> User:
         """Grant or take admin rights, disable or enable a user (admins only)."""
+        validate_principal_name(name, "name")
         values: dict[str, Any] = {}
         if admin is not None:
             values["is_admin"] = bool(admin)
@@ -119,6 +121,7 @@ class AccessService(ServiceBase):
 
     def delete_user(self, name: str) -> None:
         """Delete a user with its tokens, memberships and grants (admins only)."""
+        validate_principal_name(name, "name")
         with self._tx(write=True) as conn:
             self.require_admin("user.delete", f"user:{name}")
             row = self._user_row(conn, name)
@@ -201,6 +204,7 @@ class AccessService(ServiceBase):
             raise AlreadyExists(f"group {name!r} already exists") from None
 
     def delete_group(self, name: str) -> None:
+        validate_principal_name(name, "name")
         with self._tx(write=True) as conn:
             self.require_admin("group.delete", f"group:{name}")
             row = self._group_row(conn, name)
@@ -214,10 +218,13 @@ class AccessService(ServiceBase):
             return [self._group(conn, n) for n in names]
 
     def get_group(self, name: str) -> Group:
+        validate_principal_name(name, "name")
         with self._tx(write=False) as conn:
             return self._group(conn, name)
 
     def add_member(self, group: str, user: str) -> Group:
+        validate_principal_name(group, "group")
+        validate_principal_name(user, "user")
         with self._tx(write=True) as conn:
             self.require_admin("group.member.add", f"group:{group}")
             g, u = self._group_row(conn, group), self._user_row(conn, user)
@@ -230,6 +237,8 @@ class AccessService(ServiceBase):
             return self._group(conn, group)
 
     def remove_member(self, group: str, user: str) -> Group:
+        validate_principal_name(group, "group")
+        validate_principal_name(user, "user")
         with self._tx(write=True) as conn:
             self.require_admin("group.member.remove", f"group:{group}")
             g, u = self._group_row(conn, group), self._user_row(conn, user)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from covex.domain import policy as rules
 from covex.domain.access import EVERYONE, RANK
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
-from covex.domain.names import validate_alias
+from covex.domain.names import MAX_COMMENT_LENGTH, validate_alias, validate_target, validate_text
 from covex.domain.policy import (
     Candidate,
     Comment,
@@ -50,20 +50,11 @@ from covex.store.schema import (
 )
 
 DAY_MS = 86_400_000
-MAX_COMMENT = 10_000
 STATUSES = ("OPEN", "APPLIED", "REJECTED", "CANCELLED", "STALE")
 
 
 def _text(value: object, field: str, *, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"'{field}' must be a string")
-    if required and not value.strip():
-        raise InvalidInput(f"'{field}' must not be empty")
-    if len(value) > MAX_COMMENT:
-        raise InvalidInput(f"'{field}' is longer than {MAX_COMMENT} characters")
-    return value
+    return validate_text(value, field, MAX_COMMENT_LENGTH, required=required)
 
 
 def _number(value: object, field: str) -> int:
@@ -94,11 +85,7 @@ class ApprovalService(ServiceBase):
     # -- targets --------------------------------------------------------------------
 
     def _target(self, kind: str, target: str) -> tuple[TargetKind, str]:
-        if kind == "stage":
-            return "stage", self.stage(target)
-        if kind == "alias":
-            return "alias", validate_alias(target, self.stages)
-        raise InvalidInput(f"'kind' must be 'stage' or 'alias', got {kind!r}")
+        return validate_target(kind, target, self.stages)  # type: ignore[return-value]
 
     def _one_target(self, stage: str | None, alias: str | None) -> tuple[TargetKind, str]:
         if (stage is None) == (alias is None):

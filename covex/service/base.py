@@ -24,6 +24,7 @@ from covex.domain import audit
 from covex.domain.access import RANK, Principal, hash_token
 from covex.domain.errors import NotFound, PermissionDenied, Unauthenticated
 from covex.domain.names import validate_model_name, validate_stage
+from covex.service.refusals import AnonymousRefusals, Tally
 from covex.store import database
 from covex.store.schema import (
     audit_head,
@@ -59,6 +60,7 @@ class Limits:
 
     max_files: int = 50_000
     pending_timeout: float = 24 * 3600.0
+    anonymous_audit_interval: float = 60.0
 
 
 class ServiceBase:
@@ -75,6 +77,9 @@ class ServiceBase:
     ) -> None:
         self.engine = engine
         self.limits = limits or Limits()
+        # Shared by every copy of this service (``as_principal``, ``with_credentials``).
+        self.refusals = AnonymousRefusals(self.limits.anonymous_audit_interval)
+        self.source = "local"
         self.blobs = blobs
         self.stages = list(stages)
         self._principal: Principal | None = (
@@ -114,18 +119,22 @@ class ServiceBase:
         clone.__dict__.pop("_siblings", None)
         return clone
 
-    def with_credentials(self, token: str | None, request_id: str = "", *, every_call: bool = False) -> Any:
+    def with_credentials(
+        self, token: str | None, request_id: str = "", *, every_call: bool = False, source: str = "local"
+    ) -> Any:
         """The same service, acting as the owner of API ``token``.
 
         The token is checked inside the first transaction the caller's action opens, so
         authentication costs no transaction of its own; a bad token raises ``Unauthenticated``.
         ``every_call`` checks it again in every transaction (a long-lived embedded client:
         revoking the token, disabling the user or changing its groups applies at once).
+        ``source`` (the client's address) is what refusals without a valid token are counted by.
         """
         clone = copy.copy(self)
         clone._principal, clone._credentials = None, token or ""
         clone._check_every_call = every_call
         clone.request_id = request_id
+        clone.source = source
         clone.__dict__.pop("_siblings", None)
         return clone
 
@@ -158,7 +167,7 @@ class ServiceBase:
             self.record_refusal(exc.action, exc.target, exc.message)
             raise
         except Unauthenticated as exc:
-            self.record_refusal("authenticate", "token", exc.message, actor="")
+            self._refuse_anonymous(exc.message)
             raise
 
     def record_refusal(self, action: str, target: str, reason: str, *, actor: str | None = None) -> None:
@@ -166,6 +175,33 @@ class ServiceBase:
         with database.transaction(self.engine, write=True) as conn:
             conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
             self._audit(conn, action, target, after={"reason": reason}, outcome="refused", actor=actor)
+
+    def _refuse_anonymous(self, reason: str) -> None:
+        """Audit a refusal without a valid token: the first per source and interval, then counts."""
+        record, due = self.refusals.admit(self.source, reason, time.monotonic())
+        if record or due:
+            self._record_anonymous(due, {"reason": reason, "source": self.source} if record else None)
+
+    def flush_refusals(self, *, everything: bool = False) -> int:
+        """Record the counts of refusals without a valid token whose interval is over; return how many."""
+        due = self.refusals.due(time.monotonic(), everything=everything)
+        if due:
+            self._record_anonymous(due, None)
+        return len(due)
+
+    def _record_anonymous(self, counts: list[Tally], single: dict[str, Any] | None) -> None:
+        with database.transaction(self.engine, write=True) as conn:
+            conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
+            for tally in counts:
+                after = {
+                    "reason": tally.reason,
+                    "source": tally.source,
+                    "count": tally.count,
+                    "interval_s": self.refusals.interval,
+                }
+                self._audit(conn, "authenticate", "token", after=after, outcome="refused", actor="")
+            if single is not None:
+                self._audit(conn, "authenticate", "token", after=single, outcome="refused", actor="")
 
     # -- stages ---------------------------------------------------------------------
 

@@ -21,11 +21,19 @@ from covex.domain.entities import DOCUMENT_KINDS, FileEntry, GcReport, Model, Mo
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, ServiceUnavailable
 from covex.domain.filters import MODEL_FIELDS, VERSION_FIELDS, parse_filter, parse_order_by
 from covex.domain.names import (
+    MAX_COMMENT_LENGTH,
+    MAX_INT64,
+    MAX_KEY_LENGTH,
+    MAX_URI_LENGTH,
+    check_encodable,
     validate_alias,
     validate_artifact_path,
+    validate_key,
     validate_metrics,
     validate_model_name,
+    validate_ref,
     validate_tags,
+    validate_text,
 )
 from covex.domain.uris import ModelRef
 from covex.service.base import Refused, ServiceBase, now_ms
@@ -48,6 +56,8 @@ MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
 VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
 # Blobs and temporary uploads younger than this are never collected: an upload may be in flight.
 GC_GRACE_SECONDS = 3600.0
+# A lineage, signature, profile or card, serialised.
+MAX_DOCUMENT_LENGTH = 1024 * 1024
 
 
 _now = now_ms
@@ -60,6 +70,8 @@ def _check_kind(kind: str) -> None:
 
 def _documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
     """Validate documents and serialise them to JSON text."""
+    if documents is not None and not isinstance(documents, Mapping):
+        raise InvalidInput("'documents' must be a mapping of kind to JSON object")
     out: dict[str, str] = {}
     for kind, body in (documents or {}).items():
         _check_kind(kind)
@@ -68,22 +80,19 @@ def _documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
         if not isinstance(body, dict):
             raise InvalidInput(f"'documents.{kind}' must be a JSON object")
         try:
-            out[kind] = json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+            text = json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidInput(f"'documents.{kind}' is not valid JSON: {exc}") from None
+        if len(text) > MAX_DOCUMENT_LENGTH:
+            raise InvalidInput(
+                f"'documents.{kind}' is {len(text)} characters as JSON; the limit is {MAX_DOCUMENT_LENGTH}"
+            )
+        out[kind] = check_encodable(text, f"documents.{kind}")
     return out
 
 
 def _tag(key: str, value: str | None) -> dict[str, str] | None:
     return None if value is None else {key: value}
-
-
-def _text(value: object, field: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"'{field}' must be a string")
-    return value
 
 
 class RegistryService(ServiceBase):
@@ -130,6 +139,7 @@ class RegistryService(ServiceBase):
         return row
 
     def _resolve_row(self, conn: Connection, ref: ModelRef) -> Row[Any]:
+        validate_ref(ref, self.stages)
         model = self._model_row(conn, ref.name)
         self.require(conn, model, "reader", "model.read")
         base = queries.version_select().where(model_versions.c.model_id == model.id)
@@ -179,7 +189,7 @@ class RegistryService(ServiceBase):
 
     def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Model:
         validate_model_name(name)
-        description = _text(description, "description")
+        description = validate_text(description, "description")
         tag_values = validate_tags(tags, "tags")
         now = _now()
         try:
@@ -237,7 +247,7 @@ class RegistryService(ServiceBase):
             raise InvalidInput("give 'description' or 'new_name'")
         values: dict[str, Any] = {"last_updated_timestamp": _now()}
         if description is not None:
-            values["description"] = _text(description, "description")
+            values["description"] = validate_text(description, "description")
         if new_name is not None:
             values["name"] = validate_model_name(new_name, "new_name")
         try:
@@ -274,6 +284,7 @@ class RegistryService(ServiceBase):
             return self._model(conn, self._model_row(conn, name))
 
     def delete_model_tag(self, name: str, key: str) -> Model:
+        validate_key(key, "key")
         with self._tx(write=True) as conn:
             row = self._model_row(conn, name, lock=True)
             self.require(conn, row, "editor", "model.tag.delete")
@@ -357,10 +368,10 @@ class RegistryService(ServiceBase):
         if not entries and not source:
             raise InvalidInput("give 'files' to upload or a 'source' URI to record")
         values = {
-            "source": _text(source, "source"),
-            "description": _text(description, "description"),
-            "run_id": _text(run_id, "run_id"),
-            "run_link": _text(run_link, "run_link"),
+            "source": validate_text(source, "source", MAX_URI_LENGTH),
+            "description": validate_text(description, "description"),
+            "run_id": validate_text(run_id, "run_id", MAX_KEY_LENGTH),
+            "run_link": validate_text(run_link, "run_link", MAX_URI_LENGTH),
         }
         tag_values = validate_tags(tags, "tags")
         metric_values = validate_metrics(metrics)
@@ -486,18 +497,27 @@ class RegistryService(ServiceBase):
         return fields
 
     def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:
-        seen: set[str] = set()
+        """Validate a manifest in one pass: every path unique, none both a file and a folder."""
+        if len(files) > self.limits.max_files:
+            raise InvalidInput(
+                f"'files' lists {len(files)} files; a version holds at most {self.limits.max_files} "
+                "(COVEX_MAX_FILES_PER_VERSION)"
+            )
+        paths: set[str] = set()
+        folders: set[str] = set()
         out = []
         for i, f in enumerate(files):
             path = validate_artifact_path(f.path, f"files[{i}].path")
             check_digest(f.digest, f"files[{i}].digest")
-            if isinstance(f.size, bool) or not isinstance(f.size, int) or f.size < 0:
-                raise InvalidInput(f"'files[{i}].size' must be a non-negative integer")
-            if path in seen:
+            if isinstance(f.size, bool) or not isinstance(f.size, int) or not 0 <= f.size <= MAX_INT64:
+                raise InvalidInput(f"'files[{i}].size' must be an integer from 0 to {MAX_INT64}")
+            if path in paths:
                 raise InvalidInput(f"'files[{i}].path' {path!r} appears twice")
-            if any(path.startswith(p + "/") or p.startswith(path + "/") for p in seen):
+            parents = [path[:j] for j, c in enumerate(path) if c == "/"]
+            if path in folders or any(p in paths for p in parents):
                 raise InvalidInput(f"'files[{i}].path' {path!r} is both a file and a folder")
-            seen.add(path)
+            paths.add(path)
+            folders.update(parents)
             out.append(FileEntry(path=path, digest=f.digest, size=f.size, mode=f.mode & 0o777))
         return out
 
@@ -519,13 +539,15 @@ class RegistryService(ServiceBase):
         problems = []
         for f in files:
             size = self.blobs.size(f.digest)
-            if size is None:
+            if possessed is not None and f.digest not in possessed:
+                # Naming a digest is not holding the file: it must be uploaded, unless the caller can already
+                # read it. One answer whatever is stored, so finalize tells nothing about other models' files.
+                if size != f.size or not self._stored_since(f.digest, row):
+                    problems.append(f"{f.path} (not uploaded)")
+            elif size is None:
                 problems.append(f"{f.path} (not uploaded)")
             elif size != f.size:
                 problems.append(f"{f.path} (stored size {size} != {f.size})")
-            elif possessed is not None and f.digest not in possessed and not self._stored_since(f.digest, row):
-                # Naming a digest is not holding the file: it must be uploaded, unless the caller can already read it.
-                problems.append(f"{f.path} (not uploaded for this version)")
         if problems:
             shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise InvalidState(f"version {version} of {name!r} is missing files: {shown}")
@@ -543,7 +565,7 @@ class RegistryService(ServiceBase):
 
     def fail_version(self, name: str, version: int, message: str) -> ModelVersion:
         """Mark a PENDING version FAILED with a message (a READY version stays READY)."""
-        message = _text(message, "message")[:2000]
+        message = validate_text(message, "message")[:2000]
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             self.require(conn, model, "editor", "version.fail")
@@ -594,7 +616,7 @@ class RegistryService(ServiceBase):
         return Page[ModelVersion](items=items, next_page_token=token)
 
     def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
-        description = _text(description, "description")
+        description = validate_text(description, "description")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             self.require(conn, model, "editor", "version.update")
@@ -631,6 +653,7 @@ class RegistryService(ServiceBase):
         return self._set_keyed(name, version, version_params, validate_tags(params, "params"), "version.params.log")
 
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
+        validate_key(key, "key")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             self.require(conn, model, "editor", "version.tag.delete")
@@ -677,7 +700,7 @@ class RegistryService(ServiceBase):
         policy is entered only through an approved request (``approvals``).
         """
         target = self.stage(stage)
-        comment = _text(comment, "comment")
+        comment = validate_text(comment, "comment", MAX_COMMENT_LENGTH)
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             self.require(conn, model, "editor", "stage.transition")
@@ -739,7 +762,7 @@ class RegistryService(ServiceBase):
         A protected alias (one with a policy) moves only through an approved request.
         """
         validate_alias(alias, self.stages)
-        comment = _text(comment, "comment")
+        comment = validate_text(comment, "comment", MAX_COMMENT_LENGTH)
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             self.require(conn, model, "editor", "alias.set")
@@ -851,6 +874,7 @@ class RegistryService(ServiceBase):
         ]
 
     def delete_alias(self, name: str, alias: str) -> None:
+        validate_alias(alias, self.stages)
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             # Removing a protected alias takes the model's manager; moving one takes a request.

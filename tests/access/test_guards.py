@@ -105,8 +105,21 @@ def test_naming_a_digest_is_not_holding_the_file(registry: Registry, client: cov
             list(eve._backend.read_blob(entry.digest))
         assert [entry.digest] == eve._backend.missing_blobs([entry.digest])  # stored, but not hers to skip
         pending = eve._backend.create_version("mine", files=[entry])
-        with pytest.raises(covex.InvalidState, match="not uploaded for this version"):
+        with pytest.raises(covex.InvalidState) as named:
             eve._backend.finalize_version("mine", pending.version)
+        # The same answer as for a digest stored nowhere, and for a stored one with a wrong size:
+        # finalize tells nothing about other models' files, not even their sizes.
+        ghost = covex.FileEntry(path="model.bin", digest="0" * 64, size=entry.size)
+        resized = covex.FileEntry(path="model.bin", digest=entry.digest, size=entry.size + 1)
+        for other in (ghost, resized):
+            attempt = eve._backend.create_version("mine", files=[other])
+            with pytest.raises(covex.InvalidState) as unnamed:
+                eve._backend.finalize_version("mine", attempt.version)
+            assert named.value.message.replace(str(pending.version), "N") == unnamed.value.message.replace(
+                str(attempt.version), "N"
+            )
+        assert "model.bin (not uploaded)" in named.value.message
+        assert str(len(secret)) not in named.value.message
         with pytest.raises(covex.PermissionDenied):
             list(eve._backend.read_blob(entry.digest))
         # Holding the bytes is proof enough: uploading them makes the version hers.

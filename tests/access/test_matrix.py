@@ -4,7 +4,8 @@ Each cell gets a fresh model ``m-…`` holding one READY version with a file; th
 role's user holds that role on that model only (``approver``: the approver right
 for ``stage:Production`` on it, nothing else). A refusal must raise
 ``PermissionDenied`` (403 ``PERMISSION_DENIED`` over HTTP), or ``Unauthenticated``
-(401) without a valid token, and append a ``refused`` record to the audit trail.
+(401) without a valid token, and append a ``refused`` record to the audit trail (without a
+valid token: counted per source, see tests/audit/test_flooding.py).
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ def test_role_against_action(
     if actual == DENIED:
         assert role in {actor for actor, _ in refusals}
     elif actual == UNAUTH:
-        assert ("", "authenticate") in refusals
+        # Without a valid token, refusals are recorded once per source and interval, then counted
+        # (tests/audit/test_flooding.py): a record may or may not appear, but no other.
+        assert set(refusals) <= {("", "authenticate")}
     else:
         assert [] == refusals

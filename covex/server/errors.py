@@ -1,0 +1,22 @@
+"""How errors leave the server: one JSON shape, and database refusals named by their cause."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from covex.domain.errors import CovexError, InvalidInput
+
+
+def error_response(error: CovexError) -> JSONResponse:
+    """The one rendering of an error: ``{"error_code": ..., "message": ...}`` with the class's status."""
+    return JSONResponse(error.to_dict(), status_code=error.status)
+
+
+def unstorable(exc: Exception) -> InvalidInput:
+    """A value the database refused to store, named by its cause (the same answer on SQLite and PostgreSQL)."""
+    cause = str(getattr(exc, "orig", exc)).lower()
+    if "nul" in cause or "0x00" in cause:
+        return InvalidInput("text in the request must not contain NUL characters")
+    if isinstance(exc, OverflowError) or "out of range" in cause or "too large" in cause:
+        return InvalidInput("a number in the request is out of range (integers must fit in 64 bits)")
+    return InvalidInput("a value in the request cannot be stored: check its type and size")

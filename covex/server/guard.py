@@ -1,0 +1,208 @@
+"""What a request must pass before any route sees it: a clean path, a bounded body, a token first.
+
+``RequestGuard`` is pure ASGI middleware, so nothing here reads a body it is about to refuse:
+
+- a path holding ``.`` or ``..`` segments (after percent-decoding) is refused, so no value can
+  climb from one resource to another;
+- a body larger than the limit is refused with 413: at once when ``Content-Length`` says so,
+  else as soon as the bytes received pass it (blob uploads have their own, larger limit);
+- a body that stalls longer than ``body_timeout`` between two reads is cut off with 408;
+- with authentication on, a request with a body but no bearer token is refused before the body
+  is read, and a large body is read only after its token was verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from covex.domain.errors import (
+    CovexError,
+    InvalidInput,
+    RequestTimeout,
+    RequestTooLarge,
+    TooManyRequests,
+    Unauthenticated,
+)
+from covex.server.errors import error_response
+
+API = "/api/v1/"
+BLOB_UPLOAD = "/api/v1/blobs/"
+# Bodies up to this size are parsed before their token is checked (in the action's own transaction):
+# reading them costs less than a second round trip to the database.
+SMALL_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    max_body_bytes: int
+    max_blob_bytes: int
+    body_timeout: float
+
+
+class Refusal(HTTPException):
+    """A refusal raised while a route reads the body; FastAPI lets HTTPExceptions through body parsing."""
+
+    def __init__(self, error: CovexError) -> None:
+        super().__init__(error.status, error.message)
+        self.error = error
+
+
+def dot_segments(path: str) -> bool:
+    return any(part in (".", "..") for part in path.split("/"))
+
+
+def bearer_token(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            return secret.strip() or None if scheme.lower() == "bearer" else None
+    return None
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class RequestGuard:
+    """Refuses bad paths, oversized or stalled bodies, and unauthenticated bodies before a route reads them."""
+
+    def __init__(self, app: ASGIApp, *, limits: GuardLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if dot_segments(path):
+            await _reply(scope, send, InvalidInput("the path must not hold '.' or '..' segments"))
+            return
+        upload = scope["method"] == "PUT" and path.startswith(BLOB_UPLOAD)
+        limit = self.limits.max_blob_bytes if upload else self.limits.max_body_bytes
+        try:
+            length = _content_length(scope)
+        except InvalidInput as exc:
+            await _reply(scope, send, exc)
+            return
+        if length is not None and length > limit:
+            await _reply(scope, send, _too_large(limit, upload))
+            return
+        has_body = (length is None and _chunked(scope)) or bool(length)
+        if has_body and not upload and path.startswith(API):
+            refusal = await _authenticate_first(scope, large=length is None or length > SMALL_BODY)
+            if refusal is not None:
+                await _reply(scope, send, refusal)
+                return
+        received = 0
+        timeout = self.limits.body_timeout
+        done = not has_body
+
+        async def guarded_receive() -> Message:
+            nonlocal received, done
+            if done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except TimeoutError:
+                raise Refusal(RequestTimeout(f"the request body stalled: no data for {timeout:g} s")) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise Refusal(_too_large(limit, upload))
+                done = not message.get("more_body", False)
+            return message
+
+        await self.app(scope, guarded_receive, send)
+
+
+async def _authenticate_first(scope: Scope, *, large: bool) -> CovexError | None:
+    """Refuse a body without a valid token before reading it (large bodies: verify the token first)."""
+    app = scope["app"]
+    if not app.state.auth:
+        return None
+    token = bearer_token(scope)
+    if token is not None and not large:
+        return None  # checked in the action's own transaction, after a cheap read
+    service = app.state.service.with_credentials(
+        token, scope.get("state", {}).get("request_id", ""), source=client_address(scope)
+    )
+    try:
+        await run_in_threadpool(lambda: service.principal)
+    except Unauthenticated as exc:
+        return exc
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            text = value.decode("latin-1").strip()
+            if not text.isdigit():
+                raise InvalidInput(f"'Content-Length' must be a non-negative integer, got {text!r}")
+            return int(text)
+    return None
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(key == b"transfer-encoding" for key, _ in scope["headers"])
+
+
+def _too_large(limit: int, upload: bool) -> RequestTooLarge:
+    if upload:
+        return RequestTooLarge(f"a file upload may hold at most {limit} bytes (COVEX_MAX_BLOB_BYTES)")
+    return RequestTooLarge(f"the request body may hold at most {limit} bytes (COVEX_MAX_BODY_BYTES)")
+
+
+async def _reply(scope: Scope, send: Send, error: CovexError) -> None:
+    await error_response(error)(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class UploadSlots:
+    """At most ``limit`` uploads at once per caller (per token) in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._active: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def take(self, caller: str) -> AsyncIterator[None]:
+        # The event loop runs one coroutine at a time: no lock needed around the counter.
+        if self._active.get(caller, 0) >= self.limit:
+            raise TooManyRequests(
+                f"at most {self.limit} uploads at once per API token (COVEX_MAX_UPLOADS_PER_CALLER); "
+                "retry when one has finished"
+            )
+        self._active[caller] = self._active.get(caller, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._active[caller] - 1
+            if left:
+                self._active[caller] = left
+            else:
+                del self._active[caller]
+
+
+def upload_caller(scope: Scope) -> str:
+    """Who an upload counts against: its token (by hash), else its address."""
+    token = bearer_token(scope)
+    if token:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "address:" + client_address(scope)
+
+
+__all__ = ["GuardLimits", "Refusal", "RequestGuard", "UploadSlots", "upload_caller"]
