@@ -8,20 +8,44 @@ are joined by ``AND`` and ``OR`` with parentheses; ``AND`` binds tighter. String
 quoted with ``'`` or ``"``; keys with dots or spaces may be quoted with backticks or
 quotes (``tags.`my key```). The tree holds values only; the store turns it into SQL
 with bound parameters.
+
+Every filter is bounded (length, nesting, comparisons, IN lists, numbers) so that whatever a
+caller sends is either a tree the databases can run or ``InvalidInput`` saying which limit it broke.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from covex.domain.errors import InvalidInput
+from covex.domain.names import MAX_KEY_LENGTH
 
 Value = str | float | int
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"]
 
 KEYED_FIELDS = ("tags", "metrics", "params")
+
+# The limits keep every filter far inside what the databases accept. SQLite refuses expressions
+# nested more than 1000 deep ("Expression tree is too large"), and it nests an AND/OR chain one
+# level per term, plus a few per EXISTS subquery (tags, metrics, params, alias); it also refuses
+# LIKE patterns over 50,000 bytes and statements with over 32,766 parameters (PostgreSQL: 65,535).
+# 10,000 characters hold at most ~5,000 values, whatever the IN lists, and 40,000 bytes.
+MAX_FILTER_LENGTH = 10_000
+# Parentheses: the parser recurses per level; 32 is more than any hand-written filter needs.
+MAX_NESTING = 32
+MAX_COMPARISONS = 100
+MAX_IN_VALUES = 1_000
+MAX_ORDER_BY = 10
+# A field, a key of at most MAX_KEY_LENGTH characters (quoted, escapes doubled) and a direction.
+MAX_ORDER_BY_LENGTH = 1_000
+# Both databases store and bind integers as signed 64-bit.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# Longer tokens are cut short when quoted in a message.
+_SHOWN = 40
 
 
 @dataclass(frozen=True)
@@ -79,6 +103,24 @@ class _Tok:
         return self.text.upper()
 
 
+def _shown(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+# PostgreSQL refuses NUL in text; a lone surrogate is not Unicode and no driver encodes it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_text(text: object, what: str) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput(f"{what}: must be a string, got {type(text).__name__}")
+    m = _UNSTORABLE.search(text)
+    if m:
+        found = "a NUL character" if m.group() == "\x00" else "a lone surrogate (not valid Unicode)"
+        raise InvalidInput(f"{what}: {found} at position {m.start()}")
+    return text
+
+
 def _unquote(text: str) -> str:
     quote = text[0]
     body = text[1:-1]
@@ -107,10 +149,12 @@ class _Parser:
         self.fields = fields
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.comparisons = 0
 
     def error(self, message: str, tok: _Tok | None = None) -> InvalidInput:
         tok = tok or self.peek()
-        where = "at the end" if tok.kind == "end" else f"at position {tok.pos} ({tok.text!r})"
+        where = "at the end" if tok.kind == "end" else f"at position {tok.pos} ({_shown(tok.text)!r})"
         return InvalidInput(f"invalid filter: {message} {where}")
 
     def peek(self) -> _Tok:
@@ -148,11 +192,15 @@ class _Parser:
 
     def parse_term(self) -> Node:
         if self.peek().kind == "lparen":
+            if self.depth == MAX_NESTING:
+                raise self.error(f"parentheses nest more than {MAX_NESTING} deep")
+            self.depth += 1
             self.next()
             node = self.parse_or()
             if self.peek().kind != "rparen":
                 raise self.error("expected ')'")
             self.next()
+            self.depth -= 1
             return node
         return self.parse_comparison()
 
@@ -186,6 +234,8 @@ class _Parser:
             raise self.error(f"expected a key after '{kind}.'", key_tok)
         if not key:
             raise self.error("empty key", key_tok)
+        if len(key) > MAX_KEY_LENGTH:
+            raise self.error(f"the key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}", key_tok)
         return Field(kind, key)
 
     def parse_value(self) -> Value:
@@ -193,11 +243,32 @@ class _Parser:
         if tok.kind == "string":
             return _unquote(tok.text)
         if tok.kind == "number":
-            return float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            return self.number(tok)
         raise self.error("expected a quoted string or a number", tok)
+
+    def number(self, tok: _Tok) -> float | int:
+        if any(c in tok.text for c in ".eE"):
+            real = float(tok.text)
+            # float() turns what it cannot hold into infinity, which would compare as if it were meant.
+            if math.isinf(real):
+                raise self.error(f"number {_shown(tok.text)} is out of range (beyond about 1.8e308)", tok)
+            return real
+        # int() refuses over 4,300 digits with a ValueError of its own; 20 digits already overflow.
+        digits = tok.text.lstrip("+-").lstrip("0")
+        integer = int(tok.text) if len(digits) <= 19 else None
+        if integer is None or not INT64_MIN <= integer <= INT64_MAX:
+            raise self.error(
+                f"integer {_shown(tok.text)} is out of range ({INT64_MIN} to {INT64_MAX}); "
+                "write it with a decimal point or exponent to compare as a floating-point number",
+                tok,
+            )
+        return integer
 
     def parse_comparison(self) -> Comparison:
         start = self.peek()
+        if self.comparisons == MAX_COMPARISONS:
+            raise self.error(f"more than {MAX_COMPARISONS} comparisons")
+        self.comparisons += 1
         field = self.parse_field()
         negate = self.keyword("NOT")
         tok = self.peek()
@@ -212,6 +283,8 @@ class _Parser:
             self.next()
             values = [self.parse_value()]
             while self.peek().kind == "comma":
+                if len(values) == MAX_IN_VALUES:
+                    raise self.error(f"an IN list holds more than {MAX_IN_VALUES} values")
                 self.next()
                 values.append(self.parse_value())
             if self.peek().kind != "rparen":
@@ -271,7 +344,12 @@ VERSION_FIELDS = {
 
 def parse_filter(text: str | None, fields: dict[str, str]) -> Node | None:
     """Parse a filter string; an empty filter means "everything"."""
-    if text is None or not text.strip():
+    if text is None:
+        return None
+    text = _check_text(text, "invalid filter")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise InvalidInput(f"invalid filter: it is {len(text)} characters long; the limit is {MAX_FILTER_LENGTH}")
+    if not text.strip():
         return None
     return _Parser(text, fields).parse()
 
@@ -284,8 +362,19 @@ class OrderKey:
 
 def parse_order_by(clauses: list[str] | None, fields: dict[str, str], sortable: set[str]) -> list[OrderKey]:
     """Parse ``["metrics.auc DESC", "name"]`` into order keys."""
+    clauses = clauses or []
+    if len(clauses) > MAX_ORDER_BY:
+        raise InvalidInput(f"invalid order_by: {len(clauses)} clauses; the limit is {MAX_ORDER_BY}")
     keys: list[OrderKey] = []
-    for clause in clauses or []:
+    for clause in clauses:
+        if not isinstance(clause, str):
+            raise InvalidInput(f"invalid order_by: each clause must be a string, got {type(clause).__name__}")
+        if len(clause) > MAX_ORDER_BY_LENGTH:
+            raise InvalidInput(
+                f"invalid order_by {_shown(clause)!r}: it is {len(clause)} characters long; "
+                f"the limit is {MAX_ORDER_BY_LENGTH}"
+            )
+        _check_text(clause, f"invalid order_by {clause!r}")
         parts = clause.strip().rsplit(None, 1)
         direction = "ASC"
         if len(parts) == 2 and parts[1].upper() in ("ASC", "DESC"):
@@ -293,8 +382,8 @@ def parse_order_by(clauses: list[str] | None, fields: dict[str, str], sortable: 
         else:
             body = clause.strip()
         sortable_fields = {k: v for k, v in fields.items() if k in sortable}
-        parser = _Parser(body, sortable_fields)
         try:
+            parser = _Parser(body, sortable_fields)
             field = parser.parse_field()
         except InvalidInput as exc:
             hint = " (a metric is sorted as metrics.<name>)" if "metrics" in sortable else ""

@@ -6,11 +6,11 @@ import base64
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy import BigInteger, ColumnElement, Float, and_, exists, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import UnaryExpression
 
 from covex.domain.errors import InvalidInput
-from covex.domain.filters import BoolOp, Comparison, Field, Node, OrderKey
+from covex.domain.filters import INT64_MAX, BoolOp, Comparison, Field, Node, OrderKey, Value
 from covex.store.schema import (
     model_aliases,
     model_tags,
@@ -24,7 +24,19 @@ from covex.store.schema import (
 _NEGATIVE = {"!=": "=", "NOT IN": "IN", "NOT LIKE": "LIKE", "NOT ILIKE": "ILIKE"}
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def _bound(value: Value) -> Any:
+    # Bound bare, an integer takes the column's type and PostgreSQL casts it to INTEGER (32 bits),
+    # even against a Float metric: "metrics.auc < 3000000000" failed there and not on SQLite. Each
+    # number is bound as its own type, 64 bits at most (the parser sees to that), on both alike.
+    if isinstance(value, int):
+        return literal(value, BigInteger)
+    if isinstance(value, float):
+        return literal(value, Float)
+    return value
+
+
+def _compare(column: Any, op: str, raw: Value | tuple[Value, ...]) -> ColumnElement[bool]:
+    value = [_bound(v) for v in raw] if isinstance(raw, tuple) else _bound(raw)
     match op:
         case "=":
             return column == value  # type: ignore[no-any-return]
@@ -39,9 +51,9 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         case ">=":
             return column >= value  # type: ignore[no-any-return]
         case "IN":
-            return column.in_(list(value))  # type: ignore[no-any-return]
+            return column.in_(value)  # type: ignore[no-any-return]
         case "NOT IN":
-            return column.not_in(list(value))  # type: ignore[no-any-return]
+            return column.not_in(value)  # type: ignore[no-any-return]
         case "LIKE":
             return column.like(value)  # type: ignore[no-any-return]
         case "NOT LIKE":
@@ -103,15 +115,9 @@ def version_filter(node: Node | None) -> ColumnElement[bool]:
             return _alias(model_aliases.c.version_id, model_versions.c.id, cmp)
         if kind == "name":
             return _compare(models.c.name, cmp.op, cmp.value)
-        if kind == "version" and any(isinstance(v, float) and not v.is_integer() for v in _values(cmp)):
-            return false() if cmp.op in ("=", "IN") else _compare(model_versions.c.version, cmp.op, cmp.value)
         return _compare(model_versions.c[kind], cmp.op, cmp.value)
 
     return _compile(node, leaf)
-
-
-def _values(cmp: Comparison) -> tuple[Any, ...]:
-    return cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
 
 
 def _direction(column: Any, descending: bool) -> UnaryExpression[Any]:
@@ -145,6 +151,9 @@ def version_order(keys: list[OrderKey]) -> list[UnaryExpression[Any]]:
 
 
 MAX_RESULTS_LIMIT = 10_000
+# Tokens this server issues are ~40 characters; a longer one is not ours, and json.loads would
+# recurse into a deeply nested one until RecursionError.
+MAX_PAGE_TOKEN_LENGTH = 200
 
 
 def check_max_results(max_results: int) -> int:
@@ -161,9 +170,12 @@ def decode_page_token(token: str | None) -> int:
     if not token:
         return 0
     try:
+        if not isinstance(token, str) or len(token) > MAX_PAGE_TOKEN_LENGTH:
+            raise ValueError
         padded = token + "=" * (-len(token) % 4)
         offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["offset"]
-        if not isinstance(offset, int) or offset < 0:
+        # The databases take a 64-bit OFFSET; a bool is an int to Python but not an offset.
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= INT64_MAX:
             raise ValueError
         return offset
     except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError):

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import covex
+from covex.domain.filters import (
+    MAX_COMPARISONS,
+    MAX_FILTER_LENGTH,
+    MAX_IN_VALUES,
+    MAX_NESTING,
+    MAX_ORDER_BY,
+    MAX_ORDER_BY_LENGTH,
+)
+from covex.domain.names import MAX_KEY_LENGTH
+from tests.domain.test_filters import FILTER_TEXT
 
 
 @pytest.fixture
@@ -135,3 +149,167 @@ def test_unknown_order_by_field_lists_what_sorts(populated: covex.Client) -> Non
         populated.search_versions(order_by=["auc DESC"])
     assert "known: creation_timestamp, last_updated_timestamp, metrics, name, version" in info.value.message
     assert "metrics.<name>" in info.value.message
+
+
+# -- hostile input: each is a 400 INVALID_PARAMETER_VALUE on every backend, never a 500 ------------------
+
+
+def _ors(terms: list[str]) -> str:
+    return " OR ".join(terms)
+
+
+@pytest.mark.parametrize(
+    ("flt", "says"),
+    [
+        pytest.param("(" * 500 + "name = 'a'" + ")" * 500, f"nest more than {MAX_NESTING} deep", id="deep"),
+        # The fuzzer's: 1,000 terms, past SQLite's expression-depth limit, and too long besides.
+        pytest.param(_ors(["name = 'a'"] * 1000), f"the limit is {MAX_FILTER_LENGTH}", id="wide"),
+        pytest.param(_ors(["name = 'a'"] * 700), f"more than {MAX_COMPARISONS} comparisons", id="wide-short"),
+        pytest.param(
+            _ors(["tags.t = 'a'"] * (MAX_COMPARISONS + 1)), f"more than {MAX_COMPARISONS} comparisons", id="wide-tags"
+        ),
+        pytest.param(
+            f"version IN ({','.join(['1'] * (MAX_IN_VALUES + 1))})", f"more than {MAX_IN_VALUES} values", id="in-list"
+        ),
+        pytest.param("name LIKE '" + "%a" * 5000 + "'", f"the limit is {MAX_FILTER_LENGTH}", id="long-text"),
+        pytest.param("version = 99999999999999999999999", "is out of range", id="int-overflow"),
+        pytest.param("version = 9223372036854775808", "is out of range", id="int64-max-plus-1"),
+        pytest.param("metrics.auc < 99999999999999999999999", "is out of range", id="int-overflow-metric"),
+        pytest.param("version = " + "1" * 5000, "is out of range", id="int-5000-digits"),
+        pytest.param("metrics.auc > 1e400", "is out of range", id="float-overflow"),
+        pytest.param("metrics.auc > nan", "expected a quoted string or a number", id="nan"),
+        pytest.param("metrics.auc > inf", "expected a quoted string or a number", id="inf"),
+        pytest.param("name = 'a\x00b'", "NUL", id="nul-value"),
+        pytest.param("tags.`a\x00` = 'x'", "NUL", id="nul-key"),
+        pytest.param("name = '\ud800'", "lone surrogate", id="surrogate-value"),
+        pytest.param("tags.`\udc00` = 'x'", "lone surrogate", id="surrogate-key"),
+        pytest.param("name = 'unterminated", "unexpected character", id="unterminated-quote"),
+        pytest.param("tags.`unterminated = 'x'", "unexpected character '`'", id="unterminated-backtick"),
+        pytest.param("tags.`" + "k" * 1000 + "` = 'x'", f"the limit is {MAX_KEY_LENGTH}", id="long-key"),
+    ],
+)
+def test_hostile_filters_are_invalid_input(client: covex.Client, flt: str, says: str) -> None:
+    with pytest.raises(covex.InvalidInput) as info:
+        client.search_versions(flt)
+    assert "INVALID_PARAMETER_VALUE" == info.value.code
+    assert says in info.value.message
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        pytest.param("(" * 500 + "name = 'a'" + ")" * 500, id="deep"),
+        pytest.param(_ors(["tags.t = 'a'"] * 1000), id="wide"),
+        pytest.param(_ors(["tags.t = 'a'"] * 500), id="wide-short"),
+        pytest.param("name = '\x00'", id="nul"),
+        pytest.param("tags.`\ud800` = 'x'", id="surrogate"),
+    ],
+)
+def test_hostile_model_filters_are_invalid_input(client: covex.Client, flt: str) -> None:
+    with pytest.raises(covex.InvalidInput):
+        client.search_models(flt)
+
+
+def test_filters_at_the_limits_work(populated: covex.Client) -> None:
+    # Deep: each level wraps the last in parentheses, alternating a true AND and a false OR.
+    deep = "metrics.auc > 0.9 AND name = 'churn'"
+    for i in range(MAX_NESTING):
+        deep = f"(alias != 'x{i}' AND {deep})" if i % 2 else f"(tags.none{i} = 'x' OR {deep})"
+    assert [("churn", 3), ("churn", 2)] == versions(populated.search_versions(deep))
+    # Wide: the most comparisons, each a subquery, is still far from SQLite's expression-depth limit.
+    kinds = ["tags.k{} = 'v'", "params.k{} = 'v'", "metrics.k{} > 0", "alias = 'a{}'", "alias != 'champion{}'"]
+    wide = ["name = 'fraud'"] + [kinds[i % len(kinds)].format(i) for i in range(MAX_COMPARISONS - 1)]
+    everything = [("churn", 3), ("churn", 2), ("churn", 1), ("churn-eu", 1), ("fraud", 1)]
+    assert everything == versions(populated.search_versions(_ors(wide)))
+    narrow = " AND ".join(["name = 'fraud'"] + [f"alias != 'x{i}'" for i in range(MAX_COMPARISONS - 1)])
+    assert [("fraud", 1)] == versions(populated.search_versions(narrow))
+    listed = ", ".join([str(-i) for i in range(1, MAX_IN_VALUES)] + ["3"])
+    assert [("churn", 3)] == versions(populated.search_versions(f"version IN ({listed}) AND name = 'churn'"))
+    longest = "name IN ('churn', '" + "x" * (MAX_FILTER_LENGTH - len("name IN ('churn', '')")) + "')"
+    assert MAX_FILTER_LENGTH == len(longest)
+    assert [("churn", 3), ("churn", 2), ("churn", 1)] == versions(populated.search_versions(longest))
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        # PostgreSQL once cast these to the column's 32-bit INTEGER and failed; SQLite did not.
+        ("metrics.auc < 3000000000", [("churn", 3), ("churn", 2), ("churn", 1), ("churn-eu", 1), ("fraud", 1)]),
+        ("version < 3000000000 AND name = 'fraud'", [("fraud", 1)]),
+        ("version = 9223372036854775807", []),
+        ("version > -9223372036854775808 AND name = 'fraud'", [("fraud", 1)]),
+        ("creation_timestamp > 1.5 AND name = 'fraud'", [("fraud", 1)]),
+        ("creation_timestamp < 1e300 AND name = 'fraud'", [("fraud", 1)]),
+        ("last_updated_timestamp > -1e300 AND name = 'fraud'", [("fraud", 1)]),
+        # A fraction compares as a number: no version is 1.5, and version 2 is in (1.5, 2).
+        ("version IN (1.5, 2) AND name = 'churn'", [("churn", 2)]),
+        ("version NOT IN (1.5, 2) AND name = 'churn'", [("churn", 3), ("churn", 1)]),
+        ("version = 1.5", []),
+        ("version != 1.5 AND name = 'fraud'", [("fraud", 1)]),
+        ("version > 1.5 AND name = 'churn'", [("churn", 3), ("churn", 2)]),
+        ("version <= 2.5 AND name = 'churn'", [("churn", 2), ("churn", 1)]),
+        ("version = 2.0 AND name = 'churn'", [("churn", 2)]),
+        ("metrics.auc > 1e300", []),
+        ("metrics.auc <= 1e-400", []),
+        ("metrics.auc >= 1", []),
+        ("metrics.auc IN (1, 0.5)", []),
+        ("metrics.f1 IN (1, 0.5)", [("churn-eu", 1)]),
+    ],
+)
+def test_numbers_compare_alike_on_every_database(populated: covex.Client, flt: str, expected) -> None:
+    assert expected == versions(populated.search_versions(flt))
+
+
+@pytest.mark.parametrize(
+    ("order_by", "says"),
+    [
+        pytest.param(["name"] * (MAX_ORDER_BY + 1), f"the limit is {MAX_ORDER_BY}", id="many"),
+        pytest.param(["metrics.`a\x00` DESC"], "NUL", id="nul"),
+        pytest.param(["metrics.`\ud800`"], "lone surrogate", id="surrogate"),
+        pytest.param(["metrics.`" + "k" * 300 + "`"], f"the limit is {MAX_KEY_LENGTH}", id="long-key"),
+        pytest.param([" " * 2000 + "name"], f"the limit is {MAX_ORDER_BY_LENGTH}", id="long-clause"),
+        pytest.param(["metrics.auc > 1"], "order_by", id="a-filter"),
+    ],
+)
+def test_hostile_order_by_is_invalid_input(client: covex.Client, order_by: list[str], says: str) -> None:
+    with pytest.raises(covex.InvalidInput) as info:
+        client.search_versions(order_by=order_by)
+    assert says in info.value.message
+
+
+def _token(payload: bytes) -> str:
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(_token(b"[" * 3000), id="deep-json"),
+        pytest.param(_token(json.dumps({"offset": 10**30}).encode()), id="huge-offset"),
+        pytest.param(_token(json.dumps({"offset": 2**63}).encode()), id="int64-max-plus-1"),
+        pytest.param(_token(json.dumps({"offset": True}).encode()), id="bool"),
+        pytest.param(_token(json.dumps({"offset": -1}).encode()), id="negative"),
+        pytest.param(_token(json.dumps({"offset": 1.0}).encode()), id="float"),
+        pytest.param(_token(b'{"offset": ' + b"1" * 5000 + b"}"), id="5000-digits"),
+        pytest.param(_token(b"\xff\xfe"), id="not-utf8"),
+        pytest.param("!!!!", id="not-base64"),
+        pytest.param("a" * 5000, id="long"),
+        pytest.param("\x00", id="nul"),
+        pytest.param("\ud800", id="surrogate"),
+    ],
+)
+def test_hostile_page_tokens_are_invalid_input(client: covex.Client, token: str) -> None:
+    with pytest.raises(covex.InvalidInput, match=r"page_token|lone surrogate"):
+        client.search_versions(page_token=token)
+    with pytest.raises(covex.InvalidInput, match=r"page_token|lone surrogate"):
+        client.search_models(page_token=token)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flt=FILTER_TEXT)
+def test_random_filters_answer_or_are_invalid_input(populated: covex.Client, flt: str) -> None:
+    # Searching changes nothing, so one registry serves every example.
+    try:
+        populated.search_versions(flt)
+    except covex.InvalidInput:
+        pass
