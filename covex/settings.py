@@ -79,6 +79,14 @@ class Settings(BaseSettings):
             raise ValueError("stage names must be unique (case-insensitive)")
         return value
 
+    @field_validator("webhook_allow")
+    @classmethod
+    def _check_allowlist(cls, value: list[str]) -> list[str]:
+        from covex.domain.netguard import Allowlist
+
+        Allowlist.parse(value)  # a bad entry stops every process at start, workers included
+        return value
+
     @property
     def is_remote(self) -> bool:
         return self.uri.startswith(("http://", "https://"))

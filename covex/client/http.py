@@ -11,7 +11,14 @@ import httpx
 
 from covex.artifacts.blobstore import check_digest
 from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
-from covex.domain.errors import CovexError, InternalError, InvalidInput, ServiceUnavailable, error_from_code
+from covex.domain.errors import (
+    CovexError,
+    InternalError,
+    InvalidInput,
+    RequestTooLarge,
+    ServiceUnavailable,
+    error_from_code,
+)
 from covex.domain.names import (
     MAX_INT64,
     check_encodable,
@@ -122,6 +129,8 @@ class HttpBackend:
             raise ServiceUnavailable(f"cannot reach Covex server at {self.settings.uri}: {exc}") from None
         except UnicodeEncodeError:
             raise InvalidInput("the request holds text that is not valid Unicode (a lone surrogate)") from None
+        except httpx.InvalidURL as exc:
+            raise RequestTooLarge(f"the request cannot be sent as a URL: {exc}") from None
         self._raise_for(response)
         return response.json() if response.content else None
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from covex.domain.access import Grant, Group, NewToken, Token, User
 from covex.server.routes import API, ERRORS, Service, render
+from covex.server.schemas import RequestBody
 
 router = APIRouter(tags=["access"], responses=ERRORS)
 
@@ -16,37 +17,33 @@ router = APIRouter(tags=["access"], responses=ERRORS)
 # -- request bodies ---------------------------------------------------------------------
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateUser(_Body):
+class CreateUser(RequestBody):
     name: str
     kind: str = "user"
     admin: bool = False
 
 
-class UpdateUser(_Body):
+class UpdateUser(RequestBody):
     admin: bool | None = None
     disabled: bool | None = None
 
 
-class CreateGroup(_Body):
+class CreateGroup(RequestBody):
     name: str
     description: str = ""
 
 
-class AddMember(_Body):
+class AddMember(RequestBody):
     user: str
 
 
-class CreateToken(_Body):
+class CreateToken(RequestBody):
     user: str | None = None
     name: str = ""
     expires_in_days: float | None = None
 
 
-class CreateGrant(_Body):
+class CreateGrant(RequestBody):
     subject: str
     role: str
     model: str | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
 from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound
-from covex.server import access, approvals, audit, webhooks
+from covex.server import access, approvals, audit, housekeeping, webhooks
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
 from covex.server.routes import router
@@ -23,6 +25,7 @@ from covex.service import RegistryService, open_service
 from covex.settings import Settings
 
 log = logging.getLogger("covex.server")
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -43,13 +46,17 @@ def create_app(
         service = open_service(settings)
     if auth is None:
         auth = settings.auth
-    # Each server process sends webhooks from the shared outbox; claims are safe across processes.
-    interval = settings.dispatch_interval
+    # Each server process sends webhooks from the shared outbox (claims are safe across processes)
+    # and does its share of the housekeeping.
+    background = [
+        webhooks.lifespan(service, interval=settings.dispatch_interval, allow=settings.webhook_allow),
+        housekeeping.lifespan(service, settings),
+    ]
     app = FastAPI(
         title="Covex",
         version=__version__,
         description="Model registry API: models, versions, stages, aliases and verified artifacts.",
-        lifespan=webhooks.lifespan(service, interval=interval, allow=settings.webhook_allow),
+        lifespan=_together([run for run in background if run is not None]),
     )
     limits = GuardLimits(settings.max_body_bytes, settings.max_blob_bytes, settings.body_timeout)
     app.add_middleware(RequestGuard, limits=limits)
@@ -80,6 +87,7 @@ def create_app(
         err = InvalidInput(str(exc.detail))
         return JSONResponse(err.to_dict(), status_code=exc.status_code)
 
+    @app.exception_handler(UnicodeEncodeError)
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
     async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
@@ -121,6 +129,19 @@ class RequestId:
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
+def _together(lifespans: list[Lifespan]) -> Lifespan:
+    """One lifespan running several: started in order, stopped in reverse."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for lifespan in lifespans:
+                await stack.enter_async_context(lifespan(app))
+            yield
+
+    return run
 
 
 def app_from_environment() -> FastAPI:

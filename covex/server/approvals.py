@@ -5,22 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
-from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from covex.domain.errors import InvalidInput
 from covex.domain.policy import MAX_POLICY_FILE, Comment, Placement, Policy, Rollback, TransitionRequest
 from covex.server.routes import API, ERRORS, MODEL, Service, render
+from covex.server.schemas import RequestBody
 
 router = APIRouter(tags=["approvals"], responses=ERRORS)
 REQUEST = f"{API}/requests/{{request_id:int}}"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateRequest(_Body):
+class CreateRequest(RequestBody):
     name: str
     version: int
     stage: str | None = None
@@ -28,21 +24,21 @@ class CreateRequest(_Body):
     comment: str = ""
 
 
-class Review(_Body):
+class Review(RequestBody):
     comment: str = ""
 
 
-class NewComment(_Body):
+class NewComment(RequestBody):
     body: str
 
 
-class RollbackBody(_Body):
+class RollbackBody(RequestBody):
     stage: str | None = None
     alias: str | None = None
     comment: str = ""
 
 
-class PolicyFile(_Body):
+class PolicyFile(RequestBody):
     text: str
     replace: bool = False
 

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi.responses import JSONResponse
 
 from covex.domain.errors import CovexError, InvalidInput
 
 
+class _AsciiJSON(JSONResponse):
+    def render(self, content: object) -> bytes:
+        # A message may quote what the caller sent, lone surrogates included: escape rather than fail.
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def error_response(error: CovexError) -> JSONResponse:
     """The one rendering of an error: ``{"error_code": ..., "message": ...}`` with the class's status."""
-    return JSONResponse(error.to_dict(), status_code=error.status)
+    return _AsciiJSON(error.to_dict(), status_code=error.status)
 
 
 def unstorable(exc: Exception) -> InvalidInput:
     """A value the database refused to store, named by its cause (the same answer on SQLite and PostgreSQL)."""
+    if isinstance(exc, UnicodeEncodeError):
+        return InvalidInput("text in the request must be valid Unicode (it holds a lone surrogate)")
     cause = str(getattr(exc, "orig", exc)).lower()
     if "nul" in cause or "0x00" in cause:
         return InvalidInput("text in the request must not contain NUL characters")

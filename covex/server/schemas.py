@@ -9,27 +9,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from covex.domain.entities import FileEntry, ModelVersion
 
 
-class _Body(BaseModel):
+class RequestBody(BaseModel):
+    """A request body: unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class CreateModel(_Body):
+class CreateModel(RequestBody):
     name: str
     description: str = ""
     tags: dict[str, str] = {}
 
 
-class UpdateModel(_Body):
+class UpdateModel(RequestBody):
     description: str | None = None
     new_name: str | None = None
 
 
-class SetTag(_Body):
+class SetTag(RequestBody):
     key: str
     value: str
 
 
-class CreateVersion(_Body):
+class CreateVersion(RequestBody):
     files: list[FileEntry] = []
     source: str = ""
     description: str = ""
@@ -42,39 +44,39 @@ class CreateVersion(_Body):
     number: int | None = None
 
 
-class SetCard(_Body):
+class SetCard(RequestBody):
     card: dict[str, Any]
 
 
-class UpdateVersion(_Body):
+class UpdateVersion(RequestBody):
     description: str
 
 
-class FailVersion(_Body):
+class FailVersion(RequestBody):
     message: str = ""
 
 
-class LogMetrics(_Body):
+class LogMetrics(RequestBody):
     metrics: dict[str, float]
 
 
-class LogParams(_Body):
+class LogParams(RequestBody):
     params: dict[str, str]
 
 
-class Transition(_Body):
+class Transition(RequestBody):
     stage: str
     archive_existing: bool = False
     comment: str = ""
 
 
-class SetAlias(_Body):
+class SetAlias(RequestBody):
     alias: str
     version: int = Field(ge=1)
     comment: str = ""
 
 
-class MissingBlobs(_Body):
+class MissingBlobs(RequestBody):
     digests: list[str]
 
 
@@ -91,7 +93,7 @@ class Stages(BaseModel):
     stages: list[str]
 
 
-class RunGc(_Body):
+class RunGc(RequestBody):
     apply: bool = False
     grace_seconds: float = Field(default=3600.0, ge=0)
 

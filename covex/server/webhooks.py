@@ -7,13 +7,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from covex.domain.entities import Page
 from covex.domain.netguard import Allowlist
 from covex.domain.webhooks import Delivery, NewWebhook, Webhook
 from covex.server.routes import API, ERRORS, Service, render
+from covex.server.schemas import RequestBody
 from covex.service.base import ServiceBase
 from covex.service.dispatcher import Dispatcher
 
@@ -21,18 +22,14 @@ router = APIRouter(tags=["webhooks"])
 WEBHOOK = f"{API}/webhooks/{{webhook_id:int}}"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateWebhook(_Body):
+class CreateWebhook(RequestBody):
     url: str
     events: list[str]
     model: str | None = None
     description: str = ""
 
 
-class UpdateWebhook(_Body):
+class UpdateWebhook(RequestBody):
     active: bool | None = None
     events: list[str] | None = None
     url: str | None = None

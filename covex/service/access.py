@@ -24,6 +24,7 @@ from covex.domain.access import (
     validate_principal_name,
 )
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from covex.domain.names import MAX_NAME_LENGTH, validate_text
 from covex.service.base import ServiceBase, now_ms
 from covex.store.schema import grants, group_members, groups, models, tokens, users
 
@@ -190,8 +191,7 @@ class AccessService(ServiceBase):
 
     def create_group(self, name: str, description: str = "") -> Group:
         validate_principal_name(name)
-        if not isinstance(description, str):
-            raise InvalidInput("'description' must be a string")
+        description = validate_text(description, "description")
         try:
             with self._tx(write=True) as conn:
                 self.require_admin("group.create", f"group:{name}")
@@ -275,8 +275,7 @@ class AccessService(ServiceBase):
     ) -> NewToken:
         """Create an API token for yourself, or (admins) for anyone; its secret is returned this once."""
         user = user or self.actor
-        if not isinstance(name, str) or len(name) > 256:
-            raise InvalidInput("'name' must be a string of at most 256 characters")
+        name = validate_text(name, "name", MAX_NAME_LENGTH)
         expires_at = None
         if expires_in_days is not None:
             if (
