@@ -36,30 +36,37 @@ def verify(
         Path | None,
         typer.Option("--file", help="Verify an export offline (no database or server needed); '-' reads stdin."),
     ] = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            help="SEQ:HASH printed by an earlier verify: fail unless that record is still part of the chain.",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """Recompute the hash chain; name the first record altered, deleted or reordered (exit code 4)."""
+    """Recompute the hash chain; name the first record altered, deleted or reordered (exit code 4).
+
+    Keep the head it prints (SEQ:HASH) somewhere the registry's admins cannot write; a later
+    `verify --expect-head SEQ:HASH` then also notices records cut off the end with the head rewound,
+    or history rewritten up to that record.
+    """
     if file is not None:
         report = _verify_file(file)  # offline: no client, no database
+        if expect_head is not None:
+            raise InvalidInput("'--expect-head' checks the live trail; for an export, compare its head line")
     else:
         from covex.cli.main import client
 
-        report = client().audit.verify()
+        report = client().audit.verify(expect_head)
     if as_json:
-        output.emit_json(report)
+        output.emit_json({**report.model_dump(mode="json"), "head": report.head})
         if not report.ok:
             raise typer.Exit(4)  # as for ChainBroken below
         return
     if not report.ok:
-        raise ChainBroken(
-            f"audit chain broken at record {report.first_bad_seq}: {report.problem} "
-            f"({report.records} records before it verified)"
-        )
-    note = "" if report.head_checked else " (no head line: records cut off the end would go unnoticed)"
-    output.console.print(
-        f"chain intact: {report.records} records, head {report.last_seq} {report.last_hash[:12]}{note}",
-        highlight=False,
-    )
+        raise ChainBroken(report.describe())
+    output.console.print(report.describe(), highlight=False, soft_wrap=True)
 
 
 def _verify_file(file: Path) -> ChainReport:

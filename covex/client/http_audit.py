@@ -11,7 +11,7 @@ import httpx
 
 from covex.domain.audit import AuditRecord, ChainReport
 from covex.domain.entities import Page
-from covex.domain.errors import InvalidInput, ServiceUnavailable
+from covex.domain.errors import ChainBroken, InvalidInput, ServiceUnavailable
 
 if TYPE_CHECKING:
     from covex.client.http import HttpBackend
@@ -54,9 +54,17 @@ class HttpAudit:
                 params[key] = _millis(when, key)
         return Page[AuditRecord].model_validate(self.backend._call("GET", AUDIT, params=params))
 
-    def verify(self) -> ChainReport:
-        """Have the server recompute the chain; the report names the first broken record."""
-        return ChainReport.model_validate(self.backend._call("GET", f"{AUDIT}/verify"))
+    def verify(self, expect_head: str | None = None) -> ChainReport:
+        """Recompute the chain on the server; a broken chain is a report with ``ok`` False, as embedded."""
+        params = {} if expect_head is None else {"expect_head": expect_head}
+        try:
+            response = self.backend.http.get(f"{AUDIT}/verify", params=params)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"cannot reach Covex server at {self.backend.settings.uri}: {exc}") from None
+        if response.status_code == ChainBroken.status and "report" in response.json():
+            return ChainReport.model_validate(response.json()["report"])
+        self.backend._raise_for(response)
+        return ChainReport.model_validate(response.json())
 
     def export(self, out: str | os.PathLike[str] | IO[bytes] | IO[str]) -> int:
         """Stream the trail as JSON Lines to a path or stream; return the record count."""

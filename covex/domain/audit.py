@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from covex.domain.errors import InvalidInput
+
 GENESIS = "0" * 64
 FIELDS = ("seq", "timestamp", "actor", "action", "target", "outcome", "before", "after", "request_id", "prev_hash")
 COLUMNS = (*FIELDS, "hash")  # a stored row / an exported line, in this order
@@ -75,6 +77,23 @@ class ChainReport(BaseModel):
     first_bad_seq: int | None = None
     problem: str = ""
     head_checked: bool = False
+    saved_head_checked: bool = False
+
+    @property
+    def head(self) -> str:
+        """The head as ``SEQ:HASH``: save it, and later ``verify --expect-head`` checks nothing before it changed."""
+        return f"{self.last_seq}:{self.last_hash}"
+
+    def describe(self) -> str:
+        """One line saying what was found."""
+        if not self.ok:
+            return (
+                f"audit chain broken at record {self.first_bad_seq}: {self.problem} "
+                f"({self.records} records before it verified)"
+            )
+        note = "" if self.head_checked else " (no head line: records cut off the end would go unnoticed)"
+        saved = "; the saved head is part of it" if self.saved_head_checked else ""
+        return f"chain intact: {self.records} records, head {self.head}{saved}{note}"
 
 
 class MalformedRecord(ValueError):
@@ -207,6 +226,36 @@ def check_head(count: int, last_hash: str, head: tuple[int, str] | None) -> Chai
         )
         return _broken(count + 1, last_hash, max(count, 1), problem, head_checked=True)
     return ChainReport(ok=True, records=count, last_seq=count, last_hash=last_hash, head_checked=True)
+
+
+def parse_head(text: object, field: str = "expect_head") -> tuple[int, str]:
+    """A head saved earlier, written ``SEQ:HASH`` (as ``covex audit verify`` prints it)."""
+    seq, sep, digest = str(text).strip().partition(":")
+    if not sep or not seq.isdigit() or len(seq) > 18 or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
+        raise InvalidInput(f"'{field}' must be SEQ:HASH (a record number and its 64-hex hash), got {text!r}")
+    return int(seq), digest
+
+
+def against_saved_head(report: ChainReport, saved: tuple[int, str], stored_hash: str | None) -> ChainReport:
+    """Check an intact chain against a head saved earlier: the trail may have grown since, never changed.
+
+    ``stored_hash`` is the hash the verified chain holds at the saved head's record (None: no such record).
+    """
+    if not report.ok:
+        return report
+    seq, digest = saved
+    if seq == 0:
+        stored_hash = GENESIS
+    if stored_hash is None:
+        problem = (
+            f"the trail ends at record {report.last_seq}, before the saved head {seq}: records were cut off the end "
+            "and the chain head rewound"
+        )
+        return report.model_copy(update={"ok": False, "first_bad_seq": report.last_seq + 1, "problem": problem})
+    if stored_hash != digest:
+        problem = f"record {seq} differs from the saved head: the trail up to it was rewritten"
+        return report.model_copy(update={"ok": False, "first_bad_seq": max(seq, 1), "problem": problem})
+    return report.model_copy(update={"saved_head_checked": True})
 
 
 def _broken(expected: int, last_hash: str, bad: int, problem: str, *, head_checked: bool = False) -> ChainReport:

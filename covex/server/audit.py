@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from covex.domain.audit import AuditRecord, ChainReport
 from covex.domain.entities import Page
+from covex.domain.errors import ChainBroken
 from covex.server.routes import API, ERRORS, Service, render
 
 router = APIRouter()
@@ -40,9 +41,17 @@ def list_records(
 
 
 @router.get(f"{AUDIT}/verify", response_model=ChainReport, tags=["audit"], responses=ERRORS)
-def verify(svc: Service) -> Response:
-    """Recompute the hash chain; the report names the first record altered, deleted or reordered."""
-    return render(svc.audit.verify())
+def verify(svc: Service, expect_head: str | None = None) -> Response:
+    """Recompute the hash chain; 409 ``AUDIT_CHAIN_BROKEN`` names the first record altered, deleted or reordered.
+
+    ``expect_head`` (``SEQ:HASH``, a head saved earlier) must still be part of the chain.
+    The 409 body carries the whole report under ``report``.
+    """
+    report = svc.audit.verify(expect_head)
+    if report.ok:
+        return render(report)
+    body = {**ChainBroken(report.describe()).to_dict(), "report": report.model_dump()}
+    return JSONResponse(body, status_code=ChainBroken.status)
 
 
 @router.get(

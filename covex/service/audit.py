@@ -88,12 +88,21 @@ class AuditService(ServiceBase):
         token = _encode_token(items[-1].seq) if len(rows) > limit else None
         return Page[AuditRecord](items=items, next_page_token=token)
 
-    def verify(self) -> ChainReport:
-        """Recompute the whole chain and compare it with the head; name the first broken record."""
+    def verify(self, expect_head: str | None = None) -> ChainReport:
+        """Recompute the whole chain and compare it with the head; name the first broken record.
+
+        ``expect_head`` (``SEQ:HASH``, a head saved earlier) must still be part of the chain: the
+        trail may have grown since, but nothing up to that record changed and nothing was cut.
+        """
+        saved = None if expect_head is None else audit.parse_head(expect_head)
         self._require_reader("audit.verify")
         with self._snapshot() as conn:
             head = _head(conn)
-            return audit.verify_rows(_stream(conn), head=head)
+            report = audit.verify_rows(_stream(conn), head=head)
+            if saved is None or not report.ok:
+                return report
+            stored = conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == saved[0])).scalar_one_or_none()
+        return audit.against_saved_head(report, saved, stored)
 
     def export(self, out: str | os.PathLike[str] | IO[bytes] | IO[str]) -> int:
         """Write the trail as JSON Lines (then a head line) to a path or stream; return the record count."""

@@ -32,7 +32,7 @@ def covex(*args: str) -> tuple[int, str]:
 def test_verify_an_intact_trail(data: Path) -> None:
     code, out = covex("--uri", str(data), "audit", "verify")
     assert 0 == code
-    assert out.startswith("chain intact: 3 records, head 3 ")
+    assert out.startswith("chain intact: 3 records, head 3:")
 
 
 def test_verify_names_the_first_bad_record_and_exits_1(data: Path) -> None:
@@ -61,7 +61,7 @@ def test_export_then_verify_the_file_offline(data: Path, tmp_path: Path, monkeyp
     monkeypatch.delenv("COVEX_URI", raising=False)
     code, out = covex("audit", "verify", "--file", str(trail))
     assert 0 == code
-    assert out.startswith("chain intact: 3 records, head 3 ")
+    assert out.startswith("chain intact: 3 records, head 3:")
     assert [] == list(work.iterdir())
 
     lines = trail.read_text().splitlines(keepends=True)

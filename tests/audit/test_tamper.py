@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Connection, select, text
 
 from covex.domain import audit
+from covex.domain.errors import InvalidInput
 from covex.service import RegistryService, open_service
 from covex.service.audit import verify_file
 from covex.settings import Settings
@@ -247,3 +248,54 @@ def test_concurrent_writers_on_postgresql_keep_one_gap_free_chain(postgres_url: 
     finally:
         for s in services:
             s.close()
+
+
+# -- a head saved earlier ---------------------------------------------------------------------
+
+
+def test_a_saved_head_notices_the_end_cut_off_with_the_head_rewound(sqlite_service: RegistryService) -> None:
+    saved = sqlite_service.audit.verify().head
+    assert f"{RECORDS}:" == saved[: len(str(RECORDS)) + 1]
+    sqlite_service.set_model_tag("churn", "later", "x")  # the trail may grow after the head was saved
+    assert sqlite_service.audit.verify(saved).saved_head_checked
+
+    def cut(conn: Connection) -> None:
+        # Remove the last three records and rewind the head onto the record now last: the chain itself verifies.
+        conn.execute(text(f"DELETE FROM audit_log WHERE seq > {RECORDS - 3}"))
+        last = conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == RECORDS - 3)).scalar_one()
+        conn.execute(text(f"UPDATE audit_head SET seq = {RECORDS - 3}, hash = '{last}' WHERE id = 1"))
+
+    tamper(sqlite_service, cut)
+    assert sqlite_service.audit.verify().ok  # without the saved head, nothing shows
+    report = sqlite_service.audit.verify(saved)
+    assert (False, RECORDS - 2) == (report.ok, report.first_bad_seq)
+    assert "before the saved head" in report.problem
+
+
+def test_a_saved_head_notices_history_rewritten_up_to_it(sqlite_service: RegistryService) -> None:
+    saved = sqlite_service.audit.verify().head
+
+    def rewrite(conn: Connection) -> None:
+        # Rewrite record 2 and every hash after it: a consistent forged chain, head included.
+        rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).all()
+        prev = audit.GENESIS
+        for row in rows:
+            record = {**row._mapping, "prev_hash": prev}
+            if row.seq == 2:
+                record["actor"] = "mallory"
+            record["hash"] = audit.record_hash(record)
+            conn.execute(audit_log.update().where(audit_log.c.seq == row.seq).values(**record))
+            prev = record["hash"]
+        conn.execute(text(f"UPDATE audit_head SET hash = '{prev}' WHERE id = 1"))
+
+    tamper(sqlite_service, rewrite)
+    assert sqlite_service.audit.verify().ok
+    report = sqlite_service.audit.verify(saved)
+    assert (False, RECORDS) == (report.ok, report.first_bad_seq)
+    assert "rewritten" in report.problem
+
+
+@pytest.mark.parametrize("bad", ["", "12", "x:abc", "3:" + "g" * 64, "-1:" + "0" * 64])
+def test_a_saved_head_must_be_seq_colon_hash(sqlite_service: RegistryService, bad: str) -> None:
+    with pytest.raises(InvalidInput, match="SEQ:HASH"):
+        sqlite_service.audit.verify(bad)
