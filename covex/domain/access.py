@@ -139,7 +139,8 @@ class Grant(_Entity):
     creation_timestamp: int
 
 
-_PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
+PRINCIPAL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}"
+_PRINCIPAL_NAME = re.compile(PRINCIPAL_PATTERN)
 
 
 def validate_principal_name(name: object, field_name: str = "name") -> str:

@@ -21,8 +21,11 @@ MAX_COMMENT_LENGTH = 10_000
 MAX_INT64 = 2**63 - 1
 
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-_MODEL_NAME = re.compile(rf"{_SEGMENT}(/{_SEGMENT})?")
-_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+MODEL_NAME_PATTERN = rf"{_SEGMENT}(/{_SEGMENT})?"
+ALIAS_PATTERN = r"[A-Za-z_][A-Za-z0-9_\-]*"
+KEY_PATTERN = r"[\w.\-/ :]+"
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+_ALIAS = re.compile(ALIAS_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -105,7 +108,7 @@ def validate_text(value: object, field: str, limit: int = MAX_TEXT_LENGTH, *, re
     return check_encodable(value, field)
 
 
-_KEY_CHARS = re.compile(r"[\w.\-/ :]+")
+_KEY_CHARS = re.compile(KEY_PATTERN)
 
 
 def validate_key(key: object, field: str) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from covex.domain.access import Grant, Group, NewToken, Token, User
+from covex.domain.names import MAX_NAME_LENGTH
 from covex.server.routes import API, ERRORS, Service, render
-from covex.server.schemas import RequestBody
+from covex.server.schemas import Principal, PrincipalIn, RequestBody, Text, text
 
 router = APIRouter(tags=["access"], responses=ERRORS)
 
@@ -18,7 +20,7 @@ router = APIRouter(tags=["access"], responses=ERRORS)
 
 
 class CreateUser(RequestBody):
-    name: str
+    name: Principal
     kind: str = "user"
     admin: bool = False
 
@@ -29,17 +31,17 @@ class UpdateUser(RequestBody):
 
 
 class CreateGroup(RequestBody):
-    name: str
-    description: str = ""
+    name: Principal
+    description: Text = ""
 
 
 class AddMember(RequestBody):
-    user: str
+    user: Principal
 
 
 class CreateToken(RequestBody):
-    user: str | None = None
-    name: str = ""
+    user: Principal | None = None
+    name: Annotated[str, Field(json_schema_extra=text(MAX_NAME_LENGTH))] = ""
     expires_in_days: float | None = None
 
 
@@ -84,18 +86,18 @@ def create_user(body: CreateUser, svc: Service) -> Response:
 
 
 @router.get(f"{API}/users/{{name}}", response_model=User)
-def get_user(name: str, svc: Service) -> Response:
+def get_user(name: PrincipalIn, svc: Service) -> Response:
     return render(svc.access.get_user(name))
 
 
 @router.patch(f"{API}/users/{{name}}", response_model=User)
-def update_user(name: str, body: UpdateUser, svc: Service) -> Response:
+def update_user(name: PrincipalIn, body: UpdateUser, svc: Service) -> Response:
     """Grant or take admin rights; disable or enable the user."""
     return render(svc.access.update_user(name, admin=body.admin, disabled=body.disabled))
 
 
 @router.delete(f"{API}/users/{{name}}", status_code=204)
-def delete_user(name: str, svc: Service) -> Response:
+def delete_user(name: PrincipalIn, svc: Service) -> Response:
     svc.access.delete_user(name)
     return _no_content()
 
@@ -114,18 +116,18 @@ def create_group(body: CreateGroup, svc: Service) -> Response:
 
 
 @router.get(f"{API}/groups/{{name}}", response_model=Group)
-def get_group(name: str, svc: Service) -> Response:
+def get_group(name: PrincipalIn, svc: Service) -> Response:
     return render(svc.access.get_group(name))
 
 
 @router.delete(f"{API}/groups/{{name}}", status_code=204)
-def delete_group(name: str, svc: Service) -> Response:
+def delete_group(name: PrincipalIn, svc: Service) -> Response:
     svc.access.delete_group(name)
     return _no_content()
 
 
 @router.post(f"{API}/groups/{{name}}/members", response_model=Group)
-def add_member(name: str, body: AddMember, svc: Service) -> Response:
+def add_member(name: PrincipalIn, body: AddMember, svc: Service) -> Response:
     return render(svc.access.add_member(name, body.user))
 
 

@@ -5,37 +5,38 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from covex.domain.errors import InvalidInput
 from covex.domain.policy import MAX_POLICY_FILE, Comment, Placement, Policy, Rollback, TransitionRequest
 from covex.server.routes import API, ERRORS, MODEL, Service, render
-from covex.server.schemas import RequestBody
+from covex.server.schemas import NUMBER, CommentText, ModelName, ModelNameIn, RequestBody, VersionIn
 
 router = APIRouter(tags=["approvals"], responses=ERRORS)
 REQUEST = f"{API}/requests/{{request_id:int}}"
 
 
 class CreateRequest(RequestBody):
-    name: str
-    version: int
+    name: ModelName
+    version: int = Field(json_schema_extra=NUMBER)
     stage: str | None = None
     alias: str | None = None
-    comment: str = ""
+    comment: CommentText = ""
 
 
 class Review(RequestBody):
-    comment: str = ""
+    comment: CommentText = ""
 
 
 class NewComment(RequestBody):
-    body: str
+    body: CommentText
 
 
 class RollbackBody(RequestBody):
     stage: str | None = None
     alias: str | None = None
-    comment: str = ""
+    comment: CommentText = ""
 
 
 class PolicyFile(RequestBody):
@@ -146,24 +147,24 @@ def cancel(request_id: int, svc: Service, body: Review | None = None) -> Respons
 
 
 @router.get(f"{MODEL}/-/versions/{{version:int}}/comments", response_model=list[Comment])
-def list_comments(name: str, version: int, svc: Service) -> Response:
+def list_comments(name: ModelNameIn, version: VersionIn, svc: Service) -> Response:
     return _list(svc.approvals.list_comments(name, version))
 
 
 @router.post(f"{MODEL}/-/versions/{{version:int}}/comments", response_model=Comment, status_code=201)
-def add_comment(name: str, version: int, body: NewComment, svc: Service) -> Response:
+def add_comment(name: ModelNameIn, version: VersionIn, body: NewComment, svc: Service) -> Response:
     return render(svc.approvals.add_comment(name, version, body.body), 201)
 
 
 @router.post(f"{MODEL}/-/rollback", response_model=Rollback)
-def rollback(name: str, body: RollbackBody, svc: Service) -> Response:
+def rollback(name: ModelNameIn, body: RollbackBody, svc: Service) -> Response:
     """Put back the version that held a stage or alias before (a request, under a policy)."""
     return render(svc.approvals.rollback(name, stage=body.stage, alias=body.alias, comment=body.comment))
 
 
 @router.get(f"{MODEL}/-/placement", response_model=Placement)
 def placement(
-    name: str, svc: Service, stage: str | None = None, alias: str | None = None, at: str | None = None
+    name: ModelNameIn, svc: Service, stage: str | None = None, alias: str | None = None, at: str | None = None
 ) -> Response:
     """Which version(s) held a stage or alias at ``at`` (ms since the epoch or ISO date-time; default now)."""
     return render(svc.approvals.placement(name, stage=stage, alias=alias, at=at))

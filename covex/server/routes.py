@@ -137,13 +137,15 @@ def get_document(uri: str, kind: str, svc: Service) -> dict[str, Any]:
 
 
 @router.put(f"{VERSION}/card", tags=["versions"], responses=ERRORS)
-def set_card(name: str, version: int, body: schemas.SetCard, svc: Service) -> dict[str, Any]:
+def set_card(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.SetCard, svc: Service
+) -> dict[str, Any]:
     """Replace a version's model card."""
     return svc.set_card(name, version, body.card)
 
 
 @router.get(f"{MODEL}/-/history", response_model=list[ModelEvent], tags=["stages"], responses=ERRORS)
-def history(name: str, svc: Service, version: int | None = None) -> list[ModelEvent]:
+def history(name: schemas.ModelNameIn, svc: Service, version: int | None = None) -> list[ModelEvent]:
     """Stage moves and alias changes, oldest first (optionally those touching one version)."""
     return svc.history(name, version)
 
@@ -152,23 +154,23 @@ def history(name: str, svc: Service, version: int | None = None) -> list[ModelEv
 
 
 @router.post(f"{MODEL}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
-def set_model_tag(name: str, body: schemas.SetTag, svc: Service) -> Response:
+def set_model_tag(name: schemas.ModelNameIn, body: schemas.SetTag, svc: Service) -> Response:
     return render(svc.set_model_tag(name, body.key, body.value))
 
 
 @router.delete(f"{MODEL}/-/tags", response_model=Model, tags=["models"], responses=ERRORS)
-def delete_model_tag(name: str, key: str, svc: Service) -> Response:
+def delete_model_tag(name: schemas.ModelNameIn, key: str, svc: Service) -> Response:
     return render(svc.delete_model_tag(name, key))
 
 
 @router.post(f"{MODEL}/-/aliases", response_model=ModelVersion, tags=["aliases"], responses=ERRORS)
-def set_alias(name: str, body: schemas.SetAlias, svc: Service) -> Response:
+def set_alias(name: schemas.ModelNameIn, body: schemas.SetAlias, svc: Service) -> Response:
     """Point an alias at a version, moving it off any other version."""
     return render(svc.set_alias(name, body.alias, body.version, comment=body.comment))
 
 
 @router.delete(f"{MODEL}/-/aliases", status_code=204, tags=["aliases"], responses=ERRORS)
-def delete_alias(name: str, alias: str, svc: Service) -> Response:
+def delete_alias(name: schemas.ModelNameIn, alias: str, svc: Service) -> Response:
     svc.delete_alias(name, alias)
     return Response(status_code=204)
 
@@ -180,7 +182,7 @@ def delete_alias(name: str, alias: str, svc: Service) -> Response:
     tags=["versions"],
     responses=ERRORS,
 )
-def create_version(name: str, body: schemas.CreateVersion, svc: Service) -> Response:
+def create_version(name: schemas.ModelNameIn, body: schemas.CreateVersion, svc: Service) -> Response:
     """Create a version. With ``files`` it is PENDING until the blobs are uploaded and it is finalized."""
     version = svc.create_version(
         name,
@@ -200,7 +202,7 @@ def create_version(name: str, body: schemas.CreateVersion, svc: Service) -> Resp
 
 @router.get(f"{MODEL}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)
 def list_versions(
-    name: str,
+    name: schemas.ModelNameIn,
     svc: Service,
     filter: str | None = None,
     order_by: OrderBy = [],  # noqa: B006
@@ -216,7 +218,7 @@ def list_versions(
     tags=["versions"],
     responses=ERRORS,
 )
-def get_version(name: str, version: int, svc: Service) -> Response:
+def get_version(name: schemas.ModelNameIn, version: schemas.VersionIn, svc: Service) -> Response:
     return render(svc.get_version(parse_model_uri(f"models:/{name}/{version}")))
 
 
@@ -226,12 +228,14 @@ def get_version(name: str, version: int, svc: Service) -> Response:
     tags=["versions"],
     responses=ERRORS,
 )
-def update_version(name: str, version: int, body: schemas.UpdateVersion, svc: Service) -> Response:
+def update_version(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.UpdateVersion, svc: Service
+) -> Response:
     return render(svc.update_version(name, version, description=body.description))
 
 
 @router.delete(f"{VERSION}", status_code=204, tags=["versions"], responses=ERRORS)
-def delete_version(name: str, version: int, svc: Service) -> Response:
+def delete_version(name: schemas.ModelNameIn, version: schemas.VersionIn, svc: Service) -> Response:
     svc.delete_version(name, version)
     return Response(status_code=204)
 
@@ -242,7 +246,7 @@ def delete_version(name: str, version: int, svc: Service) -> Response:
     tags=["versions"],
     responses=ERRORS,
 )
-def finalize_version(name: str, version: int, svc: Service) -> Response:
+def finalize_version(name: schemas.ModelNameIn, version: schemas.VersionIn, svc: Service) -> Response:
     """Mark the version READY once every file's blob is stored."""
     return render(svc.finalize_version(name, version))
 
@@ -253,7 +257,9 @@ def finalize_version(name: str, version: int, svc: Service) -> Response:
     tags=["versions"],
     responses=ERRORS,
 )
-def fail_version(name: str, version: int, body: schemas.FailVersion, svc: Service) -> Response:
+def fail_version(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.FailVersion, svc: Service
+) -> Response:
     return render(svc.fail_version(name, version, body.message))
 
 
@@ -263,7 +269,9 @@ def fail_version(name: str, version: int, body: schemas.FailVersion, svc: Servic
     tags=["versions"],
     responses=ERRORS,
 )
-def set_version_tag(name: str, version: int, body: schemas.SetTag, svc: Service) -> Response:
+def set_version_tag(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.SetTag, svc: Service
+) -> Response:
     return render(svc.set_version_tag(name, version, body.key, body.value))
 
 
@@ -273,7 +281,7 @@ def set_version_tag(name: str, version: int, body: schemas.SetTag, svc: Service)
     tags=["versions"],
     responses=ERRORS,
 )
-def delete_version_tag(name: str, version: int, key: str, svc: Service) -> Response:
+def delete_version_tag(name: schemas.ModelNameIn, version: schemas.VersionIn, key: str, svc: Service) -> Response:
     return render(svc.delete_version_tag(name, version, key))
 
 
@@ -283,7 +291,9 @@ def delete_version_tag(name: str, version: int, key: str, svc: Service) -> Respo
     tags=["versions"],
     responses=ERRORS,
 )
-def log_metrics(name: str, version: int, body: schemas.LogMetrics, svc: Service) -> Response:
+def log_metrics(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.LogMetrics, svc: Service
+) -> Response:
     return render(svc.log_metrics(name, version, body.metrics))
 
 
@@ -293,7 +303,9 @@ def log_metrics(name: str, version: int, body: schemas.LogMetrics, svc: Service)
     tags=["versions"],
     responses=ERRORS,
 )
-def log_params(name: str, version: int, body: schemas.LogParams, svc: Service) -> Response:
+def log_params(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.LogParams, svc: Service
+) -> Response:
     return render(svc.log_params(name, version, body.params))
 
 
@@ -303,7 +315,9 @@ def log_params(name: str, version: int, body: schemas.LogParams, svc: Service) -
     tags=["stages"],
     responses=ERRORS,
 )
-def transition_stage(name: str, version: int, body: schemas.Transition, svc: Service) -> Response:
+def transition_stage(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.Transition, svc: Service
+) -> Response:
     return render(
         svc.transition_stage(name, version, body.stage, archive_existing=body.archive_existing, comment=body.comment)
     )
@@ -315,23 +329,23 @@ def transition_stage(name: str, version: int, body: schemas.Transition, svc: Ser
     tags=["stages"],
     responses=ERRORS,
 )
-def latest_in_stage(name: str, stage: str, svc: Service) -> Response:
+def latest_in_stage(name: schemas.ModelNameIn, stage: str, svc: Service) -> Response:
     return render(svc.get_version(parse_model_uri(f"models:/{name}/{stage}")))
 
 
 @router.get(f"{MODEL}", response_model=Model, tags=["models"], responses=ERRORS)
-def get_model(name: str, svc: Service) -> Response:
+def get_model(name: schemas.ModelNameIn, svc: Service) -> Response:
     return render(svc.get_model(name))
 
 
 @router.patch(f"{MODEL}", response_model=Model, tags=["models"], responses=ERRORS)
-def update_model(name: str, body: schemas.UpdateModel, svc: Service) -> Response:
+def update_model(name: schemas.ModelNameIn, body: schemas.UpdateModel, svc: Service) -> Response:
     """Change a model's description and/or rename it."""
     return render(svc.update_model(name, description=body.description, new_name=body.new_name))
 
 
 @router.delete(f"{MODEL}", status_code=204, tags=["models"], responses=ERRORS)
-def delete_model(name: str, svc: Service) -> Response:
+def delete_model(name: schemas.ModelNameIn, svc: Service) -> Response:
     svc.delete_model(name)
     return Response(status_code=204)
 
@@ -346,7 +360,7 @@ def missing_blobs(body: schemas.MissingBlobs, svc: Service) -> Response:
 
 @router.put(f"{API}/blobs/{{digest}}", status_code=204, tags=["files"], responses=ERRORS)
 async def put_blob(
-    digest: str, request: Request, svc: Service, content_length: Annotated[int | None, Header()] = None
+    digest: schemas.DigestIn, request: Request, svc: Service, content_length: Annotated[int | None, Header()] = None
 ) -> Response:
     """Upload one file's content; it is hashed as it streams and stored only if it matches ``digest``."""
     if content_length is None:
@@ -391,7 +405,7 @@ async def _abandon(writer: BlobWriter, pending: asyncio.Future[None] | None) -> 
 
 
 @router.get(f"{API}/blobs/{{digest}}", tags=["files"], responses=ERRORS)
-def get_blob(digest: str, svc: Service) -> Response:
+def get_blob(digest: schemas.DigestIn, svc: Service) -> Response:
     """Download one file's content by digest (clients verify it)."""
     local = svc.blob_local_path(digest)
     if local is not None:

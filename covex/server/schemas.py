@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
+from covex.domain import names
+from covex.domain.access import PRINCIPAL_PATTERN
 from covex.domain.entities import FileEntry, ModelVersion
+
+
+def _whole(pattern: str) -> str:
+    return f"^{pattern}$"
+
+
+# What the service enforces, stated in the OpenAPI document. The service checks (with messages that
+# name the field and say why), so these only document: pydantic would refuse first, in its own words.
+MODEL_NAME: JsonDict = {"pattern": _whole(names.MODEL_NAME_PATTERN), "maxLength": names.MAX_NAME_LENGTH}
+ALIAS: JsonDict = {"pattern": _whole(names.ALIAS_PATTERN), "maxLength": names.MAX_KEY_LENGTH}
+KEY: JsonDict = {"pattern": _whole(names.KEY_PATTERN), "maxLength": names.MAX_KEY_LENGTH}
+PRINCIPAL: JsonDict = {"pattern": _whole(PRINCIPAL_PATTERN), "maxLength": 128}
+NUMBER: JsonDict = {"minimum": 1, "maximum": names.MAX_INT64}
+DIGEST: JsonDict = {"pattern": "^[0-9a-f]{64}$"}
+
+
+def text(limit: int) -> JsonDict:
+    return {"maxLength": limit}
+
+
+ModelNameIn = Annotated[str, Path(json_schema_extra=MODEL_NAME, description="a model name, 'team/churn'")]
+VersionIn = Annotated[int, Path(json_schema_extra=NUMBER)]
+DigestIn = Annotated[str, Path(json_schema_extra=DIGEST, description="a SHA-256 hex digest")]
+PrincipalIn = Annotated[str, Path(json_schema_extra=PRINCIPAL)]
+ModelName = Annotated[str, Field(json_schema_extra=MODEL_NAME)]
+Alias = Annotated[str, Field(json_schema_extra=ALIAS)]
+Key = Annotated[str, Field(json_schema_extra=KEY)]
+Principal = Annotated[str, Field(json_schema_extra=PRINCIPAL)]
+Text = Annotated[str, Field(json_schema_extra=text(names.MAX_TEXT_LENGTH))]
+CommentText = Annotated[str, Field(json_schema_extra=text(names.MAX_COMMENT_LENGTH))]
+Uri = Annotated[str, Field(json_schema_extra=text(names.MAX_URI_LENGTH))]
+Value = Annotated[str, Field(json_schema_extra=text(names.MAX_VALUE_LENGTH))]
 
 
 class RequestBody(BaseModel):
@@ -16,30 +52,30 @@ class RequestBody(BaseModel):
 
 
 class CreateModel(RequestBody):
-    name: str
-    description: str = ""
-    tags: dict[str, str] = {}
+    name: ModelName
+    description: Text = ""
+    tags: dict[Key, Value] = {}
 
 
 class UpdateModel(RequestBody):
-    description: str | None = None
-    new_name: str | None = None
+    description: Text | None = None
+    new_name: ModelName | None = None
 
 
 class SetTag(RequestBody):
-    key: str
-    value: str
+    key: Key
+    value: Value
 
 
 class CreateVersion(RequestBody):
     files: list[FileEntry] = []
-    source: str = ""
-    description: str = ""
-    tags: dict[str, str] = {}
-    metrics: dict[str, float] = {}
-    params: dict[str, str] = {}
-    run_id: str = ""
-    run_link: str = ""
+    source: Uri = ""
+    description: Text = ""
+    tags: dict[Key, Value] = {}
+    metrics: dict[Key, float] = {}
+    params: dict[Key, Value] = {}
+    run_id: Annotated[str, Field(json_schema_extra=text(names.MAX_KEY_LENGTH))] = ""
+    run_link: Uri = ""
     documents: dict[str, dict[str, Any]] = {}
     number: int | None = None
 
@@ -49,31 +85,31 @@ class SetCard(RequestBody):
 
 
 class UpdateVersion(RequestBody):
-    description: str
+    description: Text
 
 
 class FailVersion(RequestBody):
-    message: str = ""
+    message: Text = ""
 
 
 class LogMetrics(RequestBody):
-    metrics: dict[str, float]
+    metrics: dict[Key, float]
 
 
 class LogParams(RequestBody):
-    params: dict[str, str]
+    params: dict[Key, Value]
 
 
 class Transition(RequestBody):
     stage: str
     archive_existing: bool = False
-    comment: str = ""
+    comment: CommentText = ""
 
 
 class SetAlias(RequestBody):
-    alias: str
-    version: int = Field(ge=1)
-    comment: str = ""
+    alias: Alias
+    version: int = Field(ge=1, json_schema_extra=NUMBER)
+    comment: CommentText = ""
 
 
 class MissingBlobs(RequestBody):

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from covex.domain.entities import Page
 from covex.domain.netguard import Allowlist
-from covex.domain.webhooks import Delivery, NewWebhook, Webhook
+from covex.domain.webhooks import MAX_DESCRIPTION, MAX_URL_LENGTH, Delivery, NewWebhook, Webhook
 from covex.server.routes import API, ERRORS, Service, render
-from covex.server.schemas import RequestBody
+from covex.server.schemas import ModelName, RequestBody, text
 from covex.service.base import ServiceBase
 from covex.service.dispatcher import Dispatcher
 
@@ -22,18 +22,21 @@ router = APIRouter(tags=["webhooks"])
 WEBHOOK = f"{API}/webhooks/{{webhook_id:int}}"
 
 
+Url = Annotated[str, Field(json_schema_extra=text(MAX_URL_LENGTH))]
+
+
 class CreateWebhook(RequestBody):
-    url: str
+    url: Url
     events: list[str]
-    model: str | None = None
-    description: str = ""
+    model: ModelName | None = None
+    description: Annotated[str, Field(json_schema_extra=text(MAX_DESCRIPTION))] = ""
 
 
 class UpdateWebhook(RequestBody):
     active: bool | None = None
     events: list[str] | None = None
-    url: str | None = None
-    description: str | None = None
+    url: Url | None = None
+    description: Annotated[str, Field(json_schema_extra=text(MAX_DESCRIPTION))] | None = None
 
 
 class WebhookList(BaseModel):

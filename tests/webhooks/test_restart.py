@@ -95,7 +95,7 @@ def registry_processes(env: dict[str, str]) -> Iterator[covex.Client]:
         yield client
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
