@@ -9,6 +9,7 @@ number stays free for the next run (Covex numbers only increase).
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -231,7 +232,7 @@ class _Importer:
             "source": mv.source or marker,
             "description": mv.description or "",
             "tags": {**dict(mv.tags or {}), SOURCE_TAG: marker},
-            "metrics": dict(run.data.metrics) if run else {},
+            "metrics": _finite(run.data.metrics if run else {}, notes),
             "params": dict(run.data.params) if run else {},
             "run_id": mv.run_id or "",
             "run_link": run_link,
@@ -338,3 +339,12 @@ def _origin(mv: Any, uri: str) -> dict[str, Any]:
         "user_id": mv.user_id or "",
         "creation_timestamp": mv.creation_timestamp,
     }
+
+
+def _finite(metrics: dict[str, float], notes: list[str]) -> dict[str, float]:
+    """MLflow keeps NaN and infinite metrics; Covex keeps finite numbers only (JSON has no others)."""
+    kept = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    dropped = sorted(set(metrics) - set(kept))
+    if dropped:
+        notes.append(f"metrics {', '.join(dropped)} are NaN or infinite in MLflow; not copied")
+    return kept

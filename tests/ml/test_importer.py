@@ -368,3 +368,22 @@ def test_cli_imports_prints_a_summary_and_exits_by_outcome(mlflow_models: Mlflow
     assert 6 == r.exit_code
     (line,) = r.stderr.splitlines()  # one line, no traceback, no progress bar residue
     assert line.startswith(f"error: cannot reach MLflow at {down}: ") and "refused" in line
+
+
+def test_nan_and_infinite_metrics_are_left_behind_with_a_note(mlflow_models: Mlflow, tmp_path: Path) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"auc": 0.8, "loss": float("nan"), "gain": float("inf")})
+        mlflow.log_text("weights", "model/weights.txt")
+    mlflow_client = MlflowClient()
+    mlflow_client.create_registered_model("odd-metrics")
+    mlflow_client.create_model_version("odd-metrics", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    with covex.Client(tmp_path / "data") as c:
+        report = import_from_mlflow(c, mlflow_models.uri, ["odd-metrics"])
+        assert report.ok
+        # MLflow itself stores infinity as the largest float; NaN it keeps as NaN.
+        assert {"auc": 0.8, "gain": sys.float_info.max} == c.get_version("odd-metrics", 1).metrics
+        [result] = report.versions
+        assert "metrics loss are NaN or infinite in MLflow; not copied" in result.detail
