@@ -16,6 +16,7 @@ MAX_VALUE_LENGTH = 5000
 # Free text: descriptions, comments, card fields. Locations: source URIs and run links.
 MAX_TEXT_LENGTH = 20_000
 MAX_URI_LENGTH = 2048
+MAX_PATH_LENGTH = 1024  # a file's path inside a version
 MAX_COMMENT_LENGTH = 10_000
 # What the database stores: a signed 64-bit integer (version numbers, ids, sizes).
 MAX_INT64 = 2**63 - 1
@@ -27,6 +28,7 @@ KEY_PATTERN = r"[\w.\-/ :]+"
 _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 _ALIAS = re.compile(ALIAS_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE = re.compile(r"[A-Za-z]:")
 
 
 def validate_model_name(name: object, field: str = "name") -> str:
@@ -157,19 +159,20 @@ def validate_artifact_path(path: object, field: str = "path") -> str:
     """Return a normalised relative POSIX path, rejecting absolute paths and ``..``."""
     if not isinstance(path, str) or not path:
         raise InvalidInput(f"'{field}' must be a non-empty relative path")
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidInput(f"'{field}' is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}")
     if _CONTROL.search(path):
         raise InvalidInput(f"'{field}' {path!r} must not contain control characters")
     if "\\" in path:
         raise InvalidInput(f"'{field}' {path!r} must use '/' as separator")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or _DRIVE.match(path):
         raise InvalidInput(f"'{field}' {path!r} must be relative, not absolute")
-    parts = path.split("/")
-    if any(p == ".." for p in parts):
+    if ".." in path.split("/"):
         raise InvalidInput(f"'{field}' {path!r} must not contain '..'")
     normal = posixpath.normpath(path)
     if normal in (".", "") or normal.startswith("../"):
         raise InvalidInput(f"'{field}' {path!r} does not name a file")
-    return normal
+    return check_encodable(normal, field)
 
 
 def validate_tags(tags: Mapping[str, str] | None, field: str) -> dict[str, str]:
