@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -13,7 +14,7 @@ from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.domain.cards import render_card
 from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
-from covex.domain.errors import ArtifactCorrupted, InvalidInput, InvalidState, NotFound
+from covex.domain.errors import ArtifactCorrupted, CovexError, InvalidInput, InvalidState, NotFound
 from covex.domain.names import validate_artifact_path
 from covex.domain.uris import ModelRef, version_ref
 from covex.settings import Settings
@@ -28,6 +29,9 @@ class Client:
     ``Client("http://host:8080", token=...)`` talks to a server;
     ``Client("postgresql+psycopg://...", artifacts="s3://bucket/prefix")`` is embedded
     on PostgreSQL and S3. Every backend raises the same ``covex.errors`` classes.
+
+    An embedded registry is created by the first write (``on_create`` is told where), never
+    by a read: reading where there is none raises ``NotFound``.
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class Client:
         artifacts: str | None = None,
         token: str | None = None,
         settings: Settings | None = None,
+        on_create: Callable[[str], None] | None = None,
         **overrides: Any,
     ) -> None:
         values: dict[str, Any] = dict(overrides)
@@ -54,19 +59,11 @@ class Client:
 
             self._backend = HttpBackend(self.settings)
         else:
-            from covex.service import open_service
+            from covex.client.embedded import EmbeddedBackend
 
-            service = open_service(self.settings)
             # Embedded, the SDK acts as the local user with admin rights; with a token, as its owner,
-            # checked on every call like a server would.
-            if self.settings.token:
-                try:
-                    service = service.with_credentials(self.settings.token, every_call=True)
-                    service.principal  # noqa: B018 - a bad token fails here, not on first use
-                except BaseException:
-                    service.close()
-                    raise
-            self._backend = service
+            # checked on every call like a server would. Nothing is opened (or created) until used.
+            self._backend = EmbeddedBackend(self.settings, token=self.settings.token, on_create=on_create)
 
     def __repr__(self) -> str:
         return f"covex.Client({self.settings.uri!r})"
@@ -80,6 +77,29 @@ class Client:
     def close(self) -> None:
         """Release connections."""
         self._backend.close()
+
+    @property
+    def location(self) -> str:
+        """Where the registry is: its data folder, SQLite file, database URL or server URL."""
+        from covex.client.embedded import EmbeddedBackend
+
+        if isinstance(self._backend, EmbeddedBackend):
+            return self._backend.location
+        return self.settings.uri
+
+    def init(self) -> bool:
+        """Create the embedded registry now if there is none (the first write would); True if this created it.
+
+        Reads never create a registry: they raise ``NotFound`` where there is none. A server's
+        registry is made by the server, so against a server this is refused.
+        """
+        from covex.client.embedded import EmbeddedBackend
+
+        if not isinstance(self._backend, EmbeddedBackend):
+            raise InvalidInput(
+                f"{self.settings.uri} is a server; it creates its own registry (init needs a data folder or database)"
+            )
+        return self._backend.init()
 
     @property
     def access(self) -> Any:
@@ -204,7 +224,13 @@ class Client:
 
     def get_version(self, name_or_uri: str, version: int | str | None = None) -> ModelVersion:
         """Get a version by ``models:/`` URI, or by name and number, ``@alias``, stage or ``latest``."""
-        return self._backend.get_version(version_ref(name_or_uri, version))
+        return self._backend.get_version(self._ref(name_or_uri, version))
+
+    def _ref(self, name_or_uri: str, version: int | str | None) -> ModelRef:
+        ref = version_ref(name_or_uri, version)
+        if ref.kind == "stage":  # only now ask for the stages (a request, over HTTP), to say what else fits
+            ref = version_ref(name_or_uri, version, self.stages)
+        return ref
 
     def list_versions(self, name: str, *, max_results: int = 100, page_token: str | None = None) -> Page[ModelVersion]:
         """The versions of one model, newest first."""
@@ -227,7 +253,7 @@ class Client:
 
     def _number(self, name_or_uri: str, version: int | str | None) -> tuple[str, int]:
         if not isinstance(version, bool) and isinstance(version, int) and not name_or_uri.startswith("models:/"):
-            return name_or_uri, version
+            return name_or_uri, version_ref(name_or_uri, version).version  # checks the range, on every backend
         v = self.get_version(name_or_uri, version)
         return v.name, v.version
 
@@ -282,19 +308,19 @@ class Client:
 
     def list_files(self, name_or_uri: str, version: int | str | None = None) -> list[FileEntry]:
         """The files of a version with their digests and sizes."""
-        return self._backend.list_files(version_ref(name_or_uri, version))[1]
+        return self._backend.list_files(self._ref(name_or_uri, version))[1]
 
     def get_version_files(
         self, name_or_uri: str, version: int | str | None = None
     ) -> tuple[ModelVersion, list[FileEntry]]:
         """A version and its files, resolved in one step (an alias cannot move in between)."""
-        return self._backend.list_files(version_ref(name_or_uri, version))
+        return self._backend.list_files(self._ref(name_or_uri, version))
 
     # -- documents and history ------------------------------------------------------
 
     def get_document(self, name_or_uri: str, kind: str, version: int | str | None = None) -> dict[str, Any]:
         """A version's ``lineage``, ``signature``, ``profile`` or ``card``."""
-        return self._backend.get_document(version_ref(name_or_uri, version), kind)
+        return self._backend.get_document(self._ref(name_or_uri, version), kind)
 
     def get_lineage(self, name_or_uri: str, version: int | str | None = None) -> dict[str, Any]:
         """Code (Git), datasets, parent version, training run and environment of a version."""
@@ -326,7 +352,7 @@ class Client:
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
         """Stage moves and alias changes of a model, oldest first; ``version`` keeps those touching it."""
-        return self._backend.history(name, version)
+        return self._backend.history(name, None if version is None else version_ref(name, version).version)
 
     # -- models as objects (MLflow format) -------------------------------------------
 
@@ -338,18 +364,24 @@ class Client:
         ``reference_data`` (a DataFrame to profile), ``card``, ``parent``, ``run_id``,
         ``run_link``, ``code_path``, ``aliases``, ``stage``, ``pip_requirements``.
         """
-        from covex.ml.registering import log_model
+        from covex.extras import needs_extra
 
-        return log_model(self, model, name, **kwargs)
+        with needs_extra("log_model"):
+            from covex.ml.registering import log_model
+
+            return log_model(self, model, name, **kwargs)
 
     def register_model(self, model_uri: str | os.PathLike[str], name: str, **kwargs: Any) -> ModelVersion:
         """Register an existing MLflow model: a folder, ``runs:/<id>/<path>`` or any MLflow model URI.
 
         ``tracking_uri`` names the MLflow server for run URIs; other keyword arguments as ``log_model``.
         """
-        from covex.ml.registering import register_model
+        from covex.extras import needs_extra
 
-        return register_model(self, model_uri, name, **kwargs)
+        with needs_extra("register_model"):
+            from covex.ml.registering import register_model
+
+            return register_model(self, model_uri, name, **kwargs)
 
     def download(
         self,
@@ -360,7 +392,8 @@ class Client:
         progress: Progress | None = None,
     ) -> Path:
         """Download every file of a READY version into folder ``dst``, verifying each digest."""
-        mv, files = self._backend.list_files(version_ref(name_or_uri, version))
+        _check_destination(dst)  # before asking the registry: a bad folder fails fast
+        mv, files = self._backend.list_files(self._ref(name_or_uri, version))
         if mv.status != "READY":
             raise InvalidState(f"version {mv.version} of {mv.name!r} is {mv.status}; only READY versions download")
         return self.download_files(files, dst, progress=progress)
@@ -369,13 +402,17 @@ class Client:
         self, files: Sequence[FileEntry], dst: str | os.PathLike[str], *, progress: Progress | None = None
     ) -> Path:
         """Download files already listed (``get_version_files``) into folder ``dst``, verifying each digest."""
-        root = Path(dst).expanduser().resolve()
-        root.mkdir(parents=True, exist_ok=True)
+        root = _check_destination(dst)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(f"'dst' {os.fspath(dst)!r}: cannot create folder {root}: {exc.strerror}") from None
         for f in files:
             target = (root / validate_artifact_path(f.path)).resolve()
             if root not in target.parents:
                 raise InvalidInput(f"file path {f.path!r} leads outside {root}")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            with _writing(target):
+                target.parent.mkdir(parents=True, exist_ok=True)
             self._fetch(f, target, progress)
         return root
 
@@ -384,11 +421,14 @@ class Client:
         h = hashlib.sha256()
         size = 0
         try:
-            with partial.open("wb") as out:
+            with _writing(target):
+                out = partial.open("wb")
+            with out:
                 for chunk in self._backend.read_blob(f.digest):
                     h.update(chunk)
                     size += len(chunk)
-                    out.write(chunk)
+                    with _writing(target):
+                        out.write(chunk)
                     if progress:
                         progress(len(chunk))
             if size != f.size or h.hexdigest() != f.digest:
@@ -396,14 +436,39 @@ class Client:
                     f"{f.path}: downloaded content does not match its digest "
                     f"(expected {f.digest}, {f.size} bytes; got {h.hexdigest()}, {size} bytes)"
                 )
-            partial.chmod(f.mode or 0o644)
-            os.replace(partial, target)
+            with _writing(target):
+                partial.chmod(f.mode or 0o644)
+                os.replace(partial, target)
         finally:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
 
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport:
         """Find blobs no version references; delete them only with ``apply=True``."""
         return self._backend.gc(apply=apply, grace_seconds=grace_seconds)
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Errors of the local file system while writing ``target`` (only: a failing read of the store
+    stays what it is) become one ``CovexError`` naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        # Disk full, a read-only folder, a folder where the version has a file: not the registry's fault.
+        raise CovexError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _check_destination(dst: str | os.PathLike[str]) -> Path:
+    """The folder ``dst`` resolved, if it is one or can become one: no file at or above it."""
+    root = Path(dst).expanduser().resolve()
+    for place in (root, *root.parents):
+        if place.is_dir():
+            return root
+        if place.exists():
+            what = "is a file" if place == root else f"is under {place}, which is a file"
+            raise InvalidInput(f"'dst' {os.fspath(dst)!r} {what}; give a folder to download into")
+    return root
 
 
 def _read(path: Path, chunk_size: int, progress: Progress | None) -> Iterator[bytes]:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from covex.domain.errors import InvalidInput
 
 SCHEME = "models:/"
+MAX_VERSION = 2**63 - 1  # versions are 64-bit integers in every database
 
 RefKind = Literal["version", "alias", "stage", "latest"]
 
@@ -37,11 +39,13 @@ def is_model_uri(text: str) -> bool:
     return text.startswith(SCHEME)
 
 
-def parse_model_uri(uri: str) -> ModelRef:
+def parse_model_uri(uri: str, stages: Sequence[str] | None = None) -> ModelRef:
     """Parse a ``models:/`` URI into a ``ModelRef``.
 
     The model name may hold one ``/`` (a namespace), so the version part is
-    whatever follows the last ``/``; an alias follows ``@``.
+    whatever follows the last ``/``; an alias follows ``@``. With ``stages``, a
+    version part that is no number, stage or ``latest`` is refused here, saying
+    what it may be.
     """
     if not isinstance(uri, str) or not uri.startswith(SCHEME):
         raise InvalidInput(f"'uri' {uri!r} must start with {SCHEME!r}")
@@ -59,27 +63,37 @@ def parse_model_uri(uri: str) -> ModelRef:
             f"'uri' {uri!r} must name a version: models:/<name>/<version|stage|latest> or models:/<name>@<alias>"
         )
     if ref.isdigit():
-        return ModelRef(name, "version", str(int(ref)))
+        return ModelRef(name, "version", str(_number(int(ref))))
     if ref.lower() == "latest":
         return ModelRef(name, "latest")
+    if stages is not None and ref.lower() not in {s.lower() for s in stages}:
+        raise InvalidInput(
+            f"'uri' {uri!r}: {ref!r} is not a version: end it with a version number (models:/{name}/3), "
+            f"a stage ({', '.join(stages)}), 'latest', or an alias after '@' (models:/{name}@champion)"
+        )
     return ModelRef(name, "stage", ref)
 
 
-def version_ref(name_or_uri: str, version: int | str | None = None) -> ModelRef:
-    """Build a ref from either a URI, or a name plus a version number, alias or stage."""
+def version_ref(name_or_uri: str, version: int | str | None = None, stages: Sequence[str] | None = None) -> ModelRef:
+    """Build a ref from either a URI, or a name plus a version number, alias or stage.
+
+    With ``stages`` (the configured ones), a version that is none of these is refused
+    with what a version may be, rather than as an unknown stage.
+    """
     if is_model_uri(name_or_uri):
         if version is not None:
             raise InvalidInput("give either a models:/ URI or a name and version, not both")
-        return parse_model_uri(name_or_uri)
+        return parse_model_uri(name_or_uri, stages)
     if version is None:
-        hint = f"; did you mean models:/{name_or_uri}?" if "/" in name_or_uri else ""
+        if "@" in name_or_uri or "/" in name_or_uri:  # names hold no '@'; a '/' is a namespace or a version
+            hint = f"; did you mean models:/{name_or_uri}?"
+        else:
+            hint = ""
         raise InvalidInput(f"'version' is required with model name {name_or_uri!r}{hint}")
     if isinstance(version, bool):
         raise InvalidInput("'version' must be a number, an alias, a stage or 'latest'")
     if isinstance(version, int):
-        if version < 1:
-            raise InvalidInput(f"'version' must be 1 or more, got {version}")
-        return ModelRef(name_or_uri, "version", str(version))
+        return ModelRef(name_or_uri, "version", str(_number(version)))
     text = str(version)
     if text.isdigit():
         return version_ref(name_or_uri, int(text))
@@ -87,4 +101,15 @@ def version_ref(name_or_uri: str, version: int | str | None = None) -> ModelRef:
         return ModelRef(name_or_uri, "alias", text[1:])
     if text.lower() == "latest":
         return ModelRef(name_or_uri, "latest")
+    if stages is not None and text.lower() not in {s.lower() for s in stages}:
+        raise InvalidInput(
+            f"'version' {text!r} of model {name_or_uri!r} is not a version: give a version number (3), "
+            f"an alias (@champion), a stage ({', '.join(stages)}) or 'latest'"
+        )
     return ModelRef(name_or_uri, "stage", text)
+
+
+def _number(version: int) -> int:
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(f"'version' must be a number from 1 to {MAX_VERSION}, got {version}")
+    return version
