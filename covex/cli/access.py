@@ -81,16 +81,9 @@ def admin_bootstrap(
 
     Refused once the registry has an admin: admins then create users and tokens.
     """
-    from covex.cli.main import _settings, state
-    from covex.service import open_service
+    from covex.cli.server import local_settings, open_local
 
-    values: dict[str, Any] = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
-    settings = _settings(values)
-    if settings.is_remote:
-        raise errors.InvalidInput(
-            "'--uri' for 'admin bootstrap' must be a data folder or a database URL, not a server URL"
-        )
-    service = open_service(settings)
+    service = open_local(local_settings("admin bootstrap"))
     try:
         token = service.access.bootstrap(name)
     finally:

@@ -134,12 +134,14 @@ def _emit(value: Any, as_json: bool, show: Any) -> None:
 
 @policies_app.command("apply")
 def policies_apply(
-    file: Annotated[Path, typer.Argument(help="A YAML file with a 'policies:' list.", exists=True, dir_okay=False)],
+    file: Annotated[Path, typer.Argument(help="A YAML file with a 'policies:' list.")],
     replace: Annotated[bool, typer.Option("--replace", help="Also delete policies the file does not list.")] = False,
     as_json: Json = False,
 ) -> None:
     """Apply a policy file (admins): every policy in it, or none if any line has an error."""
-    applied = _approvals().apply_policy_file(file.read_text(encoding="utf-8"), replace)
+    from covex.cli.main import read_text_file
+
+    applied = _approvals().apply_policy_file(read_text_file(file, "policy file"), replace)
     _emit(applied, as_json, lambda ps: _print(f"applied {len(ps)} polic{'y' if len(ps) == 1 else 'ies'} from {file}"))
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
+import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from typer.core import TyperGroup
 
@@ -16,6 +16,7 @@ from covex.cli import access as access_cli
 from covex.cli import approvals as approvals_cli
 from covex.cli import audit as audit_cli
 from covex.cli import output
+from covex.cli import server as server_cli
 from covex.cli import webhooks as webhooks_cli
 from covex.cli.mlflow_import import import_app
 from covex.cli.register import register
@@ -42,8 +43,21 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except errors.CovexError as exc:
             code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
-            output.err_console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code) from None
+            _fail(exc.message, code)
+        except ValidationError as exc:  # a bad COVEX_* variable, read by a command itself
+            _fail(_invalid(exc), 2)
+        except OSError as exc:
+            # The local file system refused something no command foresaw (a full disk, a read-only
+            # folder): the reason and the file, not a traceback.
+            where = f" ({exc.filename})" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}", 1)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    # One line whatever the message holds (a parser's report may span several).
+    line = re.sub(r"\s*\n\s*", " ", message.strip())
+    output.err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 app = typer.Typer(
@@ -51,7 +65,8 @@ app = typer.Typer(
     help=(
         "Covex: a model registry. Store versioned, verified models; move them through stages; "
         "point aliases at them; find them by models:/ URI.\n\n"
-        "Start here: `covex server` runs the registry on 127.0.0.1:8080; "
+        "Start here: `covex init` makes a registry in ./covex-data (or --uri PATH); "
+        "`covex server` serves one on 127.0.0.1:8080; "
         "`covex models create churn`, `covex versions create churn ./model_dir`, "
         "`covex versions list churn`. Every command takes --help."
     ),
@@ -64,14 +79,12 @@ models_app = typer.Typer(help="Create, list, show, rename, tag and delete models
 versions_app = typer.Typer(help="Create, list, search, show, tag and delete versions.", no_args_is_help=True)
 stages_app = typer.Typer(help="Move versions between stages; find the latest in a stage.", no_args_is_help=True)
 aliases_app = typer.Typer(help="Point movable names (aliases) such as @champion at versions.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(versions_app, name="versions")
 app.add_typer(stages_app, name="stages")
 app.add_typer(aliases_app, name="aliases")
-app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
-for _area in (access_cli, approvals_cli, audit_cli, webhooks_cli):
+for _area in (server_cli, access_cli, approvals_cli, audit_cli, webhooks_cli):
     _area.register(app)
 
 
@@ -96,7 +109,8 @@ VersionArg = Annotated[str | None, typer.Argument(help="Version number, @alias, 
 
 def client() -> Client:
     if state.client is None:
-        state.client = Client(state.uri, token=state.token, artifacts=state.artifacts)
+        settings = _settings({k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v})
+        state.client = Client(settings=settings, token=state.token, on_create=server_cli.announce_created)
     return state.client
 
 
@@ -121,7 +135,23 @@ def numbers(items: list[str] | None) -> dict[str, float]:
 
 
 def _settings(values: dict[str, Any]) -> Settings:
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise errors.InvalidInput(_invalid(exc)) from None
+
+
+def _invalid(exc: ValidationError) -> str:
+    """A pydantic ValidationError in one line; for settings, named by their COVEX_* variables."""
+    parts = []
+    for e in exc.errors():
+        message = e["msg"].removeprefix("Value error, ")
+        if exc.title == "Settings" and e["loc"]:
+            name = "COVEX_" + "_".join(map(str, e["loc"])).upper()
+            parts.append(message if message.startswith(name) else f"{name}: {message}")
+        else:
+            parts.append(f"{'.'.join(map(str, e['loc'])) or exc.title}: {message}")
+    return "; ".join(parts)
 
 
 def version_number(value: str) -> int | str:
@@ -153,81 +183,7 @@ def _close_client() -> None:
         state.client = None
 
 
-# -- server and maintenance -----------------------------------------------------------------
-
-
-@app.command()
-def server(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(help="Worker processes (stateless; share the database).")] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
-    no_auth: Annotated[
-        bool, typer.Option("--no-auth", help="Accept calls without tokens, all as the local admin (experiments only).")
-    ] = False,
-) -> None:
-    """Run the registry server (REST API under /api/v1, docs at /docs).
-
-    Every API call needs a bearer token. On the first start the server creates the
-    admin user 'admin' and prints its token once.
-    """
-    import uvicorn
-
-    from covex.server import create_app
-    from covex.service import open_service
-
-    values: dict[str, Any] = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
-    if no_auth:
-        values["auth"] = False
-    settings = _settings(values)
-    if settings.is_remote:
-        raise errors.InvalidInput("'--uri' for a server must be a data folder or a database URL, not a server URL")
-    service = open_service(settings)
-    if settings.auth and service.access.needs_bootstrap():
-        with contextlib.suppress(errors.InvalidState):  # another server process bootstrapped first
-            token = service.access.bootstrap("admin")
-            output.err_console.print(
-                f"Created the admin user 'admin'. Its API token, shown only now:\n\n    {token.secret}\n\n"
-                "Keep it safe: export COVEX_TOKEN=<token> to use it.",
-                highlight=False,
-            )
-    elif not settings.auth:
-        output.err_console.print("Authentication is OFF (--no-auth): every caller acts as the local admin.")
-    if settings.dispatch_interval > 0:
-        output.err_console.print(
-            f"Sending webhooks from the outbox every {settings.dispatch_interval:g} s (COVEX_DISPATCH_INTERVAL=0: off)."
-        )
-    output.err_console.print(
-        f"Covex on http://{host}:{port}  (data: {settings.database_url}, files: {settings.artifacts_url})",
-        highlight=False,
-    )
-    if workers > 1:
-        service.close()
-        os.environ.update(
-            {f"COVEX_{k.upper()}": str(v).lower() if isinstance(v, bool) else v for k, v in values.items()}
-        )
-        uvicorn.run(
-            "covex.server.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=access_log,
-            log_level="info",
-        )
-    else:
-        uvicorn.run(create_app(service, settings), host=host, port=port, access_log=access_log, log_level="info")
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply database migrations (the server and SDK also do this on start)."""
-    from covex.store import database
-
-    settings = _settings({"uri": state.uri} if state.uri else {})
-    engine = database.create_db_engine(settings.database_url)
-    database.upgrade(engine)
-    output.console.print(f"database at revision {database.current_revision(engine)}")
+# -- maintenance ----------------------------------------------------------------------------
 
 
 @app.command()
@@ -452,13 +408,24 @@ def card(
         print(c.render_card(ref, number), end="")
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A text file the user named (``what``: the option or argument), or one line saying what is wrong with it."""
+    if not path.is_file():
+        raise errors.InvalidInput(f"{what} {str(path)!r} is not a file" + ("" if path.exists() else " (no such file)"))
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.InvalidInput(f"{what} {str(path)!r} is not UTF-8 text: {exc.reason}") from None
+    except OSError as exc:
+        raise errors.InvalidInput(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
+
+
 def _read_card(path: Path) -> dict[str, Any]:
     import yaml
 
-    if not path.is_file():
-        raise errors.InvalidInput(f"'--set' {str(path)!r} is not a file")
+    text = read_text_file(path, "'--set'")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise errors.InvalidInput(f"'--set' {str(path)!r} does not parse: {exc}") from None
     if not isinstance(data, dict):

@@ -9,6 +9,7 @@ from unittest.mock import patch
 import typer
 
 from covex.cli import output
+from covex.domain import errors
 
 if TYPE_CHECKING:
     from covex.ml.importer import ImportReport
@@ -37,6 +38,24 @@ def mlflow_import(
     aliases, stages) from MLflow, keeping MLflow's version numbers. Running it again skips what is
     already imported and completes what failed. MLflow's Staging becomes Test.
     """
+    from covex.extras import needs_extra, require_extra
+
+    if "://" not in tracking_uri and tracking_uri != "databricks":
+        # MLflow would take a bare word for a local folder of runs: not what anyone imports from.
+        raise errors.InvalidInput(
+            f"'--from' {tracking_uri!r} is not a tracking URI; give the MLflow server's URL, e.g. http://mlflow-host:5000"
+        )
+    require_extra("'covex import mlflow'", "ml")
+    with needs_extra("'covex import mlflow'"):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            _import(tracking_uri, model, stage, as_json)
+        except MlflowException as exc:  # what the importer does not already turn into a Covex error
+            raise errors.CovexError(f"MLflow at {tracking_uri}: {exc.message.splitlines()[0]}") from None
+
+
+def _import(tracking_uri: str, model: list[str] | None, stage: list[str] | None, as_json: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     # Imported here, not at the top: covex.cli.main imports this module.

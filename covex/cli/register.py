@@ -30,6 +30,14 @@ def register(
     errors name the key and its line. Running the same config on the same files again
     returns the version registered the first time.
     """
+    from covex.extras import needs_extra, require_extra
+
+    require_extra("'covex register'", "ml")  # also for --dry-run: it would pass, then the real run fail
+    with needs_extra("'covex register'"):
+        _register(config, dry_run, as_json)
+
+
+def _register(config: Path, dry_run: bool, as_json: bool) -> None:
     from covex.cli.main import client
     from covex.ml.config import check_against_registry, load_config, register_config
 

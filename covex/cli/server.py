@@ -1,0 +1,156 @@
+"""The commands that open the registry's own storage rather than go through a client:
+``covex init``, ``covex server`` and ``covex db upgrade``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from covex.cli import output
+from covex.domain import errors
+
+if TYPE_CHECKING:
+    from covex.service import RegistryService
+    from covex.settings import Settings
+
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands and groups to the main app."""
+    app.command("init")(init)
+    app.command("server")(server)
+    app.add_typer(db_app, name="db")
+
+
+def announce_created(where: str) -> None:
+    """The one line every command prints when it made a new registry (so a mistyped --uri shows)."""
+    output.err_console.print(f"created a new Covex registry at {where}", highlight=False, soft_wrap=True)
+
+
+def local_settings(command: str, **values: Any) -> Settings:
+    """Settings from --uri/--artifacts for a command that needs the storage itself, not a server."""
+    from covex.cli.main import _settings, state
+
+    given = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
+    settings = _settings({**given, **values})
+    if settings.is_remote:
+        raise errors.InvalidInput(f"'--uri' for '{command}' must be a data folder or a database URL, not a server URL")
+    return settings
+
+
+def open_local(settings: Settings) -> RegistryService:
+    """Open the registry in ``settings``, creating it (and saying so) if there is none yet."""
+    from covex.service.factory import open_service, registry_exists, registry_location
+
+    existed = registry_exists(settings)
+    service = open_service(settings, create=True)
+    if not existed:
+        announce_created(registry_location(settings))
+    return service
+
+
+def init(
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="Data folder or database URL; default --uri, $COVEX_URI or ./covex-data.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Create a new, empty registry (a data folder with its SQLite database, or a database's tables).
+
+    Commands that only read never create one: they report that there is no registry. The
+    first write (`covex models create`, `covex server`) also creates it.
+    """
+    from covex.service.factory import registry_exists, registry_file, registry_location
+    from covex.store import database
+
+    settings = local_settings("init", **({"uri": path} if path else {}))
+    existed = registry_exists(settings)
+    service = open_local(settings)  # creates it, and says so; or brings its schema up to date
+    try:
+        revision = database.current_revision(service.engine)
+    finally:
+        service.close()
+    where = registry_location(settings)
+    if registry_file(settings) is None:  # a server database: it existed; now it holds the tables
+        output.console.print(f"the Covex registry at {where} is ready (schema revision {revision})", highlight=False)
+    elif existed:
+        output.console.print(f"a Covex registry already exists at {where}; nothing to do", highlight=False)
+
+
+def server(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes (stateless; share the database).")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Accept calls without tokens, all as the local admin (experiments only).")
+    ] = False,
+) -> None:
+    """Run the registry server (REST API under /api/v1, docs at /docs).
+
+    Every API call needs a bearer token. On the first start the server creates the
+    admin user 'admin' and prints its token once. A data folder that holds no registry
+    yet gets a new one.
+    """
+    import uvicorn
+
+    from covex.server import create_app
+
+    values: dict[str, Any] = {"auth": False} if no_auth else {}
+    settings = local_settings("server", **values)
+    service = open_local(settings)
+    if settings.auth and service.access.needs_bootstrap():
+        with contextlib.suppress(errors.InvalidState):  # another server process bootstrapped first
+            token = service.access.bootstrap("admin")
+            output.err_console.print(
+                f"Created the admin user 'admin'. Its API token, shown only now:\n\n    {token.secret}\n\n"
+                "Keep it safe: export COVEX_TOKEN=<token> to use it.",
+                highlight=False,
+            )
+    elif not settings.auth:
+        output.err_console.print("Authentication is OFF (--no-auth): every caller acts as the local admin.")
+    if settings.dispatch_interval > 0:
+        output.err_console.print(
+            f"Sending webhooks from the outbox every {settings.dispatch_interval:g} s (COVEX_DISPATCH_INTERVAL=0: off)."
+        )
+    output.err_console.print(
+        f"Covex on http://{host}:{port}  (data: {settings.database_url}, files: {settings.artifacts_url})",
+        highlight=False,
+    )
+    if workers > 1:
+        service.close()
+        from covex.cli.main import state
+
+        given = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
+        os.environ.update(
+            {f"COVEX_{k.upper()}": str(v).lower() if isinstance(v, bool) else v for k, v in {**given, **values}.items()}
+        )
+        uvicorn.run(
+            "covex.server.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            log_level="info",
+        )
+    else:
+        uvicorn.run(create_app(service, settings), host=host, port=port, access_log=access_log, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the server and SDK also do this on start); creates a registry where there is none."""
+    from covex.store import database
+
+    service = open_local(local_settings("db upgrade"))
+    try:
+        output.console.print(f"database at revision {database.current_revision(service.engine)}")
+    finally:
+        service.close()
