@@ -8,6 +8,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from covex.domain.entities import FileEntry
 from covex.domain.errors import InvalidInput
@@ -22,14 +23,19 @@ def manifest_digest(files: Sequence[FileEntry]) -> str:
     return h.hexdigest()
 
 
-def hash_file(path: Path, chunk_size: int = 1024 * 1024) -> tuple[str, int]:
+def hash_stream(f: IO[bytes], chunk_size: int = 1024 * 1024) -> tuple[str, int]:
+    """SHA-256 and size of what ``f`` holds from where it stands, read ``chunk_size`` bytes at a time."""
     h = hashlib.sha256()
     size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-            size += len(chunk)
+    while chunk := f.read(chunk_size):
+        h.update(chunk)
+        size += len(chunk)
     return h.hexdigest(), size
+
+
+def hash_file(path: Path, chunk_size: int = 1024 * 1024) -> tuple[str, int]:
+    with path.open("rb") as f:
+        return hash_stream(f, chunk_size)
 
 
 @dataclass(frozen=True)

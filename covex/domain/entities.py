@@ -97,13 +97,98 @@ class Page(_Entity, Generic[T]):
 
 
 class GcReport(_Entity):
-    """What garbage collection found (and removed, when applied)."""
+    """What garbage collection found, removed (when applied) and kept, and why.
+
+    Nothing younger than ``grace_seconds`` is removed: an upload may be in flight. Referenced
+    blobs are only checked for existence here; ``fsck`` re-hashes them.
+    """
 
     applied: bool
-    referenced: int
-    unreferenced: list[str]
+    referenced: int  # distinct blobs that versions list
+    unreferenced: list[str]  # removable (removed, when applied)
     bytes_freed: int
-    stale_uploads: int = 0
+    stale_uploads: int = 0  # partial uploads older than the grace period: removable
+    stale_upload_bytes: int = 0
+    grace_seconds: float = 3600.0
+    young_unreferenced: int = 0  # unreferenced blobs kept: younger than the grace period
+    young_unreferenced_bytes: int = 0
+    partial_uploads: int = 0  # partial uploads kept: younger than the grace period (maybe in flight)
+    partial_upload_bytes: int = 0
+    referenced_present: int = 0  # referenced blobs that are stored (existence only)
+    referenced_missing: int = 0  # blobs READY versions list that are not stored
+    pending_timeout: float = 86400.0
+    pending_expired: int = 0  # PENDING versions older than the timeout: marked FAILED (when applied)
+
+
+class SweepReport(_Entity):
+    """PENDING versions marked FAILED because they stayed PENDING longer than ``older_than`` seconds."""
+
+    older_than: float
+    failed: list[str]  # models:/ URIs
+
+
+class BrokenFile(_Entity):
+    """A file of a READY version whose stored content is missing or damaged."""
+
+    uri: str  # models:/name/N
+    path: str
+
+
+class BlobProblem(_Entity):
+    """One stored blob that is missing or does not match its digest, and the files it breaks."""
+
+    digest: str
+    size: int  # what the versions say
+    reason: str
+    files: list[BrokenFile]
+
+
+class FsckReport(_Entity):
+    """One batch of an integrity check: the READY versions of up to ``limit`` models, in name order.
+
+    ``next`` is the model to resume after (None: every model was checked); ``models_done`` of
+    ``models_total`` is how far the whole check has come.
+    """
+
+    after: str | None = None
+    next: str | None = None
+    models: int = 0
+    versions: int = 0
+    files: int = 0
+    blobs: int = 0  # distinct blobs re-hashed
+    bytes: int = 0
+    models_done: int = 0
+    models_total: int = 0
+    missing: list[BlobProblem] = []
+    corrupted: list[BlobProblem] = []
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.corrupted
+
+    def then(self, later: FsckReport) -> FsckReport:
+        """This batch and the ``later`` one as one report (a blob both found broken listed once)."""
+        return FsckReport(
+            after=self.after,
+            next=later.next,
+            models=self.models + later.models,
+            versions=self.versions + later.versions,
+            files=self.files + later.files,
+            blobs=self.blobs + later.blobs,
+            bytes=self.bytes + later.bytes,
+            models_done=later.models_done,
+            models_total=later.models_total,
+            missing=_merged(self.missing, later.missing),
+            corrupted=_merged(self.corrupted, later.corrupted),
+        )
+
+
+def _merged(earlier: list[BlobProblem], later: list[BlobProblem]) -> list[BlobProblem]:
+    by_digest = {p.digest: p for p in earlier}
+    for p in later:
+        seen = by_digest.get(p.digest)
+        by_digest[p.digest] = p if seen is None else seen.model_copy(update={"files": seen.files + p.files})
+    return list(by_digest.values())
 
 
 class ModelEvent(_Entity):
