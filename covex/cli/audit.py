@@ -134,7 +134,7 @@ def list_records(
 def _when(value: str | None, field: str) -> int | None:
     if value is None:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return int(value)
     try:
         return int(datetime.fromisoformat(value).timestamp() * 1000)

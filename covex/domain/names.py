@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from covex.domain.errors import InvalidInput
-from covex.domain.uris import ModelRef
+from covex.domain.uris import MAX_ID, ModelRef
 
 MAX_NAME_LENGTH = 256
 MAX_KEY_LENGTH = 250
@@ -193,6 +193,15 @@ def validate_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
     return {validate_key(k, "metrics key"): validate_metric(v, f"metrics.{k}") for k, v in metrics.items()}
 
 
+def validate_id(value: object, field: str) -> int:
+    """An id or version number: an integer from 1 to ``MAX_ID`` (what every database stores alike)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"'{field}' must be an integer, got {value!r}")
+    if not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"'{field}' must be an integer from 1 to {MAX_ID}, got {value}")
+    return value
+
+
 def validate_ref(ref: ModelRef, stages: Sequence[str]) -> ModelRef:
     """Check every part of a reference to a version before it is looked up (the same on every backend)."""
     validate_model_name(ref.name)
@@ -200,8 +209,8 @@ def validate_ref(ref: ModelRef, stages: Sequence[str]) -> ModelRef:
         validate_alias(ref.value, stages)
     elif ref.kind == "stage":
         validate_stage(ref.value, stages)
-    elif ref.kind == "version" and not 1 <= ref.version <= MAX_INT64:
-        raise InvalidInput(f"'version' must be from 1 to {MAX_INT64}, got {ref.value}")
+    elif ref.kind == "version":
+        validate_id(ref.version, "version")
     return ref
 
 

@@ -10,7 +10,9 @@ from typing import Literal
 from covex.domain.errors import InvalidInput
 
 SCHEME = "models:/"
-MAX_VERSION = 2**63 - 1  # versions are 64-bit integers in every database
+# Ids and version numbers are 32-bit integers in the schema (PostgreSQL INTEGER): past that, nothing exists.
+MAX_ID = 2**31 - 1
+MAX_VERSION = MAX_ID
 
 RefKind = Literal["version", "alias", "stage", "latest"]
 
@@ -62,8 +64,8 @@ def parse_model_uri(uri: str, stages: Sequence[str] | None = None) -> ModelRef:
         raise InvalidInput(
             f"'uri' {uri!r} must name a version: models:/<name>/<version|stage|latest> or models:/<name>@<alias>"
         )
-    if ref.isdigit():
-        return ModelRef(name, "version", str(_number(int(ref))))
+    if ref.isascii() and ref.isdigit():
+        return ModelRef(name, "version", str(_number(_digits(ref))))
     if ref.lower() == "latest":
         return ModelRef(name, "latest")
     if stages is not None and ref.lower() not in {s.lower() for s in stages}:
@@ -95,8 +97,8 @@ def version_ref(name_or_uri: str, version: int | str | None = None, stages: Sequ
     if isinstance(version, int):
         return ModelRef(name_or_uri, "version", str(_number(version)))
     text = str(version)
-    if text.isdigit():
-        return version_ref(name_or_uri, int(text))
+    if text.isascii() and text.isdigit():
+        return version_ref(name_or_uri, _digits(text))
     if text.startswith("@"):
         return ModelRef(name_or_uri, "alias", text[1:])
     if text.lower() == "latest":
@@ -107,6 +109,13 @@ def version_ref(name_or_uri: str, version: int | str | None = None, stages: Sequ
             f"an alias (@champion), a stage ({', '.join(stages)}) or 'latest'"
         )
     return ModelRef(name_or_uri, "stage", text)
+
+
+def _digits(text: str) -> int:
+    # Python refuses to convert more than 4,300 digits; anything past 19 is out of range anyway.
+    if len(text) > 19:
+        raise InvalidInput(f"'version' must be a number from 1 to {MAX_VERSION}, got {text[:40]}...")
+    return int(text)
 
 
 def _number(version: int) -> int:

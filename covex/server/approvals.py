@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from covex.domain.errors import InvalidInput
 from covex.domain.policy import MAX_POLICY_FILE, Comment, Placement, Policy, Rollback, TransitionRequest
-from covex.server.routes import API, ERRORS, MODEL, Service, render
+from covex.server.routes import API, ERRORS, MODEL, VERSION, Service, render
 from covex.server.schemas import NUMBER, CommentText, ModelName, ModelNameIn, RequestBody, VersionIn
 
 router = APIRouter(tags=["approvals"], responses=ERRORS)
@@ -146,12 +146,12 @@ def cancel(request_id: int, svc: Service, body: Review | None = None) -> Respons
 # -- a model's comments, rollback and placement -------------------------------------------
 
 
-@router.get(f"{MODEL}/-/versions/{{version:int}}/comments", response_model=list[Comment])
+@router.get(f"{VERSION}/comments", response_model=list[Comment])
 def list_comments(name: ModelNameIn, version: VersionIn, svc: Service) -> Response:
     return _list(svc.approvals.list_comments(name, version))
 
 
-@router.post(f"{MODEL}/-/versions/{{version:int}}/comments", response_model=Comment, status_code=201)
+@router.post(f"{VERSION}/comments", response_model=Comment, status_code=201)
 def add_comment(name: ModelNameIn, version: VersionIn, body: NewComment, svc: Service) -> Response:
     return render(svc.approvals.add_comment(name, version, body.body), 201)
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +27,8 @@ from covex.service import RegistryService
 router = APIRouter()
 API = "/api/v1"
 MODEL = f"{API}/models/{{name:path}}"
-VERSION = f"{MODEL}/-/versions/{{version:int}}"
+# Not ``{version:int}``: a version that is not a number must be a 400 here, not fall through to another route.
+VERSION = f"{MODEL}/-/versions/{{version}}"
 UPLOAD_BUFFER = 1024 * 1024
 
 
@@ -57,7 +58,9 @@ class _BlobFileResponse(FileResponse):
 Service = Annotated[RegistryService, Depends(service)]
 OrderBy = Annotated[list[str], Query()]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 500, 503)
+    # 408 and 413 come from the request guard, before any route.
+    code: {"model": schemas.ErrorBody}
+    for code in (400, 401, 403, 404, 408, 409, 413, 500, 503)
 }
 
 
@@ -82,8 +85,9 @@ def ready(svc: Annotated[RegistryService, Depends(base_service)]) -> dict[str, s
     return {"status": "ready"}
 
 
-@router.get(f"{API}/stages", response_model=schemas.Stages, tags=["stages"])
+@router.get(f"{API}/stages", response_model=schemas.Stages, tags=["stages"], responses=ERRORS)
 def stages(svc: Service) -> Response:
+    svc.principal  # noqa: B018 - like every call under /api/v1, this one needs a valid token
     return render(schemas.Stages(stages=svc.stages))
 
 
@@ -358,13 +362,32 @@ def missing_blobs(body: schemas.MissingBlobs, svc: Service) -> Response:
     return render(schemas.MissingBlobsResult(missing=svc.missing_blobs(body.digests)))
 
 
-@router.put(f"{API}/blobs/{{digest}}", status_code=204, tags=["files"], responses=ERRORS)
-async def put_blob(
-    digest: schemas.DigestIn, request: Request, svc: Service, content_length: Annotated[int | None, Header()] = None
-) -> Response:
-    """Upload one file's content; it is hashed as it streams and stored only if it matches ``digest``."""
-    if content_length is None:
+BLOB_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+BLOB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    **{code: {"model": schemas.ErrorBody} for code in (429, 507)},
+}
+
+
+@router.put(
+    f"{API}/blobs/{{digest}}", status_code=204, tags=["files"], responses=UPLOAD_RESPONSES, openapi_extra=BLOB_BODY
+)
+async def put_blob(digest: schemas.DigestIn, request: Request, svc: Service) -> Response:
+    """Upload one file's content (``Content-Length`` required); it is hashed as it streams and stored
+    only if it matches ``digest``."""
+    length = request.headers.get("content-length")
+    if length is None:
         raise InvalidInput("'Content-Length' header is required for uploads")
+    content_length = int(length)  # the guard has checked it is a number
     async with request.app.state.uploads.take(upload_caller(request.scope)):
         return await _receive_blob(request, await run_in_threadpool(svc.open_blob_writer, digest, content_length))
 
@@ -404,7 +427,7 @@ async def _abandon(writer: BlobWriter, pending: asyncio.Future[None] | None) -> 
     await run_in_threadpool(writer.abort)
 
 
-@router.get(f"{API}/blobs/{{digest}}", tags=["files"], responses=ERRORS)
+@router.get(f"{API}/blobs/{{digest}}", tags=["files"], responses=BLOB_RESPONSES, response_class=Response)
 def get_blob(digest: schemas.DigestIn, svc: Service) -> Response:
     """Download one file's content by digest (clients verify it)."""
     local = svc.blob_local_path(digest)

@@ -11,6 +11,7 @@ from pydantic.config import JsonDict
 from covex.domain import names
 from covex.domain.access import PRINCIPAL_PATTERN
 from covex.domain.entities import FileEntry, ModelVersion
+from covex.domain.uris import MAX_ID
 
 
 def _whole(pattern: str) -> str:
@@ -23,7 +24,7 @@ MODEL_NAME: JsonDict = {"pattern": _whole(names.MODEL_NAME_PATTERN), "maxLength"
 ALIAS: JsonDict = {"pattern": _whole(names.ALIAS_PATTERN), "maxLength": names.MAX_KEY_LENGTH}
 KEY: JsonDict = {"pattern": _whole(names.KEY_PATTERN), "maxLength": names.MAX_KEY_LENGTH}
 PRINCIPAL: JsonDict = {"pattern": _whole(PRINCIPAL_PATTERN), "maxLength": 128}
-NUMBER: JsonDict = {"minimum": 1, "maximum": names.MAX_INT64}
+NUMBER: JsonDict = {"minimum": 1, "maximum": MAX_ID}
 DIGEST: JsonDict = {"pattern": "^[0-9a-f]{64}$"}
 
 
@@ -46,9 +47,9 @@ Value = Annotated[str, Field(json_schema_extra=text(names.MAX_VALUE_LENGTH))]
 
 
 class RequestBody(BaseModel):
-    """A request body: unknown fields are refused."""
+    """A request body: unknown fields are refused, and values are not coerced ("yes" is not a boolean)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateModel(RequestBody):

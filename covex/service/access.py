@@ -24,7 +24,7 @@ from covex.domain.access import (
     validate_principal_name,
 )
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
-from covex.domain.names import MAX_NAME_LENGTH, validate_text
+from covex.domain.names import MAX_NAME_LENGTH, validate_id, validate_text
 from covex.service.base import ServiceBase, now_ms
 from covex.store.schema import grants, group_members, groups, models, tokens, users
 
@@ -274,7 +274,7 @@ class AccessService(ServiceBase):
         self, user: str | None = None, *, name: str = "", expires_in_days: float | None = None
     ) -> NewToken:
         """Create an API token for yourself, or (admins) for anyone; its secret is returned this once."""
-        user = user or self.actor
+        user = self.actor if user is None else validate_principal_name(user, "user")
         name = validate_text(name, "name", MAX_NAME_LENGTH)
         expires_at = None
         if expires_in_days is not None:
@@ -314,6 +314,7 @@ class AccessService(ServiceBase):
 
     def revoke_token(self, token_id: int) -> None:
         """Revoke one of your tokens, or (admins) anyone's. It stops working at once."""
+        validate_id(token_id, "id")
         with self._tx(write=True) as conn:
             row = conn.execute(
                 select(tokens.c.revoked_at, users.c.name.label("user"))
@@ -399,6 +400,7 @@ class AccessService(ServiceBase):
 
     def revoke_grant(self, grant_id: int) -> None:
         """Remove a grant (its model's manager, or an admin for grants on every model)."""
+        validate_id(grant_id, "id")
         with self._tx(write=True) as conn:
             found = self._grants(conn, grants.c.id == grant_id)
             if not found:

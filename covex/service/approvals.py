@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from covex.domain import policy as rules
 from covex.domain.access import EVERYONE, RANK
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
-from covex.domain.names import MAX_COMMENT_LENGTH, validate_alias, validate_target, validate_text
+from covex.domain.names import MAX_COMMENT_LENGTH, validate_alias, validate_id, validate_target, validate_text
 from covex.domain.policy import (
     Candidate,
     Comment,
@@ -58,12 +58,7 @@ def _text(value: object, field: str, *, required: bool = False) -> str:
 
 
 def _number(value: object, field: str) -> int:
-    """An id or version number: an integer from 1 to 2**63-1 (what the database stores)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"'{field}' must be an integer, got {value!r}")
-    if not 1 <= value <= rules.INT64_MAX:
-        raise InvalidInput(f"'{field}' must be an integer from 1 to {rules.INT64_MAX}, got {value}")
-    return value
+    return validate_id(value, field)
 
 
 def _results(text: str) -> list[GateResult]:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from covex.domain.access import RANK
 from covex.domain.entities import Page
 from covex.domain.errors import InvalidInput, NotFound
+from covex.domain.names import validate_id
 from covex.domain.webhooks import (
     STATUSES,
     Attempt,
@@ -197,16 +198,14 @@ class WebhookService(ServiceBase):
     # -- plumbing -------------------------------------------------------------------
 
     def _webhook_row(self, conn: Connection, webhook_id: int) -> Row[Any]:
-        if isinstance(webhook_id, bool) or not isinstance(webhook_id, int):
-            raise InvalidInput(f"'id' must be a webhook id (an integer), got {webhook_id!r}")
+        validate_id(webhook_id, "id")
         row = conn.execute(_webhook_select().where(webhooks.c.id == webhook_id)).one_or_none()
         if row is None:
             raise NotFound(f"webhook {webhook_id} does not exist")
         return row
 
     def _delivery_row(self, conn: Connection, delivery_id: int) -> Row[Any]:
-        if isinstance(delivery_id, bool) or not isinstance(delivery_id, int):
-            raise InvalidInput(f"'id' must be a delivery id (an integer), got {delivery_id!r}")
+        validate_id(delivery_id, "id")
         row = conn.execute(select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)).one_or_none()
         if row is None:
             raise NotFound(f"delivery {delivery_id} does not exist")

@@ -332,8 +332,8 @@ def test_mlflow_down_is_one_clear_error_and_writes_nothing(tmp_path: Path) -> No
         started = time.monotonic()
         with pytest.raises(covex.ServiceUnavailable, match=f"cannot reach MLflow at {down}"):
             import_from_mlflow(c, down)
-        assert time.monotonic() - started < 10  # not MLflow's minutes of retries
-        assert [] == c.search_models().items
+        assert time.monotonic() - started < 60  # not MLflow's minutes of retries
+    assert not (tmp_path / "data").exists()  # nothing written: not even an empty registry
 
 
 def test_cli_imports_prints_a_summary_and_exits_by_outcome(mlflow_models: Mlflow, tmp_path: Path) -> None:
