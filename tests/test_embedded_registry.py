@@ -50,6 +50,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "missing_blobs": (["0" * 64],),
     "read_blob": ("0" * 64,),
     "gc": (),
+    "fsck": (),
     "ping": (),
 }
 

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from covex.cli import access as access_cli
 from covex.cli import approvals as approvals_cli
 from covex.cli import audit as audit_cli
+from covex.cli import maintenance as maintenance_cli
 from covex.cli import output
 from covex.cli import server as server_cli
 from covex.cli import webhooks as webhooks_cli
@@ -84,7 +85,7 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(stages_app, name="stages")
 app.add_typer(aliases_app, name="aliases")
 app.add_typer(import_app, name="import")
-for _area in (server_cli, access_cli, approvals_cli, audit_cli, webhooks_cli):
+for _area in (server_cli, access_cli, approvals_cli, audit_cli, maintenance_cli, webhooks_cli):
     _area.register(app)
 
 
@@ -155,7 +156,7 @@ def _invalid(exc: ValidationError) -> str:
 
 
 def version_number(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+    return int(value) if value.isascii() and value.isdigit() else value
 
 
 @app.callback()
@@ -181,27 +182,6 @@ def _close_client() -> None:
     if state.client is not None:
         state.client.close()
         state.client = None
-
-
-# -- maintenance ----------------------------------------------------------------------------
-
-
-@app.command()
-def gc(
-    apply: Annotated[bool, typer.Option("--apply", help="Delete; without it, only report.")] = False,
-    grace: Annotated[float, typer.Option(help="Keep blobs younger than this many seconds.")] = 3600.0,
-    as_json: Json = False,
-) -> None:
-    """Find files (blobs) no version references; delete them with --apply."""
-    report = client().gc(apply=apply, grace_seconds=grace)
-    if as_json:
-        output.emit_json(report)
-        return
-    done = "deleted" if apply else "can be deleted (dry run: nothing deleted; --apply deletes)"
-    output.console.print(
-        f"{len(report.unreferenced)} unreferenced blobs ({report.bytes_freed} bytes) and "
-        f"{report.stale_uploads} abandoned uploads {done}; {report.referenced} referenced blobs kept"
-    )
 
 
 app.command("register")(register)

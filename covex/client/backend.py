@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.uris import ModelRef
@@ -83,10 +83,4 @@ class Backend(Protocol):
     def put_blob(self, digest: str, size: int, chunks: Iterable[bytes]) -> None: ...
     def read_blob(self, digest: str) -> Iterator[bytes]: ...
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport: ...
-
-
-@runtime_checkable
-class Integrity(Protocol):
-    """The integrity check, one batch of models per call: the HTTP backend and the service answer it."""
-
     def fsck(self, *, after: str | None = None, limit: int = 10) -> FsckReport: ...

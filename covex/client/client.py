@@ -13,7 +13,7 @@ from typing import Any
 from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.domain.cards import render_card
-from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import ArtifactCorrupted, CovexError, InvalidInput, InvalidState, NotFound
 from covex.domain.names import validate_artifact_path
 from covex.domain.uris import ModelRef, version_ref
@@ -446,6 +446,15 @@ class Client:
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport:
         """Find blobs no version references; delete them only with ``apply=True``."""
         return self._backend.gc(apply=apply, grace_seconds=grace_seconds)
+
+    def fsck(self, *, after: str | None = None, limit: int = 10) -> FsckReport:
+        """Re-hash the stored files of the READY versions of the next ``limit`` models after ``after`` (admins).
+
+        Models go in name order: call again with the report's ``next`` until it is None (as
+        ``covex fsck`` does). The report names each blob that is missing or does not match its
+        digest, with the files of the versions it breaks.
+        """
+        return self._backend.fsck(after=after, limit=limit)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
 
@@ -30,6 +30,7 @@ _READS = frozenset(
         "missing_blobs",
         "blob_local_path",
         "gc",  # a registry that does not exist has nothing to collect
+        "fsck",  # nor anything to check
         "authenticate",
         "needs_bootstrap",
         "whoami",
@@ -242,6 +243,9 @@ class EmbeddedBackend:
 
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport:
         return self._read().gc(apply=apply, grace_seconds=grace_seconds)
+
+    def fsck(self, *, after: str | None = None, limit: int = 10) -> FsckReport:
+        return self._read().fsck(after=after, limit=limit)
 
 
 class _Area:

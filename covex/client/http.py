@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 
 from covex.artifacts.blobstore import check_digest
-from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import (
     CovexError,
     InternalError,
@@ -20,9 +20,9 @@ from covex.domain.errors import (
     error_from_code,
 )
 from covex.domain.names import (
-    MAX_INT64,
     check_encodable,
     validate_alias,
+    validate_id,
     validate_key,
     validate_model_name,
     validate_ref,
@@ -31,6 +31,8 @@ from covex.domain.uris import ModelRef
 from covex.settings import Settings
 
 API = "/api/v1"
+# Seconds to wait for one batch of an integrity check (each re-hashes up to a batch of models' files).
+FSCK_TIMEOUT = 3600.0
 
 
 def segment(value: str) -> str:
@@ -57,9 +59,7 @@ def _v(name: str, version: int) -> str:
 
 
 def _number(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_INT64:
-        raise InvalidInput(f"'version' must be an integer from 1 to {MAX_INT64}, got {version!r}")
-    return version
+    return validate_id(version, "version")
 
 
 class HttpBackend:
@@ -311,6 +311,14 @@ class HttpBackend:
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport:
         body = {"apply": apply, "grace_seconds": grace_seconds}
         return GcReport.model_validate(self._call("POST", f"{API}/admin/gc", json=body))
+
+    def fsck(self, *, after: str | None = None, limit: int = 10) -> FsckReport:
+        if after is not None:
+            validate_model_name(after, "after")
+        # The server answers once the whole batch is re-hashed: wait longer than for other calls.
+        timeout = httpx.Timeout(max(self.settings.http_timeout, FSCK_TIMEOUT), connect=10.0)
+        body = {"after": after, "limit": limit}
+        return FsckReport.model_validate(self._call("POST", f"{API}/admin/fsck", json=body, timeout=timeout))
 
 
 def _page_params(

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
 from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound
-from covex.server import access, approvals, audit, housekeeping, webhooks
+from covex.server import access, approvals, audit, housekeeping, maintenance, webhooks
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
 from covex.server.routes import router
@@ -75,13 +75,13 @@ def create_app(
         return error_response(InvalidInput("invalid request: " + "; ".join(problems)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, Refusal):
             return error_response(exc.error)
         if exc.status_code == 404:
             return error_response(NotFound(f"no such endpoint: {exc.detail}"))
         if exc.status_code == 405:
-            response = error_response(MethodNotAllowed(f"this endpoint does not take {exc.detail}"))
+            response = error_response(MethodNotAllowed(f"this endpoint does not take {request.method}"))
             response.headers.update(exc.headers or {})  # Allow: the methods it takes
             return response
         err = InvalidInput(str(exc.detail))
@@ -99,7 +99,7 @@ def create_app(
         return error_response(InternalError("internal error; see the server log"))
 
     # The areas' routes first: routes.py ends in catch-alls like GET /api/v1/models/{name:path}.
-    for area in (access, approvals, audit, webhooks):
+    for area in (access, approvals, audit, maintenance, webhooks):
         app.include_router(area.router)
     app.include_router(router)
     return app

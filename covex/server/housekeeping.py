@@ -77,6 +77,7 @@ def lifespan(service: RegistryService, settings: Settings) -> Callable[[FastAPI]
     """A FastAPI lifespan running this process's chores while it serves."""
     chores = [
         Chore("record refusals without a token", settings.anonymous_audit_interval, service.flush_refusals),
+        Chore("fail versions left PENDING", settings.sweep_interval, service.maintenance.sweep_pending),
     ]
 
     @asynccontextmanager

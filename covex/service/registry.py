@@ -7,8 +7,8 @@ render what they return.
 
 from __future__ import annotations
 
+import itertools
 import json
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +17,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from covex.artifacts import BlobWriter, check_digest, manifest_digest
 from covex.domain.cards import validate_card
-from covex.domain.entities import DOCUMENT_KINDS, FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import (
+    DOCUMENT_KINDS,
+    FileEntry,
+    FsckReport,
+    GcReport,
+    Model,
+    ModelEvent,
+    ModelVersion,
+    Page,
+    SweepReport,
+)
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, ServiceUnavailable
 from covex.domain.filters import MODEL_FIELDS, VERSION_FIELDS, parse_filter, parse_order_by
 from covex.domain.names import (
@@ -28,6 +38,7 @@ from covex.domain.names import (
     check_encodable,
     validate_alias,
     validate_artifact_path,
+    validate_id,
     validate_key,
     validate_metrics,
     validate_model_name,
@@ -37,6 +48,7 @@ from covex.domain.names import (
 )
 from covex.domain.uris import ModelRef
 from covex.service.base import Refused, ServiceBase, now_ms
+from covex.service.maintenance import FSCK_BATCH, GC_GRACE_SECONDS, MaintenanceService
 from covex.store import queries, search
 from covex.store.schema import (
     grants,
@@ -54,8 +66,6 @@ from covex.store.schema import (
 
 MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
 VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
-# Blobs and temporary uploads younger than this are never collected: an upload may be in flight.
-GC_GRACE_SECONDS = 3600.0
 # A lineage, signature, profile or card, serialised.
 MAX_DOCUMENT_LENGTH = 1024 * 1024
 
@@ -89,6 +99,28 @@ def _documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
             )
         out[kind] = check_encodable(text, f"documents.{kind}")
     return out
+
+
+def _first_clash(paths: list[str]) -> tuple[int, str] | None:
+    """The first entry (in the given order) repeating a path, or a file that is also a folder.
+
+    With ``/`` sorted lowest (as NUL), whatever lies under a folder comes right after the folder's
+    own name: one sort and one pass over neighbours find every clash.
+    """
+    keys = [p.replace("/", "\0") for p in paths]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    found: tuple[int, str] | None = None
+    for a, b in itertools.pairwise(order):
+        if keys[b] == keys[a]:
+            problem = "appears twice"
+        elif keys[b].startswith(keys[a] + "\0"):
+            problem = "is both a file and a folder"
+        else:
+            continue
+        later = max(a, b)
+        if found is None or later < found[0]:
+            found = (later, problem)
+    return found
 
 
 def _tag(key: str, value: str | None) -> dict[str, str] | None:
@@ -129,9 +161,15 @@ class RegistryService(ServiceBase):
 
         return self._sibling(WebhookService)
 
+    @property
+    def maintenance(self) -> MaintenanceService:
+        """Garbage collection, the sweeper of abandoned uploads, the integrity check."""
+        return self._sibling(MaintenanceService)  # type: ignore[no-any-return]
+
     # -- plumbing -------------------------------------------------------------------
 
     def _version_row(self, conn: Connection, model: Row[Any], version: int) -> Row[Any]:
+        validate_id(version, "version")
         q = queries.version_select().where(model_versions.c.model_id == model.id, model_versions.c.version == version)
         row = conn.execute(q).one_or_none()
         if row is None:
@@ -377,8 +415,8 @@ class RegistryService(ServiceBase):
         metric_values = validate_metrics(metrics)
         param_values = validate_tags(params, "params")
         document_values = _documents(documents)
-        if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
-            raise InvalidInput(f"'number' must be a positive integer, got {number!r}")
+        if number is not None:
+            validate_id(number, "number")
         now = _now()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
@@ -497,28 +535,24 @@ class RegistryService(ServiceBase):
         return fields
 
     def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:
-        """Validate a manifest in one pass: every path unique, none both a file and a folder."""
+        """Validate a manifest: every path unique, none both a file and a folder (sorted once, not pairwise)."""
         if len(files) > self.limits.max_files:
             raise InvalidInput(
                 f"'files' lists {len(files)} files; a version holds at most {self.limits.max_files} "
                 "(COVEX_MAX_FILES_PER_VERSION)"
             )
-        paths: set[str] = set()
-        folders: set[str] = set()
         out = []
         for i, f in enumerate(files):
             path = validate_artifact_path(f.path, f"files[{i}].path")
             check_digest(f.digest, f"files[{i}].digest")
             if isinstance(f.size, bool) or not isinstance(f.size, int) or not 0 <= f.size <= MAX_INT64:
                 raise InvalidInput(f"'files[{i}].size' must be an integer from 0 to {MAX_INT64}")
-            if path in paths:
-                raise InvalidInput(f"'files[{i}].path' {path!r} appears twice")
-            parents = [path[:j] for j, c in enumerate(path) if c == "/"]
-            if path in folders or any(p in paths for p in parents):
-                raise InvalidInput(f"'files[{i}].path' {path!r} is both a file and a folder")
-            paths.add(path)
-            folders.update(parents)
-            out.append(FileEntry(path=path, digest=f.digest, size=f.size, mode=f.mode & 0o777))
+            mode = f.mode & 0o777
+            out.append(f if (path, mode) == (f.path, f.mode) else f.model_copy(update={"path": path, "mode": mode}))
+        clash = _first_clash([f.path for f in out])
+        if clash is not None:
+            i, problem = clash
+            raise InvalidInput(f"'files[{i}].path' {out[i].path!r} {problem}")
         return out
 
     def finalize_version(self, name: str, version: int) -> ModelVersion:
@@ -938,11 +972,8 @@ class RegistryService(ServiceBase):
 
     def _stored_since(self, digest: str, version: Row[Any]) -> bool:
         """The blob was (re)written after ``version`` was created: uploaded for it (1 s for clock grain)."""
-        try:
-            modified = self.blobs.fs.modified(self.blobs.blob_path(digest))
-        except (FileNotFoundError, NotImplementedError):
-            return False
-        return bool(modified.timestamp() * 1000 >= version.creation_timestamp - 1000)
+        modified = self.blobs.modified(digest)
+        return modified is not None and modified * 1000 >= version.creation_timestamp - 1000
 
     def _require_blob_reader(self, digest: str) -> None:
         """Reading a blob takes the reader role on a model with a READY version that holds it."""
@@ -984,8 +1015,9 @@ class RegistryService(ServiceBase):
         """The stored blob's path on this machine when blobs are in a local folder."""
         path = self.blobs.local_path(check_digest(digest))
         self._require_blob_reader(digest)
-        if path is not None and self.blobs.size(digest) is None:
-            raise NotFound(f"blob {digest} is not in the artifact store")
+        if path is not None:
+            # The server streams the file itself, after answering 200: a file it cannot read must fail now.
+            self.blobs.check_readable(digest)
         return path
 
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
@@ -998,41 +1030,16 @@ class RegistryService(ServiceBase):
         # A stored blob the caller cannot read is "missing" for it: uploading it proves it holds the file.
         return [d for d in dict.fromkeys(digests) if d in absent or (possessed is not None and d not in possessed)]
 
+    # -- maintenance (``covex.service.maintenance``) ---------------------------------
+
     def gc(self, *, apply: bool = False, grace_seconds: float = GC_GRACE_SECONDS) -> GcReport:
         """Find (and with ``apply`` delete) blobs no version references (admins only)."""
-        try:
-            self.require_admin("gc", "blobs")
-        except Refused as exc:
-            self.record_refusal(exc.action, exc.target, exc.message)
-            raise
-        stored = self.blobs.list_blobs()
-        # Read references after listing: a version created meanwhile protects its blobs.
-        with self._tx(write=False) as conn:
-            referenced = set(conn.execute(select(version_files.c.digest).distinct()).scalars())
-        cutoff = time.time() - grace_seconds
-        unreferenced = sorted(
-            d for d in stored if d not in referenced and (grace_seconds <= 0 or self._older_than(d, cutoff))
-        )
-        stale = self.blobs.stale_uploads(grace_seconds)
-        if apply:
-            for d in unreferenced:
-                self.blobs.delete(d)
-            for path in stale:
-                self.blobs.remove_path(path)
-            with self._tx(write=True) as conn:
-                after = {"deleted": len(unreferenced), "bytes_freed": sum(stored[d] for d in unreferenced)}
-                self._audit(conn, "gc", "blobs", None, after)
-        return GcReport(
-            applied=apply,
-            referenced=len(referenced),
-            unreferenced=unreferenced,
-            bytes_freed=sum(stored[d] for d in unreferenced),
-            stale_uploads=len(stale),
-        )
+        return self.maintenance.gc(apply=apply, grace_seconds=grace_seconds)
 
-    def _older_than(self, digest: str, cutoff: float) -> bool:
-        try:
-            mtime = self.blobs.fs.modified(self.blobs.blob_path(digest))
-        except (FileNotFoundError, NotImplementedError):
-            return True
-        return bool(mtime.timestamp() < cutoff)
+    def sweep_pending(self, older_than: float | None = None) -> SweepReport:
+        """Mark FAILED the versions left PENDING longer than ``older_than`` seconds (admins only)."""
+        return self.maintenance.sweep_pending(older_than)
+
+    def fsck(self, *, after: str | None = None, limit: int = FSCK_BATCH) -> FsckReport:
+        """Re-hash the stored files of the next ``limit`` models after ``after`` (admins only)."""
+        return self.maintenance.fsck(after=after, limit=limit)
