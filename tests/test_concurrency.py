@@ -26,7 +26,7 @@ PER_WRITER = 4
 T = TypeVar("T")
 
 
-def run_concurrently(count: int, work: Callable[[int], T], timeout: float = 60) -> list[T]:
+def run_concurrently(count: int, work: Callable[[int], T], timeout: float = 180) -> list[T]:
     """Run ``work(0..count-1)`` on ``count`` threads released together; fail if any raised or hung."""
     barrier = threading.Barrier(count)
     results: dict[int, T] = {}

@@ -46,7 +46,7 @@ def partly_written(service: RegistryService) -> bool:
         return False
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+def wait_until(condition: Callable[[], bool], timeout: float = 120) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -296,7 +296,7 @@ def _tmp_files(service: RegistryService) -> list[str]:
         return []
 
 
-def _until(condition: Callable[[], bool], timeout: float = 30) -> None:
+def _until(condition: Callable[[], bool], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
