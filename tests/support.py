@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,32 +59,36 @@ def server_thread(app: Any) -> Iterator[str]:
 
 
 @contextmanager
-def server_process(env: dict[str, str], port: int | None = None) -> Iterator[str]:
-    """Run ``covex server`` as a separate process; yield its URL once it answers."""
+def server_process(
+    env: dict[str, str], port: int | None = None, *, options: Sequence[str] = (), log_path: Path | None = None
+) -> Iterator[str]:
+    """Run ``covex [options] server`` as a separate process; yield its URL once it answers.
+
+    The server's stderr goes to ``log_path`` (default: a temporary file), never to an unread pipe,
+    which would block the server once it fills.
+    """
     port = port or free_port()
-    full_env = {**os.environ, **env}
-    # The log goes to a file: an unread pipe would block the server once it fills.
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "covex", "server", "--port", str(port)],
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    log_path = log_path or Path(tempfile.mkdtemp()) / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "covex", *options, "server", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"covex server exited: {log.read().decode(errors='replace')}")
+                raise RuntimeError(f"covex server exited: {log_path.read_text(errors='replace')}")
             try:
                 if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("covex server did not become ready")
+                raise RuntimeError(f"covex server did not become ready: {log_path.read_text(errors='replace')}")
             time.sleep(0.1)
         yield url
     finally:
@@ -93,7 +97,6 @@ def server_process(env: dict[str, str], port: int | None = None) -> Iterator[str
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
 
 
 def postgres_available() -> str | None:

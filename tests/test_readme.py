@@ -15,13 +15,11 @@ import selectors
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import support
@@ -180,39 +178,13 @@ def run_readme(folder: Path, env: dict[str, str]) -> int:
 @contextmanager
 def covex_server(data: Path, env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """``covex server`` on a fresh data folder, as a process; yield its URL and the admin token it printed."""
-    port = support.free_port()
     log_path = data.parent / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "covex", "--uri", str(data), "server", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"covex server exited:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"covex server did not become ready:\n{log_path.read_text()}"
-            time.sleep(0.1)
+    with support.server_process(env, options=["--uri", str(data)], log_path=log_path) as url:
         printed = log_path.read_text()
         assert f"created a new Covex registry at {data}" in printed, printed
         token = re.search(r"shown only now:\s+(\S+)", printed)
         assert token is not None, printed
         yield url, token[1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # -- the tests ----------------------------------------------------------------------------

@@ -62,6 +62,15 @@ def _send_head(url: str, head: list[str]) -> socket.socket:
     return sock
 
 
+def _upload_head(digest: str, size: int, token: str) -> list[str]:
+    return [
+        f"PUT /api/v1/blobs/{digest} HTTP/1.1",
+        f"Authorization: Bearer {token}",
+        "Content-Type: application/octet-stream",
+        f"Content-Length: {size}",
+    ]
+
+
 def _read_response(sock: socket.socket) -> tuple[int, bytes]:
     data = b""
     while chunk := sock.recv(65536):
@@ -180,13 +189,7 @@ def test_a_stalled_upload_is_cut_off_and_leaves_no_temporary_file(small: tuple[s
     url, token, service = small
     data = b"x" * 100_000
     digest = hashlib.sha256(data).hexdigest()
-    head = [
-        f"PUT /api/v1/blobs/{digest} HTTP/1.1",
-        f"Authorization: Bearer {token}",
-        "Content-Type: application/octet-stream",
-        f"Content-Length: {len(data)}",
-    ]
-    with _send_head(url, head) as s:
+    with _send_head(url, _upload_head(digest, len(data), token)) as s:
         s.sendall(data[:1000])  # then nothing: the body stalls
         status, body = _read_response(s)
     assert (408, b"REQUEST_TIMEOUT") == (status, body[15:30])
@@ -198,13 +201,7 @@ def test_uploads_per_token_are_limited(small: tuple[str, str, RegistryService]) 
     url, token, service = small
     data = b"y" * 100_000
     digest = hashlib.sha256(data).hexdigest()
-    head = [
-        f"PUT /api/v1/blobs/{digest} HTTP/1.1",
-        f"Authorization: Bearer {token}",
-        "Content-Type: application/octet-stream",
-        f"Content-Length: {len(data)}",
-    ]
-    slow = [_send_head(url, head) for _ in range(2)]
+    slow = [_send_head(url, _upload_head(digest, len(data), token)) for _ in range(2)]
     for s in slow:
         s.sendall(data[:10])
     try:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 import covex
@@ -53,45 +52,9 @@ def dispatcher_process(env: dict[str, str], *args: str) -> Iterator[None]:
 
 
 @contextmanager
-def server_process(env: dict[str, str]) -> Iterator[str]:
-    """``covex server`` as a process (like ``support.server_process``, patient on a busy machine)."""
-    port = support.free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "covex", "server", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _ready(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"covex server did not become ready: {log.read().decode(errors='replace')}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-@contextmanager
 def registry_processes(env: dict[str, str]) -> Iterator[covex.Client]:
     fast = ("--backoff", "0.05", "--max-attempts", "1000", "--interval", "0.05")
-    with server_process(env) as url, dispatcher_process(env, *fast), covex.Client(url) as client:
+    with support.server_process(env) as url, dispatcher_process(env, *fast), covex.Client(url) as client:
         yield client
 
 
