@@ -32,6 +32,8 @@ BIG = "99999999999999999999"  # more than a 64-bit integer holds
 ABSENT_ID = "424242"
 # Commands that serve until stopped: only ever run here with arguments that fail before they start.
 SERVES = {"server", "webhooks dispatch"}
+
+
 def _walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
     if hasattr(command, "commands"):
         for name, sub in command.commands.items():
