@@ -103,6 +103,9 @@ class Settings(BaseSettings):
             return self.artifacts
         if "://" in self.uri:
             if self.uri.startswith("sqlite:///"):
-                return str(Path(self.uri.removeprefix("sqlite:///")).resolve().parent / "artifacts")
+                # Two registries must never share blobs: each one's gc would delete what only the other holds.
+                # A file named covex.db is the data-folder layout; any other gets a folder named after it.
+                db = Path(self.uri.removeprefix("sqlite:///")).expanduser().resolve()
+                return str(db.parent / ("artifacts" if db.name == "covex.db" else f"{db.stem}-artifacts"))
             raise ValueError("COVEX_ARTIFACTS must be set when COVEX_URI is a database URL other than SQLite")
         return str(Path(self.uri).expanduser().resolve() / "artifacts")

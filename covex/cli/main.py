@@ -44,7 +44,8 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except errors.CovexError as exc:
             code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
-            _fail(exc.message, code)
+            hint = " (set COVEX_TOKEN or pass --token)" if exc.message.startswith("no API token") else ""
+            _fail(exc.message + hint, code)
         except ValidationError as exc:  # a bad COVEX_* variable, read by a command itself
             _fail(_invalid(exc), 2)
         except OSError as exc:

@@ -213,7 +213,11 @@ class Client:
                 if f.entry.digest in missing:
                     missing.discard(f.entry.digest)
                     chunks = _read(f.local, self.settings.chunk_size, progress)
-                    self._backend.put_blob(f.entry.digest, f.entry.size, _as_hashed(chunks, f))
+                    try:
+                        self._backend.put_blob(f.entry.digest, f.entry.size, _as_hashed(chunks, f))
+                    except CovexError as exc:
+                        # Say which file: a version may hold thousands.
+                        raise type(exc)(f"{f.entry.path}: {exc.message}") from None
             return self._backend.finalize_version(name, version.version)
         except BaseException as exc:
             try:

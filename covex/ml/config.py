@@ -898,6 +898,8 @@ def register_config(client: Client, config: Config) -> RegistrationResult:
     """Register a loaded config, or return the version an earlier run of it registered."""
     from covex.ml.registering import log_model, register_model
 
+    if not client.settings.is_remote:
+        client.init()  # registering writes: like any first write, it creates a registry that is not there yet
     stage = check_against_registry(client, config)
     digest = config.digest()
     existing = find_registered(client, config)

@@ -4,11 +4,11 @@
 
 - a path holding ``.`` or ``..`` segments (after percent-decoding) is refused, so no value can
   climb from one resource to another;
+- with authentication on, a request with a body but no bearer token is refused (401) before the
+  body is read, and a large body is read only after its token was verified;
 - a body larger than the limit is refused with 413: at once when ``Content-Length`` says so,
   else as soon as the bytes received pass it (blob uploads have their own, larger limit);
-- a body that stalls longer than ``body_timeout`` between two reads is cut off with 408;
-- with authentication on, a request with a body but no bearer token is refused before the body
-  is read, and a large body is read only after its token was verified.
+- a body that stalls longer than ``body_timeout`` between two reads is cut off with 408.
 """
 
 from __future__ import annotations
@@ -94,15 +94,19 @@ class RequestGuard:
         except InvalidInput as exc:
             await _reply(scope, send, exc)
             return
-        if length is not None and length > limit:
-            await _reply(scope, send, _too_large(limit, upload))
-            return
+        too_large = length is not None and length > limit
         has_body = (length is None and _chunked(scope)) or bool(length)
-        if has_body and not upload and path.startswith(API):
-            refusal = await _authenticate_first(scope, large=length is None or length > SMALL_BODY)
+        if has_body and path.startswith(API):
+            # Who is asking comes first, also for what is refused by size: no work, and no limits, for strangers.
+            # An upload checks its token itself before reading (unless it is refused by size here first).
+            large = length is None or length > SMALL_BODY
+            refusal = await _authenticate_first(scope, verify=too_large or (large and not upload))
             if refusal is not None:
                 await _reply(scope, send, refusal)
                 return
+        if too_large:
+            await _reply(scope, send, _too_large(limit, upload))
+            return
         received = 0
         timeout = self.limits.body_timeout
         done = not has_body
@@ -125,13 +129,13 @@ class RequestGuard:
         await self.app(scope, guarded_receive, send)
 
 
-async def _authenticate_first(scope: Scope, *, large: bool) -> CovexError | None:
-    """Refuse a body without a valid token before reading it (large bodies: verify the token first)."""
+async def _authenticate_first(scope: Scope, *, verify: bool) -> CovexError | None:
+    """Refuse a body without a token before reading it; with ``verify``, check the token's validity too."""
     app = scope["app"]
     if not app.state.auth:
         return None
     token = bearer_token(scope)
-    if token is not None and not large:
+    if token is not None and not verify:
         return None  # checked in the action's own transaction, after a cheap read
     service = app.state.service.with_credentials(
         token, scope.get("state", {}).get("request_id", ""), source=client_address(scope)
@@ -183,7 +187,8 @@ class UploadSlots:
         # The event loop runs one coroutine at a time: no lock needed around the counter.
         if self._active.get(caller, 0) >= self.limit:
             raise TooManyRequests(
-                f"at most {self.limit} uploads at once per API token (COVEX_MAX_UPLOADS_PER_CALLER); "
+                f"at most {self.limit} upload{'s' if self.limit != 1 else ''} at once per API token "
+                "(COVEX_MAX_UPLOADS_PER_CALLER); "
                 "retry when one has finished"
             )
         self._active[caller] = self._active.get(caller, 0) + 1

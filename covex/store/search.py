@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Float, and_, exists, literal, not_, or_, select, true
+from sqlalchemy import BigInteger, ColumnElement, Float, and_, exists, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import UnaryExpression
 
 from covex.domain.errors import InvalidInput
@@ -115,6 +115,12 @@ def version_filter(node: Node | None) -> ColumnElement[bool]:
             return _alias(model_aliases.c.version_id, model_versions.c.id, cmp)
         if kind == "name":
             return _compare(models.c.name, cmp.op, cmp.value)
+        if kind == "stage" and cmp.op in ("=", "!=", "IN", "NOT IN"):
+            # Stage names match case-insensitively everywhere, in filters too.
+            lowered = (
+                tuple(str(v).lower() for v in cmp.value) if isinstance(cmp.value, tuple) else str(cmp.value).lower()
+            )
+            return _compare(func.lower(model_versions.c.stage), cmp.op, lowered)
         return _compare(model_versions.c[kind], cmp.op, cmp.value)
 
     return _compile(node, leaf)

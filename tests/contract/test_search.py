@@ -74,6 +74,9 @@ def test_search_models(populated: covex.Client, flt: str, expected: list[str]) -
         ("metrics.auc < 0.8", [("fraud", 1)]),
         ("metrics.f1 = 0.5", [("churn-eu", 1)]),
         ("stage = 'Production'", [("churn", 3)]),
+        ("stage = 'production'", [("churn", 3)]),  # stage names match case-insensitively, as everywhere
+        ("stage IN ('PRODUCTION', 'test')", [("churn", 3)]),
+        ("stage != 'production' AND name = 'churn'", [("churn", 2), ("churn", 1)]),
         ("alias = 'champion'", [("churn", 2)]),
         ("alias != 'champion' AND name = 'churn'", [("churn", 3), ("churn", 1)]),
         ("version = 2", [("churn", 2)]),

@@ -145,3 +145,9 @@ def test_admin_bootstrap_refuses_a_server_url(reg: Registry) -> None:
     r = CliRunner().invoke(app, ["admin", "bootstrap"], env={"COVEX_URI": reg.url, "COVEX_TOKEN": ""})
     assert 2 == r.exit_code
     assert "not a server URL" in r.stderr
+
+
+def test_the_cli_without_a_token_says_how_to_give_one(reg: Registry) -> None:
+    r = CliRunner().invoke(app, ["models", "list"], env={"COVEX_URI": reg.url, "COVEX_TOKEN": ""})
+    assert 5 == r.exit_code
+    assert "error: no API token: send 'Authorization: Bearer <token>' (set COVEX_TOKEN or pass --token)\n" == r.stderr

@@ -80,18 +80,20 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
 
 
 def test_a_huge_body_without_a_token_is_refused_before_it_is_read(small: tuple[str, str, Any]) -> None:
-    url, _, _ = small
-    # 200 MB announced, not one byte sent: the answer comes anyway, so nothing waited for (or read) the body.
-    with _send_head(
-        url, ["POST /api/v1/models HTTP/1.1", "Content-Type: application/json", "Content-Length: 200000000"]
-    ) as s:
+    url, token, _ = small
+    json_head = ["POST /api/v1/models HTTP/1.1", "Content-Type: application/json"]
+    # 200 MB announced, not one byte sent: the answers come anyway, so nothing waited for (or read) the body.
+    # Strangers learn nothing, not even the limits: 401 before 413, forged token or none.
+    for auth, length in [([], "200000000"), ([], "60000"), (["Authorization: Bearer cvx_forged"], "200000000")]:
+        with _send_head(url, [*json_head, *auth, f"Content-Length: {length}"]) as s:
+            status, body = _read_response(s)
+        assert 401 == status and b"UNAUTHENTICATED" in body
+    upload = _upload_head("0" * 64, 69_793_218_560, "cvx_forged")
+    with _send_head(url, upload) as s:
+        assert 401 == _read_response(s)[0]
+    with _send_head(url, [*json_head, f"Authorization: Bearer {token}", "Content-Length: 200000000"]) as s:
         status, body = _read_response(s)
     assert (413, b"REQUEST_TOO_LARGE") == (status, body[15:32])
-    with _send_head(
-        url, ["POST /api/v1/models HTTP/1.1", "Content-Type: application/json", "Content-Length: 60000"]
-    ) as s:
-        status, body = _read_response(s)
-    assert 401 == status and b"UNAUTHENTICATED" in body
 
 
 def test_a_large_body_with_a_bad_token_is_refused_before_it_is_read(small: tuple[str, str, Any]) -> None:
@@ -229,6 +231,19 @@ def test_a_file_larger_than_the_upload_limit_is_413(small: tuple[str, str, Regis
     )
     assert (413, "REQUEST_TOO_LARGE") == (r.status_code, r.json()["error_code"])
     assert "COVEX_MAX_BLOB_BYTES" in r.json()["message"]
+
+
+def test_a_refused_upload_names_the_file(small: tuple[str, str, RegistryService], tmp_path) -> None:
+    url, token, _ = small
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "small.txt").write_text("fine")
+    (folder / "weights.bin").write_bytes(b"w" * (MiB + 1))
+    with covex.Client(url, token=token) as c:
+        c.create_model("too-big")
+        with pytest.raises(covex.RequestTooLarge, match=r"^weights\.bin: a file upload may hold at most"):
+            c.create_version("too-big", folder)
+        assert "FAILED" == c.get_version("too-big", 1).status
 
 
 def test_a_wrong_method_has_its_own_code(small: tuple[str, str, Any]) -> None:
