@@ -516,17 +516,17 @@ def test_a_model_from_an_mlflow_run(embedded: covex.Client, tmp_path: Path) -> N
     assert (False, 1) == (lambda r: (r.created, r.version.version))(run_config(embedded, config, env={}))
 
 
-def test_cli_dry_run_checks_the_stage_against_the_registry(cli, trained: dict[str, Path]) -> None:
-    config = trained["store_sales"] / "registry.yaml"
+def test_cli_dry_run_checks_the_stage_against_the_registry(cli, copy_of: Callable[[str], Path]) -> None:
+    config = copy_of("store_sales")  # a private copy: the shared example must stay as it is for other tests
     config.write_text(config.read_text().replace("stage: Dev", "stage: Staging"))
     dry = cli("register", "--config", str(config), "--dry-run", env={"RUN_DATE": "2026-11-23"})
     assert (2, True) == (dry.exit_code, "'stage': 'Staging' is not a stage" in dry.stderr)
 
 
-def test_register_creates_a_registry_where_there_is_none(trained: dict[str, Path], tmp_path: Path) -> None:
+def test_register_creates_a_registry_where_there_is_none(copy_of: Callable[[str], Path], tmp_path: Path) -> None:
     fresh = tmp_path / "fresh-registry"
     env = {"COVEX_URI": str(fresh), "RUN_DATE": "2026-11-23", "COLUMNS": "300"}
-    config = str(trained["store_sales"] / "registry.yaml")
+    config = str(copy_of("store_sales"))
     made = CliRunner().invoke(app, ["register", "--config", config], env=env)
     assert 0 == made.exit_code, made.stderr
     assert f"created a new Covex registry at {fresh}" in made.stderr
