@@ -455,3 +455,66 @@ def test_covex_fsck_interrupted_says_where_to_resume(
     monkeypatch.undo()
     resumed = registry.cli("fsck", "--after", "alpha")
     assert (0, "checked 2 models") == (resumed.exit_code, resumed.stdout.split(",")[0])
+
+
+# -- gc racing a version that comes to hold a blob it is about to delete ---------------------------
+
+
+def test_gc_never_deletes_a_blob_a_version_came_to_hold_while_it_ran(
+    service: RegistryService, registry_settings_for: Callable[[RegistryService], covex.Client], tmp_path: Path
+) -> None:
+    """gc read the references, then a version was created on one of its candidates: the blob stays.
+
+    The version is created from another thread on the first delete, while gc is still deleting:
+    before, it became READY on a blob gc then deleted.
+    """
+    name = unique("precious")
+    service.create_model(name)
+    hour_ago = time.time() - 2 * 3600
+    orphans = {}
+    for _ in range(6):
+        data = os.urandom(64)
+        orphans[service.blobs.put([data])] = data
+        os.utime(service.blobs.local_path(sha256(data)) or "", (hour_ago, hour_ago))
+    last = max(orphans)  # gc deletes in digest order: this one goes last
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(orphans[last])
+    delete = service.blobs.delete
+    created: list[covex.ModelVersion] = []
+
+    def create() -> None:
+        with registry_settings_for(service) as c:
+            created.append(c.create_version(name, folder))
+
+    racer = threading.Thread(target=create)
+
+    def delete_and_race(digest: str) -> None:
+        if not racer.is_alive() and not created:
+            racer.start()
+            racer.join(2)  # done at once before the fix; after it, the version waits for gc's batch
+        delete(digest)
+
+    service.blobs.delete = delete_and_race  # type: ignore[method-assign]
+    try:
+        service.gc(apply=True)
+    finally:
+        service.blobs.delete = delete  # type: ignore[method-assign]
+    racer.join(60)
+    [version] = created
+    assert "READY" == version.status
+    assert [] == service.fsck().missing
+    with registry_settings_for(service) as c:
+        out = c.download(version.uri, tmp_path / "out")
+    assert orphans[last] == (out / "weights.bin").read_bytes()
+
+
+@pytest.fixture
+def registry_settings_for(registries: Callable[[str, str], Registry]) -> Callable[[RegistryService], covex.Client]:
+    """A client of its own (own connections) on the registry ``service`` serves."""
+
+    def make(service: RegistryService) -> covex.Client:
+        db = "postgresql" if service.engine.dialect.name == "postgresql" else "sqlite"
+        return registries("embedded", db).client()
+
+    return make

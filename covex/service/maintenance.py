@@ -19,6 +19,7 @@ from covex.domain.entities import BlobProblem, BrokenFile, FsckReport, GcReport,
 from covex.domain.errors import InvalidInput, StorageUnavailable
 from covex.domain.names import validate_model_name
 from covex.service.base import Refused, ServiceBase, now_ms
+from covex.store import database
 from covex.store.schema import model_versions, models, version_files
 
 # Blobs and temporary uploads younger than this are never collected: an upload may be in flight.
@@ -26,6 +27,8 @@ GC_GRACE_SECONDS = 3600.0
 # Models per fsck batch: one HTTP request each, so that none runs for hours.
 FSCK_BATCH = 10
 MAX_FSCK_BATCH = 1000
+# Blobs looked at again and deleted per transaction (holding the blob lock: writers of versions wait).
+GC_BATCH = 200
 # PENDING versions read per query while sweeping (each is then failed in a transaction of its own).
 SWEEP_BATCH = 200
 
@@ -154,21 +157,40 @@ class MaintenanceService(ServiceBase):
             pending_expired=expired,
         )
         if apply:
-            self._collect(report, [u.path for u in stale])
+            deleted = self._collect(report, [u.path for u in stale], stored)
+            report = report.model_copy(update={"unreferenced": deleted, "bytes_freed": sum(stored[d] for d in deleted)})
         return report
 
-    def _collect(self, report: GcReport, stale: list[str]) -> None:
-        deleted = 0
+    def _collect(self, report: GcReport, stale: list[str], stored: dict[str, int]) -> list[str]:
+        """Delete the unreferenced blobs (and stale uploads); return the digests deleted.
+
+        The references were read before: a version created since may hold one of these blobs
+        now. So each batch is looked at again, and deleted, holding the lock every version
+        insert takes: a blob referenced (or stored again) meanwhile stays, and a version created
+        after its blob went finds it missing (its upload sends it again) instead of READY on nothing.
+        """
+        deleted: list[str] = []
         try:
-            for digest in report.unreferenced:
-                self.blobs.delete(digest)
-                deleted += 1
+            for start in range(0, len(report.unreferenced), GC_BATCH):
+                batch = report.unreferenced[start : start + GC_BATCH]
+                with self._tx(write=True) as conn:
+                    database.lock_blobs(conn, exclusive=True)
+                    held = set(
+                        conn.execute(select(version_files.c.digest).where(version_files.c.digest.in_(batch))).scalars()
+                    )
+                    cutoff = time.time() - report.grace_seconds
+                    for digest in batch:
+                        if digest in held or (report.grace_seconds > 0 and not self._older_than(digest, cutoff)):
+                            continue
+                        self.blobs.delete(digest)
+                        deleted.append(digest)
             for path in stale:
                 self.blobs.remove_path(path)
         except StorageUnavailable as exc:
-            self._audit_gc(report, deleted, failed=exc.message)  # what was deleted before the store failed
+            self._audit_gc(report, len(deleted), failed=exc.message)  # what was deleted before the store failed
             raise
-        self._audit_gc(report, deleted)
+        self._audit_gc(report.model_copy(update={"bytes_freed": sum(stored[d] for d in deleted)}), len(deleted))
+        return deleted
 
     def _audit_gc(self, report: GcReport, deleted: int, failed: str | None = None) -> None:
         after: dict[str, Any] = {

@@ -49,7 +49,7 @@ from covex.domain.names import (
 from covex.domain.uris import ModelRef
 from covex.service.base import Refused, ServiceBase, now_ms
 from covex.service.maintenance import FSCK_BATCH, GC_GRACE_SECONDS, MaintenanceService
-from covex.store import queries, search
+from covex.store import database, queries, search
 from covex.store.schema import (
     grants,
     model_aliases,
@@ -458,6 +458,7 @@ class RegistryService(ServiceBase):
                         insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()]
                     )
             if entries:
+                database.lock_blobs(conn, exclusive=False)  # gc deletes nothing while these references land
                 conn.execute(
                     insert(version_files),
                     [

@@ -92,6 +92,20 @@ def current_revision(engine: Engine) -> str | None:
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+# The advisory lock that keeps gc from deleting a blob a version is being created on (PostgreSQL).
+BLOB_LOCK = 727275
+
+
+def lock_blobs(conn: Connection, *, exclusive: bool) -> None:
+    """Hold the blob lock until ``conn``'s transaction ends: shared to add references, exclusive to delete.
+
+    On SQLite every write transaction already excludes every other, so there is nothing to take.
+    """
+    if conn.dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        conn.exec_driver_sql(f"SELECT {function}({BLOB_LOCK})")
+
+
 _sqlite_writers: dict[str, threading.Lock] = {}
 
 
