@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -14,12 +16,14 @@ from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.domain.cards import render_card
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
-from covex.domain.errors import ArtifactCorrupted, CovexError, InvalidInput, InvalidState, NotFound
+from covex.domain.errors import ArtifactCorrupted, CovexError, InvalidInput, InvalidState, NotFound, TooManyRequests
 from covex.domain.names import validate_artifact_path
 from covex.domain.uris import ModelRef, version_ref
 from covex.settings import Settings
 
 Progress = Callable[[int], None]
+# A server busy with this user's other uploads answers 429: about two minutes of retries, then the error.
+UPLOAD_ATTEMPTS = 12
 
 
 class Client:
@@ -212,9 +216,8 @@ class Client:
             for f in local:
                 if f.entry.digest in missing:
                     missing.discard(f.entry.digest)
-                    chunks = _read(f.local, self.settings.chunk_size, progress)
                     try:
-                        self._backend.put_blob(f.entry.digest, f.entry.size, _as_hashed(chunks, f))
+                        self._upload(f, progress)
                     except CovexError as exc:
                         # Say which file: a version may hold thousands.
                         raise type(exc)(f"{f.entry.path}: {exc.message}") from None
@@ -225,6 +228,28 @@ class Client:
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
             raise
+
+    def _upload(self, f: LocalFile, progress: Progress | None) -> None:
+        """Send one file; when the server has too many of this user's uploads at once, wait and send it again."""
+        reported = sent = 0
+
+        def once(n: int) -> None:  # a retry reads the file again: count each byte once
+            nonlocal reported, sent
+            sent += n
+            if progress and sent > reported:
+                progress(sent - reported)
+                reported = sent
+
+        for attempt in range(UPLOAD_ATTEMPTS):
+            sent = 0
+            chunks = _read(f.local, self.settings.chunk_size, once)
+            try:
+                self._backend.put_blob(f.entry.digest, f.entry.size, _as_hashed(chunks, f))
+                return
+            except TooManyRequests:
+                if attempt == UPLOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(min(0.2 * 2**attempt, 10.0) * (1 + random.random()))  # jitter: not for security
 
     def get_version(self, name_or_uri: str, version: int | str | None = None) -> ModelVersion:
         """Get a version by ``models:/`` URI, or by name and number, ``@alias``, stage or ``latest``."""

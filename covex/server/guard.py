@@ -14,9 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -176,38 +173,29 @@ async def _no_receive() -> Message:
 
 
 class UploadSlots:
-    """At most ``limit`` uploads at once per caller (per token) in this process."""
+    """At most ``limit`` uploads at once per user in this server process.
+
+    Only the event loop calls these (one coroutine at a time), so the counts need no lock.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._active: dict[str, int] = {}
 
-    @asynccontextmanager
-    async def take(self, caller: str) -> AsyncIterator[None]:
-        # The event loop runs one coroutine at a time: no lock needed around the counter.
+    def acquire(self, caller: str) -> None:
         if self._active.get(caller, 0) >= self.limit:
             raise TooManyRequests(
-                f"at most {self.limit} upload{'s' if self.limit != 1 else ''} at once per API token "
-                "(COVEX_MAX_UPLOADS_PER_CALLER); "
-                "retry when one has finished"
+                f"at most {self.limit} upload{'s' if self.limit != 1 else ''} at once per user "
+                "(COVEX_MAX_UPLOADS_PER_CALLER); retry when one has finished"
             )
         self._active[caller] = self._active.get(caller, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._active[caller] - 1
-            if left:
-                self._active[caller] = left
-            else:
-                del self._active[caller]
+
+    def release(self, caller: str) -> None:
+        left = self._active[caller] - 1
+        if left:
+            self._active[caller] = left
+        else:
+            del self._active[caller]
 
 
-def upload_caller(scope: Scope) -> str:
-    """Who an upload counts against: its token (by hash), else its address."""
-    token = bearer_token(scope)
-    if token:
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return "address:" + client_address(scope)
-
-
-__all__ = ["GuardLimits", "Refusal", "RequestGuard", "UploadSlots", "upload_caller"]
+__all__ = ["GuardLimits", "Refusal", "RequestGuard", "UploadSlots"]

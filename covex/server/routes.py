@@ -18,10 +18,10 @@ from starlette.requests import ClientDisconnect
 
 from covex.artifacts import BlobWriter
 from covex.domain.entities import GcReport, Model, ModelEvent, ModelVersion, Page
-from covex.domain.errors import InvalidInput
+from covex.domain.errors import InvalidInput, TooManyRequests
 from covex.domain.uris import parse_model_uri
 from covex.server import schemas
-from covex.server.guard import bearer_token, client_address, upload_caller
+from covex.server.guard import UploadSlots, bearer_token, client_address
 from covex.service import RegistryService
 
 router = APIRouter()
@@ -388,8 +388,18 @@ async def put_blob(digest: schemas.DigestIn, request: Request, svc: Service) -> 
     if length is None:
         raise InvalidInput("'Content-Length' header is required for uploads")
     content_length = int(length)  # the guard has checked it is a number
-    async with request.app.state.uploads.take(upload_caller(request.scope)):
-        return await _receive_blob(request, await run_in_threadpool(svc.open_blob_writer, digest, content_length))
+    writer = await run_in_threadpool(svc.open_blob_writer, digest, content_length)  # checks the token first
+    uploads: UploadSlots = request.app.state.uploads
+    caller = svc.actor  # per user, not per token: a user can make tokens at will
+    try:
+        uploads.acquire(caller)
+    except TooManyRequests:
+        await run_in_threadpool(writer.abort)
+        raise
+    try:
+        return await _receive_blob(request, writer)
+    finally:
+        uploads.release(caller)
 
 
 async def _receive_blob(request: Request, writer: BlobWriter) -> Response:

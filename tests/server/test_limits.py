@@ -9,6 +9,7 @@ import hashlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,14 +31,14 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, RegistryService]]:
-    """A real server with small limits: 256 KiB bodies, 1 MiB files, 1 s stalls, 2 uploads per token."""
+    """A real server with small limits: 256 KiB bodies, 1 MiB files, 3 s stalls, 2 uploads per user."""
     root = tmp_path_factory.mktemp("limits")
     settings = Settings(
         uri=str(root),
         user="tester",
         max_body_bytes=256 * 1024,
         max_blob_bytes=MiB,
-        body_timeout=1.0,
+        body_timeout=3.0,
         max_uploads_per_caller=2,
         max_files_per_version=1000,
         dispatch_interval=0,
@@ -199,26 +200,43 @@ def test_a_stalled_upload_is_cut_off_and_leaves_no_temporary_file(small: tuple[s
     assert service.blobs.size(digest) is None
 
 
-def test_uploads_per_token_are_limited(small: tuple[str, str, RegistryService]) -> None:
+def test_uploads_per_user_are_limited_and_the_sdk_waits_its_turn(
+    small: tuple[str, str, RegistryService], tmp_path
+) -> None:
     url, token, service = small
     data = b"y" * 100_000
     digest = hashlib.sha256(data).hexdigest()
+    another = service.access.create_token("tester", name="second").secret  # the same user: the same slots
     slow = [_send_head(url, _upload_head(digest, len(data), token)) for _ in range(2)]
     for s in slow:
         s.sendall(data[:10])
+    folder = tmp_path / "waits"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"z" * 1000)
+    waited: list[covex.ModelVersion] = []
+    sdk_client = covex.Client(url, token=another)
     try:
         _until(lambda: len(_tmp_files(service)) == 2)  # both hold a slot
-        r = httpx.put(f"{url}/api/v1/blobs/{digest}", content=data, headers={"Authorization": f"Bearer {token}"})
-        assert (429, "REQUEST_LIMIT_EXCEEDED") == (r.status_code, r.json()["error_code"])
-        with pytest.raises(covex.TooManyRequests):
-            covex.Client(url, token=token)._backend.put_blob(digest, len(data), [data])
+        for secret in (token, another):
+            r = httpx.put(f"{url}/api/v1/blobs/{digest}", content=data, headers={"Authorization": f"Bearer {secret}"})
+            assert (429, "REQUEST_LIMIT_EXCEEDED") == (r.status_code, r.json()["error_code"])
+        with pytest.raises(covex.TooManyRequests, match="per user"):
+            covex.Client(url, token=another)._backend.put_blob(digest, len(data), [data])
+        assert [] == _tmp_files(service)[2:]  # a refused upload leaves no temporary file
+
+        # The SDK waits for a free slot and sends the file again.
+        sdk_client.create_model("waits")
+        sdk = threading.Thread(target=lambda: waited.append(sdk_client.create_version("waits", folder)))
+        sdk.start()
+        time.sleep(1)  # let it be refused at least once
     finally:
         for s in slow:
             s.sendall(data[10:])
             assert 204 == _read_response(s)[0]
             s.close()
-    r = httpx.put(f"{url}/api/v1/blobs/{digest}", content=data, headers={"Authorization": f"Bearer {token}"})
-    assert 204 == r.status_code
+    sdk.join(120)
+    sdk_client.close()
+    assert ["READY"] == [v.status for v in waited]
 
 
 def test_a_file_larger_than_the_upload_limit_is_413(small: tuple[str, str, RegistryService]) -> None:
