@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_blob_bytes: int = Field(default=64 * 1024**3, ge=1, description="largest single file upload (413)")
     max_files_per_version: int = Field(default=50_000, ge=1, description="most files one version may hold")
     body_timeout: float = Field(default=60.0, gt=0, description="seconds a request body may stall before it is cut")
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request line and headers (431)")
+    header_timeout: float = Field(default=30.0, gt=0, description="seconds a request's line and headers may take")
+    forwarded_allow_ips: str = Field(
+        default="", description="proxies whose X-Forwarded-For names the client, e.g. 10.0.0.5 or *; empty: none"
+    )
     max_uploads_per_caller: int = Field(default=16, ge=1, description="concurrent uploads per user (429)")
     anonymous_audit_interval: float = Field(
         default=60.0, ge=0, description="seconds over which refusals without a valid token are counted per source"

@@ -19,6 +19,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from covex.server.protocol import uvicorn_options
+from covex.settings import Settings
+
 PG_HOST = os.environ.get("COVEX_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("COVEX_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("COVEX_TEST_PG_USER", "postgres")
@@ -37,11 +40,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_thread(app: Any) -> Iterator[str]:
-    """Run an ASGI app with uvicorn on a loopback port in this process; yield its URL."""
+def server_thread(app: Any, settings: Settings | None = None) -> Iterator[str]:
+    """Run an ASGI app with uvicorn on a loopback port in this process, as ``covex server`` does; yield its URL."""
     sock = free_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    options = uvicorn_options(settings or Settings())
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -17,6 +17,7 @@ def test_exported_members() -> None:
         "CovexError",
         "FileEntry",
         "GcReport",
+        "HeadersTooLarge",
         "InternalError",
         "InvalidInput",
         "InvalidState",

@@ -101,6 +101,7 @@ def server(
     import uvicorn
 
     from covex.server import create_app
+    from covex.server.protocol import uvicorn_options
 
     values: dict[str, Any] = {"auth": False} if no_auth else {}
     settings = local_settings("server", **values)
@@ -139,9 +140,12 @@ def server(
             workers=workers,
             access_log=access_log,
             log_level="info",
+            **uvicorn_options(settings, workers=workers),
         )
     else:
-        uvicorn.run(create_app(service, settings), host=host, port=port, access_log=access_log, log_level="info")
+        app = create_app(service, settings)
+        options = uvicorn_options(settings)
+        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", **options)
 
 
 @db_app.command("upgrade")

@@ -16,7 +16,15 @@ from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.domain.cards import render_card
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
-from covex.domain.errors import ArtifactCorrupted, CovexError, InvalidInput, InvalidState, NotFound, TooManyRequests
+from covex.domain.errors import (
+    ArtifactCorrupted,
+    CovexError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from covex.domain.names import validate_artifact_path
 from covex.domain.uris import ModelRef, version_ref
 from covex.settings import Settings
@@ -223,10 +231,15 @@ class Client:
                         raise type(exc)(f"{f.entry.path}: {exc.message}") from None
             return self._backend.finalize_version(name, version.version)
         except BaseException as exc:
-            try:
-                self._backend.fail_version(name, version.version, f"upload failed: {exc}")
-            except Exception:  # noqa: BLE001 - the original error is the one to report
-                pass
+            # A refused upload may leave the server closing the connection it answered on: try twice.
+            for _ in range(2):
+                try:
+                    self._backend.fail_version(name, version.version, f"upload failed: {exc}")
+                    break
+                except ServiceUnavailable:
+                    continue
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    break
             raise
 
     def _upload(self, f: LocalFile, progress: Progress | None) -> None:

@@ -10,6 +10,7 @@ from the code; the CLI prints the message and exits non-zero.
     │   ├── ArtifactCorrupted                ARTIFACT_CORRUPTED          400
     │   ├── RequestTimeout                   REQUEST_TIMEOUT             408
     │   └── RequestTooLarge                  REQUEST_TOO_LARGE           413
+    │       └── HeadersTooLarge              REQUEST_HEADERS_TOO_LARGE   431
     ├── Unauthenticated                      UNAUTHENTICATED             401
     ├── PermissionDenied (PermissionError)   PERMISSION_DENIED           403
     ├── NotFound (LookupError)               RESOURCE_DOES_NOT_EXIST     404
@@ -68,6 +69,13 @@ class RequestTooLarge(InvalidInput):
 
     code = "REQUEST_TOO_LARGE"
     status = 413
+
+
+class HeadersTooLarge(RequestTooLarge):
+    """A request's line and headers are larger than the server reads."""
+
+    code = "REQUEST_HEADERS_TOO_LARGE"
+    status = 431
 
 
 class Unauthenticated(CovexError):
@@ -157,6 +165,7 @@ ERROR_CLASSES: dict[str, type[CovexError]] = {
         ArtifactCorrupted,
         RequestTimeout,
         RequestTooLarge,
+        HeadersTooLarge,
         Unauthenticated,
         PermissionDenied,
         NotFound,

@@ -20,6 +20,7 @@ from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodN
 from covex.server import access, approvals, audit, housekeeping, maintenance, webhooks
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
+from covex.server.protocol import GuardedHttpProtocol
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
@@ -146,4 +147,6 @@ def _together(lifespans: list[Lifespan]) -> Lifespan:
 
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` with several workers: settings come from ``COVEX_*``."""
-    return create_app(settings=Settings())
+    settings = Settings()
+    GuardedHttpProtocol.configure(settings)  # this worker's connections
+    return create_app(settings=settings)

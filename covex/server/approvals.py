@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from covex.domain.errors import InvalidInput
 from covex.domain.policy import MAX_POLICY_FILE, Comment, Placement, Policy, Rollback, TransitionRequest
 from covex.server.routes import API, ERRORS, MODEL, VERSION, Service, render
-from covex.server.schemas import NUMBER, CommentText, ModelName, ModelNameIn, RequestBody, VersionIn
+from covex.server.schemas import NUMBER, CommentText, ModelName, ModelNameIn, QueryInt, RequestBody, VersionIn
 
 router = APIRouter(tags=["approvals"], responses=ERRORS)
 REQUEST = f"{API}/requests/{{request_id:int}}"
@@ -111,8 +111,8 @@ def list_requests(
     svc: Service,
     model: str | None = None,
     status: str | None = None,
-    version: int | None = None,
-    max_results: int = 100,
+    version: QueryInt | None = None,
+    max_results: QueryInt = 100,
 ) -> Response:
     return _list(svc.approvals.list_requests(model, status, version=version, max_results=max_results))
 

@@ -9,6 +9,7 @@ from covex.domain.audit import AuditRecord, ChainReport
 from covex.domain.entities import Page
 from covex.domain.errors import ChainBroken
 from covex.server.routes import API, ERRORS, Service, render
+from covex.server.schemas import QueryInt
 
 router = APIRouter()
 AUDIT = f"{API}/audit"
@@ -21,9 +22,9 @@ def list_records(
     actor: str | None = None,
     action: str | None = None,
     outcome: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
-    max_results: int = 100,
+    since: QueryInt | None = None,
+    until: QueryInt | None = None,
+    max_results: QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
     """Audit records, newest first. ``since``/``until`` are epoch milliseconds (``until`` exclusive)."""

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -65,8 +66,12 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 def client_address(scope: Scope) -> str:
+    """The client's IP address; anything else a proxy header put there is "unknown" (it lands in the audit trail)."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    try:
+        return str(ipaddress.ip_address(str(client[0]))) if client else "unknown"
+    except ValueError:
+        return "unknown"
 
 
 class RequestGuard:

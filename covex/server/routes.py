@@ -104,7 +104,7 @@ def search_models(
     svc: Service,
     filter: str | None = None,
     order_by: OrderBy = [],  # noqa: B006 - FastAPI copies defaults
-    max_results: int = 100,
+    max_results: schemas.QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
     return render(svc.search_models(filter, order_by, max_results, page_token))
@@ -115,7 +115,7 @@ def search_versions(
     svc: Service,
     filter: str | None = None,
     order_by: OrderBy = [],  # noqa: B006
-    max_results: int = 100,
+    max_results: schemas.QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
     return render(svc.search_versions(filter, order_by, max_results, page_token))
@@ -149,7 +149,7 @@ def set_card(
 
 
 @router.get(f"{MODEL}/-/history", response_model=list[ModelEvent], tags=["stages"], responses=ERRORS)
-def history(name: schemas.ModelNameIn, svc: Service, version: int | None = None) -> list[ModelEvent]:
+def history(name: schemas.ModelNameIn, svc: Service, version: schemas.QueryInt | None = None) -> list[ModelEvent]:
     """Stage moves and alias changes, oldest first (optionally those touching one version)."""
     return svc.history(name, version)
 
@@ -210,7 +210,7 @@ def list_versions(
     svc: Service,
     filter: str | None = None,
     order_by: OrderBy = [],  # noqa: B006
-    max_results: int = 100,
+    max_results: schemas.QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
     return render(svc.search_versions(filter, order_by, max_results, page_token, model=name))

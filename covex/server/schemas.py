@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from covex.domain import names
@@ -33,7 +34,18 @@ def text(limit: int) -> JsonDict:
 
 
 ModelNameIn = Annotated[str, Path(json_schema_extra=MODEL_NAME, description="a model name, 'team/churn'")]
-VersionIn = Annotated[int, Path(json_schema_extra=NUMBER)]
+
+
+def _whole_number(value: Any) -> Any:
+    # From a URL every value is text, and pydantic would read "1.0" as 1: a number here is digits only.
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,19}", value):
+        raise ValueError("must be an integer (digits only)")
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+QueryInt = Annotated[int, WholeNumber]
+VersionIn = Annotated[int, Path(json_schema_extra=NUMBER), WholeNumber]
 DigestIn = Annotated[str, Path(json_schema_extra=DIGEST, description="a SHA-256 hex digest")]
 PrincipalIn = Annotated[str, Path(json_schema_extra=PRINCIPAL)]
 ModelName = Annotated[str, Field(json_schema_extra=MODEL_NAME)]

@@ -14,7 +14,7 @@ from covex.domain.entities import Page
 from covex.domain.netguard import Allowlist
 from covex.domain.webhooks import MAX_DESCRIPTION, MAX_URL_LENGTH, Delivery, NewWebhook, Webhook
 from covex.server.routes import API, ERRORS, Service, render
-from covex.server.schemas import ModelName, RequestBody, text
+from covex.server.schemas import ModelName, QueryInt, RequestBody, text
 from covex.service.base import ServiceBase
 from covex.service.dispatcher import Dispatcher
 
@@ -87,7 +87,7 @@ def list_deliveries(
     webhook_id: int,
     svc: Service,
     status: str | None = None,
-    max_results: int = 100,
+    max_results: QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
     """A webhook's deliveries, newest first, each with its attempts."""
