@@ -24,8 +24,10 @@ from covex.domain.names import (
     validate_alias,
     validate_id,
     validate_key,
+    validate_metrics,
     validate_model_name,
     validate_ref,
+    validate_tags,
 )
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
@@ -146,7 +148,7 @@ class HttpBackend:
         self._call("GET", "/ready")
 
     def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Model:
-        body = {"name": name, "description": description, "tags": dict(tags or {})}
+        body = {"name": name, "description": _text(description), "tags": validate_tags(tags, "tags")}
         return Model.model_validate(self._call("POST", f"{API}/models", json=body))
 
     def get_model(self, name: str) -> Model:
@@ -200,13 +202,14 @@ class HttpBackend:
             "documents": dict(documents or {}),
             "number": number,
             "files": [f.model_dump() for f in files or []],
-            "source": source,
-            "description": description,
-            "tags": dict(tags or {}),
-            "metrics": dict(metrics or {}),
-            "params": dict(params or {}),
-            "run_id": run_id,
-            "run_link": run_link,
+            "source": _text(source),
+            "description": _text(description),
+            # Checked as embedded does (a list of pairs is not a mapping), before anything is sent.
+            "tags": validate_tags(tags, "tags"),
+            "metrics": validate_metrics(metrics),
+            "params": validate_tags(params, "params"),
+            "run_id": _text(run_id),
+            "run_link": _text(run_link),
         }
         return ModelVersion.model_validate(self._call("POST", f"{_m(name)}/-/versions", json=body))
 
@@ -214,7 +217,9 @@ class HttpBackend:
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/finalize"))
 
     def fail_version(self, name: str, version: int, message: str) -> ModelVersion:
-        return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/fail", json={"message": message}))
+        return ModelVersion.model_validate(
+            self._call("POST", f"{_v(name, version)}/fail", json={"message": _text(message)})
+        )
 
     def get_version(self, ref: ModelRef) -> ModelVersion:
         validate_ref(ref, self.stages)
@@ -241,7 +246,9 @@ class HttpBackend:
         return Page[ModelVersion].model_validate(self._call("GET", path, params=params))
 
     def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
-        return ModelVersion.model_validate(self._call("PATCH", _v(name, version), json={"description": description}))
+        return ModelVersion.model_validate(
+            self._call("PATCH", _v(name, version), json={"description": _text(description)})
+        )
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
         body = {"key": key, "value": value}
@@ -252,11 +259,11 @@ class HttpBackend:
         return ModelVersion.model_validate(self._call("DELETE", f"{_v(name, version)}/tags", params={"key": key}))
 
     def log_metrics(self, name: str, version: int, metrics: Mapping[str, float]) -> ModelVersion:
-        body = {"metrics": dict(metrics)}
+        body = {"metrics": validate_metrics(metrics)}
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/metrics", json=body))
 
     def log_params(self, name: str, version: int, params: Mapping[str, str]) -> ModelVersion:
-        body = {"params": dict(params)}
+        body = {"params": validate_tags(params, "params")}
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/params", json=body))
 
     def delete_version(self, name: str, version: int) -> None:
@@ -265,11 +272,13 @@ class HttpBackend:
     def transition_stage(
         self, name: str, version: int, stage: str, *, archive_existing: bool = False, comment: str = ""
     ) -> ModelVersion:
-        body = {"stage": stage, "archive_existing": archive_existing, "comment": comment}
+        if not isinstance(archive_existing, bool):  # as embedded: pydantic would say it in its own words
+            raise InvalidInput(f"'archive_existing' must be true or false, got {archive_existing!r}")
+        body = {"stage": stage, "archive_existing": archive_existing, "comment": _text(comment)}
         return ModelVersion.model_validate(self._call("POST", f"{_v(name, version)}/stage", json=body))
 
     def set_alias(self, name: str, alias: str, version: int, *, comment: str = "") -> ModelVersion:
-        body = {"alias": alias, "version": version, "comment": comment}
+        body = {"alias": alias, "version": version, "comment": _text(comment)}
         return ModelVersion.model_validate(self._call("POST", f"{_m(name)}/-/aliases", json=body))
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -321,10 +330,17 @@ class HttpBackend:
         return FsckReport.model_validate(self._call("POST", f"{API}/admin/fsck", json=body, timeout=timeout))
 
 
+def _text(value: str | None) -> str | None:
+    """None reads as empty text, as the service reads it (``validate_text``)."""
+    return "" if value is None else value
+
+
 def _page_params(
     filter: str | None, order_by: Sequence[str] | None, max_results: int, page_token: str | None
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"max_results": max_results}
+    if filter is not None and not isinstance(filter, str):
+        raise InvalidInput(f"invalid filter: must be a string, got {type(filter).__name__}")
     if filter:
         params["filter"] = check_encodable(filter, "filter")
     if order_by:

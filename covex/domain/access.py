@@ -63,6 +63,9 @@ def parse_subject(subject: str, field_name: str = "subject") -> str:
     if not isinstance(subject, str) or not subject.strip():
         raise InvalidInput(f"'{field_name}' must be 'user:<name>', 'group:<name>' or 'everyone'")
     subject = subject.strip()
+    if subject not in (EVERYONE, "*"):
+        kind, sep, name = subject.partition(":")
+        validate_principal_name(name if sep else subject, field_name)
     if subject in (EVERYONE, "*"):
         return EVERYONE
     kind, sep, name = subject.partition(":")
@@ -81,7 +84,7 @@ def parse_scope(scope: str | None, role: str, field_name: str = "scope") -> str:
             raise InvalidInput(f"'{field_name}' applies to the approver role only")
         return ""
     kind, sep, target = scope.partition(":")
-    if not sep or kind not in ("stage", "alias") or not target:
+    if not sep or kind not in ("stage", "alias") or not target or "\x00" in target:
         raise InvalidInput(f"'{field_name}' of an approver grant must be 'stage:<Stage>' or 'alias:<alias>'")
     return scope
 

@@ -18,6 +18,7 @@ MAX_TEXT_LENGTH = 20_000
 MAX_URI_LENGTH = 2048
 MAX_PATH_LENGTH = 1024  # a file's path inside a version
 MAX_COMMENT_LENGTH = 10_000
+MAX_ENTRIES = 1000  # tags, metrics or params in one request
 # What the database stores: a signed 64-bit integer (version numbers, ids, sizes).
 MAX_INT64 = 2**63 - 1
 
@@ -122,6 +123,8 @@ def validate_key(key: object, field: str) -> str:
     """
     if not isinstance(key, str) or not key.strip():
         raise InvalidInput(f"'{field}' must be a non-empty string")
+    if key != key.strip():
+        raise InvalidInput(f"'{field}' {key!r} must not start or end with a space")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(f"'{field}' {key[:40]!r}... is longer than {MAX_KEY_LENGTH} characters")
     if _CONTROL.search(key):
@@ -181,6 +184,7 @@ def validate_tags(tags: Mapping[str, str] | None, field: str) -> dict[str, str]:
         return {}
     if not isinstance(tags, Mapping):
         raise InvalidInput(f"'{field}' must be a mapping of names to strings")
+    _check_count(tags, field)
     return {validate_key(k, f"{field} key"): validate_value(v, f"{field}.{k}") for k, v in tags.items()}
 
 
@@ -190,6 +194,7 @@ def validate_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
         return {}
     if not isinstance(metrics, Mapping):
         raise InvalidInput("'metrics' must be a mapping of names to numbers")
+    _check_count(metrics, "metrics")
     return {validate_key(k, "metrics key"): validate_metric(v, f"metrics.{k}") for k, v in metrics.items()}
 
 
@@ -221,3 +226,8 @@ def validate_target(kind: object, target: object, stages: Sequence[str]) -> tupl
     if kind == "alias":
         return "alias", validate_alias(target, stages)
     raise InvalidInput(f"'kind' must be 'stage' or 'alias', got {kind!r}")
+
+
+def _check_count(entries: Mapping[str, object], field: str) -> None:
+    if len(entries) > MAX_ENTRIES:
+        raise InvalidInput(f"'{field}' holds {len(entries)} entries; the limit is {MAX_ENTRIES} per request")

@@ -29,6 +29,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from covex.domain.access import parse_subject
 from covex.domain.cards import CARD_FIELDS
+from covex.domain.documents import check_json
 from covex.domain.errors import InvalidInput
 
 TargetKind = Literal["stage", "alias"]
@@ -229,6 +230,7 @@ def validate_rules(body: Mapping[str, Any], *, kind: TargetKind) -> PolicyRules:
     """Check a policy's rules (API callers); ``InvalidInput`` names the first bad key."""
     if not isinstance(body, Mapping):
         raise InvalidInput("a policy must be a mapping of rules (approvals, approvers, gates ...)")
+    check_json(body, "policy")
     try:
         rules = PolicyRules.model_validate(dict(body))
     except ValidationError as exc:

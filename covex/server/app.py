@@ -11,12 +11,12 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
-from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound
+from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound, ServiceUnavailable
 from covex.server import access, approvals, audit, housekeeping, maintenance, webhooks
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
@@ -87,6 +87,12 @@ def create_app(
             return response
         err = InvalidInput(str(exc.detail))
         return JSONResponse(err.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_away(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return error_response(ServiceUnavailable("the database is unavailable; see the server log"))
 
     @app.exception_handler(UnicodeEncodeError)
     @app.exception_handler(OverflowError)

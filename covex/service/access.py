@@ -24,7 +24,7 @@ from covex.domain.access import (
     validate_principal_name,
 )
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
-from covex.domain.names import MAX_NAME_LENGTH, validate_id, validate_text
+from covex.domain.names import MAX_NAME_LENGTH, validate_id, validate_target, validate_text
 from covex.service.base import ServiceBase, now_ms
 from covex.store.schema import grants, group_members, groups, models, tokens, users
 
@@ -369,6 +369,9 @@ class AccessService(ServiceBase):
         subject = parse_subject(subject)
         check_role(role)
         scope = parse_scope(scope, role)
+        if scope:  # an approver's stage or alias: one that can exist here
+            kind, target = scope.split(":", 1)
+            scope = ":".join(validate_target(kind, target, self.stages))
         with self._tx(write=True) as conn:
             model_row = self._grant_target(conn, model, "grant.create", role)
             self._check_subject(conn, subject)

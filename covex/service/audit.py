@@ -24,6 +24,7 @@ from covex.domain import audit
 from covex.domain.audit import AuditRecord, ChainReport
 from covex.domain.entities import Page
 from covex.domain.errors import InvalidInput
+from covex.domain.names import check_encodable
 from covex.service.base import Refused, ServiceBase
 from covex.store import search
 from covex.store.schema import audit_head, audit_log
@@ -55,6 +56,9 @@ class AuditService(ServiceBase):
         ``*`` match by prefix (``user:*``, ``model.*``). ``since``/``until`` are datetimes or
         epoch milliseconds (``until`` exclusive).
         """
+        for field, value in (("target", target), ("actor", actor), ("action", action), ("outcome", outcome)):
+            if value is not None:
+                check_encodable(value, field)  # the same answer on SQLite and PostgreSQL
         self._require_reader("audit.list")
         limit = search.check_max_results(max_results)
         q = select(*_COLUMNS).order_by(audit_log.c.seq.desc()).limit(limit + 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -18,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from covex.artifacts import BlobStore
 from covex.domain import audit
 from covex.domain.access import RANK, Principal, hash_token
-from covex.domain.errors import NotFound, PermissionDenied, Unauthenticated
+from covex.domain.errors import NotFound, PermissionDenied, ServiceUnavailable, Unauthenticated
 from covex.domain.names import validate_model_name, validate_stage
 from covex.service.refusals import AnonymousRefusals, Tally
 from covex.store import database
@@ -39,6 +41,8 @@ from covex.store.schema import (
     webhook_deliveries,
     webhooks,
 )
+
+log = logging.getLogger("covex.service")
 
 
 def now_ms() -> int:
@@ -169,6 +173,10 @@ class ServiceBase:
         except Unauthenticated as exc:
             self._refuse_anonymous(exc.message)
             raise
+        except (OperationalError, InterfaceError) as exc:
+            # The database went away or stays locked: say so, the same on every backend; the log has why.
+            log.warning("database unavailable: %s", exc)
+            raise ServiceUnavailable("the database is unavailable; see the server log") from None
 
     def record_refusal(self, action: str, target: str, reason: str, *, actor: str | None = None) -> None:
         """Append a refused attempt to the audit trail, in its own transaction."""

@@ -44,6 +44,8 @@ from covex.store.schema import webhook_attempts, webhook_deliveries, webhooks
 
 log = logging.getLogger("covex.webhooks")
 MAX_ERROR = 500
+# Due deliveries looked at per claim, in batches: enough to find other owners' behind one owner's backlog.
+FAIR_SHARE_LOOKAHEAD = 8
 MAX_REPLY = 64 * 1024  # bytes of a reply read (and dropped) so its connection is reused
 
 D = webhook_deliveries.c
@@ -365,15 +367,15 @@ class Dispatcher:
                 return []
         lease = now + int(self.lease * 1000)
         with database.transaction(self.engine, write=True) as conn:
-            ids = list(
-                conn.execute(
-                    select(D.id)
-                    .where(self._due(now))
-                    .order_by(D.next_attempt_at, D.id)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True, of=webhook_deliveries)
-                ).scalars()
-            )
+            due = conn.execute(
+                select(D.id, webhooks.c.created_by)
+                .join(webhooks, webhooks.c.id == D.webhook_id)
+                .where(self._due(now))
+                .order_by(D.next_attempt_at, D.id)
+                .limit(self.batch * FAIR_SHARE_LOOKAHEAD)
+                .with_for_update(skip_locked=True, of=webhook_deliveries)
+            ).all()
+            ids = self._fair_share([(r.id, r.created_by) for r in due])
             if not ids:
                 return []
             conn.execute(update(webhook_deliveries).where(D.id.in_(ids)).values(lease_until=lease))
@@ -384,6 +386,24 @@ class Dispatcher:
                 .order_by(D.id)
             ).all()
         return [_Claimed(r.id, r.event, r.payload, r.attempts, r.url, r.secret, lease) for r in rows]
+
+    def _fair_share(self, due: list[tuple[int, str]]) -> list[int]:
+        """Up to ``batch`` of the due deliveries, oldest first, every webhook owner's first few included.
+
+        One user's backlog (or slow, silent receivers) cannot keep the other users' deliveries
+        out of a round: each owner's oldest go first, then the rest fill what is left.
+        """
+        share = max(1, self.workers // 4)
+        taken: dict[str, int] = {}
+        first: list[int] = []
+        rest: list[int] = []
+        for delivery_id, owner in due:
+            if taken.get(owner, 0) < share:
+                taken[owner] = taken.get(owner, 0) + 1
+                first.append(delivery_id)
+            else:
+                rest.append(delivery_id)
+        return sorted([*first, *rest][: self.batch])
 
     def _deliver(self, http: httpx.Client, claimed: _Claimed) -> None:
         started = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,8 +18,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from covex.artifacts import BlobWriter, check_digest, manifest_digest
 from covex.domain.cards import validate_card
+from covex.domain.documents import check_kind, validate_documents
 from covex.domain.entities import (
-    DOCUMENT_KINDS,
     FileEntry,
     FsckReport,
     GcReport,
@@ -35,7 +36,6 @@ from covex.domain.names import (
     MAX_INT64,
     MAX_KEY_LENGTH,
     MAX_URI_LENGTH,
-    check_encodable,
     validate_alias,
     validate_artifact_path,
     validate_id,
@@ -46,7 +46,7 @@ from covex.domain.names import (
     validate_tags,
     validate_text,
 )
-from covex.domain.uris import ModelRef
+from covex.domain.uris import MAX_ID, ModelRef
 from covex.service.base import Refused, ServiceBase, now_ms
 from covex.service.maintenance import FSCK_BATCH, GC_GRACE_SECONDS, MaintenanceService
 from covex.store import database, queries, search
@@ -64,41 +64,13 @@ from covex.store.schema import (
     version_tags,
 )
 
+log = logging.getLogger("covex.service")
+
 MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
 VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
-# A lineage, signature, profile or card, serialised.
-MAX_DOCUMENT_LENGTH = 1024 * 1024
 
 
 _now = now_ms
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in DOCUMENT_KINDS:
-        raise InvalidInput(f"'kind' must be one of {', '.join(DOCUMENT_KINDS)}, got {kind!r}")
-
-
-def _documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
-    """Validate documents and serialise them to JSON text."""
-    if documents is not None and not isinstance(documents, Mapping):
-        raise InvalidInput("'documents' must be a mapping of kind to JSON object")
-    out: dict[str, str] = {}
-    for kind, body in (documents or {}).items():
-        _check_kind(kind)
-        if kind == "card":
-            body = validate_card(body)
-        if not isinstance(body, dict):
-            raise InvalidInput(f"'documents.{kind}' must be a JSON object")
-        try:
-            text = json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidInput(f"'documents.{kind}' is not valid JSON: {exc}") from None
-        if len(text) > MAX_DOCUMENT_LENGTH:
-            raise InvalidInput(
-                f"'documents.{kind}' is {len(text)} characters as JSON; the limit is {MAX_DOCUMENT_LENGTH}"
-            )
-        out[kind] = check_encodable(text, f"documents.{kind}")
-    return out
 
 
 def _first_clash(paths: list[str]) -> tuple[int, str] | None:
@@ -221,7 +193,9 @@ class RegistryService(ServiceBase):
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except OperationalError as exc:
-            raise ServiceUnavailable(f"database unavailable: {exc.orig}") from None
+            # The reason (host, port, database name) goes to the log: /ready answers anyone.
+            log.warning("database unavailable: %s", exc.orig)
+            raise ServiceUnavailable("the database does not answer; see the server log") from None
 
     # -- models ---------------------------------------------------------------------
 
@@ -414,13 +388,16 @@ class RegistryService(ServiceBase):
         tag_values = validate_tags(tags, "tags")
         metric_values = validate_metrics(metrics)
         param_values = validate_tags(params, "params")
-        document_values = _documents(documents)
+        document_values = validate_documents(documents)
         if number is not None:
             validate_id(number, "number")
         now = _now()
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
-            self.require(conn, model, "editor", "version.create")
+            # Choosing a number (imports keep theirs) is the manager's: it uses up the numbers below it.
+            self.require(conn, model, "editor" if number is None else "manager", "version.create")
+            if number is None and model.last_version >= MAX_ID:
+                raise InvalidState(f"model {name!r} has handed out its last version number ({MAX_ID})")
             if number is not None and number <= model.last_version:
                 raise AlreadyExists(
                     f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
@@ -490,7 +467,7 @@ class RegistryService(ServiceBase):
 
     def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
         """One JSON document of a version (lineage, signature, profile or card)."""
-        _check_kind(kind)
+        check_kind(kind)
         with self._tx(write=False) as conn:
             row = self._resolve_row(conn, ref)
             body = conn.execute(
@@ -548,7 +525,8 @@ class RegistryService(ServiceBase):
             check_digest(f.digest, f"files[{i}].digest")
             if isinstance(f.size, bool) or not isinstance(f.size, int) or not 0 <= f.size <= MAX_INT64:
                 raise InvalidInput(f"'files[{i}].size' must be an integer from 0 to {MAX_INT64}")
-            mode = f.mode & 0o777
+            # Only "executable or not" travels with a file: no write bits for others on a download.
+            mode = 0o755 if isinstance(f.mode, int) and f.mode & 0o111 else 0o644
             out.append(f if (path, mode) == (f.path, f.mode) else f.model_copy(update={"path": path, "mode": mode}))
         clash = _first_clash([f.path for f in out])
         if clash is not None:
@@ -736,6 +714,8 @@ class RegistryService(ServiceBase):
         """
         target = self.stage(stage)
         comment = validate_text(comment, "comment", MAX_COMMENT_LENGTH)
+        if not isinstance(archive_existing, bool):
+            raise InvalidInput(f"'archive_existing' must be true or false, got {archive_existing!r}")
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             self.require(conn, model, "editor", "stage.transition")

@@ -35,6 +35,10 @@ def _bound(value: Value) -> Any:
     return value
 
 
+# Backslash escapes % and _ on every database (PostgreSQL's default; SQLite has none unless told).
+ESCAPE = "\\"
+
+
 def _compare(column: Any, op: str, raw: Value | tuple[Value, ...]) -> ColumnElement[bool]:
     value = [_bound(v) for v in raw] if isinstance(raw, tuple) else _bound(raw)
     match op:
@@ -55,13 +59,13 @@ def _compare(column: Any, op: str, raw: Value | tuple[Value, ...]) -> ColumnElem
         case "NOT IN":
             return column.not_in(value)  # type: ignore[no-any-return]
         case "LIKE":
-            return column.like(value)  # type: ignore[no-any-return]
+            return column.like(value, escape=ESCAPE)  # type: ignore[no-any-return]
         case "NOT LIKE":
-            return column.not_like(value)  # type: ignore[no-any-return]
+            return column.not_like(value, escape=ESCAPE)  # type: ignore[no-any-return]
         case "ILIKE":
-            return column.ilike(value)  # type: ignore[no-any-return]
+            return column.ilike(value, escape=ESCAPE)  # type: ignore[no-any-return]
         case "NOT ILIKE":
-            return column.not_ilike(value)  # type: ignore[no-any-return]
+            return column.not_ilike(value, escape=ESCAPE)  # type: ignore[no-any-return]
     raise InvalidInput(f"invalid filter: unsupported operator {op}")
 
 

@@ -255,3 +255,13 @@ def test_any_error_while_delivering_is_a_failed_attempt(registry: Registry, capl
     assert ["could not send (RuntimeError); see the dispatcher's log"] * 2 == [a.error for a in failed.attempts]
     # A bug is worth its traceback in the dispatcher's log: once per attempt, not once per poll forever.
     assert 2 == len([r for r in caplog.records if r.exc_info and "a bug in the resolver" in str(r.exc_info[1])])
+
+
+def test_one_owners_backlog_does_not_keep_anothers_delivery_out_of_a_round(registry: Registry) -> None:
+    service = registry.service
+    service.access.create_user("eve")
+    dispatcher = Dispatcher(service, batch=8, workers=8)
+    due = [(i, "eve") for i in range(1, 40)] + [(40, "admin")]
+    chosen = dispatcher._fair_share(due)
+    assert 40 in chosen and 8 == len(chosen)
+    assert list(range(1, 9)) == dispatcher._fair_share([(i, "eve") for i in range(1, 40)])  # alone: a full round
