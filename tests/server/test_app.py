@@ -9,7 +9,7 @@ import pytest
 
 from covex.artifacts import BlobStore
 from covex.server import create_app
-from covex.service import RegistryService
+from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from covex.store import database
 from tests import support
@@ -99,3 +99,35 @@ def test_one_connection_serves_many_requests(http: httpx.Client) -> None:
         stream = r.extensions["network_stream"]
         peers.add(stream.get_extra_info("client_addr"))
     assert 1 == len(peers)
+
+
+@pytest.mark.postgres
+def test_a_database_that_goes_away_is_503_and_names_nothing(tmp_path) -> None:
+    import psycopg
+
+    import covex
+
+    reason = support.postgres_available()
+    if reason:
+        pytest.skip(reason)
+    with support.fresh_postgres_database() as url:
+        name = url.rsplit("/", 1)[1]
+        settings = Settings(uri=url, artifacts=str(tmp_path / "a"), user="tester", dispatch_interval=0)
+        service = open_service(settings)
+        token = service.access.bootstrap("tester").secret
+        embedded = covex.Client(url, artifacts=str(tmp_path / "a"))
+        embedded.search_models()
+        with support.server_thread(create_app(service, settings), settings) as served:
+            with psycopg.connect(
+                host=support.PG_HOST, port=support.PG_PORT, user=support.PG_USER, dbname="postgres", autocommit=True
+            ) as conn:
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            ready = httpx.get(f"{served}/ready")
+            call = httpx.get(f"{served}/api/v1/models", headers={"Authorization": f"Bearer {token}"})
+        for r in (ready, call):
+            assert (503, "TEMPORARILY_UNAVAILABLE") == (r.status_code, r.json()["error_code"]), r.text
+            assert name not in r.text and "5432" not in r.text
+        with pytest.raises(covex.ServiceUnavailable, match="the database is unavailable"):
+            embedded.search_models()
+        embedded.close()
+        service.close()
