@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from covex import __version__
 from covex.cli import access as access_cli
 from covex.cli import approvals as approvals_cli
 from covex.cli import audit as audit_cli
@@ -160,6 +161,12 @@ def version_number(value: str) -> int | str:
     return int(value) if value.isascii() and value.isdigit() else value
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"covex {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -173,6 +180,9 @@ def main_options(
     artifacts: Annotated[
         str | None, typer.Option("--artifacts", envvar="COVEX_ARTIFACTS", help="fsspec URL for files (e.g. s3://b/p).")
     ] = None,
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     state.uri, state.token, state.artifacts, state.client = uri, token, artifacts, None
     output.reset_consoles()
