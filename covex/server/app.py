@@ -7,10 +7,13 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +30,9 @@ from covex.settings import Settings
 
 log = logging.getLogger("covex.server")
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# Swagger UI and ReDoc ship in the package (scripts/docs-assets refreshes them): the docs work offline.
+DOCS_ASSETS = Path(__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs/assets"
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -58,6 +64,8 @@ def create_app(
         version=__version__,
         description="Model registry API: models, versions, stages, aliases and verified artifacts.",
         lifespan=_together([run for run in background if run is not None]),
+        docs_url=None,  # served by _api_docs from the package, not a CDN
+        redoc_url=None,
     )
     limits = GuardLimits(settings.max_body_bytes, settings.max_blob_bytes, settings.body_timeout)
     app.add_middleware(RequestGuard, limits=limits)
@@ -109,7 +117,38 @@ def create_app(
     for area in (access, approvals, audit, maintenance, webhooks):
         app.include_router(area.router)
     app.include_router(router)
+    _api_docs(app)
     return app
+
+
+def _api_docs(app: FastAPI) -> None:
+    """Serve /docs (Swagger UI) and /redoc with their scripts from the package; like /openapi.json, no token."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        assets = root + DOCS_ASSETS_URL
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{assets}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/swagger-ui/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # its default sends the document to swagger.io
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        assets = root + DOCS_ASSETS_URL
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{assets}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/swagger-ui/favicon-32x32.png",
+            with_google_fonts=False,
+        )
 
 
 class RequestId:
