@@ -391,8 +391,10 @@ class CovexSide(Side):
     def log_model(
         self, t: Trained, name: str, into: dict[str, Step], step: str, reqs: list[str] | None = None
     ) -> tuple[str, int]:
+        from covex.ml import log_model
+
         def run() -> Any:
-            return self.client.log_model(t.model, name, input_example=t.example, pip_requirements=reqs)
+            return log_model(self.client, t.model, name, input_example=t.example, pip_requirements=reqs)
 
         v = self.measure(run, into, step)
         if v.status != "READY":

@@ -396,35 +396,6 @@ class Client:
         """Stage moves and alias changes of a model, oldest first; ``version`` keeps those touching it."""
         return self._backend.history(name, None if version is None else version_ref(name, version).version)
 
-    # -- models as objects (MLflow format) -------------------------------------------
-
-    def log_model(self, model: Any, name: str, **kwargs: Any) -> ModelVersion:
-        """Package a trained model in the MLflow format and register it as the next version of ``name``.
-
-        Keyword arguments: ``input_example`` (also infers the signature), ``flavor``,
-        ``metrics``, ``params``, ``tags``, ``description``, ``datasets``,
-        ``reference_data`` (a DataFrame to profile), ``card``, ``parent``, ``run_id``,
-        ``run_link``, ``code_path``, ``aliases``, ``stage``, ``pip_requirements``.
-        """
-        from covex.extras import needs_extra
-
-        with needs_extra("log_model"):
-            from covex.ml.registering import log_model
-
-            return log_model(self, model, name, **kwargs)
-
-    def register_model(self, model_uri: str | os.PathLike[str], name: str, **kwargs: Any) -> ModelVersion:
-        """Register an existing MLflow model: a folder, ``runs:/<id>/<path>`` or any MLflow model URI.
-
-        ``tracking_uri`` names the MLflow server for run URIs; other keyword arguments as ``log_model``.
-        """
-        from covex.extras import needs_extra
-
-        with needs_extra("register_model"):
-            from covex.ml.registering import register_model
-
-            return register_model(self, model_uri, name, **kwargs)
-
     def download(
         self,
         name_or_uri: str,

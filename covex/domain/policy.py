@@ -25,12 +25,12 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from covex.domain.access import parse_subject
 from covex.domain.cards import CARD_FIELDS
 from covex.domain.documents import check_json
 from covex.domain.errors import InvalidInput
+from covex.domain.yaml_reader import Limits, Loc, YamlProblem, read_yaml
 
 TargetKind = Literal["stage", "alias"]
 RequestStatus = Literal["OPEN", "APPLIED", "REJECTED", "CANCELLED", "STALE"]
@@ -242,78 +242,8 @@ def validate_rules(body: Mapping[str, Any], *, kind: TargetKind) -> PolicyRules:
 
 # -- reading a policy file, keeping lines ------------------------------------------------
 
-Loc = tuple[str | int, ...]
-
-
-class _Composer(yaml.SafeLoader):
-    """A YAML loader that refuses anchors and aliases and bounds the node count and depth.
-
-    Aliases let a few bytes expand into millions of nodes (or a cycle); a policy file never needs them.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.nodes = 0
-        self.depth = 0
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        line = event.start_mark.line + 1
-        if isinstance(event, yaml.AliasEvent):
-            raise InvalidInput(f"line {line}: YAML aliases are not allowed in policy files (found *{event.anchor})")
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            raise InvalidInput(f"line {line}: YAML aliases are not allowed in policy files (found &{anchor})")
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise InvalidInput(f"line {line}: the file has more than {MAX_NODES} values; a policy file is smaller")
-        if self.depth >= MAX_DEPTH:
-            raise InvalidInput(f"line {line}: values are nested more than {MAX_DEPTH} levels deep")
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-
-class _Reader:
-    """Turns YAML nodes into plain values, remembering each key's line."""
-
-    def __init__(self) -> None:
-        self.lines: dict[Loc, int] = {(): 1}
-        self.loader = yaml.SafeLoader("")
-
-    def line(self, loc: Loc) -> int:
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self.lines:
-                return self.lines[loc[:end]]
-        return 1
-
-    def build(self, node: Node, loc: Loc) -> Any:
-        if isinstance(node, MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                line = key_node.start_mark.line + 1
-                if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    raise InvalidInput(f"line {line}: keys must be plain names")
-                key = str(key_node.value)
-                if key in out:
-                    raise InvalidInput(f"line {line}: {key!r} appears twice; give each key once")
-                self.lines[(*loc, key)] = line
-                out[key] = self.build(value_node, (*loc, key))
-            return out
-        if isinstance(node, SequenceNode):
-            items = []
-            for i, item in enumerate(node.value):
-                self.lines[(*loc, i)] = item.start_mark.line + 1
-                items.append(self.build(item, (*loc, i)))
-            return items
-        assert isinstance(node, ScalarNode)
-        try:
-            return self.loader.construct_object(node)
-        except (yaml.YAMLError, ValueError, OverflowError) as exc:
-            # ValueError: e.g. an integer of more digits than Python converts.
-            raise InvalidInput(f"line {node.start_mark.line + 1}: cannot read this value: {exc}") from None
+# A policy file never needs anchors and aliases: refused, a few bytes cannot expand into millions of values.
+POLICY_YAML = Limits(max_nodes=MAX_NODES, max_depth=MAX_DEPTH, aliases=False, name="policy files")
 
 
 @dataclass
@@ -345,28 +275,13 @@ def parse_policy_file(
         raise InvalidInput("a policy file must be YAML text")
     if len(text) > MAX_POLICY_FILE or len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_FILE:
         raise InvalidInput(f"policy file rejected: it is larger than {MAX_POLICY_FILE} bytes")
-    composer = _Composer(text)
     try:
-        root = composer.get_single_node()
-    except InvalidInput as exc:
+        document = read_yaml(text, limits=POLICY_YAML)
+    except YamlProblem as exc:
         raise InvalidInput(f"policy file rejected, nothing applied: {exc.message}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise InvalidInput(
-            f"policy file rejected, nothing applied: line {mark.line + 1 if mark else 1}: "
-            f"not valid YAML: {exc.problem or exc.context}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"policy file rejected, nothing applied: not valid YAML: {exc}") from None
-    finally:
-        composer.dispose()
-    reader = _Reader()
-    if root is None:
+    if document.value is None:
         raise InvalidInput("policy file rejected: it is empty; it needs a 'policies:' list")
-    try:
-        data = reader.build(root, ())
-    except InvalidInput as exc:
-        raise InvalidInput(f"policy file rejected, nothing applied: {exc.message}") from None
+    data = document.value
     if not isinstance(data, dict) or set(data) != {"policies"} or not isinstance(data["policies"], list):
         raise InvalidInput(
             "policy file rejected, nothing applied: line 1: the file must hold one key, 'policies:', a list"
@@ -376,7 +291,7 @@ def parse_policy_file(
     seen: dict[tuple[str, str], int] = {}
     for i, item in enumerate(data["policies"]):
         loc: Loc = ("policies", i)
-        line = reader.line(loc)
+        line = document.line(loc)
         if not isinstance(item, dict):
             problems.add(line, "each policy must be a mapping with 'stage:' or 'alias:'")
             continue
@@ -389,23 +304,23 @@ def parse_policy_file(
         try:
             target = (stage if kind == "stage" else alias)(raw_target if isinstance(raw_target, str) else "")
         except InvalidInput as exc:
-            problems.add(reader.line((*loc, kind)), exc.message)
+            problems.add(document.line((*loc, kind)), exc.message)
             continue
         if (kind, target) in seen:
             problems.add(
-                reader.line((*loc, kind)), f"{kind} {target!r} has a policy already, at line {seen[(kind, target)]}"
+                document.line((*loc, kind)), f"{kind} {target!r} has a policy already, at line {seen[(kind, target)]}"
             )
             continue
-        seen[(kind, target)] = reader.line((*loc, kind))
+        seen[(kind, target)] = document.line((*loc, kind))
         try:
             rules = PolicyRules.model_validate(item)
         except ValidationError as exc:
             for error in exc.errors():
                 sub, message = _problem(error)
-                problems.add(reader.line((*loc, *sub)), message)
+                problems.add(document.line((*loc, *sub)), message)
             continue
         if kind == "alias" and rules.archive_existing:
-            problems.add(reader.line((*loc, "archive_existing")), "'archive_existing' applies to stages only")
+            problems.add(document.line((*loc, "archive_existing")), "'archive_existing' applies to stages only")
             continue
         out.append(Policy(target_kind=kind, target=target, **rules.model_dump()))
     problems.raise_any()

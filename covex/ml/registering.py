@@ -13,6 +13,7 @@ from covex.domain.cards import validate_card
 from covex.domain.entities import ModelVersion
 from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, ServiceUnavailable
 from covex.domain.names import validate_metrics, validate_model_name, validate_tags
+from covex.extras import needs_extra
 from covex.ml.lineage import describe_dataset, git_state
 from covex.ml.packaging import check_example, describe_package, save_model
 from covex.ml.profile import profile_frame
@@ -122,7 +123,32 @@ def log_model(
     pip_requirements: list[str] | None = None,
     **kwargs: Any,
 ) -> ModelVersion:
-    """Package a trained model in the MLflow format and register it as the next version of ``name``."""
+    """Package a trained model in the MLflow format and register it as the next version of ``name``.
+
+    ``model``: a scikit-learn, XGBoost or LightGBM estimator, an ``mlflow.pyfunc.PythonModel``
+    or a function taking a DataFrame. ``input_example`` infers the signature and is run through
+    the packaged model. Other keyword arguments: ``metrics``, ``params``, ``tags``,
+    ``description``, ``datasets``, ``reference_data`` (a DataFrame to profile), ``card``,
+    ``parent``, ``run_id``, ``run_link``, ``code_path``, ``aliases``, ``stage``, ``source``.
+
+    Raises ``MissingExtra`` naming the ``ml`` extra when its packages are not installed.
+    """
+    with needs_extra("log_model"):
+        return _log_model(
+            client, model, name, input_example=input_example, flavor=flavor, pip_requirements=pip_requirements, **kwargs
+        )
+
+
+def _log_model(
+    client: Client,
+    model: Any,
+    name: str,
+    *,
+    input_example: Any,
+    flavor: str | None,
+    pip_requirements: list[str] | None,
+    **kwargs: Any,
+) -> ModelVersion:
     with tempfile.TemporaryDirectory(prefix="covex-model-") as tmp:
         path = Path(tmp) / "model"
         used = save_model(model, path, input_example=input_example, flavor=flavor, pip_requirements=pip_requirements)
@@ -145,7 +171,18 @@ def register_model(
     tracking_uri: str | None = None,
     **kwargs: Any,
 ) -> ModelVersion:
-    """Register an existing MLflow model: a local folder, ``runs:/<id>/<path>`` or any MLflow model URI."""
+    """Register an existing MLflow model: a local folder, ``runs:/<id>/<path>`` or any MLflow model URI.
+
+    ``tracking_uri`` names the MLflow server for run URIs; other keyword arguments as ``log_model``.
+    Raises ``MissingExtra`` naming the ``ml`` extra when its packages are not installed.
+    """
+    with needs_extra("register_model"):
+        return _register_model(client, model_uri, name, tracking_uri=tracking_uri, **kwargs)
+
+
+def _register_model(
+    client: Client, model_uri: str | os.PathLike[str], name: str, *, tracking_uri: str | None, **kwargs: Any
+) -> ModelVersion:
     local = Path(str(model_uri)).expanduser()
     if local.is_dir():
         return register_folder(client, local, name, source=local.resolve().as_uri(), **kwargs)

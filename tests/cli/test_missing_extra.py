@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import covex
 from covex.cli import app
 from covex.extras import MissingExtra, needs_extra
 from tests import support
@@ -59,17 +58,6 @@ def test_covex_import_mlflow_names_the_extra(tmp_path: Path) -> None:
         r.exit_code,
         r.stderr.splitlines(),
     )
-
-
-@pytest.mark.usefixtures("without_mlflow")
-def test_log_model_raises_an_import_error_naming_the_extra(tmp_path: Path) -> None:
-    with covex.Client(tmp_path / "data") as c:
-        with pytest.raises(MissingExtra, match=r"log_model needs the 'ml' extra.*pip install 'covex\[ml\]'") as caught:
-            c.log_model(lambda frame: frame, "churn")
-        assert isinstance(caught.value, ModuleNotFoundError) and isinstance(caught.value, covex.CovexError)
-        assert "mlflow" == caught.value.name
-        with pytest.raises(MissingExtra, match="register_model needs the 'ml' extra"):
-            c.register_model("runs:/0123abcd/model", "churn", tracking_uri="http://127.0.0.1:9")
 
 
 def test_only_missing_optional_packages_are_reworded() -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,40 +24,6 @@ pytestmark = pytest.mark.filterwarnings(
     # MLflow warns about its own type hints while importing mlflow.pyfunc.
     "ignore:.*Any type hint is inferred as AnyType:UserWarning",
 )
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"covex_example_{name}", EXAMPLES / name / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Both examples trained once into temporary folders, each with its registry.yaml beside data/ and out/."""
-    roots = {}
-    for name in ("store_sales", "grid_coverage"):
-        root = tmp_path_factory.mktemp(name)
-        _example(name).train(root)
-        shutil.copy(EXAMPLES / name / "registry.yaml", root / "registry.yaml")
-        roots[name] = root
-    return roots
-
-
-@pytest.fixture
-def copy_of(trained: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
-    """A private copy of a trained example (for tests that change its files); returns the config path."""
-
-    def make(name: str) -> Path:
-        root = tmp_path / name
-        shutil.copytree(trained[name], root)
-        return root / "registry.yaml"
-
-    return make
 
 
 def _sha256(path: Path) -> str:
@@ -159,15 +122,21 @@ def test_same_config_and_files_register_once(client: covex.Client, copy_of: Call
         run_config(client, moved / "registry.yaml", env=env)
     )
 
-    # A changed metric, or another RUN_DATE (a tag), is a new version.
+    # A changed metric is a new version; another RUN_DATE (a tag) is the same one, its tag updated.
     metrics = config.parent / "out" / "metrics.json"
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "rmse": 1.5}))
     changed = run_config(client, config, env=env)
     assert (True, 2, 1.5) == (changed.created, changed.version.version, changed.version.metrics["rmse"])
     later = run_config(client, config, env={"RUN_DATE": "2026-11-30"})
-    assert (True, 3) == (later.created, later.version.version)
-    assert [3, 2, 1] == [v.version for v in client.list_versions("store-sales").items]
-    assert (False, 2) == (lambda r: (r.created, r.version.version))(run_config(client, config, env=env))
+    assert (False, 2, ["tags.run_date"], "2026-11-30") == (
+        later.created,
+        later.version.version,
+        later.updated,
+        later.version.tags["run_date"],
+    )
+    assert [2, 1] == [v.version for v in client.list_versions("store-sales").items]
+    back = run_config(client, config, env=env)
+    assert (False, 2, "2026-11-23") == (back.created, back.version.version, back.version.tags["run_date"])
 
 
 def test_run_id_is_provenance_not_identity(client: covex.Client, trained: dict[str, Path]) -> None:
@@ -201,28 +170,6 @@ def test_a_rerun_completes_labels_but_never_undoes_later_changes(
 
 
 # -- the command line -----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["embedded", "http"])
-def cli(request: pytest.FixtureRequest, registries) -> Callable[..., Any]:
-    reg: Registry = registries(request.param, "sqlite")
-    reg.reset()
-    runner = CliRunner()
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Any:
-        full = {
-            "COVEX_URI": reg.url,
-            "COVEX_ARTIFACTS": reg.settings.artifacts_url,
-            "COVEX_TOKEN": reg.settings.token or "",
-            "COLUMNS": "300",
-            **(env or {}),
-        }
-        result = runner.invoke(app, list(args), env=full)
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result
-
-    return run
 
 
 def test_cli_register_dry_run_then_register_then_again(cli, trained: dict[str, Path]) -> None:

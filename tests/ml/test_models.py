@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import covex
+from covex.ml import log_model
 from tests.conftest import Registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")
@@ -50,7 +51,7 @@ def _models(x: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
 def test_every_flavor_round_trips_with_identical_predictions(ml_client: covex.Client, data) -> None:
     x, y = data
     for name, model in _models(x, y).items():
-        v = ml_client.log_model(model, name, input_example=x.head(), metrics={"acc": 0.9})
+        v = log_model(ml_client, model, name, input_example=x.head(), metrics={"acc": 0.9})
         assert ("READY", {"acc": 0.9}) == (v.status, v.metrics)
         loaded = covex.load_model(f"models:/{name}/1", client=ml_client)
         np.testing.assert_array_equal(np.asarray(model.predict(x)), np.asarray(loaded.predict(x)).ravel())
@@ -64,7 +65,7 @@ def test_python_function_model(ml_client: covex.Client, data) -> None:
     def score(frame: pd.DataFrame) -> pd.Series:
         return frame["tenure"] * 2 + frame["calls"]
 
-    v = ml_client.log_model(score, "rule", input_example=x.head())
+    v = log_model(ml_client, score, "rule", input_example=x.head())
     assert "pyfunc" == v.tags["covex.flavor"]
     loaded = covex.load_model("models:/rule/latest", client=ml_client)
     np.testing.assert_allclose(score(x).to_numpy(), np.asarray(loaded.predict(x)).ravel())
@@ -74,7 +75,7 @@ def test_tree_models_register_with_no_extra_arguments(ml_client: covex.Client, d
     from sklearn.ensemble import RandomForestRegressor
 
     x, y = data
-    v = ml_client.log_model(RandomForestRegressor(n_estimators=4, random_state=0).fit(x, y), "rf")
+    v = log_model(ml_client, RandomForestRegressor(n_estimators=4, random_state=0).fit(x, y), "rf")
     assert ("READY", "sklearn") == (v.status, v.tags["covex.flavor"])
     files = [f.path for f in ml_client.list_files(v.uri)]
     assert "model.skops" in files and "MLmodel" in files and "requirements.txt" in files
@@ -84,7 +85,7 @@ def test_second_load_downloads_nothing(ml_client: covex.Client, data, monkeypatc
     from sklearn.linear_model import LogisticRegression
 
     x, y = data
-    ml_client.log_model(LogisticRegression().fit(x, y), "lr", input_example=x.head())
+    log_model(ml_client, LogisticRegression().fit(x, y), "lr", input_example=x.head())
     covex.load_model("models:/lr/1", client=ml_client)
     fetched: list[str] = []
     original = ml_client._backend.read_blob
@@ -98,7 +99,7 @@ def test_tampered_cache_or_store_refuses_to_load(ml_client: covex.Client, regist
     from sklearn.linear_model import LogisticRegression
 
     x, y = data
-    v = ml_client.log_model(LogisticRegression().fit(x, y), "lr", input_example=x.head())
+    v = log_model(ml_client, LogisticRegression().fit(x, y), "lr", input_example=x.head())
     cache = Path(ml_client.settings.cache_dir) / "models" / str(v.manifest_digest)
     covex.load_model(v.uri, client=ml_client)
     # A tampered cached file is detected and fetched again from the registry.
@@ -129,11 +130,11 @@ def test_unsupported_objects_and_bad_examples_leave_nothing(ml_client: covex.Cli
 
     x, y = data
     with pytest.raises(covex.InvalidInput, match=r"'model' of type builtins\.dict is not supported"):
-        ml_client.log_model({"not": "a model"}, "m")
+        log_model(ml_client, {"not": "a model"}, "m")
     with pytest.raises(covex.InvalidInput, match="'input_example' does not fit the model"):
-        ml_client.log_model(LogisticRegression().fit(x, y), "m", input_example=pd.DataFrame({"other": [1.0]}))
+        log_model(ml_client, LogisticRegression().fit(x, y), "m", input_example=pd.DataFrame({"other": [1.0]}))
     with pytest.raises(covex.InvalidInput, match="'card' has unknown fields: colour"):
-        ml_client.log_model(LogisticRegression().fit(x, y), "m", card={"colour": "red"})
+        log_model(ml_client, LogisticRegression().fit(x, y), "m", card={"colour": "red"})
     assert [] == ml_client.search_versions("name = 'm'").items
 
 
@@ -151,9 +152,10 @@ def test_lineage_profile_and_card(ml_client: covex.Client, data, tmp_path: Path)
     (repo / "train.py").write_text("print('changed')\n")
     commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
-    first = ml_client.log_model(LogisticRegression().fit(x, y), "churn", input_example=x.head())
+    first = log_model(ml_client, LogisticRegression().fit(x, y), "churn", input_example=x.head())
     holdout = x.assign(segment=np.where(x.tenure > 30, "loyal", "new"))
-    v = ml_client.log_model(
+    v = log_model(
+        ml_client,
         LogisticRegression(C=0.5).fit(x, y),
         "churn",
         input_example=x.head(),
