@@ -31,7 +31,7 @@ from covex.domain.policy import (
     TransitionRequest,
 )
 from covex.service.base import Refused, ServiceBase, now_ms
-from covex.service.registry import RegistryService
+from covex.service.placement import PlacementService
 from covex.store import queries
 from covex.store.schema import (
     grants,
@@ -73,9 +73,8 @@ class ApprovalService(ServiceBase):
     """Policies, requests, reviews, comments, rollback and placement at a moment."""
 
     @property
-    def _registry(self) -> RegistryService:
-        registry: RegistryService = self._sibling(RegistryService)
-        return registry
+    def _registry(self) -> PlacementService:
+        return self._sibling(PlacementService)
 
     # -- targets --------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -24,16 +24,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from covex.artifacts import BlobStore
 from covex.domain import audit
 from covex.domain.access import RANK, Principal, hash_token
+from covex.domain.entities import Model, ModelVersion
 from covex.domain.errors import NotFound, PermissionDenied, ServiceUnavailable, Unauthenticated
-from covex.domain.names import validate_model_name, validate_stage
+from covex.domain.names import validate_id, validate_model_name, validate_stage
 from covex.service.refusals import AnonymousRefusals, Tally
-from covex.store import database
+from covex.store import database, queries
 from covex.store.schema import (
     audit_head,
     audit_log,
     grants,
     group_members,
     groups,
+    model_versions,
     models,
     policies,
     tokens,
@@ -43,6 +45,8 @@ from covex.store.schema import (
 )
 
 log = logging.getLogger("covex.service")
+
+S = TypeVar("S", bound="ServiceBase")
 
 
 def now_ms() -> int:
@@ -146,14 +150,16 @@ class ServiceBase:
         """The same service acting as the local admin called ``actor`` (embedded use and tests)."""
         return self.as_principal(Principal.local_admin(actor))
 
-    def _sibling(self, cls: type[Any]) -> Any:
-        """Another service over the same database, blobs and principal."""
+    def _sibling(self, cls: type[S]) -> S:
+        """Another service over the same database, blobs and principal (``self`` when it is one)."""
+        if isinstance(self, cls):
+            return self
         siblings: dict[type[Any], Any] = self.__dict__.setdefault("_siblings", {})
         if cls not in siblings:
             other = object.__new__(cls)
             other.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_siblings"})
             siblings[cls] = other
-        return siblings[cls]
+        return siblings[cls]  # type: ignore[no-any-return]
 
     # -- transactions ---------------------------------------------------------------
 
@@ -232,6 +238,41 @@ class ServiceBase:
         if row is None:
             raise NotFound(f"model {name!r} does not exist")
         return row
+
+    def _model_for(self, conn: Connection, name: str, role: str, action: str, *, lock: bool = True) -> Row[Any]:
+        """Load model ``name`` (locked, for a change) and check the principal holds ``role`` for ``action``."""
+        model = self._model_row(conn, name, lock=lock)
+        self.require(conn, model, role, action)
+        return model
+
+    def _version_for(
+        self, conn: Connection, name: str, version: int, role: str, action: str, *, lock: bool = True
+    ) -> tuple[Row[Any], Row[Any]]:
+        """Lock the model, check ``role`` for ``action``, load the version: the preamble of a version change."""
+        model = self._model_for(conn, name, role, action, lock=lock)
+        return model, self._version_row(conn, model, version)
+
+    def _version_row(self, conn: Connection, model: Row[Any], version: int) -> Row[Any]:
+        validate_id(version, "version")
+        q = queries.version_select().where(model_versions.c.model_id == model.id, model_versions.c.version == version)
+        row = conn.execute(q).one_or_none()
+        if row is None:
+            raise NotFound(f"version {version} of model {model.name!r} does not exist")
+        return row
+
+    def _model(self, conn: Connection, row: Row[Any]) -> Model:
+        return queries.load_models(conn, [row])[0]
+
+    def _version(self, conn: Connection, row: Row[Any]) -> ModelVersion:
+        return queries.load_versions(conn, [row])[0]
+
+    def _touch_model(self, conn: Connection, model_id: int, now: int) -> None:
+        conn.execute(update(models).where(models.c.id == model_id).values(last_updated_timestamp=now))
+
+    def _touch_version(self, conn: Connection, version_id: int, now: int, **values: Any) -> None:
+        conn.execute(
+            update(model_versions).where(model_versions.c.id == version_id).values(last_updated_timestamp=now, **values)
+        )
 
     def model_role(self, conn: Connection, model_id: int) -> int:
         """The principal's rank on a model: 0 none, 1 reader, 2 editor, 3 manager (admins: 3)."""

@@ -1,0 +1,175 @@
+"""Models: create, read, rename, describe, tag, delete and search them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from covex.domain.entities import Model, Page
+from covex.domain.errors import AlreadyExists, InvalidInput, NotFound
+from covex.domain.filters import MODEL_FIELDS, parse_filter, parse_order_by
+from covex.domain.names import validate_key, validate_model_name, validate_tags, validate_text
+from covex.service.base import ServiceBase, now_ms
+from covex.store import queries, search
+from covex.store.schema import grants, model_tags, model_versions, models
+
+MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
+
+
+def _tag(key: str, value: str | None) -> dict[str, str] | None:
+    return None if value is None else {key: value}
+
+
+class ModelService(ServiceBase):
+    """The use cases on models as a whole (their versions: ``covex.service.versions``)."""
+
+    def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Model:
+        validate_model_name(name)
+        description = validate_text(description, "description")
+        tag_values = validate_tags(tags, "tags")
+        now = now_ms()
+        try:
+            with self._tx(write=True) as conn:
+                if conn.execute(select(models.c.id).where(models.c.name == name)).first():
+                    raise AlreadyExists(f"model {name!r} already exists")
+                model_id = conn.execute(
+                    insert(models)
+                    .values(
+                        name=name,
+                        description=description,
+                        created_by=self.actor,
+                        last_version=0,
+                        creation_timestamp=now,
+                        last_updated_timestamp=now,
+                    )
+                    .returning(models.c.id)
+                ).scalar_one()
+                if tag_values:
+                    conn.execute(
+                        insert(model_tags),
+                        [{"model_id": model_id, "key": k, "value": v} for k, v in tag_values.items()],
+                    )
+                # The creator manages what it created.
+                conn.execute(
+                    insert(grants).values(
+                        model_id=model_id,
+                        subject=f"user:{self.actor}",
+                        role="manager",
+                        scope="",
+                        created_by=self.actor,
+                        creation_timestamp=now,
+                    )
+                )
+                model = self._model(conn, self._model_row(conn, name))
+                after = {"description": description, "tags": tag_values}
+                self._audit(conn, "model.create", f"model:{name}", None, after)
+                self._emit(conn, "model.created", {"model": name, **after}, model_id)
+                return model
+        except IntegrityError:
+            raise AlreadyExists(f"model {name!r} already exists") from None
+
+    def get_model(self, name: str) -> Model:
+        with self._tx(write=False) as conn:
+            row = self._model_for(conn, name, "reader", "model.read", lock=False)
+            return self._model(conn, row)
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        return self.update_model(name, new_name=new_name)
+
+    def update_model(self, name: str, *, description: str | None = None, new_name: str | None = None) -> Model:
+        """Change a model's description and/or name, in one transaction."""
+        if description is None and new_name is None:
+            raise InvalidInput("give 'description' or 'new_name'")
+        values: dict[str, Any] = {"last_updated_timestamp": now_ms()}
+        if description is not None:
+            values["description"] = validate_text(description, "description")
+        if new_name is not None:
+            values["name"] = validate_model_name(new_name, "new_name")
+        try:
+            with self._tx(write=True) as conn:
+                role = "manager" if new_name not in (None, name) else "editor"
+                row = self._model_for(conn, name, role, "model.update")
+                if (
+                    new_name not in (None, name)
+                    and conn.execute(select(models.c.id).where(models.c.name == new_name)).first()
+                ):
+                    raise AlreadyExists(f"model {new_name!r} already exists")
+                conn.execute(update(models).where(models.c.id == row.id).values(**values))
+                changed = {k: v for k, v in values.items() if k != "last_updated_timestamp"}
+                before = {"name": row.name, "description": row.description}
+                self._audit(conn, "model.update", f"model:{name}", {k: before[k] for k in changed}, changed)
+                if "name" in changed and changed["name"] != name:
+                    self._emit(conn, "model.renamed", {"model": changed["name"], "previous_name": name}, row.id)
+                return self._model(conn, self._model_row(conn, values.get("name", name)))
+        except IntegrityError:
+            raise AlreadyExists(f"model {new_name!r} already exists") from None
+
+    def set_model_tag(self, name: str, key: str, value: str) -> Model:
+        (key, value), *_ = validate_tags({key: value}, "tag").items()
+        with self._tx(write=True) as conn:
+            row = self._model_for(conn, name, "editor", "model.tag.set")
+            before = conn.execute(
+                select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
+            ).scalar_one_or_none()
+            conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
+            conn.execute(insert(model_tags).values(model_id=row.id, key=key, value=value))
+            self._touch_model(conn, row.id, now_ms())
+            self._audit(conn, "model.tag.set", f"model:{name}", _tag(key, before), {key: value})
+            return self._model(conn, self._model_row(conn, name))
+
+    def delete_model_tag(self, name: str, key: str) -> Model:
+        validate_key(key, "key")
+        with self._tx(write=True) as conn:
+            row = self._model_for(conn, name, "editor", "model.tag.delete")
+            before = conn.execute(
+                select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
+            ).scalar_one_or_none()
+            if before is None:
+                raise NotFound(f"model {name!r} has no tag {key!r}")
+            conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
+            self._touch_model(conn, row.id, now_ms())
+            self._audit(conn, "model.tag.delete", f"model:{name}", {key: before}, None)
+            return self._model(conn, self._model_row(conn, name))
+
+    def delete_model(self, name: str) -> None:
+        """Delete a model with all its versions, tags and aliases (files stay until ``gc``)."""
+        with self._tx(write=True) as conn:
+            row = self._model_for(conn, name, "manager", "model.delete")
+            versions = (
+                conn.execute(select(model_versions.c.version).where(model_versions.c.model_id == row.id))
+                .scalars()
+                .all()
+            )
+            self._emit(conn, "model.deleted", {"model": name, "versions": list(versions)}, row.id)
+            conn.execute(delete(models).where(models.c.id == row.id))
+            self._audit(conn, "model.delete", f"model:{name}", {"versions": list(versions)}, None)
+
+    def search_models(
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Model]:
+        node = parse_filter(filter, MODEL_FIELDS)
+        order = parse_order_by(list(order_by or []), MODEL_FIELDS, MODEL_SORTABLE)
+        limit = search.check_max_results(max_results)
+        offset = search.decode_page_token(page_token)
+        q = (
+            select(models)
+            .where(search.model_filter(node))
+            .order_by(*search.model_order(order))
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        with self._tx(write=False) as conn:
+            readable = self.readable_model_ids(conn)
+            if readable is not None:
+                q = q.where(models.c.id.in_(readable))
+            rows = conn.execute(q).all()
+            items = queries.load_models(conn, rows[:limit])
+        token = search.encode_page_token(offset + limit) if len(rows) > limit else None
+        return Page[Model](items=items, next_page_token=token)

@@ -1,0 +1,430 @@
+"""Versions: create and finalize them, their files, tags, metrics, params and documents (the card among them)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+
+from covex.artifacts import check_digest, manifest_digest
+from covex.domain.cards import validate_card
+from covex.domain.documents import check_kind, validate_documents
+from covex.domain.entities import FileEntry, ModelVersion, Page
+from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from covex.domain.filters import VERSION_FIELDS, parse_filter, parse_order_by
+from covex.domain.names import (
+    MAX_INT64,
+    MAX_KEY_LENGTH,
+    MAX_URI_LENGTH,
+    validate_artifact_path,
+    validate_id,
+    validate_key,
+    validate_metrics,
+    validate_ref,
+    validate_tags,
+    validate_text,
+)
+from covex.domain.uris import MAX_ID, ModelRef
+from covex.service.base import ServiceBase, now_ms
+from covex.service.blobs import BlobService
+from covex.service.placement import record_event
+from covex.store import database, queries, search
+from covex.store.schema import (
+    model_aliases,
+    model_versions,
+    models,
+    version_documents,
+    version_files,
+    version_metrics,
+    version_params,
+    version_tags,
+)
+
+VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
+
+
+def _first_clash(paths: list[str]) -> tuple[int, str] | None:
+    """The first entry (in the given order) repeating a path, or a file that is also a folder.
+
+    With ``/`` sorted lowest (as NUL), whatever lies under a folder comes right after the folder's
+    own name: one sort and one pass over neighbours find every clash.
+    """
+    keys = [p.replace("/", "\0") for p in paths]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    found: tuple[int, str] | None = None
+    for a, b in itertools.pairwise(order):
+        if keys[b] == keys[a]:
+            problem = "appears twice"
+        elif keys[b].startswith(keys[a] + "\0"):
+            problem = "is both a file and a folder"
+        else:
+            continue
+        later = max(a, b)
+        if found is None or later < found[0]:
+            found = (later, problem)
+    return found
+
+
+class VersionService(ServiceBase):
+    """The use cases on a model's versions (where they are placed: ``covex.service.placement``)."""
+
+    def _resolve_row(self, conn: Connection, ref: ModelRef) -> Row[Any]:
+        validate_ref(ref, self.stages)
+        model = self._model_for(conn, ref.name, "reader", "model.read", lock=False)
+        base = queries.version_select().where(model_versions.c.model_id == model.id)
+        if ref.kind == "version":
+            return self._version_row(conn, model, ref.version)
+        if ref.kind == "alias":
+            row = conn.execute(
+                base.join(model_aliases, model_aliases.c.version_id == model_versions.c.id).where(
+                    model_aliases.c.alias == ref.value
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"model {ref.name!r} has no alias {ref.value!r}")
+            return row
+        q = base.where(model_versions.c.status == "READY")
+        if ref.kind == "stage":
+            q = q.where(model_versions.c.stage == self.stage(ref.value))
+        row = conn.execute(q.order_by(model_versions.c.version.desc()).limit(1)).one_or_none()
+        if row is None:
+            where = f"in stage {self.stage(ref.value)!r}" if ref.kind == "stage" else "that is READY"
+            raise NotFound(f"model {ref.name!r} has no version {where}")
+        return row
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        files: Sequence[FileEntry] | None = None,
+        source: str = "",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, str] | None = None,
+        run_id: str = "",
+        run_link: str = "",
+        documents: Mapping[str, Any] | None = None,
+        number: int | None = None,
+    ) -> ModelVersion:
+        """Allocate the next version number and record the version.
+
+        With ``files`` the version is PENDING until ``finalize_version`` has checked
+        that every blob is stored; without, it records ``source`` only and is READY.
+        ``documents`` (lineage, signature, profile, card) are stored in the same
+        transaction. ``number`` keeps a number from elsewhere (imports); it must be
+        higher than any number the model has handed out.
+        """
+        entries = self._check_files(files or [])
+        if not entries and not source:
+            raise InvalidInput("give 'files' to upload or a 'source' URI to record")
+        values = {
+            "source": validate_text(source, "source", MAX_URI_LENGTH),
+            "description": validate_text(description, "description"),
+            "run_id": validate_text(run_id, "run_id", MAX_KEY_LENGTH),
+            "run_link": validate_text(run_link, "run_link", MAX_URI_LENGTH),
+        }
+        tag_values = validate_tags(tags, "tags")
+        metric_values = validate_metrics(metrics)
+        param_values = validate_tags(params, "params")
+        document_values = validate_documents(documents)
+        if number is not None:
+            validate_id(number, "number")
+        now = now_ms()
+        with self._tx(write=True) as conn:
+            # Choosing a number (imports keep theirs) is the manager's: it uses up the numbers below it.
+            model = self._model_for(conn, name, "editor" if number is None else "manager", "version.create")
+            if number is None and model.last_version >= MAX_ID:
+                raise InvalidState(f"model {name!r} has handed out its last version number ({MAX_ID})")
+            if number is not None and number <= model.last_version:
+                raise AlreadyExists(
+                    f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
+                )
+            bump = models.c.last_version + 1 if number is None else number
+            number = conn.execute(
+                update(models)
+                .where(models.c.id == model.id)
+                .values(last_version=bump, last_updated_timestamp=now)
+                .returning(models.c.last_version)
+            ).scalar_one()
+            row = {
+                "version": number,
+                "status": "PENDING" if entries else "READY",
+                "status_message": "",
+                "stage": self.initial_stage,
+                "created_by": self.actor,
+                "manifest_digest": manifest_digest(entries) if entries else None,
+                "file_count": len(entries),
+                "size": sum(f.size for f in entries),
+                "creation_timestamp": now,
+                "last_updated_timestamp": now,
+                **values,
+            }
+            version_id = conn.execute(
+                insert(model_versions).values(model_id=model.id, **row).returning(model_versions.c.id)
+            ).scalar_one()
+            for table, items in (
+                (version_tags, tag_values),
+                (version_metrics, metric_values),
+                (version_params, param_values),
+            ):
+                if items:
+                    conn.execute(
+                        insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()]
+                    )
+            if entries:
+                database.lock_blobs(conn, exclusive=False)  # gc deletes nothing while these references land
+                conn.execute(
+                    insert(version_files),
+                    [
+                        {"version_id": version_id, "path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode}
+                        for f in entries
+                    ],
+                )
+            if document_values:
+                conn.execute(
+                    insert(version_documents),
+                    [
+                        {"version_id": version_id, "kind": k, "body": body, "last_updated_timestamp": now}
+                        for k, body in document_values.items()
+                    ],
+                )
+            summary = {
+                "version": number,
+                "status": row["status"],
+                "source": values["source"],
+                "manifest_digest": row["manifest_digest"],
+                "metrics": metric_values,
+            }
+            self._audit(conn, "version.create", f"model:{name}/{number}", None, summary)
+            self._emit(conn, "version.created", {"model": name, **summary}, model.id)
+            # Everything is in hand: no need to read the new version back.
+            return ModelVersion(
+                name=name, tags=tag_values, metrics=metric_values, params=param_values, aliases=[], **row
+            )
+
+    def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
+        """One JSON document of a version (lineage, signature, profile or card)."""
+        check_kind(kind)
+        with self._tx(write=False) as conn:
+            row = self._resolve_row(conn, ref)
+            body = conn.execute(
+                select(version_documents.c.body).where(
+                    version_documents.c.version_id == row.id, version_documents.c.kind == kind
+                )
+            ).scalar_one_or_none()
+        if body is None:
+            raise NotFound(f"{ref} has no {kind}")
+        return dict(json.loads(body))
+
+    def set_card(self, name: str, version: int, card: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a version's model card (the one document that stays editable)."""
+        fields = validate_card(dict(card) if isinstance(card, Mapping) else card)
+        now = now_ms()
+        with self._tx(write=True) as conn:
+            _, row = self._version_for(conn, name, version, "editor", "version.card.set")
+            before = conn.execute(
+                select(version_documents.c.body).where(
+                    version_documents.c.version_id == row.id, version_documents.c.kind == "card"
+                )
+            ).scalar_one_or_none()
+            conn.execute(
+                delete(version_documents).where(
+                    version_documents.c.version_id == row.id, version_documents.c.kind == "card"
+                )
+            )
+            conn.execute(
+                insert(version_documents).values(
+                    version_id=row.id, kind="card", body=json.dumps(fields), last_updated_timestamp=now
+                )
+            )
+            self._touch_version(conn, row.id, now)
+            self._audit(
+                conn,
+                "version.card.set",
+                f"model:{name}/{version}",
+                None if before is None else json.loads(before),
+                fields,
+            )
+        return fields
+
+    def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:
+        """Validate a manifest: every path unique, none both a file and a folder (sorted once, not pairwise)."""
+        if len(files) > self.limits.max_files:
+            raise InvalidInput(
+                f"'files' lists {len(files)} files; a version holds at most {self.limits.max_files} "
+                "(COVEX_MAX_FILES_PER_VERSION)"
+            )
+        out = []
+        for i, f in enumerate(files):
+            path = validate_artifact_path(f.path, f"files[{i}].path")
+            check_digest(f.digest, f"files[{i}].digest")
+            if isinstance(f.size, bool) or not isinstance(f.size, int) or not 0 <= f.size <= MAX_INT64:
+                raise InvalidInput(f"'files[{i}].size' must be an integer from 0 to {MAX_INT64}")
+            # Only "executable or not" travels with a file: no write bits for others on a download.
+            mode = 0o755 if isinstance(f.mode, int) and f.mode & 0o111 else 0o644
+            out.append(f if (path, mode) == (f.path, f.mode) else f.model_copy(update={"path": path, "mode": mode}))
+        clash = _first_clash([f.path for f in out])
+        if clash is not None:
+            i, problem = clash
+            raise InvalidInput(f"'files[{i}].path' {out[i].path!r} {problem}")
+        return out
+
+    def finalize_version(self, name: str, version: int) -> ModelVersion:
+        """Turn a PENDING version READY once every one of its blobs is stored and verified."""
+        with self._tx(write=False) as conn:
+            model, row = self._version_for(conn, name, version, "editor", "version.finalize", lock=False)
+            if row.status == "READY":
+                return self._version(conn, row)
+            if row.status == "FAILED":
+                raise InvalidState(
+                    f"version {version} of {name!r} has FAILED ({row.status_message}); create a new version"
+                )
+            files = queries.load_files(conn, row.id)
+            possessed = self._sibling(BlobService).possessed(conn, [f.digest for f in files])
+        # Blob checks do I/O; keep them outside the write transaction.
+        problems = []
+        for f in files:
+            size = self.blobs.size(f.digest)
+            if possessed is not None and f.digest not in possessed:
+                # Naming a digest is not holding the file: it must be uploaded, unless the caller can already
+                # read it. One answer whatever is stored, so finalize tells nothing about other models' files.
+                if size != f.size or not self._sibling(BlobService).stored_since(f.digest, row):
+                    problems.append(f"{f.path} (not uploaded)")
+            elif size is None:
+                problems.append(f"{f.path} (not uploaded)")
+            elif size != f.size:
+                problems.append(f"{f.path} (stored size {size} != {f.size})")
+        if problems:
+            shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise InvalidState(f"version {version} of {name!r} is missing files: {shown}")
+        with self._tx(write=True) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            if row.status == "PENDING":
+                self._touch_version(conn, row.id, now_ms(), status="READY", status_message="")
+                target = f"model:{name}/{version}"
+                self._audit(conn, "version.finalize", target, {"status": "PENDING"}, {"status": "READY"})
+                self._emit(conn, "version.ready", {"model": name, "version": version}, model.id)
+            elif row.status == "FAILED":
+                raise InvalidState(f"version {version} of {name!r} has FAILED ({row.status_message})")
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def fail_version(self, name: str, version: int, message: str) -> ModelVersion:
+        """Mark a PENDING version FAILED with a message (a READY version stays READY)."""
+        message = validate_text(message, "message")[:2000]
+        with self._tx(write=True) as conn:
+            model, row = self._version_for(conn, name, version, "editor", "version.fail")
+            if row.status == "READY":
+                raise InvalidState(f"version {version} of {name!r} is READY and cannot fail")
+            self._touch_version(conn, row.id, now_ms(), status="FAILED", status_message=message or "upload failed")
+            after = {"status": "FAILED", "message": message or "upload failed"}
+            self._audit(conn, "version.fail", f"model:{name}/{version}", {"status": row.status}, after)
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def get_version(self, ref: ModelRef) -> ModelVersion:
+        with self._tx(write=False) as conn:
+            return self._version(conn, self._resolve_row(conn, ref))
+
+    def list_files(self, ref: ModelRef) -> tuple[ModelVersion, list[FileEntry]]:
+        with self._tx(write=False) as conn:
+            row = self._resolve_row(conn, ref)
+            return self._version(conn, row), queries.load_files(conn, row.id)
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        *,
+        model: str | None = None,
+    ) -> Page[ModelVersion]:
+        node = parse_filter(filter, VERSION_FIELDS)
+        order = parse_order_by(list(order_by or []), VERSION_FIELDS, VERSION_SORTABLE)
+        limit = search.check_max_results(max_results)
+        offset = search.decode_page_token(page_token)
+        q = queries.version_select().where(search.version_filter(node))
+        with self._tx(write=False) as conn:
+            readable = None if model is not None else self.readable_model_ids(conn)
+            if readable is not None:
+                q = q.where(model_versions.c.model_id.in_(readable))
+            if model is not None:
+                model_row = self._model_for(conn, model, "reader", "model.read", lock=False)
+                q = q.where(model_versions.c.model_id == model_row.id)
+                if not order:
+                    order = parse_order_by(["version DESC"], VERSION_FIELDS, VERSION_SORTABLE)
+            rows = conn.execute(q.order_by(*search.version_order(order)).limit(limit + 1).offset(offset)).all()
+            items = queries.load_versions(conn, rows[:limit])
+        token = search.encode_page_token(offset + limit) if len(rows) > limit else None
+        return Page[ModelVersion](items=items, next_page_token=token)
+
+    def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
+        description = validate_text(description, "description")
+        with self._tx(write=True) as conn:
+            model, row = self._version_for(conn, name, version, "editor", "version.update")
+            self._touch_version(conn, row.id, now_ms(), description=description)
+            target = f"model:{name}/{version}"
+            self._audit(conn, "version.update", target, {"description": row.description}, {"description": description})
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def _set_keyed(self, name: str, version: int, table: Any, items: Mapping[str, Any], action: str) -> ModelVersion:
+        with self._tx(write=True) as conn:
+            model, row = self._version_for(conn, name, version, "editor", action)
+            before: dict[str, Any] = dict(
+                conn.execute(
+                    select(table.c.key, table.c.value).where(table.c.version_id == row.id, table.c.key.in_(list(items)))
+                ).all()
+            )
+            if items:
+                conn.execute(delete(table).where(table.c.version_id == row.id, table.c.key.in_(list(items))))
+                conn.execute(insert(table), [{"version_id": row.id, "key": k, "value": v} for k, v in items.items()])
+            self._touch_version(conn, row.id, now_ms())
+            self._audit(conn, action, f"model:{name}/{version}", before or None, dict(items))
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
+        return self._set_keyed(name, version, version_tags, validate_tags({key: value}, "tag"), "version.tag.set")
+
+    def log_metrics(self, name: str, version: int, metrics: Mapping[str, float]) -> ModelVersion:
+        return self._set_keyed(name, version, version_metrics, validate_metrics(metrics), "version.metrics.log")
+
+    def log_params(self, name: str, version: int, params: Mapping[str, str]) -> ModelVersion:
+        return self._set_keyed(name, version, version_params, validate_tags(params, "params"), "version.params.log")
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
+        validate_key(key, "key")
+        with self._tx(write=True) as conn:
+            model, row = self._version_for(conn, name, version, "editor", "version.tag.delete")
+            before = conn.execute(
+                select(version_tags.c.value).where(version_tags.c.version_id == row.id, version_tags.c.key == key)
+            ).scalar_one_or_none()
+            if before is None:
+                raise NotFound(f"version {version} of {name!r} has no tag {key!r}")
+            conn.execute(delete(version_tags).where(version_tags.c.version_id == row.id, version_tags.c.key == key))
+            self._touch_version(conn, row.id, now_ms())
+            self._audit(conn, "version.tag.delete", f"model:{name}/{version}", {key: before}, None)
+            return self._version(conn, self._version_row(conn, model, version))
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete a version and its aliases; its number is never handed out again."""
+        with self._tx(write=True) as conn:
+            model, row = self._version_for(conn, name, version, "manager", "version.delete")
+            aliases = (
+                conn.execute(select(model_aliases.c.alias).where(model_aliases.c.version_id == row.id)).scalars().all()
+            )
+            conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
+            now = now_ms()
+            self._touch_model(conn, model.id, now)
+            # Its aliases go with it: the history and webhooks must say so, as for delete_alias.
+            for alias in aliases:
+                why = "version deleted"
+                record_event(conn, self.actor, model.id, version, "alias", alias, str(version), None, now, why)
+                self._audit(conn, "alias.delete", f"model:{name}@{alias}", {"version": version}, None)
+                self._emit(conn, "alias.deleted", {"model": name, "alias": alias, "previous": version}, model.id)
+            before = {"stage": row.stage, "aliases": list(aliases), "manifest_digest": row.manifest_digest}
+            self._audit(conn, "version.delete", f"model:{name}/{version}", before, None)
+            self._emit(conn, "version.deleted", {"model": name, "version": version, **before}, model.id)
