@@ -6,7 +6,7 @@ fresh PostgreSQL database when one answers, with COPY). Then, per database:
 
 1. verify from the database: ``Client(uri).audit.verify()``, what ``covex audit verify`` runs;
 2. export to a JSON Lines file: ``Client(uri).audit.export(path)``, what ``covex audit export`` runs;
-3. verify the file offline: ``covex.service.audit.verify_file(path)`` (``covex audit verify --file``).
+3. verify the file offline: ``covex.domain.audit.verify_file(path)`` (``covex audit verify --file``).
 
 Each is timed ``--repeats`` times and the median is reported in records/s, with two floors for
 reference: streaming the rows without hashing, and SHA-256 alone over the canonical bytes.
@@ -42,7 +42,7 @@ from servers import log, machine
 
 import covex
 from covex.domain import audit
-from covex.service.audit import verify_file
+from covex.domain.audit import verify_file
 from covex.store import database
 from covex.store.schema import audit_head, audit_log
 

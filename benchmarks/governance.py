@@ -179,6 +179,7 @@ def _list_all(t: core.Target, http: httpx.Client, total: int) -> int:
 
 def audit_cost(tmp: Path, versions: int, rounds: int) -> dict[str, Any]:
     """Versions per second with and without the audit append, interleaved so drift hits both alike."""
+    from covex.domain.entities import NewVersion
     from covex.service import open_service
     from covex.service.base import ServiceBase
     from covex.settings import Settings
@@ -198,7 +199,7 @@ def audit_cost(tmp: Path, versions: int, rounds: int) -> dict[str, Any]:
                 service.create_model(name)
                 start = time.perf_counter()
                 for i in range(versions):
-                    service.create_version(name, source=f"s3://bench/{i}", metrics={"auc": i / versions})
+                    service.create_version(name, NewVersion(source=f"s3://bench/{i}", metrics={"auc": i / versions}))
                 rates[label].append(versions / (time.perf_counter() - start))
     finally:
         ServiceBase._audit = real  # type: ignore[method-assign]

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 import covex
 from covex.domain.access import Principal
-from covex.domain.entities import FileEntry
+from covex.domain.entities import FileEntry, NewVersion
 from covex.service import RegistryService, open_service
 from covex.service.maintenance import MaintenanceService
 from covex.store.schema import model_versions, models
@@ -50,7 +50,9 @@ def service(request: pytest.FixtureRequest, registries: Callable[[str, str], Reg
 def pending(service: RegistryService, name: str, *, age_ms: int = 0) -> int:
     """A PENDING version of ``name`` whose file is never uploaded, created ``age_ms`` ago; its number."""
     data = os.urandom(100)
-    v = service.create_version(name, files=[FileEntry(path="model.bin", digest=sha256(data), size=len(data))])
+    v = service.create_version(
+        name, NewVersion(files=[FileEntry(path="model.bin", digest=sha256(data), size=len(data))])
+    )
     backdate(service, name, v.version, age_ms)
     return v.version
 
@@ -82,7 +84,7 @@ def test_sweep_fails_only_versions_pending_longer_than_the_timeout(service: Regi
     service.create_model(name)
     old = pending(service, name, age_ms=2 * DAY_MS)
     young = pending(service, name, age_ms=10 * 60 * 1000)
-    ready = service.create_version(name, source="s3://bucket/model").version
+    ready = service.create_version(name, NewVersion(source="s3://bucket/model")).version
     backdate(service, name, ready, 2 * DAY_MS)
 
     report = service.maintenance.sweep_pending()
@@ -117,7 +119,9 @@ def test_a_version_finalized_while_the_sweep_runs_stays_ready(
     name = unique("churn")
     service.create_model(name)
     data = os.urandom(100)
-    v = service.create_version(name, files=[FileEntry(path="model.bin", digest=sha256(data), size=len(data))])
+    v = service.create_version(
+        name, NewVersion(files=[FileEntry(path="model.bin", digest=sha256(data), size=len(data))])
+    )
     backdate(service, name, v.version, 2 * DAY_MS)
     real = MaintenanceService._fail_abandoned
 
@@ -145,7 +149,7 @@ def test_finalize_and_sweep_racing_never_disagree(registries: Callable[[str, str
     for i, data in enumerate(blobs):
         service.put_blob(sha256(data), len(data), [data])
         files = [FileEntry(path="model.bin", digest=sha256(data), size=len(data))]
-        backdate(service, name, service.create_version(name, files=files).version, 2 * DAY_MS + i)
+        backdate(service, name, service.create_version(name, NewVersion(files=files)).version, 2 * DAY_MS + i)
     finalized: dict[int, bool] = {}
 
     def finalize_all() -> None:

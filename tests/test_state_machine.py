@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 import covex
-from covex.domain.entities import FileEntry
+from covex.domain.entities import FileEntry, NewVersion
 from covex.domain.uris import ModelRef
 from covex.service import open_service
 
@@ -68,13 +68,15 @@ class RegistryMachine(RuleBasedStateMachine):
 
     @rule(target=versions)
     def create_ready(self) -> int:
-        return self.created(self.service.create_version(MODEL, source=f"s3://bucket/{self.last + 1}"), "READY")
+        return self.created(
+            self.service.create_version(MODEL, NewVersion(source=f"s3://bucket/{self.last + 1}")), "READY"
+        )
 
     @rule(target=versions)
     def create_pending(self) -> int:
         data = self.payload(self.last + 1)
         entry = FileEntry(path="model.bin", digest=hashlib.sha256(data).hexdigest(), size=len(data))
-        return self.created(self.service.create_version(MODEL, files=[entry]), "PENDING")
+        return self.created(self.service.create_version(MODEL, NewVersion(files=[entry])), "PENDING")
 
     @rule(version=versions, upload=st.booleans())
     def finalize(self, version: int, upload: bool) -> None:

@@ -17,7 +17,7 @@ import covex
 from covex.client import client as client_module
 from covex.client.backend import Backend
 from covex.client.http import HttpBackend
-from covex.domain.entities import FileEntry
+from covex.domain.entities import FileEntry, NewVersion
 from covex.service import RegistryService
 from tests import support
 from tests.conftest import Registry
@@ -308,7 +308,7 @@ def test_finalize_names_missing_files_and_succeeds_once_they_are_uploaded(backen
         FileEntry(path="MLmodel", digest=sha256(stored), size=len(stored)),
     ]
     backend.put_blob(sha256(stored), len(stored), [stored])
-    assert "PENDING" == backend.create_version("churn", files=files).status
+    assert "PENDING" == backend.create_version("churn", NewVersion(files=files)).status
     with pytest.raises(covex.InvalidState, match=r"missing files: weights/model.bin \(not uploaded\)$"):
         backend.finalize_version("churn", 1)
     assert "PENDING" == backend.get_version(covex.parse_model_uri("models:/churn/1")).status
@@ -339,7 +339,7 @@ def test_http_rejects_paths_outside_the_version(http: httpx.Client, path: str) -
 def test_service_rejects_paths_outside_the_version(service: RegistryService, path: str) -> None:
     service.create_model("churn")
     with pytest.raises(covex.InvalidInput, match=r"'files\[0\]\.path'"):
-        service.create_version("churn", files=[FileEntry(path=path, digest="0" * 64, size=1)])
+        service.create_version("churn", NewVersion(files=[FileEntry(path=path, digest="0" * 64, size=1)]))
     assert [] == service.search_versions(model="churn").items
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import (
+    FileEntry,
+    FsckReport,
+    GcReport,
+    Model,
+    ModelEvent,
+    ModelVersion,
+    NewVersion,
+    Page,
+)
 from covex.domain.uris import ModelRef
 
 
@@ -37,21 +46,7 @@ class Backend(Protocol):
         max_results: int = 100,
         page_token: str | None = None,
     ) -> Page[Model]: ...
-    def create_version(
-        self,
-        name: str,
-        *,
-        files: Sequence[FileEntry] | None = None,
-        source: str = "",
-        description: str = "",
-        tags: Mapping[str, str] | None = None,
-        metrics: Mapping[str, float] | None = None,
-        params: Mapping[str, str] | None = None,
-        run_id: str = "",
-        run_link: str = "",
-        documents: Mapping[str, Any] | None = None,
-        number: int | None = None,
-    ) -> ModelVersion: ...
+    def create_version(self, name: str, new: NewVersion) -> ModelVersion: ...
     def finalize_version(self, name: str, version: int) -> ModelVersion: ...
     def fail_version(self, name: str, version: int, message: str) -> ModelVersion: ...
     def get_version(self, ref: ModelRef) -> ModelVersion: ...

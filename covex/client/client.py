@@ -15,7 +15,7 @@ from typing import Any
 from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.domain.cards import render_card
-from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, NewVersion, Page
 from covex.domain.errors import (
     ArtifactCorrupted,
     CovexError,
@@ -202,8 +202,7 @@ class Client:
         local = scan(path, self.settings.chunk_size) if path is not None else []
         if path is not None and not source:
             source = Path(path).resolve().as_uri()
-        version = self._backend.create_version(
-            name,
+        new = NewVersion(
             files=[f.entry for f in local],
             source=source or "",
             description=description,
@@ -215,6 +214,7 @@ class Client:
             documents=documents,
             number=number,
         )
+        version = self._backend.create_version(name, new)
         if not local:
             return version
         try:

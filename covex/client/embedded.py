@@ -12,7 +12,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import (
+    FileEntry,
+    FsckReport,
+    GcReport,
+    Model,
+    ModelEvent,
+    ModelVersion,
+    NewVersion,
+    Page,
+)
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
 
@@ -168,8 +177,8 @@ class EmbeddedBackend:
     ) -> Page[Model]:
         return self._read().search_models(filter, order_by, max_results, page_token)
 
-    def create_version(self, name: str, **kwargs: Any) -> ModelVersion:
-        return self._write().create_version(name, **kwargs)
+    def create_version(self, name: str, new: NewVersion) -> ModelVersion:
+        return self._write().create_version(name, new)
 
     def finalize_version(self, name: str, version: int) -> ModelVersion:
         return self._write().finalize_version(name, version)

@@ -10,7 +10,16 @@ from urllib.parse import quote
 import httpx
 
 from covex.artifacts.blobstore import check_digest
-from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import (
+    FileEntry,
+    FsckReport,
+    GcReport,
+    Model,
+    ModelEvent,
+    ModelVersion,
+    NewVersion,
+    Page,
+)
 from covex.domain.errors import (
     CovexError,
     InternalError,
@@ -183,33 +192,19 @@ class HttpBackend:
 
     # -- versions -------------------------------------------------------------------
 
-    def create_version(
-        self,
-        name: str,
-        *,
-        files: Sequence[FileEntry] | None = None,
-        source: str = "",
-        description: str = "",
-        tags: Mapping[str, str] | None = None,
-        metrics: Mapping[str, float] | None = None,
-        params: Mapping[str, str] | None = None,
-        run_id: str = "",
-        run_link: str = "",
-        documents: Mapping[str, Any] | None = None,
-        number: int | None = None,
-    ) -> ModelVersion:
+    def create_version(self, name: str, new: NewVersion) -> ModelVersion:
         body = {
-            "documents": dict(documents or {}),
-            "number": number,
-            "files": [f.model_dump() for f in files or []],
-            "source": _text(source),
-            "description": _text(description),
+            "documents": dict(new.documents or {}),
+            "number": new.number,
+            "files": [f.model_dump() for f in new.files or []],
+            "source": _text(new.source),
+            "description": _text(new.description),
             # Checked as embedded does (a list of pairs is not a mapping), before anything is sent.
-            "tags": validate_tags(tags, "tags"),
-            "metrics": validate_metrics(metrics),
-            "params": validate_tags(params, "params"),
-            "run_id": _text(run_id),
-            "run_link": _text(run_link),
+            "tags": validate_tags(new.tags, "tags"),
+            "metrics": validate_metrics(new.metrics),
+            "params": validate_tags(new.params, "params"),
+            "run_id": _text(new.run_id),
+            "run_link": _text(new.run_link),
         }
         return ModelVersion.model_validate(self._call("POST", f"{_m(name)}/-/versions", json=body))
 

@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
+from covex.domain import audit
 from covex.domain.audit import AuditRecord, ChainReport
 from covex.domain.entities import Page
 from covex.domain.errors import ChainBroken, InvalidInput, ServiceUnavailable
@@ -96,9 +97,7 @@ class HttpAudit:
     @staticmethod
     def verify_file(source: str | os.PathLike[str] | IO[bytes] | IO[str]) -> ChainReport:
         """Verify an export offline (no server): a path or an open stream."""
-        from covex.service.audit import verify_file
-
-        return verify_file(source)
+        return audit.verify_file(source)
 
 
 def _millis(value: int | datetime, field: str) -> int:

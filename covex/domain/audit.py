@@ -1,4 +1,4 @@
-"""The audit trail's records and their hash chain. Pure: no I/O.
+"""The audit trail's records and their hash chain. Pure, but for ``verify_file`` reading the export it is given.
 
 Each record's ``hash`` is the SHA-256 of its canonical JSON form, which holds
 every field and the previous record's hash (``prev_hash``); the first record's
@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from operator import itemgetter
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -167,6 +168,17 @@ def verify_lines(lines: Iterable[bytes | str]) -> ChainReport:
     source = _ExportLines(lines)
     count, last_hash, broken = _walk(source)
     return broken or check_head(count, last_hash, source.head)
+
+
+def verify_file(source: str | os.PathLike[str] | IO[bytes] | IO[str]) -> ChainReport:
+    """Verify an export (JSON Lines, as ``export`` writes it) offline: a path or an open stream."""
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as f:
+                return verify_lines(f)
+        except OSError as exc:
+            raise InvalidInput(f"'file' {os.fspath(source)!r} cannot be read: {exc.strerror}") from None
+    return verify_lines(source)
 
 
 def _walk(rows: Iterable[Sequence[Any]]) -> tuple[int, str, ChainReport | None]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,6 +76,26 @@ class ModelVersion(_Entity):
     @property
     def created_at(self) -> datetime:
         return _to_datetime(self.creation_timestamp)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewVersion:
+    """What a new version is made of: everything ``create_version`` records, checked by the service.
+
+    ``files`` makes it PENDING until they are uploaded; without them it records ``source``
+    only. ``number`` keeps a number from elsewhere (imports).
+    """
+
+    files: Sequence[FileEntry] = ()
+    source: str = ""
+    description: str = ""
+    tags: Mapping[str, str] | None = None
+    metrics: Mapping[str, float] | None = None
+    params: Mapping[str, str] | None = None
+    run_id: str = ""
+    run_link: str = ""
+    documents: Mapping[str, Any] | None = None
+    number: int | None = None
 
 
 T = TypeVar("T")

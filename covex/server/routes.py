@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from covex.artifacts import BlobWriter
-from covex.domain.entities import GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.entities import GcReport, Model, ModelEvent, ModelVersion, NewVersion, Page
 from covex.domain.errors import InvalidInput, TooManyRequests
 from covex.domain.uris import parse_model_uri
 from covex.server import schemas
@@ -188,19 +188,7 @@ def delete_alias(name: schemas.ModelNameIn, alias: str, svc: Service) -> Respons
 )
 def create_version(name: schemas.ModelNameIn, body: schemas.CreateVersion, svc: Service) -> Response:
     """Create a version. With ``files`` it is PENDING until the blobs are uploaded and it is finalized."""
-    version = svc.create_version(
-        name,
-        files=body.files,
-        source=body.source,
-        description=body.description,
-        tags=body.tags,
-        metrics=body.metrics,
-        params=body.params,
-        run_id=body.run_id,
-        run_link=body.run_link,
-        documents=body.documents,
-        number=body.number,
-    )
+    version = svc.create_version(name, NewVersion(**dict(body)))  # the body's fields are NewVersion's
     return render(version, 201)
 
 

@@ -132,7 +132,7 @@ class AuditService(ServiceBase):
     @staticmethod
     def verify_file(source: str | os.PathLike[str] | IO[bytes] | IO[str]) -> ChainReport:
         """Verify an export offline (no database): a path or an open stream."""
-        return verify_file(source)
+        return audit.verify_file(source)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -158,17 +158,6 @@ class AuditService(ServiceBase):
         # SQLite (WAL): a deferred read transaction already reads one snapshot.
         with self.engine.connect().execution_options(**options) as conn, conn.begin():
             yield conn
-
-
-def verify_file(source: str | os.PathLike[str] | IO[bytes] | IO[str]) -> ChainReport:
-    """Verify an export (JSON Lines, as ``export`` writes it) offline: a path or an open stream."""
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, "rb") as f:
-                return audit.verify_lines(f)
-        except OSError as exc:
-            raise InvalidInput(f"'file' {os.fspath(source)!r} cannot be read: {exc.strerror}") from None
-    return audit.verify_lines(source)
 
 
 def _head(conn: Connection) -> tuple[int, str]:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from covex.artifacts import check_digest, manifest_digest
 from covex.domain.cards import validate_card
 from covex.domain.documents import check_kind, validate_documents
-from covex.domain.entities import FileEntry, ModelVersion, Page
+from covex.domain.entities import FileEntry, ModelVersion, NewVersion, Page
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from covex.domain.filters import VERSION_FIELDS, parse_filter, parse_order_by
 from covex.domain.names import (
@@ -98,17 +98,7 @@ class VersionService(ServiceBase):
     def create_version(
         self,
         name: str,
-        *,
-        files: Sequence[FileEntry] | None = None,
-        source: str = "",
-        description: str = "",
-        tags: Mapping[str, str] | None = None,
-        metrics: Mapping[str, float] | None = None,
-        params: Mapping[str, str] | None = None,
-        run_id: str = "",
-        run_link: str = "",
-        documents: Mapping[str, Any] | None = None,
-        number: int | None = None,
+        new: NewVersion,
     ) -> ModelVersion:
         """Allocate the next version number and record the version.
 
@@ -118,19 +108,20 @@ class VersionService(ServiceBase):
         transaction. ``number`` keeps a number from elsewhere (imports); it must be
         higher than any number the model has handed out.
         """
-        entries = self._check_files(files or [])
-        if not entries and not source:
+        entries = self._check_files(new.files or [])
+        if not entries and not new.source:
             raise InvalidInput("give 'files' to upload or a 'source' URI to record")
         values = {
-            "source": validate_text(source, "source", MAX_URI_LENGTH),
-            "description": validate_text(description, "description"),
-            "run_id": validate_text(run_id, "run_id", MAX_KEY_LENGTH),
-            "run_link": validate_text(run_link, "run_link", MAX_URI_LENGTH),
+            "source": validate_text(new.source, "source", MAX_URI_LENGTH),
+            "description": validate_text(new.description, "description"),
+            "run_id": validate_text(new.run_id, "run_id", MAX_KEY_LENGTH),
+            "run_link": validate_text(new.run_link, "run_link", MAX_URI_LENGTH),
         }
-        tag_values = validate_tags(tags, "tags")
-        metric_values = validate_metrics(metrics)
-        param_values = validate_tags(params, "params")
-        document_values = validate_documents(documents)
+        tag_values = validate_tags(new.tags, "tags")
+        metric_values = validate_metrics(new.metrics)
+        param_values = validate_tags(new.params, "params")
+        document_values = validate_documents(new.documents)
+        number = new.number
         if number is not None:
             validate_id(number, "number")
         now = now_ms()

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 import covex
+from covex.domain.entities import NewVersion
 from tests.conftest import Registry
 
 PROTECTED = {"approvals": 1, "archive_existing": True}
@@ -104,7 +105,7 @@ def test_naming_a_digest_is_not_holding_the_file(registry: Registry, client: cov
         with pytest.raises(covex.PermissionDenied):
             list(eve._backend.read_blob(entry.digest))
         assert [entry.digest] == eve._backend.missing_blobs([entry.digest])  # stored, but not hers to skip
-        pending = eve._backend.create_version("mine", files=[entry])
+        pending = eve._backend.create_version("mine", NewVersion(files=[entry]))
         with pytest.raises(covex.InvalidState) as named:
             eve._backend.finalize_version("mine", pending.version)
         # The same answer as for a digest stored nowhere, and for a stored one with a wrong size:
@@ -112,7 +113,7 @@ def test_naming_a_digest_is_not_holding_the_file(registry: Registry, client: cov
         ghost = covex.FileEntry(path="model.bin", digest="0" * 64, size=entry.size)
         resized = covex.FileEntry(path="model.bin", digest=entry.digest, size=entry.size + 1)
         for other in (ghost, resized):
-            attempt = eve._backend.create_version("mine", files=[other])
+            attempt = eve._backend.create_version("mine", NewVersion(files=[other]))
             with pytest.raises(covex.InvalidState) as unnamed:
                 eve._backend.finalize_version("mine", attempt.version)
             assert named.value.message.replace(str(pending.version), "N") == unnamed.value.message.replace(

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from covex.domain.entities import NewVersion
 from tests.approvals.test_policy import BOMB
 from tests.conftest import Registry
 
@@ -71,7 +72,7 @@ CASES: list[tuple[str, str, Any]] = [
 
 def test_out_of_range_numbers_are_4xx(reg: Registry, http: httpx.Client) -> None:
     reg.service.create_model("m")
-    reg.service.create_version("m", source="s3://m")
+    reg.service.create_version("m", NewVersion(source="s3://m"))
     for method, url, body in CASES:
         r = http.request(method, url, json=body)
         assert (method, url, 400) == (method, url, r.status_code), r.text

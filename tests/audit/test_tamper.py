@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Connection, select, text
 
 from covex.domain import audit
+from covex.domain.audit import verify_file
 from covex.domain.errors import InvalidInput
 from covex.service import RegistryService, open_service
-from covex.service.audit import verify_file
 from covex.settings import Settings
 from covex.store.schema import audit_log
 from tests import support

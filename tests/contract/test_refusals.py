@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import covex
+from covex.domain.entities import NewVersion
 from tests.conftest import Registry
 
 
@@ -107,9 +108,9 @@ def test_choosing_a_version_number_is_for_managers(registry: Registry, client: c
     client.access.grant("user:alice", "editor", model="prod-model")
     with registry.user_token("alice") as alice:
         with pytest.raises(covex.PermissionDenied):
-            alice._backend.create_version("prod-model", source="s3://x", number=2**31 - 1)
+            alice._backend.create_version("prod-model", NewVersion(source="s3://x", number=2**31 - 1))
         assert 1 == alice.create_version("prod-model", source="s3://x").version
-    v = client._backend.create_version("prod-model", source="s3://x", number=2**31 - 1)
+    v = client._backend.create_version("prod-model", NewVersion(source="s3://x", number=2**31 - 1))
     assert 2**31 - 1 == v.version
     with pytest.raises(covex.InvalidState, match="last version number"):
         client.create_version("prod-model", source="s3://x")
@@ -121,7 +122,7 @@ def test_file_modes_travel_as_executable_or_not(client: covex.Client) -> None:
         covex.FileEntry(path="run.sh", digest="0" * 64, size=1, mode=0o777),
         covex.FileEntry(path="data.bin", digest="1" * 64, size=1, mode=0o666),
     ]
-    client._backend.create_version("m", files=files)
+    client._backend.create_version("m", NewVersion(files=files))
     _, stored = client.get_version_files("m", 1)
     assert {"run.sh": 0o755, "data.bin": 0o644} == {f.path: f.mode for f in stored}
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 import covex
+from covex.domain.entities import NewVersion
 from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
@@ -277,7 +278,7 @@ def test_more_files_than_a_version_may_hold_is_a_400(small: tuple[str, str, Any]
         c.create_model("many")
         files = [covex.FileEntry(path=f"f{i}", digest="0" * 64, size=1) for i in range(1001)]
         with pytest.raises(covex.InvalidInput, match="at most 1000"):
-            c._backend.create_version("many", files=files)
+            c._backend.create_version("many", NewVersion(files=files))
 
 
 @pytest.mark.parametrize(
@@ -293,7 +294,7 @@ def test_manifest_conflicts_are_found(client: covex.Client, paths: list[str], sa
     client.create_model("m")
     files = [covex.FileEntry(path=p, digest="0" * 64, size=1) for p in paths]
     with pytest.raises(covex.InvalidInput, match=says):
-        client._backend.create_version("m", files=files)
+        client._backend.create_version("m", NewVersion(files=files))
 
 
 CHECK_100K = """

@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, event, inspect
 
 import covex
+from covex.domain.entities import NewVersion
 from covex.domain.uris import ModelRef
 from covex.service import RegistryService, open_service
 from covex.store.schema import metadata
@@ -58,12 +59,13 @@ def populated(service: RegistryService) -> Callable[[int], RegistryService]:
         service.create_model("churn", tags={"team": "crm"})
         for i in range(n):
             service.create_version(
-                "churn", source=f"s3://b/{i}", tags={"t": str(i)}, metrics={"auc": i / n}, params={"C": str(i)}
+                "churn",
+                NewVersion(source=f"s3://b/{i}", tags={"t": str(i)}, metrics={"auc": i / n}, params={"C": str(i)}),
             )
             service.set_alias("churn", f"alias_{i}", i + 1)
         for i in range(n - 1):
             service.create_model(f"m{i:03}", tags={"team": "crm", "i": str(i)})
-            service.create_version(f"m{i:03}", source="s3://b/x")
+            service.create_version(f"m{i:03}", NewVersion(source="s3://b/x"))
             service.set_alias(f"m{i:03}", "champion", 1)
         return service
 
@@ -145,7 +147,9 @@ def test_lookups_search_indexes_and_never_scan(sqlite_service: RegistryService, 
     svc.create_model("other")
     svc.create_model("churn")
     for n in range(10):
-        svc.create_version("churn", source=f"s3://b/{n}", tags={"t": "x"}, metrics={"auc": 0.5}, params={"p": "1"})
+        svc.create_version(
+            "churn", NewVersion(source=f"s3://b/{n}", tags={"t": "x"}, metrics={"auc": 0.5}, params={"p": "1"})
+        )
     svc.set_alias("churn", "champion", 7)
     svc.transition_stage("churn", 7, "Production")
     with statements(svc.engine) as seen:
