@@ -20,6 +20,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _migrate_lock = threading.Lock()
 
 
+_BEGIN_WRITE, _BEGIN_READ = "BEGIN IMMEDIATE", "BEGIN DEFERRED"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -37,8 +40,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Writers take the write lock up front: no deadlocked lock upgrades under contention.
-        mode = "IMMEDIATE" if conn.get_execution_options().get("covex_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: this runs for every transaction, and needs no result or events.
+        begin = _BEGIN_WRITE if conn.get_execution_options().get("covex_write") else _BEGIN_READ
+        conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
 
 def create_db_engine(url: str) -> Engine:

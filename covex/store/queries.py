@@ -35,15 +35,23 @@ from covex.store.schema import (
 )
 
 VERSION_COLUMNS = (*model_versions.c, models.c.name)
+# Built once: statements are immutable (``where`` returns a copy), and building one costs more than running it.
+_VERSION_SELECT = select(*VERSION_COLUMNS).select_from(
+    model_versions.join(models, models.c.id == model_versions.c.model_id)
+)
 
 
 def version_select() -> Select[Any]:
     """Version rows with their model's name."""
-    return select(*VERSION_COLUMNS).select_from(model_versions.join(models, models.c.id == model_versions.c.model_id))
+    return _VERSION_SELECT
 
 
 def _in(column: Any) -> Any:
     return column.in_(bindparam("ids", expanding=True))
+
+
+def _is(column: Any) -> Any:
+    return column == bindparam("id")
 
 
 # Typed NULLs: PostgreSQL needs each UNION column to have one type.
@@ -51,42 +59,65 @@ _NO_KEY = cast(null(), String)
 _NO_TEXT = cast(null(), Text)
 _NO_NUMBER = cast(null(), Float)
 
-# Everything hanging off a set of versions, in one statement: (kind, version id, key, text, number).
-_VERSION_EXTRAS = union_all(
-    select(literal("tag"), version_tags.c.version_id, version_tags.c.key, version_tags.c.value, _NO_NUMBER).where(
-        _in(version_tags.c.version_id)
-    ),
-    select(
-        literal("param"), version_params.c.version_id, version_params.c.key, version_params.c.value, _NO_NUMBER
-    ).where(_in(version_params.c.version_id)),
-    select(
-        literal("metric"), version_metrics.c.version_id, version_metrics.c.key, null(), version_metrics.c.value
-    ).where(_in(version_metrics.c.version_id)),
-    select(literal("alias"), model_aliases.c.version_id, model_aliases.c.alias, _NO_TEXT, _NO_NUMBER).where(
-        _in(model_aliases.c.version_id)
-    ),
-)
 
-# Everything hanging off a set of models: tags, aliases with their version numbers, the latest number.
-_MODEL_EXTRAS = union_all(
-    select(literal("tag"), model_tags.c.model_id, model_tags.c.key, model_tags.c.value, _NO_NUMBER).where(
-        _in(model_tags.c.model_id)
-    ),
-    select(
-        literal("alias"),
-        model_aliases.c.model_id,
-        model_aliases.c.alias,
-        _NO_TEXT,
-        cast(model_versions.c.version, Float),
+def _version_extras(match: Any) -> Any:
+    """Everything hanging off versions, in one statement: (kind, version id, key, text, number)."""
+    return union_all(
+        select(literal("tag"), version_tags.c.version_id, version_tags.c.key, version_tags.c.value, _NO_NUMBER).where(
+            match(version_tags.c.version_id)
+        ),
+        select(
+            literal("param"), version_params.c.version_id, version_params.c.key, version_params.c.value, _NO_NUMBER
+        ).where(match(version_params.c.version_id)),
+        select(
+            literal("metric"), version_metrics.c.version_id, version_metrics.c.key, null(), version_metrics.c.value
+        ).where(match(version_metrics.c.version_id)),
+        select(literal("alias"), model_aliases.c.version_id, model_aliases.c.alias, _NO_TEXT, _NO_NUMBER).where(
+            match(model_aliases.c.version_id)
+        ),
     )
-    .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-    .where(_in(model_aliases.c.model_id)),
-    select(
-        literal("latest"), model_versions.c.model_id, _NO_KEY, _NO_TEXT, cast(func.max(model_versions.c.version), Float)
+
+
+# A page of versions (an expanding IN), and one version (a plain parameter: no IN to expand per call).
+_VERSION_EXTRAS = _version_extras(_in)
+_ONE_VERSION_EXTRAS = _version_extras(_is)
+
+
+def _model_extras(match: Any) -> Any:
+    """Everything hanging off models: tags, aliases with their version numbers, the latest number."""
+    return union_all(
+        select(literal("tag"), model_tags.c.model_id, model_tags.c.key, model_tags.c.value, _NO_NUMBER).where(
+            match(model_tags.c.model_id)
+        ),
+        select(
+            literal("alias"),
+            model_aliases.c.model_id,
+            model_aliases.c.alias,
+            _NO_TEXT,
+            cast(model_versions.c.version, Float),
+        )
+        .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+        .where(match(model_aliases.c.model_id)),
+        select(
+            literal("latest"),
+            model_versions.c.model_id,
+            _NO_KEY,
+            _NO_TEXT,
+            cast(func.max(model_versions.c.version), Float),
+        )
+        .where(match(model_versions.c.model_id))
+        .group_by(model_versions.c.model_id),
     )
-    .where(_in(model_versions.c.model_id))
-    .group_by(model_versions.c.model_id),
-)
+
+
+_MODEL_EXTRAS = _model_extras(_in)
+_ONE_MODEL_EXTRAS = _model_extras(_is)
+
+
+def _extras(conn: Connection, rows: Sequence[Row[Any]], many: Any, one: Any) -> Any:
+    if len(rows) == 1:
+        return conn.execute(one, {"id": rows[0].id})
+    return conn.execute(many, {"ids": [r.id for r in rows]})
 
 
 def load_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
@@ -94,7 +125,7 @@ def load_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
     aliases: dict[int, dict[str, int]] = defaultdict(dict)
     latest: dict[int, int] = {}
     if rows:
-        for kind, owner, key, text, number in conn.execute(_MODEL_EXTRAS, {"ids": [r.id for r in rows]}):
+        for kind, owner, key, text, number in _extras(conn, rows, _MODEL_EXTRAS, _ONE_MODEL_EXTRAS):
             if kind == "tag":
                 tags[owner][key] = text
             elif kind == "alias":
@@ -124,7 +155,7 @@ def load_versions(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersi
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     aliases: dict[int, list[str]] = defaultdict(list)
     if rows:
-        for kind, owner, key, text, number in conn.execute(_VERSION_EXTRAS, {"ids": [r.id for r in rows]}):
+        for kind, owner, key, text, number in _extras(conn, rows, _VERSION_EXTRAS, _ONE_VERSION_EXTRAS):
             if kind == "tag":
                 tags[owner][key] = text
             elif kind == "param":
