@@ -16,7 +16,7 @@ from covex.domain.webhooks import MAX_DESCRIPTION, MAX_URL_LENGTH, Delivery, New
 from covex.server.routes import API, ERRORS, Service, render
 from covex.server.schemas import ModelName, QueryInt, RequestBody, text
 from covex.service.base import ServiceBase
-from covex.service.dispatcher import Dispatcher
+from covex.workers.webhooks import Dispatcher
 
 router = APIRouter(tags=["webhooks"])
 WEBHOOK = f"{API}/webhooks/{{webhook_id:int}}"

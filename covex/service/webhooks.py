@@ -2,7 +2,7 @@
 
 A global webhook (no model) takes admin rights; a webhook on one model takes the
 manager role on it. Events are queued by ``ServiceBase._emit`` in the transaction of
-each change (the outbox) and sent by ``covex.service.dispatcher.Dispatcher``.
+each change (the outbox) and sent by ``covex.workers.webhooks.Dispatcher``.
 """
 
 from __future__ import annotations

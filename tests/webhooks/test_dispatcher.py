@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 import covex
-from covex.service.dispatcher import Dispatcher
 from covex.store.schema import webhook_deliveries, webhooks
+from covex.workers.webhooks import Dispatcher
 from tests.conftest import Registry
 from tests.webhooks.receiver import Receiver, allow, receiving
 

@@ -20,7 +20,7 @@ import pytest
 from covex.domain.entities import Page
 from covex.domain.netguard import IPAddress
 from covex.domain.webhooks import Delivery
-from covex.service.dispatcher import CouldNotResolve, Dispatcher, Resolver, resolve
+from covex.workers.webhooks import CouldNotResolve, Dispatcher, Resolver, resolve
 from tests.conftest import Registry
 from tests.support import free_port
 from tests.webhooks.receiver import Peer, Receiver, read_request, receiving, tcp_server
