@@ -155,12 +155,14 @@ def test_finalize_and_sweep_racing_never_disagree(registries: Callable[[str, str
     def finalize_all() -> None:
         for number in range(1, len(blobs) + 1):
             try:
-                service.as_actor("uploader").finalize_version(name, number)
+                service.as_principal(Principal.local_admin("uploader")).finalize_version(name, number)
                 finalized[number] = True
             except covex.InvalidState:
                 finalized[number] = False
 
-    swept = run_together([finalize_all, lambda: service.as_actor("sweeper").maintenance.sweep_pending()])
+    swept = run_together(
+        [finalize_all, lambda: service.as_principal(Principal.local_admin("sweeper")).maintenance.sweep_pending()]
+    )
     failed_uris = set(swept[1].failed)
     for number in range(1, len(blobs) + 1):
         final = status(service, name, number)
@@ -177,7 +179,7 @@ def test_several_sweepers_at_once_fail_each_version_once(registries: Callable[[s
     service.create_model(name)
     numbers = [pending(service, name, age_ms=2 * DAY_MS) for _ in range(30)]
 
-    sweepers = [service.as_actor(f"server-{i}").maintenance for i in range(4)]
+    sweepers = [service.as_principal(Principal.local_admin(f"server-{i}")).maintenance for i in range(4)]
     reports = run_together([s.sweep_pending for s in sweepers])
 
     failed = [uri for r in reports for uri in r.failed]

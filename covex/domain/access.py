@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict
 
 from covex.domain.errors import InvalidInput
 
-ModelRole = Literal["reader", "editor", "manager"]
 Role = Literal["reader", "editor", "manager", "approver"]
 ROLES: tuple[str, ...] = ("reader", "editor", "manager", "approver")
 RANK = {"reader": 1, "editor": 2, "manager": 3}

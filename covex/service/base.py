@@ -146,10 +146,6 @@ class ServiceBase:
         clone.__dict__.pop("_siblings", None)
         return clone
 
-    def as_actor(self, actor: str) -> Any:
-        """The same service acting as the local admin called ``actor`` (embedded use and tests)."""
-        return self.as_principal(Principal.local_admin(actor))
-
     def _sibling(self, cls: type[S]) -> S:
         """Another service over the same database, blobs and principal (``self`` when it is one)."""
         if isinstance(self, cls):
