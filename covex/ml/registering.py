@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -23,13 +24,24 @@ if TYPE_CHECKING:
 
 SOURCE_DIGEST_TAG = "covex.source_digest"
 
+logger = logging.getLogger(__name__)
 
-def _parent_uri(client: Client, parent: str | ModelVersion | None) -> str | None:
+
+def _parent_uri(client: Client, parent: str | ModelVersion | None, required: bool) -> str | None:
+    """The parent version's URI by number; a missing one is an error only if it is ``required``."""
     if parent is None:
         return None
     if isinstance(parent, ModelVersion):
         return parent.uri
-    return client.get_version(parent).uri
+    try:
+        return client.get_version(parent).uri
+    except NotFound as exc:
+        if not required:
+            # A pipeline's first run names the champion it will later be retrained from.
+            logger.info("parent %s does not exist yet: registering without a parent", parent)
+            return None
+        hint = " (parent_required=False registers without a parent while there is none)"
+        raise NotFound(f"'parent' {parent}: {exc.message}{hint}") from None
 
 
 def register_folder(
@@ -46,6 +58,7 @@ def register_folder(
     reference_data: Any = None,
     card: Mapping[str, Any] | None = None,
     parent: str | ModelVersion | None = None,
+    parent_required: bool = True,
     run_id: str = "",
     run_link: str = "",
     code_path: str | Path | None = None,
@@ -56,6 +69,9 @@ def register_folder(
 ) -> ModelVersion:
     """Create a READY version from an MLflow model folder, with lineage, signature, profile and card.
 
+    ``parent`` (a version or a ``models:/`` URI) is recorded in the lineage by number; when it
+    does not exist, ``NotFound`` naming it is raised, or with ``parent_required=False`` the version
+    is registered without a parent (a pipeline's first run, before there is a champion).
     ``number`` keeps a version number from elsewhere (imports); ``lineage_fields`` replace or add
     lineage entries (an import knows the training run's Git state; the importer's checkout is not it).
     """
@@ -69,10 +85,11 @@ def register_folder(
     package = describe_package(path)
     profile = profile_frame(reference_data) if reference_data is not None else None
     extra = dict(lineage_fields or {})
+    parent_uri = _parent_uri(client, parent, parent_required)
     lineage = {
         "git": None if "git" in extra else git_state(code_path),
         "datasets": described,
-        "parent": _parent_uri(client, parent),
+        "parent": parent_uri,
         "run_id": run_id,
         "run_link": run_link,
         "flavors": package["flavors"],
@@ -129,7 +146,8 @@ def log_model(
     or a function taking a DataFrame. ``input_example`` infers the signature and is run through
     the packaged model. Other keyword arguments: ``metrics``, ``params``, ``tags``,
     ``description``, ``datasets``, ``reference_data`` (a DataFrame to profile), ``card``,
-    ``parent``, ``run_id``, ``run_link``, ``code_path``, ``aliases``, ``stage``, ``source``.
+    ``parent`` (with ``parent_required=False``: recorded only if it exists), ``run_id``,
+    ``run_link``, ``code_path``, ``aliases``, ``stage``, ``source``.
 
     Raises ``MissingExtra`` naming the ``ml`` extra when its packages are not installed.
     """

@@ -22,6 +22,7 @@ Modules: ``schema`` (the keys), ``loading`` (reading and checking), ``interpolat
 from covex.ml.config.loading import load_config
 from covex.ml.config.placement import Move
 from covex.ml.config.registration import (
+    Change,
     RegistrationResult,
     RegistryCheck,
     check_against_registry,
@@ -34,6 +35,7 @@ from covex.ml.registering import SOURCE_DIGEST_TAG
 
 __all__ = [
     "SOURCE_DIGEST_TAG",
+    "Change",
     "Config",
     "DatasetSpec",
     "ModelSource",

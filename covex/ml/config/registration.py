@@ -24,11 +24,25 @@ if TYPE_CHECKING:
     from covex.client import Client
 
 
+class Change(BaseModel):
+    """One value a re-run wrote onto the version it found: ``field`` is ``description``, ``card`` or ``tags.<key>``.
+
+    ``before`` is None for a tag the version did not have.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
 class RegistrationResult(BaseModel):
     """What ``run_config`` did.
 
     ``created``: a new version, or the one an earlier run registered (same identity digest).
-    ``updated``: what a re-run changed on that version (``description``, ``card``, ``tags.<key>``).
+    ``updated``: what a re-run changed on that version (``description``, ``card``, ``tags.<key>``),
+    and ``changes`` the same with the values before and after.
     ``moves``: what became of each alias and the stage the config names. ``notes``: things
     worth telling that are not errors (an optional parent that does not exist yet).
     """
@@ -39,6 +53,7 @@ class RegistrationResult(BaseModel):
     created: bool
     digest: str
     updated: list[str] = []
+    changes: list[Change] = []
     moves: list[Move] = []
     notes: list[str] = []
 
@@ -91,24 +106,30 @@ def find_registered(client: Client, config: Config) -> ModelVersion | None:
     return page.items[0] if page.items else None
 
 
-def _bring_up_to_date(client: Client, config: Config, version: ModelVersion) -> tuple[ModelVersion, list[str]]:
+def _bring_up_to_date(client: Client, config: Config, version: ModelVersion) -> tuple[ModelVersion, list[Change]]:
     """Write what the config says about the version (tags, description, card) where it differs.
 
-    Only what the config states: a tag it does not name, or a description or card it leaves
-    out, stays as it is on the version. Each change is an ordinary, audited SDK call.
+    Only what the config states: a tag or card field it does not name, or a description or card
+    it leaves out, stays as it is on the version. Each change is an ordinary, audited SDK call.
     """
     name, number = version.name, version.version
-    changed: list[str] = []
+    changed: list[Change] = []
     if config.states("description") and config.description != version.description:
+        described = version.description
         version = client.update_version(name, number, description=config.description)
-        changed.append("description")
+        changed.append(Change(field="description", before=described, after=config.description))
     for key, value in config.tags.items():
-        if version.tags.get(key) != value:
+        tagged = version.tags.get(key)
+        if tagged != value:
             version = client.set_version_tag(name, number, key, value)
-            changed.append(f"tags.{key}")
-    if config.card is not None and client.get_card(name, number) != config.card_fields:
-        client.set_card(name, config.card_fields, number)
-        changed.append("card")
+            changed.append(Change(field=f"tags.{key}", before=tagged, after=value))
+    if config.card is not None:
+        card = client.get_card(name, number)
+        # Like tags: the fields the config names are written, others added since (covex card --field) stay.
+        merged = {**card, **config.card_fields}
+        if card != merged:
+            client.set_card(name, merged, number)
+            changed.append(Change(field="card", before=card, after=merged))
     return version, changed
 
 
@@ -187,9 +208,9 @@ def register_config(client: Client, config: Config) -> RegistrationResult:
         client.init()  # registering writes: like any first write, it creates a registry that is not there yet
     checked = check_against_registry(client, config)
     existing = find_registered(client, config)
-    updated: list[str] = []
+    changes: list[Change] = []
     if existing is not None:
-        version, updated = _bring_up_to_date(client, config, existing)
+        version, changes = _bring_up_to_date(client, config, existing)
     else:
         version = _create(client, config, checked.parent)
     moves = place(client, version, aliases=config.aliases, stage=checked.stage, new=existing is None)
@@ -199,9 +220,11 @@ def register_config(client: Client, config: Config) -> RegistrationResult:
         version=version,
         created=existing is None,
         digest=config.digest(),
-        updated=updated,
+        updated=[c.field for c in changes],
+        changes=changes,
         moves=moves,
-        notes=list(checked.notes),
+        # About the version made now: a version found again keeps the lineage it was registered with.
+        notes=list(checked.notes) if existing is None else [],
     )
 
 
