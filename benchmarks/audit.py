@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from servers import log, machine
+from harness import log, machine
 
 import covex
 from covex.domain import audit

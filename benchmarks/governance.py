@@ -36,9 +36,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import harness
 import httpx
-import registry as core
-from servers import Server, free_port, log, machine
+import workload
+from harness import Server, free_port, log, machine
 
 TARGET_SLOWDOWN = 0.20
 CHUNKS = 10
@@ -56,13 +57,15 @@ def bare_server(tmp: Path) -> Server:
     return Server("bare", argv, port, "/ready", tmp / "bare.log")
 
 
-def interleaved(targets: list[core.Target], chunks: int, chunk: Callable[[core.Target, int], core.Measure]) -> Any:
+def interleaved(
+    targets: list[workload.Target], chunks: int, chunk: Callable[[workload.Target, int], harness.Measure]
+) -> Any:
     """Run a phase in ``chunks`` slices per server, rotating which server goes first.
 
     Servers measured one after the other drift apart (load, caches, writeback of the previous
     one's data); slicing and rotating spreads that over all three alike.
     """
-    totals = {t.api.label: core.Measure() for t in targets}
+    totals = {t.api.label: harness.Measure() for t in targets}
     for c in range(chunks):
         k = c % len(targets)
         for t in targets[k:] + targets[:k]:
@@ -72,19 +75,19 @@ def interleaved(targets: list[core.Target], chunks: int, chunk: Callable[[core.T
     return {label: m.summary() for label, m in totals.items()}
 
 
-def registry_ratios(tmp: Path, sizes: core.Sizes, seed: int) -> dict[str, dict[str, dict[str, Any]]]:
-    governed = core.covex_server(tmp, 1, auth=True, editor="bench", label="governed")
-    without = core.covex_server(tmp, 1, auth=False, label="no-auth")
+def registry_ratios(tmp: Path, sizes: workload.Sizes, seed: int) -> dict[str, dict[str, dict[str, Any]]]:
+    governed = harness.covex_server(tmp, 1, auth=True, editor="bench", label="governed")
+    without = harness.covex_server(tmp, 1, auth=False, label="no-auth")
     servers = [governed, without, bare_server(tmp)]
-    with core.running(servers), contextlib.ExitStack() as clients:
+    with harness.running(servers), contextlib.ExitStack() as clients:
         targets = []
         for s in servers:
-            api = core.CovexApi()
+            api = workload.CovexApi()
             api.label = s.label
-            targets.append(core.Target(api, s, clients.enter_context(core.http_client(s.url))))
+            targets.append(workload.Target(api, s, clients.enter_context(harness.http_client(s.url))))
         for t in targets:
             log(f"warming up {t.api.label}")
-            core.warm_up(t)
+            workload.warm_up(t)
             t.api.create_model(t.http, "sequential")
             t.api.create_model(t.http, "concurrent")
             t.api.create_model(t.http, "listing")
@@ -95,7 +98,7 @@ def registry_ratios(tmp: Path, sizes: core.Sizes, seed: int) -> dict[str, dict[s
         results["sequential_create"] = interleaved(
             targets,
             CHUNKS,
-            lambda t, c: core.run_sequential(
+            lambda t, c: harness.run_sequential(
                 t.http, per, lambda http, i: t.api.create_version(http, "sequential", c * per + i)
             ),
         )
@@ -103,7 +106,7 @@ def registry_ratios(tmp: Path, sizes: core.Sizes, seed: int) -> dict[str, dict[s
         results["concurrent_create"] = interleaved(
             targets,
             CHUNKS,
-            lambda t, c: core.run_threads(
+            lambda t, c: harness.run_threads(
                 t.server.url,
                 sizes.threads,
                 max(1, sizes.per_thread // CHUNKS),
@@ -115,65 +118,67 @@ def registry_ratios(tmp: Path, sizes: core.Sizes, seed: int) -> dict[str, dict[s
         per = sizes.alias_gets // CHUNKS
         log("get_by_alias")
         results["get_by_alias"] = interleaved(
-            targets, CHUNKS, lambda t, c: core.run_sequential(t.http, per, lambda http, i: _champion(t, http))
+            targets, CHUNKS, lambda t, c: harness.run_sequential(t.http, per, lambda http, i: _champion(t, http))
         )
-        names = core.model_names(sizes.models)
-        prefixes = core.search_prefixes(sizes.models, sizes.searches, random.Random(seed))
+        names = workload.model_names(sizes.models)
+        prefixes = workload.search_prefixes(sizes.models, sizes.searches, random.Random(seed))
         for t in targets:
-            core.seed(t.server.url, len(names), sizes.seed_threads, _creator(t, names), "models")
+            harness.seed(t.server.url, len(names), sizes.seed_threads, _creator(t, names), "models")
         per = len(prefixes) // CHUNKS
         log("search_models")
         results["search_models"] = interleaved(
             targets,
             CHUNKS,
-            lambda t, c: core.run_sequential(t.http, per, lambda http, i: _search(t, http, prefixes[c * per + i])),
+            lambda t, c: harness.run_sequential(t.http, per, lambda http, i: _search(t, http, prefixes[c * per + i])),
         )
         total = sizes.list_versions
         for t in targets:
-            core.seed(t.server.url, total, sizes.seed_threads, _versions(t, "listing"), "versions")
+            harness.seed(t.server.url, total, sizes.seed_threads, _versions(t, "listing"), "versions")
         log("list_versions")
         results["list_versions"] = interleaved(
-            targets, LIST_ROUNDS, lambda t, c: core.run_sequential(t.http, 1, lambda http, i: _list_all(t, http, total))
+            targets,
+            LIST_ROUNDS,
+            lambda t, c: harness.run_sequential(t.http, 1, lambda http, i: _list_all(t, http, total)),
         )
         return results
 
 
-def _champion(t: core.Target, http: httpx.Client) -> int:
+def _champion(t: workload.Target, http: httpx.Client) -> int:
     got = t.api.get_by_alias(http, "sequential", "champion")
     if got != 1:
-        raise core.ApiError(f"@champion resolved to {got}, expected 1")
+        raise harness.ApiError(f"@champion resolved to {got}, expected 1")
     return got
 
 
-def _creator(t: core.Target, names: list[str]) -> core.Op:
+def _creator(t: workload.Target, names: list[str]) -> harness.Op:
     return lambda http, i: t.api.create_model(http, names[i])
 
 
-def _versions(t: core.Target, model: str) -> core.Op:
+def _versions(t: workload.Target, model: str) -> harness.Op:
     return lambda http, i: t.api.create_version(http, model, i)
 
 
-def _search(t: core.Target, http: httpx.Client, prefix_matches: tuple[str, int]) -> int:
+def _search(t: workload.Target, http: httpx.Client, prefix_matches: tuple[str, int]) -> int:
     prefix, matches = prefix_matches
     got = t.api.search_models(http, prefix, 100)
     if got != min(matches, 100):
-        raise core.ApiError(f"'{prefix}%' found {got} models, expected {min(matches, 100)}")
+        raise harness.ApiError(f"'{prefix}%' found {got} models, expected {min(matches, 100)}")
     return got
 
 
-def _list_all(t: core.Target, http: httpx.Client, total: int) -> int:
+def _list_all(t: workload.Target, http: httpx.Client, total: int) -> int:
     """One full listing, newest first, 100 per page (one timed operation per listing)."""
     token: str | None = None
     expected = total
     for _ in range(total // 100 + 1):
         versions, token = t.api.list_versions(http, "listing", 100, token)
         if versions != list(range(expected, max(expected - 100, 0), -1)):
-            raise core.ApiError(f"a page held {versions[:3]}..., expected from {expected}")
+            raise harness.ApiError(f"a page held {versions[:3]}..., expected from {expected}")
         expected -= len(versions)
         if token is None:
             break
     if expected != 0:
-        raise core.ApiError(f"the listing ended {expected} versions early")
+        raise harness.ApiError(f"the listing ended {expected} versions early")
     return total
 
 
@@ -223,7 +228,7 @@ def report(results: dict[str, Any]) -> list[str]:
     )
     lines += [head, "-" * len(head)]
     ratios: dict[str, float] = {}
-    for phase in core.PHASES:
+    for phase in workload.PHASES:
         g, n, b = (reg[phase][k] for k in ("governed", "no-auth", "bare"))
         total, auth = g["ops_per_s"] / b["ops_per_s"], g["ops_per_s"] / n["ops_per_s"]
         ratios[phase] = round(total, 3)
@@ -253,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
-    sizes = core.QUICK if args.quick else core.Sizes()
+    sizes = workload.QUICK if args.quick else workload.Sizes()
     tmp = Path(tempfile.mkdtemp(prefix="covex-governance-"))
     results: dict[str, Any] = {"machine": machine(("covex", "httpx")), "quick": args.quick}
     try:

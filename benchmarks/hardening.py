@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from servers import Server, covex_token, free_port, log, machine, settle, tool
+from harness import Server, covex_token, free_port, log, machine, settle, tool
 from sqlalchemy import create_engine, func, select
 
 from covex.domain.entities import FileEntry

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from servers import Server, covex_token, cpu_seconds, free_port, log, machine, settle, tool
+from harness import Server, covex_token, cpu_seconds, free_port, log, machine, settle, tool
 
 SETTLE_TIMEOUT = 120.0  # at start-up: MLflow's job runner keeps both cores busy for 10-20 s
 STEP_SETTLE_TIMEOUT = 15.0  # before each timed step

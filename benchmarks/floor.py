@@ -1,0 +1,72 @@
+"""The empty-endpoint floor: one FastAPI route answering a small JSON, served as Covex serves.
+
+The same uvicorn settings and HTTP protocol as ``covex server`` (httptools with Covex's head limits,
+one process, no access log), and one ``async def`` route returning a fixed version-sized JSON
+without touching any database. What a Covex call costs above this is Covex's own work::
+
+    python benchmarks/floor.py --port 8123      # GET /floor
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import uvicorn
+from fastapi import FastAPI, Response
+
+from covex.server.protocol import uvicorn_options
+from covex.settings import Settings
+
+# About the size and shape of a version as Covex answers it.
+BODY = json.dumps(
+    {
+        "name": "sequential",
+        "version": 250,
+        "status": "READY",
+        "status_message": "",
+        "stage": "None",
+        "description": "",
+        "source": "s3://bench/sequential/249",
+        "run_id": "",
+        "run_link": "",
+        "created_by": "admin",
+        "tags": {},
+        "metrics": {"accuracy": 0.749},
+        "params": {},
+        "aliases": ["champion"],
+        "manifest_digest": "",
+        "file_count": 0,
+        "size": 0,
+        "creation_timestamp": 1764540000000,
+        "last_updated_timestamp": 1764540000000,
+    },
+    separators=(",", ":"),
+).encode()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/floor")
+    async def floor() -> Response:
+        return Response(BODY, media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    args = p.parse_args()
+    options = uvicorn_options(Settings())
+    uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, log_level="info", **options)
+
+
+if __name__ == "__main__":
+    main()
