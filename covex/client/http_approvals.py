@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from covex.client.http import _v, segment
 from covex.client.http import model_path as _m
 from covex.domain.names import validate_target
-from covex.domain.policy import Comment, Placement, Policy, Rollback, TransitionRequest
+from covex.domain.policy import Comment, Placement, Policy, Rollback, TransitionRequest, scope_of
+from covex.domain.scopes import AppliedPolicy
 
 if TYPE_CHECKING:
     from covex.client.http import HttpBackend
@@ -36,21 +37,33 @@ class HttpApprovals:
 
     # -- policies -------------------------------------------------------------------
 
-    def set_policy(self, kind: str, target: str, body: Mapping[str, Any]) -> Policy:
-        return Policy.model_validate(self._call("PUT", self._policy_path(kind, target), json=dict(body)))
+    @staticmethod
+    def _scope(model: str | None, tag: str | None) -> dict[str, str]:
+        scope_of(model, tag)  # refused here as embedded, before any call
+        return {k: v for k, v in (("model", model), ("tag", tag)) if v is not None}
+
+    def set_policy(
+        self, kind: str, target: str, body: Mapping[str, Any], *, model: str | None = None, tag: str | None = None
+    ) -> Policy:
+        path, params = self._policy_path(kind, target), self._scope(model, tag)
+        return Policy.model_validate(self._call("PUT", path, json=dict(body), params=params))
 
     def apply_policy_file(self, text: str, replace: bool = False) -> list[Policy]:
         found = self._call("PUT", f"{API}/policies", json={"text": text, "replace": replace})
         return [Policy.model_validate(p) for p in found]
 
-    def get_policy(self, kind: str, target: str) -> Policy:
-        return Policy.model_validate(self._call("GET", self._policy_path(kind, target)))
+    def get_policy(self, kind: str, target: str, *, model: str | None = None, tag: str | None = None) -> Policy:
+        path, params = self._policy_path(kind, target), self._scope(model, tag)
+        return Policy.model_validate(self._call("GET", path, params=params))
 
     def list_policies(self) -> list[Policy]:
         return [Policy.model_validate(p) for p in self._call("GET", f"{API}/policies")]
 
-    def delete_policy(self, kind: str, target: str) -> None:
-        self._call("DELETE", self._policy_path(kind, target))
+    def delete_policy(self, kind: str, target: str, *, model: str | None = None, tag: str | None = None) -> None:
+        self._call("DELETE", self._policy_path(kind, target), params=self._scope(model, tag))
+
+    def applicable_policies(self, name: str) -> list[AppliedPolicy]:
+        return [AppliedPolicy.model_validate(p) for p in self._call("GET", f"{_m(name)}/-/policies")]
 
     # -- requests -------------------------------------------------------------------
 

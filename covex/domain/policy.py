@@ -1,22 +1,26 @@
-"""Policies that protect stages and aliases, their gates, and the requests they govern. Pure: no I/O.
+"""Policies that protect stages and aliases, and the requests they govern. Pure: no I/O.
 
 A policy file is YAML::
 
     policies:
-      - stage: Production
+      - stage: Production                 # the global policy of Production: the default
         approvals: 2
         approvers: [group:ml-leads]
         gates: ["metrics.auc >= 0.80", "metrics.auc >= champion.metrics.auc - 0.005"]
         require: [description, card.intended_use, signature]
+        from: [Test]                      # Production is entered only from Test
         archive_existing: true
         approval_ttl_days: 14
+      - stage: Production
+        model: store-sales                # this model only; also a pattern (network/*) or tag: team=retail
+        gates: ["metrics.rmse <= 12"]
 
-Every problem names its line; a file with any problem is rejected whole.
+Every problem names its line; a file with any problem is rejected whole. Which of several
+policies applies to a model is decided in ``covex.domain.scopes``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,25 +28,28 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from covex.domain.access import parse_subject
-from covex.domain.cards import CARD_FIELDS
 from covex.domain.documents import check_json
 from covex.domain.errors import InvalidInput
+from covex.domain.gates import GateResult, check_requirement, parse_gate
+from covex.domain.names import MAX_KEY_LENGTH, MAX_NAME_LENGTH, validate_key, validate_model_name
 from covex.domain.yaml_reader import Limits, Loc, YamlProblem, read_yaml
 
 TargetKind = Literal["stage", "alias"]
+ScopeKind = Literal["model", "pattern", "tag", "global"]
 RequestStatus = Literal["OPEN", "APPLIED", "REJECTED", "CANCELLED", "STALE"]
-OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-}
-DOCUMENT_REQUIREMENTS = ("description", "signature", "lineage", "card")
 MAX_APPROVALS = 100
 MAX_TTL_DAYS = 3650
 # A policy file is small: these bounds keep hostile YAML from costing memory, CPU or the stack.
@@ -50,102 +57,54 @@ MAX_POLICY_FILE = 1024 * 1024
 MAX_NODES = 10_000
 MAX_DEPTH = 32
 INT64_MAX = 2**63 - 1
+GLOB = re.compile(r"[*?\[]")
+_PATTERN = re.compile(r"[A-Za-z0-9_.\-/*?\[\]!]+")
+# Keys that make a policy more than an order: without them a policy with ``from:`` needs no approvals.
+_REVIEW_KEYS = ("approvals", "approvers", "gates", "require")
 
 
-# -- gates ------------------------------------------------------------------------------
+# -- scopes -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Operand:
-    """One side of a gate: ``metrics.<key>``, ``champion.metrics.<key>``, ``params.<key>`` or a number."""
-
-    source: Literal["metrics", "champion", "params", "number"]
-    key: str = ""
-    number: float = 0.0
-    offset: float = 0.0
-
-    def __str__(self) -> str:
-        base = {
-            "metrics": f"metrics.{self.key}",
-            "champion": f"champion.metrics.{self.key}",
-            "params": f"params.{self.key}",
-            "number": f"{self.number:g}",
-        }[self.source]
-        if self.offset:
-            return f"{base} {'+' if self.offset > 0 else '-'} {abs(self.offset):g}"
-        return base
+def check_model_scope(value: object) -> str:
+    """A model name (``store-sales``) or a glob pattern of names (``network/*``); ``InvalidInput`` says why."""
+    if isinstance(value, str) and GLOB.search(value):
+        if len(value) > MAX_NAME_LENGTH:
+            raise InvalidInput(f"'model' pattern is longer than {MAX_NAME_LENGTH} characters")
+        if not _PATTERN.fullmatch(value):
+            raise InvalidInput(f"'model' pattern {value!r} may hold only the characters of model names and * ? [ ] !")
+        return value
+    return validate_model_name(value, "model")
 
 
-@dataclass(frozen=True)
-class Gate:
-    """A comparison a version must pass: ``left op right``."""
-
-    text: str
-    left: Operand
-    op: str
-    right: Operand
-
-    @property
-    def uses_champion(self) -> bool:
-        return "champion" in (self.left.source, self.right.source)
-
-
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_KEY = r"[A-Za-z0-9_.\-/]+?"
-_OPERAND = rf"(?:(?:champion\.metrics|metrics|params)\.{_KEY}|{_NUMBER})(?:\s*[-+]\s*{_NUMBER})?"
-_GATE = re.compile(rf"\s*(?P<left>{_OPERAND})\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<right>{_OPERAND})\s*")
-_OPERAND_PARTS = re.compile(
-    rf"(?:(?P<source>champion\.metrics|metrics|params)\.(?P<key>{_KEY})|(?P<number>{_NUMBER}))"
-    rf"(?:\s*(?P<sign>[-+])\s*(?P<offset>{_NUMBER}))?"
-)
-_GRAMMAR = (
-    "write '<operand> <op> <operand>' with op one of >= > <= < == != and operands metrics.<key>, "
-    "champion.metrics.<key>, params.<key> or a number, each optionally followed by '+ <number>' or '- <number>'"
-)
+def check_tag_scope(value: object) -> str:
+    """A model tag as ``key=value`` (``team=retail``); ``InvalidInput`` says why."""
+    if not isinstance(value, str) or "=" not in value:
+        raise InvalidInput(f"'tag' must be written key=value (e.g. team=retail), got {value!r}")
+    key, _, tag_value = value.partition("=")
+    validate_key(key, "tag")
+    if not tag_value or len(tag_value) > MAX_KEY_LENGTH or re.search(r"[\x00-\x1f\x7f]", tag_value):
+        raise InvalidInput(
+            f"'tag' {value!r} needs a value after '=' of at most {MAX_KEY_LENGTH} characters, no control characters"
+        )
+    return value
 
 
-def _operand(text: str) -> Operand:
-    m = _OPERAND_PARTS.fullmatch(text.strip())
-    if m is None:  # pragma: no cover - the gate pattern admits only operands this matches
-        raise ValueError(text)
-    offset = float(m["offset"]) * (-1 if m["sign"] == "-" else 1) if m["offset"] else 0.0
-    if m["number"] is not None:
-        return Operand("number", number=float(m["number"]) + offset)
-    source = {"champion.metrics": "champion", "metrics": "metrics", "params": "params"}[m["source"]]
-    return Operand(source, key=m["key"].strip(), offset=offset)  # type: ignore[arg-type]
+def scope_of(model: str | None, tag: str | None) -> tuple[ScopeKind, str]:
+    """The scope ``model``/``tag`` name: (``model``|``pattern``|``tag``|``global``, its text)."""
+    if model is not None and tag is not None:
+        raise InvalidInput("give at most one of 'model' or 'tag': a policy has one scope")
+    if model is not None:
+        checked = check_model_scope(model)
+        return ("pattern" if GLOB.search(checked) else "model"), checked
+    if tag is not None:
+        return "tag", check_tag_scope(tag)
+    return "global", ""
 
 
-def parse_gate(text: object) -> Gate:
-    """Parse ``metrics.auc >= champion.metrics.auc - 0.005``; ``InvalidInput`` names the gate."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput(f"gate {text!r} is not a comparison: {_GRAMMAR}")
-    m = _GATE.fullmatch(text)
-    if m is None:
-        raise InvalidInput(f"gate {text!r} is not valid: {_GRAMMAR}")
-    left, right = _operand(m["left"]), _operand(m["right"])
-    if not all(math.isfinite(x) for x in (left.number, left.offset, right.number, right.offset)):
-        raise InvalidInput(f"gate {text!r} has a number too large to compare with")
-    if left.source == "number" and right.source == "number":
-        raise InvalidInput(f"gate {text!r} compares two numbers; name a metric or param of the version")
-    if "metrics" not in (left.source, right.source) and "params" not in (left.source, right.source):
-        raise InvalidInput(f"gate {text!r} must name a metric or param of the version (metrics.<key>)")
-    return Gate(text=" ".join(text.split()), left=left, op=m["op"], right=right)
-
-
-def check_requirement(item: object) -> str:
-    """``description``, ``signature``, ``lineage``, ``card``, ``card.<field>`` or ``tags.<key>``."""
-    if isinstance(item, str):
-        if item in DOCUMENT_REQUIREMENTS:
-            return item
-        kind, _, key = item.partition(".")
-        if kind == "card" and key in CARD_FIELDS:
-            return item
-        if kind == "tags" and key:
-            return item
-    raise InvalidInput(
-        f"requirement {item!r} is not known: use description, signature, lineage, card, "
-        f"card.<field> (one of {', '.join(CARD_FIELDS)}) or tags.<key>"
-    )
+def scope_label(kind: str, scope: str) -> str:
+    """How messages name a scope: ``model 'churn'``, ``pattern 'network/*'``, ``tag team=retail``, ``global``."""
+    return {"model": f"model {scope!r}", "pattern": f"pattern {scope!r}", "tag": f"tag {scope}"}.get(kind, "global")
 
 
 # -- the policy -------------------------------------------------------------------------
@@ -162,32 +121,71 @@ def _gate_text(value: str) -> str:
 class PolicyRules(BaseModel):
     """What a policy asks of a move into its stage or alias."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     approvals: StrictInt = Field(default=1, ge=0, le=MAX_APPROVALS)
     approvers: list[Annotated[StrictStr, AfterValidator(_subject)]] = []
     forbid_self_approval: StrictBool = True
     gates: list[Annotated[StrictStr, AfterValidator(_gate_text)]] = []
     require: list[Annotated[StrictStr, AfterValidator(check_requirement)]] = []
+    from_: list[StrictStr] = Field(default=[], alias="from")
     archive_existing: StrictBool = False
     approval_ttl_days: StrictInt | None = Field(default=None, ge=1, le=MAX_TTL_DAYS)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _order_only(cls, data: Any) -> Any:
+        """A policy that gives only an order (``from:``) needs no approvals unless it says so."""
+        if isinstance(data, dict) and ("from" in data or "from_" in data):
+            if not any(key in data for key in _REVIEW_KEYS):
+                return {**data, "approvals": 0}
+        return data
+
     @property
-    def parsed_gates(self) -> list[Gate]:
-        return [parse_gate(g) for g in self.gates]
+    def direct(self) -> bool:
+        """Whether editors move versions in directly: the policy asks nothing but the order (``from:``)."""
+        return bool(self.from_) and self.approvals == 0 and not self.gates and not self.require
 
 
 class Policy(PolicyRules):
-    """A policy as stored: the rules plus the stage or alias they protect."""
+    """A policy as stored: the rules, the stage or alias they protect, and the models they cover."""
 
+    id: int = 0
     target_kind: TargetKind
     target: str
+    model: str | None = None
+    tag: str | None = None
+    scope: ScopeKind = "global"
     updated_by: str = ""
     last_updated_timestamp: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _scope(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {**data, "scope": scope_of(data.get("model"), data.get("tag"))[0]}
+        return data
+
+    @property
+    def scope_text(self) -> str:
+        """The scope's text: the model name, pattern or ``key=value`` (empty for the global policy)."""
+        return self.model or self.tag or ""
+
+    @property
+    def scope_label(self) -> str:
+        return scope_label(self.scope, self.scope_text)
+
+    @property
+    def scope_ref(self) -> str:
+        """The scope in one word: ``global``, ``model:churn``, ``pattern:network/*``, ``tag:team=retail``."""
+        return self.scope if self.scope == "global" else f"{self.scope}:{self.scope_text}"
+
     @property
     def label(self) -> str:
-        return f"{self.target_kind} {self.target!r}"
+        where = "" if self.scope == "global" else f" for {self.scope_label}"
+        return f"{self.target_kind} {self.target!r}{where}"
 
     def rules(self) -> dict[str, Any]:
         """The body stored in ``policies.body``."""
@@ -202,7 +200,12 @@ _HINTS = {
     "approvers": "must be a list such as [group:ml-leads, user:bob]",
     "gates": "must be a list of comparisons",
     "require": "must be a list such as [description, card.intended_use, signature]",
+    "from": "must be a list of stages such as [Test]",
 }
+KNOWN_KEYS = (
+    *("stage", "alias", "model", "tag", "approvals", "approvers", "forbid_self_approval", "gates", "require"),
+    *("from", "archive_existing", "approval_ttl_days"),
+)
 
 
 def _where(loc: tuple[str | int, ...]) -> str:
@@ -214,8 +217,7 @@ def _problem(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     loc = tuple(error["loc"])
     key = _where(loc)
     if error["type"] == "extra_forbidden":
-        known = ", ".join(["stage", "alias", *PolicyRules.model_fields])
-        return loc, f"unknown key {key!r}; known keys: {known}"
+        return loc, f"unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)}"
     if error["type"] == "value_error":
         message = str(error["msg"]).removeprefix("Value error, ")
         return loc, message if message.startswith("'") else f"{key!r}: {message}"
@@ -226,7 +228,26 @@ def _problem(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     return loc, f"{key!r}: {error['msg']}"
 
 
-def validate_rules(body: Mapping[str, Any], *, kind: TargetKind) -> PolicyRules:
+def _finish(rules: PolicyRules, kind: TargetKind, stage: Callable[[str], str]) -> tuple[PolicyRules, str | None, str]:
+    """Rules with their ``from`` stages normalised, or (rules, the key at fault, why)."""
+    if kind == "alias" and rules.archive_existing:
+        return rules, "archive_existing", "'archive_existing' applies to stages only"
+    if kind == "alias" and rules.from_:
+        return rules, "from", "'from' applies to stages only: it says which stages a stage is entered from"
+    order: list[str] = []
+    for i, name in enumerate(rules.from_):
+        try:
+            normal = stage(name)
+        except InvalidInput as exc:
+            return rules, f"from[{i}]", exc.message.replace("'stage'", f"'from[{i}]'", 1)
+        if normal not in order:
+            order.append(normal)
+    return rules.model_copy(update={"from_": order}), None, ""
+
+
+def validate_rules(
+    body: Mapping[str, Any], *, kind: TargetKind, stage: Callable[[str], str] = lambda s: s
+) -> PolicyRules:
     """Check a policy's rules (API callers); ``InvalidInput`` names the first bad key."""
     if not isinstance(body, Mapping):
         raise InvalidInput("a policy must be a mapping of rules (approvals, approvers, gates ...)")
@@ -235,9 +256,17 @@ def validate_rules(body: Mapping[str, Any], *, kind: TargetKind) -> PolicyRules:
         rules = PolicyRules.model_validate(dict(body))
     except ValidationError as exc:
         raise InvalidInput(_problem(exc.errors()[0])[1]) from None
-    if kind == "alias" and rules.archive_existing:
-        raise InvalidInput("'archive_existing' applies to stages only")
+    rules, fault, why = _finish(rules, kind, stage)
+    if fault is not None:
+        raise InvalidInput(why)
     return rules
+
+
+def order_problem(rules: PolicyRules, target: str, current: str, what: str) -> str | None:
+    """Why ``what`` (``version 3 of 'churn'``), now in stage ``current``, may not enter ``target`` (None: it may)."""
+    if not rules.from_ or current == target or current in rules.from_:
+        return None
+    return f"{what} is in stage {current!r}; stage {target!r} may be entered only from {', '.join(rules.from_)}"
 
 
 # -- reading a policy file, keeping lines ------------------------------------------------
@@ -288,7 +317,7 @@ def parse_policy_file(
         )
     problems = _Problems()
     out: list[Policy] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, str, str], int] = {}
     for i, item in enumerate(data["policies"]):
         loc: Loc = ("policies", i)
         line = document.line(loc)
@@ -306,12 +335,19 @@ def parse_policy_file(
         except InvalidInput as exc:
             problems.add(document.line((*loc, kind)), exc.message)
             continue
-        if (kind, target) in seen:
-            problems.add(
-                document.line((*loc, kind)), f"{kind} {target!r} has a policy already, at line {seen[(kind, target)]}"
-            )
+        scoped = [k for k in ("model", "tag") if k in item]
+        try:
+            scope, scope_text = scope_of(item.pop("model", None), item.pop("tag", None))
+        except InvalidInput as exc:
+            problems.add(document.line((*loc, scoped[-1])), exc.message)
             continue
-        seen[(kind, target)] = document.line((*loc, kind))
+        key = (scope, scope_text, kind, target)
+        where = document.line((*loc, kind))
+        if key in seen:
+            whose = "" if scope == "global" else f" for {scope_label(scope, scope_text)}"
+            problems.add(where, f"{kind} {target!r} has a policy{whose} already, at line {seen[key]}")
+            continue
+        seen[key] = where
         try:
             rules = PolicyRules.model_validate(item)
         except ValidationError as exc:
@@ -319,136 +355,26 @@ def parse_policy_file(
                 sub, message = _problem(error)
                 problems.add(document.line((*loc, *sub)), message)
             continue
-        if kind == "alias" and rules.archive_existing:
-            problems.add(document.line((*loc, "archive_existing")), "'archive_existing' applies to stages only")
+        rules, fault, why = _finish(rules, kind, stage)
+        if fault is not None:
+            sub = tuple(int(p) if p.isdigit() else p for p in re.split(r"[\[\]]+", fault) if p)
+            problems.add(document.line((*loc, *sub)), why)
             continue
-        out.append(Policy(target_kind=kind, target=target, **rules.model_dump()))
+        scope_keys = (
+            {"model": scope_text} if scope in ("model", "pattern") else {"tag": scope_text} if scope == "tag" else {}
+        )
+        out.append(Policy(target_kind=kind, target=target, **scope_keys, **rules.model_dump(by_alias=False)))
     problems.raise_any()
     return out
 
 
 def dump_policies(policies: Sequence[Policy]) -> str:
     """The policies as a file ``parse_policy_file`` reads back."""
-    items = [{p.target_kind: p.target, **p.rules()} for p in policies]
+    items = []
+    for p in policies:
+        scope = {"model": p.model} if p.model else {"tag": p.tag} if p.tag else {}
+        items.append({p.target_kind: p.target, **scope, **p.rules()})
     return yaml.safe_dump({"policies": items}, sort_keys=False)
-
-
-# -- evaluating a candidate version --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What gates and requirements look at: a version's numbers, texts and documents."""
-
-    version: int
-    metrics: Mapping[str, float]
-    params: Mapping[str, str] = field(default_factory=dict)
-    description: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    card: Mapping[str, Any] = field(default_factory=dict)
-    documents: frozenset[str] = frozenset()
-
-
-class GateResult(BaseModel):
-    """One gate or requirement checked: the value, what it was compared with, and whether it passed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    gate: str
-    value: float | None = None
-    threshold: float | None = None
-    passed: bool
-    message: str = ""
-
-
-class _Missing(Exception):
-    pass
-
-
-def _value(operand: Operand, version: Candidate, champion: Candidate | None) -> float | None:
-    """The operand's number; None when it needs a champion and there is none."""
-    if operand.source == "number":
-        return operand.number
-    if operand.source == "champion":
-        if champion is None:
-            return None
-        if operand.key not in champion.metrics:
-            raise _Missing(f"the champion, version {champion.version}, has no metric {operand.key!r}")
-        return champion.metrics[operand.key] + operand.offset
-    if operand.source == "metrics":
-        if operand.key not in version.metrics:
-            raise _Missing(f"version {version.version} has no metric {operand.key!r}")
-        return version.metrics[operand.key] + operand.offset
-    raw = version.params.get(operand.key)
-    if raw is None:
-        raise _Missing(f"version {version.version} has no param {operand.key!r}")
-    try:
-        number = float(raw)
-    except ValueError:
-        raise _Missing(f"param {operand.key!r} of version {version.version} is {raw!r}, not a number") from None
-    if math.isnan(number):
-        raise _Missing(f"param {operand.key!r} of version {version.version} is NaN")
-    return number + operand.offset
-
-
-def evaluate_gate(gate: Gate, version: Candidate, champion: Candidate | None) -> GateResult:
-    try:
-        value = _value(gate.left, version, champion)
-        threshold = _value(gate.right, version, champion)
-    except _Missing as exc:
-        return GateResult(gate=gate.text, passed=False, message=str(exc))
-    if value is None or threshold is None:
-        return GateResult(gate=gate.text, value=value, threshold=threshold, passed=True, message="no champion")
-    passed = OPS[gate.op](value, threshold)
-    message = f"{value:g} {gate.op} {threshold:g}" + (" holds" if passed else " does not hold")
-    return GateResult(gate=gate.text, value=value, threshold=threshold, passed=passed, message=message)
-
-
-def evaluate_requirement(item: str, version: Candidate) -> GateResult:
-    kind, _, key = item.partition(".")
-    if item == "description":
-        present = bool(version.description.strip())
-    elif kind == "card" and key:
-        present = bool(version.card.get(key))
-    elif kind == "tags":
-        present = bool(version.tags.get(key))
-    else:
-        present = kind in version.documents
-    what = f"{item} is present" if present else f"version {version.version} has no {item.replace('.', ' ')}"
-    return GateResult(gate=f"require {item}", passed=present, message=what)
-
-
-ROLLBACK_SKIP = "skipped: a rollback returns to a version that held this place before"
-
-
-def evaluate(
-    rules: PolicyRules, version: Candidate, champion: Candidate | None, *, rollback: bool = False
-) -> list[GateResult]:
-    """Every gate and requirement of ``rules`` checked against ``version`` (and the champion).
-
-    A rollback skips the gates that compare with the champion: the champion is the version
-    being rolled back, usually because it misbehaves in ways offline metrics did not show.
-    """
-    results = [
-        GateResult(gate=g.text, passed=True, message=ROLLBACK_SKIP)
-        if rollback and g.uses_champion
-        else evaluate_gate(g, version, champion)
-        for g in rules.parsed_gates
-    ]
-    return results + [evaluate_requirement(r, version) for r in rules.require]
-
-
-def failures(results: Sequence[GateResult]) -> str:
-    """The failed checks in one line: ``metrics.auc >= 0.8 (value 0.71, threshold 0.8)``."""
-    parts = []
-    for r in results:
-        if r.passed:
-            continue
-        if r.value is not None and r.threshold is not None:
-            parts.append(f"{r.gate} (value {r.value:g}, threshold {r.threshold:g})")
-        else:
-            parts.append(f"{r.gate} ({r.message})")
-    return "; ".join(parts)
 
 
 # -- requests, comments, placements -------------------------------------------------------
@@ -466,7 +392,11 @@ class Review(_Entity):
 
 
 class TransitionRequest(_Entity):
-    """A request to move a version into a protected stage or alias."""
+    """A request to move a version into a protected stage or alias.
+
+    ``policy`` is the policy it was judged by, as it was then; ``policy_id`` and ``policy_scope``
+    (``global``, ``model:<name>``, ``pattern:<glob>``, ``tag:<key>=<value>``) say which one that was.
+    """
 
     id: int
     model: str
@@ -479,6 +409,9 @@ class TransitionRequest(_Entity):
     requester: str
     comment: str = ""
     champion: int | None = None
+    policy_id: int | None = None
+    policy_scope: str = "global"
+    policy: PolicyRules | None = None
     gates: list[GateResult] = []
     reviews: list[Review] = []
     approvals_needed: int = 0

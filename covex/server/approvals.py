@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from covex.domain.errors import InvalidInput
 from covex.domain.policy import MAX_POLICY_FILE, Comment, Placement, Policy, Rollback, TransitionRequest
+from covex.domain.scopes import AppliedPolicy
 from covex.server.routes import API, ERRORS, MODEL, VERSION, Service, render
 from covex.server.schemas import NUMBER, CommentText, ModelName, ModelNameIn, QueryInt, RequestBody, VersionIn
 
@@ -78,21 +79,41 @@ async def apply_policy_file(request: Request, svc: Service, replace: bool = Fals
     return _list(await run_in_threadpool(svc.approvals.apply_policy_file, text, replace))
 
 
+ScopeModel = Annotated[
+    str | None, Query(description="The policy of one model (a name) or of models matching a glob (network/*).")
+]
+ScopeTag = Annotated[str | None, Query(description="The policy of models with a tag, as key=value (team=retail).")]
+
+
 @router.get(f"{API}/policies/{{kind}}/{{target}}", response_model=Policy)
-def get_policy(kind: str, target: str, svc: Service) -> Response:
-    return render(svc.approvals.get_policy(kind, target))
+def get_policy(kind: str, target: str, svc: Service, model: ScopeModel = None, tag: ScopeTag = None) -> Response:
+    """One policy of a stage or alias: the global one, or that of ``model`` or ``tag``."""
+    return render(svc.approvals.get_policy(kind, target, model=model, tag=tag))
 
 
 @router.put(f"{API}/policies/{{kind}}/{{target}}", response_model=Policy)
-def set_policy(kind: str, target: str, svc: Service, body: Annotated[dict[str, Any], Body()]) -> Response:
-    """Create or replace one policy; the body holds its rules (approvals, approvers, gates, ...)."""
-    return render(svc.approvals.set_policy(kind, target, body))
+def set_policy(
+    kind: str,
+    target: str,
+    svc: Service,
+    body: Annotated[dict[str, Any], Body()],
+    model: ScopeModel = None,
+    tag: ScopeTag = None,
+) -> Response:
+    """Create or replace one policy; the body holds its rules (approvals, approvers, gates, from, ...)."""
+    return render(svc.approvals.set_policy(kind, target, body, model=model, tag=tag))
 
 
 @router.delete(f"{API}/policies/{{kind}}/{{target}}", status_code=204)
-def delete_policy(kind: str, target: str, svc: Service) -> Response:
-    svc.approvals.delete_policy(kind, target)
+def delete_policy(kind: str, target: str, svc: Service, model: ScopeModel = None, tag: ScopeTag = None) -> Response:
+    svc.approvals.delete_policy(kind, target, model=model, tag=tag)
     return Response(status_code=204)
+
+
+@router.get(f"{MODEL}/-/policies", response_model=list[AppliedPolicy])
+def applicable_policies(name: ModelNameIn, svc: Service) -> Response:
+    """Which policy applies to each stage and alias of a model, and why (which scope matched, which not)."""
+    return _list(svc.approvals.applicable_policies(name))
 
 
 # -- requests ---------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from covex.store.schema import (
     groups,
     model_versions,
     models,
-    policies,
     tokens,
     users,
     webhook_deliveries,
@@ -305,13 +304,6 @@ class ServiceBase:
         if conn.execute(_READS_ALL, {"subjects": subjects}).first():
             return None
         return select(grants.c.model_id).where(grants.c.subject.in_(subjects), grants.c.role.in_(list(RANK)))
-
-    def policy_body(self, conn: Connection, kind: str, target: str) -> dict[str, Any] | None:
-        """The policy protecting a stage or alias, as stored (None: unprotected)."""
-        body = conn.execute(
-            select(policies.c.body).where(policies.c.target_kind == kind, policies.c.target == target)
-        ).scalar_one_or_none()
-        return None if body is None else dict(json.loads(body))
 
     # -- audit and events -----------------------------------------------------------
 

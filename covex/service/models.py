@@ -13,6 +13,7 @@ from covex.domain.errors import AlreadyExists, InvalidInput, NotFound
 from covex.domain.filters import MODEL_FIELDS, parse_filter, parse_order_by
 from covex.domain.names import validate_key, validate_model_name, validate_tags, validate_text
 from covex.service.base import ServiceBase, now_ms
+from covex.service.policies import guard_retag
 from covex.store import queries, search
 from covex.store.schema import grants, model_tags, model_versions, models
 
@@ -111,6 +112,7 @@ class ModelService(ServiceBase):
         (key, value), *_ = validate_tags({key: value}, "tag").items()
         with self._tx(write=True) as conn:
             row = self._model_for(conn, name, "editor", "model.tag.set")
+            guard_retag(self, conn, row, key, value)
             before = conn.execute(
                 select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
             ).scalar_one_or_none()
@@ -124,6 +126,7 @@ class ModelService(ServiceBase):
         validate_key(key, "key")
         with self._tx(write=True) as conn:
             row = self._model_for(conn, name, "editor", "model.tag.delete")
+            guard_retag(self, conn, row, key, None)
             before = conn.execute(
                 select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
             ).scalar_one_or_none()

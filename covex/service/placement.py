@@ -14,7 +14,9 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from covex.domain.entities import ModelEvent, ModelVersion
 from covex.domain.errors import InvalidInput, InvalidState, NotFound
 from covex.domain.names import MAX_COMMENT_LENGTH, validate_alias, validate_text
+from covex.domain.policy import order_problem
 from covex.service.base import Refused, ServiceBase, now_ms
+from covex.service.policies import applicable_policy
 from covex.store.schema import model_aliases, model_events, model_versions
 
 
@@ -26,8 +28,9 @@ class PlacementService(ServiceBase):
     ) -> ModelVersion:
         """Move a READY version to ``stage``; optionally archive the others in it, atomically.
 
-        Editors move versions directly into stages without a policy; a stage with a
-        policy is entered only through an approved request (``approvals``).
+        Editors move versions directly into stages without a policy, and into stages whose
+        policy only orders them (``from:``) when the version comes from an allowed stage; any
+        other policy is met only through an approved request (``approvals``).
         """
         target = self.stage(stage)
         comment = validate_text(comment, "comment", MAX_COMMENT_LENGTH)
@@ -36,14 +39,21 @@ class PlacementService(ServiceBase):
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "editor", "stage.transition")
             entering = row.stage != target or archive_existing  # archiving the others changes who holds it too
-            if entering and self.policy_body(conn, "stage", target) is not None:
+            policy = applicable_policy(conn, model, "stage", target)
+            if policy is not None:
+                # The order holds whichever way the version goes in: it is checked first.
+                order = order_problem(policy, target, row.stage, f"version {version} of {name!r}")
+                if order is not None:
+                    raise InvalidState(f"{order} (the policy of {policy.label})")
+            if entering and policy is not None and not policy.direct:
                 raise Refused(
                     f"stage {target!r} is protected by a policy: open a request to move version {version} "
                     f"of {name!r} there (covex requests create {name} {version} --stage {target})",
                     action="stage.transition",
                     target=f"model:{name}/{version}",
                 )
-            if row.stage != target and self.policy_body(conn, "stage", row.stage) is not None:
+            leaving = None if row.stage == target else applicable_policy(conn, model, "stage", row.stage)
+            if leaving is not None and not leaving.direct:
                 # Taking a version out of a protected stage (retiring it) takes the model's manager.
                 self.require(conn, model, "manager", "stage.transition")
             self.move_stage(conn, model, row, target, archive_existing=archive_existing, comment=comment)
@@ -96,7 +106,7 @@ class PlacementService(ServiceBase):
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "editor", "alias.set")
             if (
-                self.policy_body(conn, "alias", alias) is not None
+                applicable_policy(conn, model, "alias", alias) is not None
                 and self._alias_target(conn, model.id, alias) != version
             ):
                 raise Refused(
@@ -180,7 +190,7 @@ class PlacementService(ServiceBase):
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             # Removing a protected alias takes the model's manager; moving one takes a request.
-            protected = self.policy_body(conn, "alias", alias) is not None
+            protected = applicable_policy(conn, model, "alias", alias) is not None
             self.require(conn, model, "manager" if protected else "editor", "alias.delete")
             previous = self._alias_target(conn, model.id, alias)
             gone = conn.execute(

@@ -224,17 +224,20 @@ grants = Table(
 
 # -- policies and approval requests -------------------------------------------------------
 
-# One policy per protected stage or alias; body is the policy as JSON.
+# Policies of protected stages and aliases, one per scope; body is the policy's rules as JSON.
+# scope_kind: "global" (scope ""), "model" (a name), "pattern" (a glob of names), "tag" ("key=value").
 policies = Table(
     "policies",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope_kind", String(16), nullable=False, default="global", server_default="global"),
+    Column("scope", String(512), nullable=False, default="", server_default=""),
     Column("target_kind", String(16), nullable=False),
     Column("target", String(250), nullable=False),
     Column("body", Text, nullable=False),
     Column("updated_by", String(256), nullable=False, default=""),
     Column("last_updated_timestamp", BigInteger, nullable=False),
-    UniqueConstraint("target_kind", "target"),
+    UniqueConstraint("target_kind", "target", "scope_kind", "scope"),
     sqlite_autoincrement=True,
 )
 
@@ -255,7 +258,11 @@ transition_requests = Table(
     # The version that held the target when the request was made (the champion gates compare with).
     Column("champion", Integer, nullable=True),
     Column("gates", Text, nullable=False, default="[]"),
+    # The policy the request was judged by: its rules then (policy), its id and its scope
+    # ("global", "model:<name>", "pattern:<glob>", "tag:<key>=<value>").
     Column("policy", Text, nullable=False, default="{}"),
+    Column("policy_id", Integer, nullable=True),
+    Column("policy_scope", String(530), nullable=False, default="global", server_default="global"),
     Column("creation_timestamp", BigInteger, nullable=False),
     Column("last_updated_timestamp", BigInteger, nullable=False),
     Index("ix_transition_requests_model_id_status", "model_id", "status"),

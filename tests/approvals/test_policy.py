@@ -7,19 +7,8 @@ from datetime import datetime
 import pytest
 
 from covex.domain.errors import InvalidInput
-from covex.domain.policy import (
-    Candidate,
-    GateResult,
-    Policy,
-    dump_policies,
-    evaluate,
-    evaluate_gate,
-    failures,
-    parse_gate,
-    parse_policy_file,
-    to_ms,
-    validate_rules,
-)
+from covex.domain.gates import Candidate, GateResult, evaluate, evaluate_gate, failures, parse_gate
+from covex.domain.policy import Policy, dump_policies, parse_policy_file, to_ms, validate_rules
 
 STAGES = {s.lower(): s for s in ("None", "Dev", "Test", "Production", "Archived")}
 
@@ -111,6 +100,22 @@ def test_dump_reads_back() -> None:
         ("policies:\n  - stage: [Test\n", "line 3: not valid YAML"),
         ("rules: []\n", "line 1: the file must hold one key, 'policies:'"),
         ("policies:\n  - stage: Test\n    approvals: 1\n    approvals: 2\n", "line 4: 'approvals' appears twice"),
+        ("policies:\n  - stage: Test\n    from: [Dev, Prod]\n", "line 3: 'from[1]' 'Prod' is not a stage"),
+        ("policies:\n  - stage: Test\n    from:\n      - Dev\n      - 7\n", "line 5: 'from[1]' must be a string"),
+        ("policies:\n  - stage: Test\n    from: Dev\n", "line 3: 'from' must be a list of stages such as [Test]"),
+        ("policies:\n  - alias: champion\n    from: [Test]\n", "line 3: 'from' applies to stages only"),
+        ("policies:\n  - stage: Test\n    model: a\n    tag: b=c\n", "line 4: give at most one of 'model' or 'tag'"),
+        ("policies:\n  - stage: Test\n\n    tag: team\n", "line 4: 'tag' must be written key=value"),
+        ("policies:\n  - stage: Test\n    model: 'bad name'\n", "line 3: 'model' 'bad name' is not a valid model name"),
+        ("policies:\n  - stage: Test\n    model: 'net/*;'\n", "line 3: 'model' pattern 'net/*;' may hold only"),
+        (
+            "policies:\n  - stage: Test\n    model: churn\n  - stage: test\n    model: churn\n",
+            "line 4: stage 'Test' has a policy for model 'churn' already, at line 2",
+        ),
+        (
+            "policies:\n  - stage: Test\n    tag: team=a\n  - stage: Test\n    tag: team=a\n",
+            "line 4: stage 'Test' has a policy for tag team=a already, at line 2",
+        ),
     ],
 )
 def test_errors_name_their_line(text: str, expected: str) -> None:
@@ -196,7 +201,7 @@ def test_params_must_be_numbers() -> None:
 
 def test_requirements() -> None:
     rules = validate_rules({"require": ["description", "card.intended_use", "signature", "tags.owner"]}, kind="stage")
-    bare = evaluate(rules, Candidate(4, {}), None)
+    bare = evaluate(rules.gates, rules.require, Candidate(4, {}), None)
     assert [False] * 4 == [r.passed for r in bare]
     assert "version 4 has no card intended_use" == bare[1].message
     full = Candidate(
@@ -207,7 +212,7 @@ def test_requirements() -> None:
         card={"intended_use": "Retention offers"},
         documents=frozenset({"signature", "card"}),
     )
-    assert [True] * 4 == [r.passed for r in evaluate(rules, full, None)]
+    assert [True] * 4 == [r.passed for r in evaluate(rules.gates, rules.require, full, None)]
     assert "require card.intended_use (version 4 has no card intended_use)" in failures(bare)
 
 
@@ -285,3 +290,36 @@ def test_moments_out_of_range_name_at(at: object) -> None:
     with pytest.raises(InvalidInput, match="'at'") as info:
         to_ms(at, 0)  # type: ignore[arg-type]
     assert len(info.value.message) < 200
+
+
+SCOPED = """\
+policies:
+  - stage: Production
+    gates: ["metrics.auc >= 0.80"]
+  - stage: Production
+    model: store-sales
+    gates: ["metrics.rmse <= 12"]
+  - stage: Production
+    model: network/*
+  - stage: Production
+    tag: team=retail
+  - stage: Test
+    from: [dev]
+"""
+
+
+def test_scopes_and_order_parse_and_read_back() -> None:
+    policies = parse(SCOPED)
+    assert [("global", ""), ("model", "store-sales"), ("pattern", "network/*"), ("tag", "team=retail")] == [
+        (p.scope, p.scope_text) for p in policies[:4]
+    ]
+    test = policies[4]
+    # A policy of nothing but an order needs no approvals: editors move versions in directly, in order.
+    assert (["Dev"], 0, True) == (test.from_, test.approvals, test.direct)
+    assert not policies[0].direct
+    assert policies == parse(dump_policies(policies))
+
+
+def test_from_with_review_keys_keeps_the_default_approval() -> None:
+    (policy,) = parse("policies:\n  - stage: Production\n    from: [Test]\n    gates: ['metrics.auc > 0.5']\n")
+    assert (1, False) == (policy.approvals, policy.direct)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 from covex.domain.entities import ModelVersion
-from covex.domain.errors import AlreadyExists, InvalidState, NotFound
+from covex.domain.errors import AlreadyExists, InvalidState
 from covex.domain.policy import TargetKind, TransitionRequest
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _place_one(
             outcome="left",
             message=f"left alone: {'the alias' if kind == 'alias' else 'the version'} {where} since the first run",
         )
-    if _protected(client, kind, target):
+    if _protected(client, version.name, kind, target):
         return _ask(client, version, kind, target)
     if kind == "alias":
         client.set_alias(version.name, target, version.version)
@@ -104,12 +104,14 @@ def _place_one(
     return Move(target_kind=kind, target=target, outcome="moved")
 
 
-def _protected(client: Client, kind: TargetKind, target: str) -> bool:
-    try:
-        client.approvals.get_policy(kind, target)
-    except NotFound:
-        return False
-    return True
+def _protected(client: Client, name: str, kind: TargetKind, target: str) -> bool:
+    """Whether the policy governing ``name``'s moves into the place asks more than a stage order."""
+    wanted = target if kind == "alias" else target.lower()
+    return any(
+        p.policy is not None and not p.policy.direct
+        for p in client.approvals.applicable_policies(name)
+        if p.target_kind == kind and (p.target if kind == "alias" else p.target.lower()) == wanted
+    )
 
 
 def _ask(client: Client, version: ModelVersion, kind: TargetKind, target: str) -> Move:
