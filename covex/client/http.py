@@ -10,6 +10,7 @@ from urllib.parse import quote
 import httpx
 
 from covex.artifacts.blobstore import check_digest
+from covex.client.transfer import read_ahead
 from covex.domain.entities import (
     FileEntry,
     FsckReport,
@@ -308,7 +309,7 @@ class HttpBackend:
                 if not response.is_success:
                     response.read()
                     self._raise_for(response)
-                yield from response.iter_bytes(self.settings.chunk_size)
+                yield from read_ahead(response.iter_bytes(), self.settings.chunk_size)
         except httpx.TransportError as exc:
             raise ServiceUnavailable(f"download of blob {digest} broke off: {exc}") from None
 
