@@ -20,6 +20,7 @@ from sqlalchemy import (
     null,
     select,
     union_all,
+    update,
 )
 
 from covex.domain.entities import FileEntry, Model, ModelVersion
@@ -32,6 +33,7 @@ from covex.store.schema import (
     version_metrics,
     version_params,
     version_tags,
+    webhooks,
 )
 
 VERSION_COLUMNS = (*model_versions.c, models.c.name)
@@ -44,6 +46,44 @@ _VERSION_SELECT = select(*VERSION_COLUMNS).select_from(
 def version_select() -> Select[Any]:
     """Version rows with their model's name."""
     return _VERSION_SELECT
+
+
+# The lookups of every call, built once with bound parameters (names in each docstring's order).
+MODEL_BY_NAME = select(models).where(models.c.name == bindparam("name"))
+"""A model row by ``name``."""
+MODEL_BY_NAME_LOCKED = MODEL_BY_NAME.with_for_update()
+"""The same, locking the row: every change to a model's versions, stages or aliases holds it."""
+VERSION_BY_NUMBER = _VERSION_SELECT.where(
+    model_versions.c.model_id == bindparam("model_id"), model_versions.c.version == bindparam("version")
+)
+"""A version row (with its model's name) by ``model_id`` and ``version`` number."""
+VERSION_BY_ALIAS = _VERSION_SELECT.join(model_aliases, model_aliases.c.version_id == model_versions.c.id).where(
+    model_versions.c.model_id == bindparam("model_id"), model_aliases.c.alias == bindparam("alias")
+)
+"""The version row ``alias`` of model ``model_id`` points at."""
+LATEST_READY = (
+    _VERSION_SELECT.where(model_versions.c.model_id == bindparam("model_id"), model_versions.c.status == "READY")
+    .order_by(model_versions.c.version.desc())
+    .limit(1)
+)
+"""The newest READY version row of ``model_id``."""
+LATEST_IN_STAGE = LATEST_READY.where(model_versions.c.stage == bindparam("stage"))
+"""The newest READY version row of ``model_id`` in ``stage``."""
+WEBHOOKS_ON_MODEL = select(webhooks.c.id, webhooks.c.events).where(
+    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None) | (webhooks.c.model_id == bindparam("model_id"))
+)
+"""Active webhooks that hear about model ``model_id`` (its own and the global ones)."""
+WEBHOOKS_GLOBAL = select(webhooks.c.id, webhooks.c.events).where(
+    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None)
+)
+"""Active webhooks that hear about every model."""
+NEXT_VERSION = (
+    update(models)
+    .where(models.c.id == bindparam("model_id"))
+    .values(last_version=models.c.last_version + 1, last_updated_timestamp=bindparam("now"))
+    .returning(models.c.last_version)
+)
+"""Hand out model ``model_id``'s next version number (atomically, in the row the transaction has locked)."""
 
 
 def _in(column: Any) -> Any:
