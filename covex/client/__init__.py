@@ -1,5 +1,6 @@
-"""The SDK: one ``Client`` over two backends (embedded and HTTP)."""
+"""The SDK: one ``Client`` over two backends (embedded and HTTP), and the interfaces of its governance areas."""
 
 from covex.client.client import Client
+from covex.client.governance import Access, Approvals, Audit, Webhooks
 
-__all__ = ["Client"]
+__all__ = ["Access", "Approvals", "Audit", "Client", "Webhooks"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
+from covex.client.governance import Access, Approvals, Audit, Webhooks
 from covex.domain.cards import render_card
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, NewVersion, Page
 from covex.domain.errors import (
@@ -114,22 +115,22 @@ class Client:
         return self._backend.init()
 
     @property
-    def access(self) -> Any:
+    def access(self) -> Access:
         """Users, service accounts, groups, API tokens and grants."""
         return self._backend.access
 
     @property
-    def approvals(self) -> Any:
+    def approvals(self) -> Approvals:
         """Policies, approval requests, comments, rollback and placement history."""
         return self._backend.approvals
 
     @property
-    def audit(self) -> Any:
+    def audit(self) -> Audit:
         """The tamper-evident audit trail: list, verify, export."""
         return self._backend.audit
 
     @property
-    def webhooks(self) -> Any:
+    def webhooks(self) -> Webhooks:
         """Webhook subscriptions and their delivery log."""
         return self._backend.webhooks
 
