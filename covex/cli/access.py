@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from covex.cli import output
+from covex.cli.context import client, local_settings, open_local
+from covex.client.governance import Access
 from covex.domain import errors
 from covex.domain.access import Grant, Group, NewToken, Token, User
 
@@ -37,9 +39,7 @@ def register(app: typer.Typer) -> None:
     app.command("whoami")(whoami)
 
 
-def _access() -> Any:
-    from covex.cli.main import client
-
+def _access() -> Access:
     return client().access
 
 
@@ -81,8 +81,6 @@ def admin_bootstrap(
 
     Refused once the registry has an admin: admins then create users and tokens.
     """
-    from covex.cli.server import local_settings, open_local
-
     service = open_local(local_settings("admin bootstrap"))
     try:
         token = service.access.bootstrap(name)

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _approvals() -> Any:
-    from covex.cli.main import client
+    from covex.cli.context import client
 
     return client().approvals
 
@@ -139,7 +139,7 @@ def policies_apply(
     as_json: Json = False,
 ) -> None:
     """Apply a policy file (admins): every policy in it, or none if any line has an error."""
-    from covex.cli.main import read_text_file
+    from covex.cli.context import read_text_file
 
     applied = _approvals().apply_policy_file(read_text_file(file, "policy file"), replace)
     _emit(applied, as_json, lambda ps: _print(f"applied {len(ps)} polic{'y' if len(ps) == 1 else 'ies'} from {file}"))

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from covex.cli import output
+from covex.cli.context import client
 from covex.domain import audit
 from covex.domain.audit import AuditRecord, ChainReport
 from covex.domain.errors import ChainBroken, InvalidInput
@@ -56,8 +57,6 @@ def verify(
         if expect_head is not None:
             raise InvalidInput("'--expect-head' checks the live trail; for an export, compare its head line")
     else:
-        from covex.cli.main import client
-
         report = client().audit.verify(expect_head)
     if as_json:
         output.emit_json({**report.model_dump(mode="json"), "head": report.head})
@@ -84,8 +83,6 @@ def export(
     out: Annotated[Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")] = None,
 ) -> None:
     """Write the whole trail as JSON Lines (then a head line); check it later with `verify --file`."""
-    from covex.cli.main import client
-
     if out is None:
         stream: IO[bytes] | IO[str] = getattr(sys.stdout, "buffer", sys.stdout)
         count = client().audit.export(stream)
@@ -111,8 +108,6 @@ def list_records(
     as_json: Json = False,
 ) -> None:
     """Audit records, newest first."""
-    from covex.cli.main import client
-
     page = client().audit.list_records(
         target=target,
         actor=actor,

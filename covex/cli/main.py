@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.markup import escape
-from typer.core import TyperGroup
 
 from covex import __version__
 from covex.cli import access as access_cli
@@ -20,51 +16,13 @@ from covex.cli import maintenance as maintenance_cli
 from covex.cli import output
 from covex.cli import server as server_cli
 from covex.cli import webhooks as webhooks_cli
+from covex.cli.context import CovexGroup, client, numbers, pairs, read_text_file, state, version_number
 from covex.cli.mlflow_import import import_app
 from covex.cli.register import register
-from covex.client import Client
 from covex.domain import errors
-from covex.settings import Settings
-
-EXIT_CODES: dict[type[errors.CovexError], int] = {
-    errors.InvalidInput: 2,
-    errors.NotFound: 3,
-    errors.AlreadyExists: 4,
-    errors.InvalidState: 4,
-    errors.Unauthenticated: 5,
-    errors.PermissionDenied: 5,
-    errors.ServiceUnavailable: 6,
-}
-
-
-class _Group(TyperGroup):
-    """Turns Covex errors from any command into one line on stderr and an exit code."""
-
-    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # Typer vendors its Context base
-        try:
-            return super().invoke(ctx)
-        except errors.CovexError as exc:
-            code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
-            hint = " (set COVEX_TOKEN or pass --token)" if exc.message.startswith("no API token") else ""
-            _fail(exc.message + hint, code)
-        except ValidationError as exc:  # a bad COVEX_* variable, read by a command itself
-            _fail(_invalid(exc), 2)
-        except OSError as exc:
-            # The local file system refused something no command foresaw (a full disk, a read-only
-            # folder): the reason and the file, not a traceback.
-            where = f" ({exc.filename})" if exc.filename else ""
-            _fail(f"{exc.strerror or exc}{where}", 1)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    # One line whatever the message holds (a parser's report may span several).
-    line = re.sub(r"\s*\n\s*", " ", message.strip())
-    output.err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code) from None
-
 
 app = typer.Typer(
-    cls=_Group,
+    cls=CovexGroup,
     help=(
         "Covex: a model registry. Store versioned, verified models; move them through stages; "
         "point aliases at them; find them by models:/ URI.\n\n"
@@ -91,15 +49,6 @@ for _area in (server_cli, access_cli, approvals_cli, audit_cli, maintenance_cli,
     _area.register(app)
 
 
-class _State:
-    uri: str | None = None
-    token: str | None = None
-    artifacts: str | None = None
-    client: Client | None = None
-
-
-state = _State()
-
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Filter = Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"name LIKE 'churn%' AND metrics.auc > 0.9\"")]
 OrderBy = Annotated[list[str] | None, typer.Option("--order-by", help="e.g. 'metrics.auc DESC' (repeatable)")]
@@ -108,57 +57,6 @@ PageToken = Annotated[str | None, typer.Option("--page-token", help="Token print
 Tags = Annotated[list[str] | None, typer.Option("--tag", "-t", help="KEY=VALUE (repeatable)")]
 Ref = Annotated[str, typer.Argument(help="models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/STAGE, or NAME")]
 VersionArg = Annotated[str | None, typer.Argument(help="Version number, @alias, stage or 'latest' when REF is a name")]
-
-
-def client() -> Client:
-    if state.client is None:
-        settings = _settings({k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v})
-        state.client = Client(settings=settings, token=state.token, on_create=server_cli.announce_created)
-    return state.client
-
-
-def pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise errors.InvalidInput(f"'--{what}' expects KEY=VALUE, got {item!r}")
-        out[key] = value
-    return out
-
-
-def numbers(items: list[str] | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in pairs(items, "metric").items():
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise errors.InvalidInput(f"'--metric {key}' must be a number, got {value!r}") from None
-    return out
-
-
-def _settings(values: dict[str, Any]) -> Settings:
-    try:
-        return Settings(**values)
-    except ValidationError as exc:
-        raise errors.InvalidInput(_invalid(exc)) from None
-
-
-def _invalid(exc: ValidationError) -> str:
-    """A pydantic ValidationError in one line; for settings, named by their COVEX_* variables."""
-    parts = []
-    for e in exc.errors():
-        message = e["msg"].removeprefix("Value error, ")
-        if exc.title == "Settings" and e["loc"]:
-            name = "COVEX_" + "_".join(map(str, e["loc"])).upper()
-            parts.append(message if message.startswith(name) else f"{name}: {message}")
-        else:
-            parts.append(f"{'.'.join(map(str, e['loc'])) or exc.title}: {message}")
-    return "; ".join(parts)
-
-
-def version_number(value: str) -> int | str:
-    return int(value) if value.isascii() and value.isdigit() else value
 
 
 def _print_version(value: bool) -> None:
@@ -184,15 +82,9 @@ def main_options(
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    state.uri, state.token, state.artifacts, state.client = uri, token, artifacts, None
+    state.reset(uri, token, artifacts)
     output.reset_consoles()
-    ctx.call_on_close(_close_client)
-
-
-def _close_client() -> None:
-    if state.client is not None:
-        state.client.close()
-        state.client = None
+    ctx.call_on_close(state.close)
 
 
 app.command("register")(register)
@@ -397,18 +289,6 @@ def card(
         output.emit_json(c.get_card(ref, number))
     else:
         print(c.render_card(ref, number), end="")
-
-
-def read_text_file(path: Path, what: str) -> str:
-    """A text file the user named (``what``: the option or argument), or one line saying what is wrong with it."""
-    if not path.is_file():
-        raise errors.InvalidInput(f"{what} {str(path)!r} is not a file" + ("" if path.exists() else " (no such file)"))
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise errors.InvalidInput(f"{what} {str(path)!r} is not UTF-8 text: {exc.reason}") from None
-    except OSError as exc:
-        raise errors.InvalidInput(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
 
 
 def _read_card(path: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from covex.cli import output
+from covex.cli.context import client
 from covex.domain.entities import BlobProblem, FsckReport, GcReport
 from covex.domain.errors import InvalidState
 
@@ -35,8 +36,6 @@ def gc(
     With --apply it also marks FAILED the versions left PENDING longer than COVEX_PENDING_TIMEOUT.
     It says what it keeps and why, and how many referenced files are missing (covex fsck names them).
     """
-    from covex.cli.main import client
-
     report = client().gc(apply=apply, grace_seconds=grace)
     if as_json:
         output.emit_json(report)
@@ -83,8 +82,6 @@ def fsck(
     Models are checked in name order, a batch at a time; if stopped, it prints where to resume
     (--after MODEL). Exit code 4 when a file is missing or corrupted. Admins only.
     """
-    from covex.cli.main import client
-
     c = client()
     total: FsckReport | None = None
     cursor = after

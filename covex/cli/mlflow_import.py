@@ -9,6 +9,7 @@ from unittest.mock import patch
 import typer
 
 from covex.cli import output
+from covex.cli.context import client, pairs
 from covex.domain import errors
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ def mlflow_import(
 def _import(tracking_uri: str, model: list[str] | None, stage: list[str] | None, as_json: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    # Imported here, not at the top: covex.cli.main imports this module.
-    from covex.cli.main import client, pairs
     from covex.ml.importer import DEFAULT_STAGE_MAP, import_from_mlflow
 
     stage_map = {**DEFAULT_STAGE_MAP, **pairs(stage, "stage")}

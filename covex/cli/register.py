@@ -46,7 +46,7 @@ def register(
 
 
 def _register(path: Path, dry_run: bool, as_json: bool) -> None:
-    from covex.cli.main import client
+    from covex.cli.context import client
     from covex.ml.config import check_against_registry, load_config, register_config
 
     loaded = load_config(path)

@@ -1,20 +1,15 @@
-"""The commands that open the registry's own storage rather than go through a client:
+"""The commands that run on the registry's own storage rather than through a client:
 ``covex init``, ``covex server`` and ``covex db upgrade``."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from covex.cli import output
-from covex.domain import errors
-
-if TYPE_CHECKING:
-    from covex.service import RegistryService
-    from covex.settings import Settings
+from covex.cli.context import local_settings, open_local, state
 
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 
@@ -24,33 +19,6 @@ def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("server")(server)
     app.add_typer(db_app, name="db")
-
-
-def announce_created(where: str) -> None:
-    """The one line every command prints when it made a new registry (so a mistyped --uri shows)."""
-    output.err_console.print(f"created a new Covex registry at {where}", highlight=False, soft_wrap=True)
-
-
-def local_settings(command: str, **values: Any) -> Settings:
-    """Settings from --uri/--artifacts for a command that needs the storage itself, not a server."""
-    from covex.cli.main import _settings, state
-
-    given = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
-    settings = _settings({**given, **values})
-    if settings.is_remote:
-        raise errors.InvalidInput(f"'--uri' for '{command}' must be a data folder or a database URL, not a server URL")
-    return settings
-
-
-def open_local(settings: Settings) -> RegistryService:
-    """Open the registry in ``settings``, creating it (and saying so) if there is none yet."""
-    from covex.service.factory import open_service, registry_exists, registry_location
-
-    existed = registry_exists(settings)
-    service = open_service(settings, create=True)
-    if not existed:
-        announce_created(registry_location(settings))
-    return service
 
 
 def init(
@@ -66,14 +34,13 @@ def init(
     Commands that only read never create one: they report that there is no registry. The
     first write (`covex models create`, `covex server`) also creates it.
     """
-    from covex.service.factory import registry_exists, registry_file, registry_location
-    from covex.store import database
+    from covex.service.factory import registry_exists, registry_file, registry_location, schema_revision
 
     settings = local_settings("init", **({"uri": path} if path else {}))
     existed = registry_exists(settings)
     service = open_local(settings)  # creates it, and says so; or brings its schema up to date
     try:
-        revision = database.current_revision(service.engine)
+        revision = schema_revision(service)
     finally:
         service.close()
     where = registry_location(settings)
@@ -106,15 +73,15 @@ def server(
     values: dict[str, Any] = {"auth": False} if no_auth else {}
     settings = local_settings("server", **values)
     service = open_local(settings)
-    if settings.auth and service.access.needs_bootstrap():
-        with contextlib.suppress(errors.InvalidState):  # another server process bootstrapped first
-            token = service.access.bootstrap("admin")
+    if settings.auth:
+        token = service.access.bootstrap_admin("admin")
+        if token is not None:
             output.err_console.print(
                 f"Created the admin user 'admin'. Its API token, shown only now:\n\n    {token.secret}\n\n"
                 "Keep it safe: export COVEX_TOKEN=<token> to use it.",
                 highlight=False,
             )
-    elif not settings.auth:
+    else:
         output.err_console.print("Authentication is OFF (--no-auth): every caller acts as the local admin.")
     if settings.dispatch_interval > 0:
         output.err_console.print(
@@ -126,11 +93,12 @@ def server(
     )
     if workers > 1:
         service.close()
-        from covex.cli.main import state
-
-        given = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
+        # Each worker process reads its settings from the environment: pass on what was given here.
         os.environ.update(
-            {f"COVEX_{k.upper()}": str(v).lower() if isinstance(v, bool) else v for k, v in {**given, **values}.items()}
+            {
+                f"COVEX_{k.upper()}": str(v).lower() if isinstance(v, bool) else v
+                for k, v in {**state.given, **values}.items()
+            }
         )
         uvicorn.run(
             "covex.server.app:app_from_environment",
@@ -151,10 +119,10 @@ def server(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (the server and SDK also do this on start); creates a registry where there is none."""
-    from covex.store import database
+    from covex.service.factory import schema_revision
 
     service = open_local(local_settings("db upgrade"))
     try:
-        output.console.print(f"database at revision {database.current_revision(service.engine)}")
+        output.console.print(f"database at revision {schema_revision(service)}")
     finally:
         service.close()

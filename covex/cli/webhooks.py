@@ -6,12 +6,14 @@ import signal
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from covex.cli import output
+from covex.cli.context import client, local_settings, open_local
+from covex.client.governance import Webhooks
 from covex.domain import errors
 from covex.domain.webhooks import Delivery, NewWebhook, Webhook
 
@@ -31,9 +33,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(webhooks_app, name="webhooks")
 
 
-def _webhooks() -> Any:
-    from covex.cli.main import client
-
+def _webhooks() -> Webhooks:
     return client().webhooks
 
 
@@ -188,18 +188,12 @@ def dispatch(
     may run at once: each delivery is claimed by one of them at a time. Internal addresses
     (loopback, private, link-local...) are refused unless COVEX_WEBHOOK_ALLOW lists them.
     """
-    from covex.cli.main import state
     from covex.domain.netguard import Allowlist
-    from covex.service import open_service
-    from covex.service.dispatcher import Dispatcher
-    from covex.settings import Settings
+    from covex.workers.webhooks import Dispatcher
 
-    values: dict[str, Any] = {k: v for k, v in (("uri", state.uri), ("artifacts", state.artifacts)) if v}
-    settings = Settings(**values)
-    if settings.is_remote:
-        raise errors.InvalidInput("'--uri' for the dispatcher must be a data folder or a database URL, not a server")
+    settings = local_settings("webhooks dispatch")
     allow = Allowlist.parse(settings.webhook_allow)  # a typo stops here, before any work
-    service = open_service(settings)
+    service = open_local(settings)
     dispatcher = Dispatcher(
         service, interval=interval, backoff=backoff, max_attempts=max_attempts, timeout=timeout, allow=allow
     )

@@ -14,7 +14,6 @@ from covex.domain.access import (
     Grant,
     Group,
     NewToken,
-    Principal,
     Token,
     User,
     check_role,
@@ -35,11 +34,7 @@ MAX_TOKEN_DAYS = 36_500
 class AccessService(ServiceBase):
     """Users, groups, tokens and grants. Most changes take admin rights; grants on a model take its manager."""
 
-    # -- authentication -------------------------------------------------------------
-
-    def authenticate(self, secret: str | None) -> Principal:
-        """The principal an API token belongs to, or ``Unauthenticated`` saying why not (audited)."""
-        return self.with_credentials(secret, self.request_id).principal  # type: ignore[no-any-return]
+    # -- the first admin -------------------------------------------------------------
 
     def bootstrap(self, name: str = "admin") -> NewToken:
         """Create the first admin and its token; refused once any admin exists."""
@@ -57,6 +52,19 @@ class AccessService(ServiceBase):
         except IntegrityError:
             # Another process bootstrapped at the same moment.
             raise InvalidState("Covex already has an admin; create tokens with 'covex tokens create'") from None
+
+    def bootstrap_admin(self, name: str = "admin") -> NewToken | None:
+        """On a server's first start, create the admin ``name`` and its token; None once any admin exists.
+
+        Several server processes may start at once on one database: one creates the admin, the
+        others get None (they lost the race, which is no error).
+        """
+        if not self.needs_bootstrap():
+            return None
+        try:
+            return self.bootstrap(name)
+        except InvalidState:  # another process bootstrapped between the check and the insert
+            return None
 
     def needs_bootstrap(self) -> bool:
         """True while no admin exists."""

@@ -102,6 +102,11 @@ def open_service(settings: Settings, *, migrate: bool = True, create: bool = Tru
     return RegistryService(engine, blobs, settings.stages, principal=settings.user, limits=limits)
 
 
+def schema_revision(service: RegistryService) -> str | None:
+    """The migration the registry's database is at (None before the first)."""
+    return database.current_revision(service.engine)
+
+
 def _file_in_the_way(path: Path) -> Path | None:
     """The file where ``path`` or a folder above it should be, if there is one."""
     for place in (path, *path.parents):
