@@ -284,7 +284,7 @@ def card(
         if set_from is None:
             fields = c.get_card(ref, number)
         fields.update(pairs(field, "field"))
-        c.set_card(ref, fields, number)
+        c.set_card(ref, fields, number, replace=set_from is not None)
     if as_json:
         output.emit_json(c.get_card(ref, number))
     else:

@@ -377,9 +377,19 @@ class Client:
             self.get_version(name_or_uri, version)  # the version itself must exist
             return {}
 
-    def set_card(self, name_or_uri: str, card: Mapping[str, Any], version: int | str | None = None) -> dict[str, Any]:
-        """Replace a version's model card fields."""
-        return self._backend.set_card(*self._number(name_or_uri, version), card)
+    def set_card(
+        self,
+        name_or_uri: str,
+        card: Mapping[str, Any],
+        version: int | str | None = None,
+        *,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """Merge ``card``'s fields into a version's model card and return the whole card.
+
+        A field given as None is removed; ``replace=True`` makes ``card`` the whole card.
+        """
+        return self._backend.set_card(*self._number(name_or_uri, version), card, replace=replace)
 
     def render_card(self, name_or_uri: str, version: int | str | None = None) -> str:
         """The model card as Markdown: the author's fields plus metrics, signature, lineage and history."""

@@ -235,8 +235,10 @@ class EmbeddedBackend:
     def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
         return self._read().get_document(ref, kind)
 
-    def set_card(self, name: str, version: int, card: Mapping[str, Any]) -> dict[str, Any]:
-        return self._write().set_card(name, version, card)
+    def set_card(
+        self, name: str, version: int, card: Mapping[str, Any], *, replace: bool = False
+    ) -> dict[str, Any]:
+        return self._write().set_card(name, version, card, replace=replace)
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
         return self._read().history(name, version)

@@ -285,8 +285,16 @@ class HttpBackend:
         validate_ref(ref, self.stages)
         return dict(self._call("GET", f"{API}/documents", params={"uri": str(ref), "kind": kind}))
 
-    def set_card(self, name: str, version: int, card: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(self._call("PUT", f"{_v(name, version)}/card", json={"card": dict(card)}))
+    def set_card(
+        self, name: str, version: int, card: Mapping[str, Any], *, replace: bool = False
+    ) -> dict[str, Any]:
+        if not isinstance(replace, bool):  # as embedded: pydantic would say it in its own words
+            raise InvalidInput(f"'replace' must be true or false, got {replace!r}")
+        if not isinstance(card, Mapping):
+            raise InvalidInput("'card' must be a mapping of card fields")
+        # PUT replaces the card; PATCH merges into it (a null field removes it).
+        method = "PUT" if replace else "PATCH"
+        return dict(self._call(method, f"{_v(name, version)}/card", json={"card": dict(card)}))
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
         params = {"version": version} if version is not None else {}

@@ -141,10 +141,18 @@ def get_document(uri: str, kind: str, svc: Service) -> dict[str, Any]:
 
 
 @router.put(f"{VERSION}/card", tags=["versions"], responses=ERRORS)
-def set_card(
+def replace_card(
     name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.SetCard, svc: Service
 ) -> dict[str, Any]:
-    """Replace a version's model card."""
+    """Replace a version's model card with the given fields; answer the card."""
+    return svc.set_card(name, version, body.card, replace=True)
+
+
+@router.patch(f"{VERSION}/card", tags=["versions"], responses=ERRORS)
+def merge_card(
+    name: schemas.ModelNameIn, version: schemas.VersionIn, body: schemas.SetCard, svc: Service
+) -> dict[str, Any]:
+    """Merge the given fields into a version's model card (a null field is removed); answer the card."""
     return svc.set_card(name, version, body.card)
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from covex.artifacts import check_digest, manifest_digest
 from covex.domain.cards import validate_card
@@ -44,6 +44,9 @@ from covex.store.schema import (
 )
 
 VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
+_DOCUMENT = select(version_documents.c.body).where(
+    version_documents.c.version_id == bindparam("version_id"), version_documents.c.kind == bindparam("kind")
+)
 
 
 def _first_clash(paths: list[str]) -> tuple[int, str] | None:
@@ -202,26 +205,29 @@ class VersionService(ServiceBase):
         check_kind(kind)
         with self._tx(write=False) as conn:
             row = self._resolve_row(conn, ref)
-            body = conn.execute(
-                select(version_documents.c.body).where(
-                    version_documents.c.version_id == row.id, version_documents.c.kind == kind
-                )
-            ).scalar_one_or_none()
+            body = conn.execute(_DOCUMENT, {"version_id": row.id, "kind": kind}).scalar_one_or_none()
         if body is None:
             raise NotFound(f"{ref} has no {kind}")
         return dict(json.loads(body))
 
-    def set_card(self, name: str, version: int, card: Mapping[str, Any]) -> dict[str, Any]:
-        """Replace a version's model card (the one document that stays editable)."""
-        fields = validate_card(dict(card) if isinstance(card, Mapping) else card)
+    def set_card(self, name: str, version: int, card: Mapping[str, Any], *, replace: bool = False) -> dict[str, Any]:
+        """Merge ``card``'s fields into a version's model card (the one document that stays editable).
+
+        A field given as None is removed. With ``replace`` the card becomes exactly ``card``.
+        """
+        if not isinstance(replace, bool):
+            raise InvalidInput(f"'replace' must be true or false, got {replace!r}")
+        given = dict(card) if isinstance(card, Mapping) else card
+        removed = {k for k, v in given.items() if v is None} if isinstance(given, dict) else set()
+        # Removed fields must be card fields too: check them as if they were set.
+        changes = validate_card(given if not removed else {**given, **dict.fromkeys(removed, "")})
         now = now_ms()
         with self._tx(write=True) as conn:
             _, row = self._version_for(conn, name, version, "editor", "version.card.set")
-            before = conn.execute(
-                select(version_documents.c.body).where(
-                    version_documents.c.version_id == row.id, version_documents.c.kind == "card"
-                )
-            ).scalar_one_or_none()
+            stored = conn.execute(_DOCUMENT, {"version_id": row.id, "kind": "card"}).scalar_one_or_none()
+            before = None if stored is None else dict(json.loads(stored))
+            fields = {**({} if replace else before or {}), **changes}
+            fields = {k: v for k, v in fields.items() if k not in removed}
             conn.execute(
                 delete(version_documents).where(
                     version_documents.c.version_id == row.id, version_documents.c.kind == "card"
@@ -233,13 +239,7 @@ class VersionService(ServiceBase):
                 )
             )
             self._touch_version(conn, row.id, now)
-            self._audit(
-                conn,
-                "version.card.set",
-                f"model:{name}/{version}",
-                None if before is None else json.loads(before),
-                fields,
-            )
+            self._audit(conn, "version.card.set", f"model:{name}/{version}", before, fields)
         return fields
 
     def _check_files(self, files: Sequence[FileEntry]) -> list[FileEntry]:

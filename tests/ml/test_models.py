@@ -202,8 +202,9 @@ def test_lineage_profile_and_card(ml_client: covex.Client, data, tmp_path: Path)
     ml_client.set_alias("churn", "champion", v.version)
     ml_client.transition_stage("churn", v.version, "Production")
     assert "Retention offers" == ml_client.get_card(v.uri)["intended_use"]
-    ml_client.set_card(v.uri, {"overview": "Predicts churn", "limitations": "Not for B2B"})
-    assert {"overview": "Predicts churn", "limitations": "Not for B2B"} == ml_client.get_card(v.uri)
+    ml_client.set_card(v.uri, {"overview": "Predicts churn", "limitations": "Not for B2B"})  # merged in
+    card = {"overview": "Predicts churn", "intended_use": "Retention offers", "owners": ["crm-team"]}
+    assert {**card, "limitations": "Not for B2B"} == ml_client.get_card(v.uri)
     md = ml_client.render_card("models:/churn@champion")
     for text in (
         "# churn — version 2",
