@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     Connection,
     Float,
@@ -160,6 +161,10 @@ def _extras(conn: Connection, rows: Sequence[Row[Any]], many: Any, one: Any) -> 
     return conn.execute(many, {"ids": [r.id for r in rows]})
 
 
+_MODELS = TypeAdapter(list[Model])
+_VERSIONS = TypeAdapter(list[ModelVersion])
+
+
 def load_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     aliases: dict[int, dict[str, int]] = defaultdict(dict)
@@ -172,20 +177,22 @@ def load_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
                 aliases[owner][key] = int(number)
             else:
                 latest[owner] = int(number)
-    # Rows come from our own tables: no need to validate them again.
-    return [
-        Model.model_construct(
-            name=r.name,
-            description=r.description,
-            tags=tags.get(r.id, {}),
-            aliases=dict(sorted(aliases.get(r.id, {}).items())),
-            latest_version=latest.get(r.id),
-            created_by=r.created_by,
-            creation_timestamp=r.creation_timestamp,
-            last_updated_timestamp=r.last_updated_timestamp,
-        )
-        for r in rows
-    ]
+    # One validation of the whole list in pydantic-core: several times faster than model_construct per row.
+    return _MODELS.validate_python(
+        [
+            dict(
+                name=r.name,
+                description=r.description,
+                tags=tags.get(r.id, {}),
+                aliases=dict(sorted(aliases.get(r.id, {}).items())),
+                latest_version=latest.get(r.id),
+                created_by=r.created_by,
+                creation_timestamp=r.creation_timestamp,
+                last_updated_timestamp=r.last_updated_timestamp,
+            )
+            for r in rows
+        ]
+    )
 
 
 def load_versions(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersion]:
@@ -204,30 +211,32 @@ def load_versions(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersi
                 metrics[owner][key] = float(number)
             else:
                 aliases[owner].append(key)
-    return [
-        ModelVersion.model_construct(
-            name=r.name,
-            version=r.version,
-            status=r.status,
-            status_message=r.status_message,
-            stage=r.stage,
-            description=r.description,
-            source=r.source,
-            run_id=r.run_id,
-            run_link=r.run_link,
-            created_by=r.created_by,
-            tags=tags.get(r.id, {}),
-            metrics=metrics.get(r.id, {}),
-            params=params.get(r.id, {}),
-            aliases=sorted(aliases.get(r.id, [])),
-            manifest_digest=r.manifest_digest,
-            file_count=r.file_count,
-            size=r.size,
-            creation_timestamp=r.creation_timestamp,
-            last_updated_timestamp=r.last_updated_timestamp,
-        )
-        for r in rows
-    ]
+    return _VERSIONS.validate_python(
+        [
+            dict(
+                name=r.name,
+                version=r.version,
+                status=r.status,
+                status_message=r.status_message,
+                stage=r.stage,
+                description=r.description,
+                source=r.source,
+                run_id=r.run_id,
+                run_link=r.run_link,
+                created_by=r.created_by,
+                tags=tags.get(r.id, {}),
+                metrics=metrics.get(r.id, {}),
+                params=params.get(r.id, {}),
+                aliases=sorted(aliases.get(r.id, [])),
+                manifest_digest=r.manifest_digest,
+                file_count=r.file_count,
+                size=r.size,
+                creation_timestamp=r.creation_timestamp,
+                last_updated_timestamp=r.last_updated_timestamp,
+            )
+            for r in rows
+        ]
+    )
 
 
 def load_files(conn: Connection, version_id: int) -> list[FileEntry]:
