@@ -45,8 +45,8 @@ async def service(request: Request) -> RegistryService:
     base: RegistryService = request.app.state.service
     request_id: str = getattr(request.state, "request_id", "")
     if not request.app.state.auth:
-        return base.as_principal(base.principal, request_id)  # type: ignore[no-any-return]
-    return base.with_credentials(  # type: ignore[no-any-return]
+        return base.as_principal(base.principal, request_id)
+    return base.with_credentials(
         bearer_token(request.scope), request_id, source=client_address(request.scope)
     )
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -118,7 +118,7 @@ class ServiceBase:
     def actor(self) -> str:
         return self.principal.name
 
-    def as_principal(self, principal: Principal, request_id: str = "") -> Any:
+    def as_principal(self, principal: Principal, request_id: str = "") -> Self:
         """The same service, acting (and audited) as ``principal``."""
         clone = copy.copy(self)
         clone.principal = principal
@@ -128,7 +128,7 @@ class ServiceBase:
 
     def with_credentials(
         self, token: str | None, request_id: str = "", *, every_call: bool = False, source: str = "local"
-    ) -> Any:
+    ) -> Self:
         """The same service, acting as the owner of API ``token``.
 
         The token is checked inside the first transaction the caller's action opens, so
