@@ -13,10 +13,13 @@ from rich.table import Table
 
 from covex.cli import output
 from covex.domain import errors
-from covex.domain.policy import Comment, Placement, Policy, Rollback, TransitionRequest, to_ms
+from covex.domain.policy import Comment, Placement, Policy, Rollback, TransitionRequest, scope_label, scope_of, to_ms
+from covex.domain.scopes import AppliedPolicy
 
 policies_app = typer.Typer(
-    help="Policies protecting stages and aliases: approvals, approvers, gates.", no_args_is_help=True
+    help="Policies protecting stages and aliases (global, or per model, name pattern or tag): approvals, "
+    "approvers, gates, stage order.",
+    no_args_is_help=True,
 )
 requests_app = typer.Typer(
     help="Requests to move versions into protected stages or aliases; approve, reject, cancel.", no_args_is_help=True
@@ -27,6 +30,10 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 Stage = Annotated[str | None, typer.Option("--stage", "-s", help="A stage, e.g. Production.")]
 Alias = Annotated[str | None, typer.Option("--alias", "-a", help="An alias, e.g. champion.")]
 Message = Annotated[str, typer.Option("--message", "-m", help="Why: kept with the request and in the history.")]
+ScopeModel = Annotated[
+    str | None, typer.Option("--model", help="The policy of one model, or of names matching a glob (network/*).")
+]
+ScopeTag = Annotated[str | None, typer.Option("--tag", help="The policy of models with this tag: key=value.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -62,14 +69,29 @@ def _print(text: str) -> None:
 
 
 def _policies_table(policies: Sequence[Policy]) -> None:
-    table = Table("target", "approvals", "approvers", "gates", "require", "archive", "ttl (days)", "updated by")
+    table = Table(
+        "id",
+        "target",
+        "scope",
+        "approvals",
+        "approvers",
+        "gates",
+        "require",
+        "from",
+        "archive",
+        "ttl (days)",
+        "updated by",
+    )
     for p in policies:
         table.add_row(
-            f"{p.target_kind}:{p.target}",
+            str(p.id),
+            f"{p.target_kind}:{escape(p.target)}",
+            escape(p.scope_label),
             str(p.approvals),
             ", ".join(p.approvers) or "(approver grants)",
             "\n".join(p.gates),
             ", ".join(p.require),
+            ", ".join(p.from_),
             "yes" if p.archive_existing else "",
             str(p.approval_ttl_days or "-"),
             p.updated_by,
@@ -78,7 +100,9 @@ def _policies_table(policies: Sequence[Policy]) -> None:
 
 
 def _requests_table(requests: Sequence[TransitionRequest]) -> None:
-    table = Table("id", "model", "version", "target", "status", "approvals", "requester", "comment", "updated")
+    table = Table(
+        "id", "model", "version", "target", "status", "approvals", "policy", "requester", "comment", "updated"
+    )
     for r in requests:
         table.add_row(
             str(r.id),
@@ -87,11 +111,23 @@ def _requests_table(requests: Sequence[TransitionRequest]) -> None:
             f"{r.target_kind}:{r.target}",
             r.status,
             f"{r.approvals}/{r.approvals_needed}",
+            _judged_by(r),
             r.requester,
             escape(r.comment[:60]),
             _when(r.last_updated_timestamp),
         )
     output.console.print(table)
+
+
+def _scope_ref(ref: str) -> str:
+    kind, _, text = ref.partition(":")
+    return scope_label(kind, text)
+
+
+def _judged_by(r: TransitionRequest) -> str:
+    if r.policy_id is None:
+        return "-"
+    return f"policy {r.policy_id} ({_scope_ref(r.policy_scope)})"
 
 
 def _show_request(r: TransitionRequest) -> None:
@@ -104,6 +140,9 @@ def _show_request(r: TransitionRequest) -> None:
     _print(f"requested by {escape(r.requester)} at {_when(r.creation_timestamp)}; champion then: {champion}")
     if r.comment:
         _print(f"comment: {escape(r.comment)}")
+    _print(f"judged by: {_judged_by(r)}")
+    if r.policy is not None and r.policy.from_:
+        _print(f"entered only from: {', '.join(r.policy.from_)}")
     gates = Table("check", "value", "threshold", "passed", "detail")
     for g in r.gates:
         gates.add_row(
@@ -145,24 +184,108 @@ def policies_apply(
     _emit(applied, as_json, lambda ps: _print(f"applied {len(ps)} polic{'y' if len(ps) == 1 else 'ies'} from {file}"))
 
 
+@policies_app.command("set")
+def policies_set(
+    stage: Stage = None,
+    alias: Alias = None,
+    model: ScopeModel = None,
+    tag: ScopeTag = None,
+    approvals: Annotated[int | None, typer.Option("--approvals", help="Approvals needed (default 1).")] = None,
+    approver: Annotated[
+        list[str] | None, typer.Option("--approver", help="Whose approvals count (repeat): group:ml-leads, user:bob.")
+    ] = None,
+    gate: Annotated[list[str] | None, typer.Option("--gate", help="A gate (repeat): 'metrics.auc >= 0.8'.")] = None,
+    require: Annotated[
+        list[str] | None, typer.Option("--require", help="Required (repeat): description, card.intended_use ...")
+    ] = None,
+    from_: Annotated[
+        list[str] | None, typer.Option("--from", help="A stage the stage may be entered from (repeat).")
+    ] = None,
+    archive_existing: Annotated[
+        bool, typer.Option("--archive-existing", help="Other versions in the stage go to the archive stage.")
+    ] = False,
+    allow_self_approval: Annotated[
+        bool, typer.Option("--allow-self-approval", help="The requester and the author may approve.")
+    ] = False,
+    ttl_days: Annotated[int | None, typer.Option("--ttl-days", help="Approvals older than this lapse.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create or replace one policy (admins): global, or for a model, a name pattern (--model) or a tag (--tag)."""
+    kind, target = _target(stage, alias)
+    given: dict[str, Any] = {
+        "approvals": approvals,
+        "approvers": approver,
+        "gates": gate,
+        "require": require,
+        "from": from_,
+        "approval_ttl_days": ttl_days,
+    }
+    body = {k: v for k, v in given.items() if v is not None}
+    if archive_existing:
+        body["archive_existing"] = True
+    if allow_self_approval:
+        body["forbid_self_approval"] = False
+    policy = _approvals().set_policy(kind, target, body, model=model, tag=tag)
+    _emit(policy, as_json, lambda p: _policies_table([p]))
+
+
 @policies_app.command("list")
 def policies_list(as_json: Json = False) -> None:
     """Every policy, with its approvals, approvers, gates and requirements."""
     _emit(_approvals().list_policies(), as_json, _policies_table)
 
 
+def _show_applied(places: Sequence[AppliedPolicy]) -> None:
+    for place in places:
+        where = f"{place.target_kind} {escape(place.target)}"
+        p = place.policy
+        if p is None:
+            _print(f"[bold]{where}[/]: no policy: {escape(place.reason)}")
+        else:
+            rules = [f"{p.approvals} approval{'' if p.approvals == 1 else 's'}"]
+            rules += [f"gate {escape(g)}" for g in p.gates] + [f"require {escape(r)}" for r in p.require]
+            rules += [f"from {', '.join(p.from_)}"] if p.from_ else []
+            _print(f"[bold]{where}[/]: policy {p.id} ({escape(p.scope_label)}): {escape(place.reason)}")
+            _print(f"  {'; '.join(rules)}")
+        for other in place.passed_over:
+            _print(
+                f"  passed over: policy {other.policy_id} ({escape(_scope_ref(other.scope))}): {escape(other.reason)}"
+            )
+
+
 @policies_app.command("show")
-def policies_show(stage: Stage = None, alias: Alias = None, as_json: Json = False) -> None:
-    """The policy of one stage or alias."""
-    _emit(_approvals().get_policy(*_target(stage, alias)), as_json, lambda p: _policies_table([p]))
+def policies_show(
+    name: Annotated[
+        str | None, typer.Argument(help="A model: which policy applies to each of its stages and aliases, and why.")
+    ] = None,
+    stage: Stage = None,
+    alias: Alias = None,
+    model: ScopeModel = None,
+    tag: ScopeTag = None,
+    as_json: Json = False,
+) -> None:
+    """Which policy applies to each stage and alias of model NAME and why; or one policy (--stage/--alias)."""
+    if name is not None:
+        if model is not None or tag is not None:
+            raise errors.InvalidInput("give a model NAME or --model/--tag, not both")
+        places = _approvals().applicable_policies(name)
+        if stage is not None or alias is not None:
+            kind, target = _target(stage, alias)
+            places = [p for p in places if p.target_kind == kind and p.target.lower() == target.lower()]
+        _emit(places, as_json, _show_applied)
+        return
+    policy = _approvals().get_policy(*_target(stage, alias), model=model, tag=tag)
+    _emit(policy, as_json, lambda p: _policies_table([p]))
 
 
 @policies_app.command("delete")
-def policies_delete(stage: Stage = None, alias: Alias = None) -> None:
-    """Remove the policy of a stage or alias (admins): editors then move versions there directly."""
+def policies_delete(stage: Stage = None, alias: Alias = None, model: ScopeModel = None, tag: ScopeTag = None) -> None:
+    """Remove a policy (admins); the models it covered fall back to the next policy that covers them."""
     kind, target = _target(stage, alias)
-    _approvals().delete_policy(kind, target)
-    _print(f"deleted the policy of {kind} {target}")
+    _approvals().delete_policy(kind, target, model=model, tag=tag)
+    scope_kind, scope_text = scope_of(model, tag)
+    scope = "" if scope_kind == "global" else f" for {scope_label(scope_kind, scope_text)}"
+    _print(f"deleted the policy of {kind} {target}{scope}")
 
 
 # -- requests ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ _READS = frozenset(
         "whoami",
         "inbox",
         "placement",
+        "applicable_policies",
         "verify",
         "export",
         "export_chunks",
@@ -235,9 +236,7 @@ class EmbeddedBackend:
     def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
         return self._read().get_document(ref, kind)
 
-    def set_card(
-        self, name: str, version: int, card: Mapping[str, Any], *, replace: bool = False
-    ) -> dict[str, Any]:
+    def set_card(self, name: str, version: int, card: Mapping[str, Any], *, replace: bool = False) -> dict[str, Any]:
         return self._write().set_card(name, version, card, replace=replace)
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:

@@ -120,7 +120,7 @@ def resolve(
             model=name,
             target_kind=kind,
             target=target,
-            reason=f"no policy covers this model: editors move versions into {kind} {target!r} directly",
+            reason="no policy covers this model; editors move versions in directly",
             passed_over=passed,
         )
     return AppliedPolicy(

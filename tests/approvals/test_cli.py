@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,70 @@ def test_comments_and_cancel(covex: Run) -> None:
     assert 2 == both.exit_code and "exactly one" in both.stderr
     missing = covex("requests", "cancel", "999")
     assert 3 == missing.exit_code and "request 999 does not exist" in missing.stderr
+
+
+SCOPED = """\
+policies:
+  - stage: Production
+    gates: ["metrics.auc >= 0.80"]
+  - stage: Production
+    model: network/*
+    approvals: 2
+  - stage: Test
+    from: [Dev]
+"""
+
+
+def test_scoped_policies_and_show(covex: Run, tmp_path: Path) -> None:
+    for name in ("store-sales", "network/edge"):
+        assert 0 == covex("models", "create", name, "-t", "team=retail").exit_code
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(SCOPED)
+    assert 0 == covex("policies", "apply", str(policy)).exit_code
+    made = covex(
+        "policies", "set", "--stage", "Production", "--model", "store-sales", "--gate", "metrics.rmse <= 12",
+        "--approvals", "0", "--from", "Test", "--json",
+    )  # fmt: skip
+    assert 0 == made.exit_code, made.stderr
+    scoped: dict[str, Any] = made.json()  # type: ignore[assignment]
+    assert ("model", "store-sales", ["Test"]) == (scoped["scope"], scoped["model"], scoped["from"])
+    listed = covex("policies", "list").stdout
+    assert "model 'store-sales'" in listed and "pattern 'network/*'" in listed
+
+    shown = covex("policies", "show", "store-sales")
+    assert 0 == shown.exit_code, shown.stderr
+    lines = shown.stdout.splitlines()
+    production = next(i for i, line in enumerate(lines) if line.startswith("stage Production"))
+    assert (
+        f"policy {scoped['id']} (model 'store-sales'): the policy for model 'store-sales' itself" in lines[production]
+    )
+    assert "1 approval" not in lines[production + 1] and "gate metrics.rmse <= 12; from Test" in lines[production + 1]
+    assert (
+        "passed over: policy" in lines[production + 2] and "(global): covers it too, but model" in lines[production + 2]
+    )
+    assert "pattern 'network/*' does not match 'store-sales'" in shown.stdout
+    assert any(line.startswith("stage Dev: no policy") for line in lines)
+    only = covex("policies", "show", "network/edge", "--stage", "production", "--json").json()
+    assert [("Production", "pattern")] == [(p["target"], p["policy"]["scope"]) for p in only]  # type: ignore[union-attr,index]
+    one = covex("policies", "show", "--stage", "Production", "--model", "network/*", "--json").json()
+    assert 2 == one["approvals"]  # type: ignore[index]
+    both = covex("policies", "show", "store-sales", "--model", "churn")
+    assert 2 == both.exit_code and "not both" in both.stderr
+
+    assert 0 == covex("versions", "create", "store-sales", "--source", "s3://m", "-m", "rmse=10").exit_code
+    assert 0 == covex("stages", "set", "store-sales", "1", "Dev").exit_code
+    refused = covex("stages", "set", "store-sales", "1", "Production")
+    assert 4 == refused.exit_code
+    assert "is in stage 'Dev'; stage 'Production' may be entered only from Test" in refused.stderr
+    assert 0 == covex("stages", "set", "store-sales", "1", "Test").exit_code
+    request = covex("requests", "create", "store-sales", "1", "--stage", "Production", "--json").json()
+    assert ("APPLIED", "model:store-sales") == (request["status"], request["policy_scope"])  # type: ignore[index]
+    shown_request = covex("requests", "show", str(request["id"])).stdout  # type: ignore[index]
+    assert f"judged by: policy {scoped['id']} (model 'store-sales')" in shown_request
+    assert "entered only from: Test" in shown_request
+    assert "(model 'store-sales')" in covex("requests", "list").stdout
+
+    deleted = covex("policies", "delete", "--stage", "Production", "--model", "store-sales")
+    assert "deleted the policy of stage Production for model 'store-sales'" in deleted.stdout
+    bad = covex("policies", "set", "--stage", "Production", "--tag", "team")
+    assert 2 == bad.exit_code and "'tag' must be written key=value" in bad.stderr
