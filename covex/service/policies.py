@@ -89,11 +89,27 @@ def guard_retag(service: ServiceBase, conn: Connection, model: Row[Any], key: st
             change = f"setting tag {key}={value}" if value is not None else f"removing tag {key}"
             raise Refused(
                 f"{service.actor!r} may not change the tags of {model.name!r} this way: {change} moves "
-                f"{kind} {target!r} from {was.label if was else 'no policy'} to {now.label if now else 'no policy'}, "
+                f"{kind} {target!r} from {_governed_by(was)} to {_governed_by(now)}, "
                 f"which takes a manager of {model.name!r}",
                 action="model.tag.set" if value is not None else "model.tag.delete",
                 target=f"model:{model.name}",
             )
+
+
+def _governed_by(policy: Policy | None) -> str:
+    if policy is None:
+        return "no policy"
+    return "the global policy" if policy.scope == "global" else f"the policy for {policy.scope_label}"
+
+
+def _audit_label(kind: str, target: str, scope_kind: str, scope: str) -> str:
+    """How the audit trail names a policy: ``stage:Production``, ``stage:Production model:churn``."""
+    return f"{kind}:{target}" + ("" if scope_kind == "global" else f" {scope_kind}:{scope}")
+
+
+def _no_policy(kind: str, target: str, scope_kind: str, scope: str) -> NotFound:
+    whose = "" if scope_kind == "global" else f" for {rules.scope_label(scope_kind, scope)}"
+    return NotFound(f"{kind} {target!r} has no policy{whose}")
 
 
 class PolicyService(ServiceBase):
@@ -129,7 +145,7 @@ class PolicyService(ServiceBase):
 
     @staticmethod
     def _audit_target(p: Policy) -> str:
-        return f"{p.target_kind}:{p.target}" + ("" if p.scope == "global" else f" {p.scope_ref}")
+        return _audit_label(p.target_kind, p.target, p.scope, p.scope_text)
 
     def _upsert(self, conn: Connection, new: Policy, now: int) -> Policy:
         where = (new.target_kind, new.target, new.scope, new.scope_text)
@@ -162,8 +178,7 @@ class PolicyService(ServiceBase):
         kind, target = self._target(kind, target)
         scope_kind, scope = rules.scope_of(model, tag)
         with self._tx(write=True) as conn:
-            label = f"{kind}:{target}" + ("" if scope_kind == "global" else f" {scope_kind}:{scope}")
-            self.require_admin("policy.set", label)
+            self.require_admin("policy.set", _audit_label(kind, target, scope_kind, scope))
             checked = rules.validate_rules(body, kind=kind, stage=self.stage)
             scope_keys = {"model": model} if model is not None else {"tag": tag} if tag is not None else {}
             new = Policy(target_kind=kind, target=target, **scope_keys, **checked.model_dump(by_alias=False))
@@ -195,8 +210,7 @@ class PolicyService(ServiceBase):
         with self._tx(write=False) as conn:
             found = self._find(conn, kind, target, scope_kind, scope)
         if found is None:
-            whose = "" if scope_kind == "global" else f" for {rules.scope_label(scope_kind, scope)}"
-            raise NotFound(f"{kind} {target!r} has no policy{whose}")
+            raise _no_policy(kind, target, scope_kind, scope)
         return found
 
     def list_policies(self) -> list[Policy]:
@@ -211,12 +225,10 @@ class PolicyService(ServiceBase):
         kind, target = self._target(kind, target)
         scope_kind, scope = rules.scope_of(model, tag)
         with self._tx(write=True) as conn:
-            label = f"{kind}:{target}" + ("" if scope_kind == "global" else f" {scope_kind}:{scope}")
-            self.require_admin("policy.delete", label)
+            self.require_admin("policy.delete", _audit_label(kind, target, scope_kind, scope))
             before = self._find(conn, kind, target, scope_kind, scope)
             if before is None:
-                whose = "" if scope_kind == "global" else f" for {rules.scope_label(scope_kind, scope)}"
-                raise NotFound(f"{kind} {target!r} has no policy{whose}")
+                raise _no_policy(kind, target, scope_kind, scope)
             conn.execute(delete(policies).where(self._where(kind, target, scope_kind, scope)))
             self._audit(conn, "policy.delete", self._audit_target(before), before.rules(), None)
 
