@@ -14,7 +14,7 @@ from covex.domain.filters import MODEL_FIELDS, parse_filter, parse_order_by
 from covex.domain.names import validate_key, validate_model_name, validate_tags, validate_text
 from covex.service.base import ServiceBase, now_ms
 from covex.service.policies import guard_retag
-from covex.store import queries, search
+from covex.store import keyed, queries, search
 from covex.store.schema import grants, model_tags, model_versions, models
 
 MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
@@ -113,11 +113,7 @@ class ModelService(ServiceBase):
         with self._tx(write=True) as conn:
             row = self._model_for(conn, name, "editor", "model.tag.set")
             guard_retag(self, conn, row, key, value)
-            before = conn.execute(
-                select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
-            ).scalar_one_or_none()
-            conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
-            conn.execute(insert(model_tags).values(model_id=row.id, key=key, value=value))
+            before = keyed.replace_keys(conn, model_tags, row.id, {key: value}).get(key)
             self._touch_model(conn, row.id, now_ms())
             self._audit(conn, "model.tag.set", f"model:{name}", _tag(key, before), {key: value})
             return self._model(conn, self._model_row(conn, name))
@@ -127,12 +123,9 @@ class ModelService(ServiceBase):
         with self._tx(write=True) as conn:
             row = self._model_for(conn, name, "editor", "model.tag.delete")
             guard_retag(self, conn, row, key, None)
-            before = conn.execute(
-                select(model_tags.c.value).where(model_tags.c.model_id == row.id, model_tags.c.key == key)
-            ).scalar_one_or_none()
+            before = keyed.delete_key(conn, model_tags, row.id, key)
             if before is None:
                 raise NotFound(f"model {name!r} has no tag {key!r}")
-            conn.execute(delete(model_tags).where(model_tags.c.model_id == row.id, model_tags.c.key == key))
             self._touch_model(conn, row.id, now_ms())
             self._audit(conn, "model.tag.delete", f"model:{name}", {key: before}, None)
             return self._model(conn, self._model_row(conn, name))

@@ -169,21 +169,7 @@ class PlacementService(ServiceBase):
                     | ((model_events.c.kind == "alias") & (model_events.c.before == str(version)))
                 )
             rows = conn.execute(q.order_by(model_events.c.id)).all()
-        return [
-            ModelEvent(
-                name=model.name,
-                version=r.version,
-                kind=r.kind,
-                subject=r.subject,
-                before=r.before,
-                after=r.after,
-                actor=r.actor,
-                timestamp=r.timestamp,
-                comment=r.comment,
-                request_id=r.request_id,
-            )
-            for r in rows
-        ]
+        return [ModelEvent.model_validate({**r._mapping, "name": model.name}) for r in rows]
 
     def delete_alias(self, name: str, alias: str) -> None:
         validate_alias(alias, self.stages)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
 
 from covex.artifacts import check_digest, manifest_digest
 from covex.domain.cards import validate_card
@@ -31,7 +31,7 @@ from covex.domain.uris import MAX_ID, ModelRef
 from covex.service.base import ServiceBase, now_ms
 from covex.service.blobs import BlobService
 from covex.service.placement import record_event
-from covex.store import database, queries, search
+from covex.store import database, keyed, queries, search
 from covex.store.schema import (
     model_aliases,
     model_versions,
@@ -362,17 +362,10 @@ class VersionService(ServiceBase):
             self._audit(conn, "version.update", target, {"description": row.description}, {"description": description})
             return self._version(conn, self._version_row(conn, model, version))
 
-    def _set_keyed(self, name: str, version: int, table: Any, items: Mapping[str, Any], action: str) -> ModelVersion:
+    def _set_keyed(self, name: str, version: int, table: Table, items: Mapping[str, Any], action: str) -> ModelVersion:
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "editor", action)
-            before: dict[str, Any] = dict(
-                conn.execute(
-                    select(table.c.key, table.c.value).where(table.c.version_id == row.id, table.c.key.in_(list(items)))
-                ).all()
-            )
-            if items:
-                conn.execute(delete(table).where(table.c.version_id == row.id, table.c.key.in_(list(items))))
-                conn.execute(insert(table), [{"version_id": row.id, "key": k, "value": v} for k, v in items.items()])
+            before = keyed.replace_keys(conn, table, row.id, items)
             self._touch_version(conn, row.id, now_ms())
             self._audit(conn, action, f"model:{name}/{version}", before or None, dict(items))
             return self._version(conn, self._version_row(conn, model, version))
@@ -390,12 +383,9 @@ class VersionService(ServiceBase):
         validate_key(key, "key")
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "editor", "version.tag.delete")
-            before = conn.execute(
-                select(version_tags.c.value).where(version_tags.c.version_id == row.id, version_tags.c.key == key)
-            ).scalar_one_or_none()
+            before = keyed.delete_key(conn, version_tags, row.id, key)
             if before is None:
                 raise NotFound(f"version {version} of {name!r} has no tag {key!r}")
-            conn.execute(delete(version_tags).where(version_tags.c.version_id == row.id, version_tags.c.key == key))
             self._touch_version(conn, row.id, now_ms())
             self._audit(conn, "version.tag.delete", f"model:{name}/{version}", {key: before}, None)
             return self._version(conn, self._version_row(conn, model, version))

@@ -1,0 +1,6 @@
+"""Metadata storage: the schema, its migrations, and the SQL more than one service module shares.
+
+The service layer holds each transaction and writes the statements only one of its modules
+runs; what two or more run (the version select, entity loaders, filter-to-SQL) lives here.
+See ``covex.service`` for the whole rule.
+"""

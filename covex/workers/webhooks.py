@@ -1,12 +1,8 @@
 """Sends queued webhook deliveries: at least once, with retries that back off.
 
-Changes write their deliveries into the outbox (``webhook_deliveries``) in their own
-transaction, so no event is lost when a process stops. A dispatcher claims due rows
-by setting ``lease_until`` in a short write transaction (PostgreSQL: ``FOR UPDATE
-SKIP LOCKED``; SQLite: the writer lock serialises claims), POSTs outside any
-transaction, then records the attempt. A lease that runs out (its process died
-mid-delivery) makes the row due again, so several dispatchers across processes are
-safe and every event is sent at least once.
+The dispatcher claims due deliveries from the outbox (``covex.service.outbox``: a lease, so
+several dispatchers across processes are safe), POSTs them outside any transaction from a
+pool of threads, and records each attempt there.
 
 Webhook URLs are chosen by model managers, so every connection goes through
 ``GuardedBackend``: the host is resolved here, at delivery, each address is checked
@@ -27,20 +23,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
 import httpcore
 import httpx
-from sqlalchemy import and_, insert, or_, select, update
 
 from covex.domain.errors import InvalidInput
 from covex.domain.netguard import Allowlist, IPAddress, check_target
 from covex.domain.webhooks import signed_headers, validate_url
 from covex.service.base import ServiceBase, now_ms
-from covex.store import database
-from covex.store.schema import webhook_attempts, webhook_deliveries, webhooks
+from covex.service.outbox import Claimed, Outbox
 
 log = logging.getLogger("covex.webhooks")
 MAX_ERROR = 500
@@ -48,7 +41,6 @@ MAX_ERROR = 500
 FAIR_SHARE_LOOKAHEAD = 8
 MAX_REPLY = 64 * 1024  # bytes of a reply read (and dropped) so its connection is reused
 
-D = webhook_deliveries.c
 
 Resolver = Callable[[str, int], Sequence[IPAddress]]
 """Host name and port to the addresses to try, in order (``socket.getaddrinfo`` by default)."""
@@ -222,17 +214,6 @@ def _discard(response: httpx.Response, limit: int, deadline: float) -> None:
             return
 
 
-@dataclass(frozen=True)
-class _Claimed:
-    id: int
-    event: str
-    payload: str
-    attempts: int
-    url: str
-    secret: str
-    lease: int
-
-
 class Dispatcher:
     """Delivers the outbox in a background thread (``start``/``stop``) or one batch at a time (``run_once``).
 
@@ -266,7 +247,7 @@ class Dispatcher:
         allow: Iterable[str] | Allowlist = (),
         resolver: Resolver = resolve,
     ) -> None:
-        self.engine = service.engine
+        self.outbox = Outbox(service.engine)
         self.allow = allow if isinstance(allow, Allowlist) else Allowlist.parse(allow)
         self.resolver = resolver
         self.interval = interval
@@ -349,43 +330,9 @@ class Dispatcher:
 
     # -- the outbox -----------------------------------------------------------------
 
-    def _due(self, now: int) -> Any:
-        active = select(webhooks.c.id).where(webhooks.c.active.is_(True))
-        return and_(
-            D.status == "pending",
-            D.next_attempt_at <= now,
-            or_(D.lease_until.is_(None), D.lease_until <= now),
-            # A paused webhook keeps its queue until it is resumed.
-            D.webhook_id.in_(active),
-        )
-
-    def _claim(self) -> list[_Claimed]:
-        now = now_ms()
-        # A read first: most polls find nothing, and then take no write lock at all.
-        with database.transaction(self.engine, write=False) as conn:
-            if conn.execute(select(D.id).where(self._due(now)).limit(1)).first() is None:
-                return []
-        lease = now + int(self.lease * 1000)
-        with database.transaction(self.engine, write=True) as conn:
-            due = conn.execute(
-                select(D.id, webhooks.c.created_by)
-                .join(webhooks, webhooks.c.id == D.webhook_id)
-                .where(self._due(now))
-                .order_by(D.next_attempt_at, D.id)
-                .limit(self.batch * FAIR_SHARE_LOOKAHEAD)
-                .with_for_update(skip_locked=True, of=webhook_deliveries)
-            ).all()
-            ids = self._fair_share([(r.id, r.created_by) for r in due])
-            if not ids:
-                return []
-            conn.execute(update(webhook_deliveries).where(D.id.in_(ids)).values(lease_until=lease))
-            rows = conn.execute(
-                select(D.id, D.event, D.payload, D.attempts, webhooks.c.url, webhooks.c.secret)
-                .join(webhooks, webhooks.c.id == D.webhook_id)
-                .where(D.id.in_(ids))
-                .order_by(D.id)
-            ).all()
-        return [_Claimed(r.id, r.event, r.payload, r.attempts, r.url, r.secret, lease) for r in rows]
+    def _claim(self) -> list[Claimed]:
+        lease_ms = int(self.lease * 1000)
+        return self.outbox.claim(now_ms(), lease_ms, self.batch * FAIR_SHARE_LOOKAHEAD, self._fair_share)
 
     def _fair_share(self, due: list[tuple[int, str]]) -> list[int]:
         """Up to ``batch`` of the due deliveries, oldest first, every webhook owner's first few included.
@@ -405,7 +352,7 @@ class Dispatcher:
                 rest.append(delivery_id)
         return sorted([*first, *rest][: self.batch])
 
-    def _deliver(self, http: httpx.Client, claimed: _Claimed) -> None:
+    def _deliver(self, http: httpx.Client, claimed: Claimed) -> None:
         started = time.monotonic()
         status_code: int | None = None
         error = ""
@@ -434,39 +381,15 @@ class Dispatcher:
         except Exception:  # the lease runs out and the delivery is retried: at least once
             log.exception("could not record webhook delivery %s", claimed.id)
 
-    def _record(self, claimed: _Claimed, status_code: int | None, error: str, duration_ms: int) -> None:
+    def _record(self, claimed: Claimed, status_code: int | None, error: str, duration_ms: int) -> None:
         attempt = claimed.attempts + 1
         now = now_ms()
-        values: dict[str, Any] = {
-            "attempts": attempt,
-            "lease_until": None,
-            "last_status_code": status_code,
-            "last_error": error,
-        }
-        if not error:
-            values.update(status="delivered", delivered_timestamp=now)
-        elif attempt >= self.max_attempts:
-            values.update(status="failed")
+        retry_at = None if attempt >= self.max_attempts else now + self.delay_ms(attempt)
+        if error and retry_at is None:
             log.warning("webhook delivery %s failed after %d attempts: %s", claimed.id, attempt, error)
-        else:
-            values.update(next_attempt_at=now + self.delay_ms(attempt))
-        with database.transaction(self.engine, write=True) as conn:
-            owned = conn.execute(
-                update(webhook_deliveries).where(D.id == claimed.id, D.lease_until == claimed.lease).values(**values)
-            ).rowcount
-            if not owned and conn.execute(select(D.id).where(D.id == claimed.id).with_for_update()).first() is None:
-                return  # the webhook was deleted meanwhile
-            # Without the lease (it ran out, or someone asked to redeliver) the outcome is only logged.
-            conn.execute(
-                insert(webhook_attempts).values(
-                    delivery_id=claimed.id,
-                    attempt=attempt,
-                    timestamp=now,
-                    status_code=status_code,
-                    error=error,
-                    duration_ms=duration_ms,
-                )
-            )
+        self.outbox.record(
+            claimed, now=now, status_code=status_code, error=error, duration_ms=duration_ms, retry_at=retry_at
+        )
 
     def delay_ms(self, attempt: int) -> int:
         """How long to wait after failed attempt number ``attempt``."""
