@@ -11,7 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from covex.domain.errors import InvalidInput, ServiceUnavailable
@@ -110,23 +110,30 @@ def lock_blobs(conn: Connection, *, exclusive: bool) -> None:
         conn.exec_driver_sql(f"SELECT {function}({BLOB_LOCK})")
 
 
-_sqlite_writers: dict[str, threading.Lock] = {}
+_sqlite_writers: dict[URL, threading.Lock] = {}
 
 
 def _writer_lock(engine: Engine) -> threading.Lock | None:
     """One SQLite writer at a time per process: queueing on a lock beats SQLite's sleeping busy handler."""
     if engine.dialect.name != "sqlite":
         return None
-    with _migrate_lock:
-        return _sqlite_writers.setdefault(str(engine.url), threading.Lock())
+    lock = _sqlite_writers.get(engine.url)
+    if lock is None:
+        with _migrate_lock:
+            lock = _sqlite_writers.setdefault(engine.url, threading.Lock())
+    return lock
 
 
 @contextmanager
 def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
     """One transaction; ``write`` takes the database's write lock at BEGIN (SQLite)."""
-    lock = _writer_lock(engine) if write else None
+    if not write:  # a read begins DEFERRED: the default, no option to set
+        with engine.connect() as conn, conn.begin():
+            yield conn
+        return
+    lock = _writer_lock(engine)
     if lock is None:
-        with engine.connect().execution_options(covex_write=write) as conn, conn.begin():
+        with engine.connect().execution_options(covex_write=True) as conn, conn.begin():
             yield conn
         return
     with lock, engine.connect().execution_options(covex_write=True) as conn, conn.begin():

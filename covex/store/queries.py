@@ -62,6 +62,14 @@ VERSION_BY_ALIAS = _VERSION_SELECT.join(model_aliases, model_aliases.c.version_i
     model_versions.c.model_id == bindparam("model_id"), model_aliases.c.alias == bindparam("alias")
 )
 """The version row ``alias`` of model ``model_id`` points at."""
+VERSION_BY_MODEL_NAME_AND_NUMBER = _VERSION_SELECT.where(
+    models.c.name == bindparam("name"), model_versions.c.version == bindparam("version")
+)
+"""A version row by its model's ``name`` and its ``version`` number: one statement instead of two."""
+VERSION_BY_MODEL_NAME_AND_ALIAS = _VERSION_SELECT.join(
+    model_aliases, model_aliases.c.version_id == model_versions.c.id
+).where(models.c.name == bindparam("name"), model_aliases.c.alias == bindparam("alias"))
+"""The version row ``alias`` of the model called ``name`` points at: one statement instead of two."""
 LATEST_READY = (
     _VERSION_SELECT.where(model_versions.c.model_id == bindparam("model_id"), model_versions.c.status == "READY")
     .order_by(model_versions.c.version.desc())
