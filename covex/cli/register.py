@@ -12,7 +12,7 @@ from covex.cli import output
 from covex.domain.errors import InvalidState
 
 if TYPE_CHECKING:
-    from covex.ml.config import Config, Move, RegistrationResult
+    from covex.ml.config import Change, Config, Move, RegistrationResult
 
 
 def register(
@@ -100,12 +100,22 @@ def _show(result: RegistrationResult) -> None:
         _say(f"created {v.uri} ({v.status}; {escape(labels)})")
     else:
         _say(f"{v.uri} already holds these inputs (digest {result.digest[:12]}); no new version ({escape(labels)})")
-    if result.updated:
-        _say(f"updated on {v.uri}: {escape(', '.join(result.updated))}")
+    for change in result.changes:
+        _say(f"updated {escape(change.field)} on {v.uri}{escape(_what_changed(change))}")
     for note in result.notes:
         _say(f"note: {escape(note)}")
     for move in result.moves:
         _show_move(v.name, v.version, move)
+
+
+def _what_changed(change: Change) -> str:
+    if change.field.startswith("tags."):
+        tagged = "(not set)" if change.before is None else repr(change.before)
+        return f": {tagged} -> {change.after!r}"
+    if change.field == "card":
+        card, merged = change.before or {}, change.after or {}
+        return f": {', '.join(sorted(k for k in merged if card.get(k) != merged[k]))}"
+    return ""
 
 
 def _show_move(name: str, version: int, move: Move) -> None:
