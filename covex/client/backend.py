@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from covex.client.governance import Access, Approvals, Audit, Webhooks
-from covex.domain.entities import (
-    FileEntry,
-    FsckReport,
-    GcReport,
-    Model,
-    ModelEvent,
-    ModelVersion,
-    NewVersion,
-    Page,
-)
+from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.uris import ModelRef
+
+if TYPE_CHECKING:
+    from covex.domain.entities import NewVersion
 
 
 class Backend(Protocol):

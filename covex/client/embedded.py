@@ -12,20 +12,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from covex.domain.entities import (
-    FileEntry,
-    FsckReport,
-    GcReport,
-    Model,
-    ModelEvent,
-    ModelVersion,
-    NewVersion,
-    Page,
-)
+from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
 
 if TYPE_CHECKING:
+    from covex.domain.entities import NewVersion
     from covex.service import RegistryService
 
 # Methods of the service and of its areas (access, approvals, audit, webhooks) that only read.

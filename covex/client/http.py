@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from json import dumps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from covex.artifacts.blobstore import check_digest
 from covex.client.transfer import read_ahead
-from covex.domain.entities import (
-    FileEntry,
-    FsckReport,
-    GcReport,
-    Model,
-    ModelEvent,
-    ModelVersion,
-    NewVersion,
-    Page,
-)
+from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import (
     CovexError,
     InternalError,
@@ -41,6 +32,9 @@ from covex.domain.names import (
 )
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
+
+if TYPE_CHECKING:
+    from covex.domain.entities import NewVersion
 
 API = "/api/v1"
 # Seconds to wait for one batch of an integrity check (each re-hashes up to a batch of models' files).
@@ -285,9 +279,7 @@ class HttpBackend:
         validate_ref(ref, self.stages)
         return dict(self._call("GET", f"{API}/documents", params={"uri": str(ref), "kind": kind}))
 
-    def set_card(
-        self, name: str, version: int, card: Mapping[str, Any], *, replace: bool = False
-    ) -> dict[str, Any]:
+    def set_card(self, name: str, version: int, card: Mapping[str, Any], *, replace: bool = False) -> dict[str, Any]:
         if not isinstance(replace, bool):  # as embedded: pydantic would say it in its own words
             raise InvalidInput(f"'replace' must be true or false, got {replace!r}")
         if not isinstance(card, Mapping):
