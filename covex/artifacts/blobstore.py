@@ -123,6 +123,16 @@ class BlobWriter:
             self.abort()
             raise
 
+    def write_all(self, chunks: Iterable[bytes]) -> str:
+        """Write every chunk, then ``commit``; whatever fails on the way ``abort``s. Return the digest."""
+        try:
+            for chunk in chunks:
+                self.write(chunk)
+        except BaseException:
+            self.abort()
+            raise
+        return self.commit()
+
     def commit(self) -> str:
         """Verify and move the blob into place; return its digest."""
         expected_digest, expected_size = self.expected_digest, self.expected_size
@@ -229,14 +239,7 @@ class BlobStore:
 
     def put(self, chunks: Iterable[bytes], expected_digest: str | None = None, expected_size: int | None = None) -> str:
         """Stream ``chunks`` into a blob; return its digest."""
-        w = self.writer(expected_digest, expected_size)
-        try:
-            for chunk in chunks:
-                w.write(chunk)
-        except BaseException:
-            w.abort()
-            raise
-        return w.commit()
+        return self.writer(expected_digest, expected_size).write_all(chunks)
 
     def open(self, digest: str) -> BinaryIO:
         path = self.blob_path(digest)

@@ -88,14 +88,7 @@ class BlobService(ServiceBase):
 
     def put_blob(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
         """Store one blob from a stream of chunks, verifying its digest and size."""
-        writer = self.open_blob_writer(digest, size)
-        try:
-            for chunk in chunks:
-                writer.write(chunk)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
+        self.open_blob_writer(digest, size).write_all(chunks)
 
     def read_blob(self, digest: str) -> Iterator[bytes]:
         """Stream a stored blob (the reader verifies it against the digest)."""
