@@ -94,6 +94,16 @@ def test_a_protected_alias_is_asked_for_like_a_stage(client: covex.Client, copy_
     assert [candidate.request.id] == [r.id for r in client.approvals.list_requests("store-sales")]
 
 
+def test_a_policy_for_this_model_only_is_asked_for_too(client: covex.Client, copy_of) -> None:
+    client.create_model("store-sales")
+    client.approvals.set_policy("stage", "Dev", {"approvals": 1}, model="store-sales")
+    client.approvals.set_policy("stage", "Dev", {"approvals": 1}, model="other")
+    first = run_config(client, copy_of("store_sales"), env=DAY)
+    dev = first.moves[1]
+    assert ("requested", "None") == (dev.outcome, first.version.stage)
+    assert dev.request is not None and "Dev" == dev.request.target
+
+
 def test_a_version_failing_the_gates_is_registered_and_refused_every_run(client: covex.Client, copy_of) -> None:
     config = copy_of("store_sales")
     _protect_dev(client, "metrics.rmse <= 1")
