@@ -6,8 +6,6 @@ behind ``/-/``: ``/api/v1/models/team/churn/-/versions/3``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,12 +14,12 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from covex.artifacts import BlobWriter
 from covex.domain.entities import GcReport, Model, ModelEvent, ModelVersion, NewVersion, Page
-from covex.domain.errors import InvalidInput, TooManyRequests
+from covex.domain.errors import InvalidInput
 from covex.domain.uris import parse_model_uri
 from covex.server import schemas
 from covex.server.guard import UploadSlots, bearer_token, client_address
+from covex.server.uploads import BodyChunks
 from covex.service import RegistryService
 
 router = APIRouter()
@@ -29,7 +27,6 @@ API = "/api/v1"
 MODEL = f"{API}/models/{{name:path}}"
 # Not ``{version:int}``: a version that is not a number must be a 400 here, not fall through to another route.
 VERSION = f"{MODEL}/-/versions/{{version}}"
-UPLOAD_BUFFER = 1024 * 1024
 
 
 async def base_service(request: Request) -> RegistryService:
@@ -46,9 +43,7 @@ async def service(request: Request) -> RegistryService:
     request_id: str = getattr(request.state, "request_id", "")
     if not request.app.state.auth:
         return base.as_principal(base.principal, request_id)
-    return base.with_credentials(
-        bearer_token(request.scope), request_id, source=client_address(request.scope)
-    )
+    return base.with_credentials(bearer_token(request.scope), request_id, source=client_address(request.scope))
 
 
 class _BlobFileResponse(FileResponse):
@@ -384,53 +379,21 @@ async def put_blob(digest: schemas.DigestIn, request: Request, svc: Service) -> 
     if length is None:
         raise InvalidInput("'Content-Length' header is required for uploads")
     content_length = int(length)  # the guard has checked it is a number
-    writer = await run_in_threadpool(svc.open_blob_writer, digest, content_length)  # checks the token first
     uploads: UploadSlots = request.app.state.uploads
-    caller = svc.actor  # per user, not per token: a user can make tokens at will
+    caller = await run_in_threadpool(lambda: svc.actor)  # checks the token before a byte of the body is read
+    uploads.acquire(caller)  # per user, not per token: a user can make tokens at will
+    chunks = BodyChunks(request.stream())
+    chunks.start()
     try:
-        uploads.acquire(caller)
-    except TooManyRequests:
-        await run_in_threadpool(writer.abort)
-        raise
-    try:
-        return await _receive_blob(request, writer)
-    finally:
-        uploads.release(caller)
-
-
-async def _receive_blob(request: Request, writer: BlobWriter) -> Response:
-    # Receive the next buffer while a worker thread hashes and writes the previous one.
-    pending: asyncio.Future[None] | None = None
-    parts: list[bytes] = []
-    buffered = 0
-    try:
-        async for chunk in request.stream():
-            parts.append(chunk)
-            buffered += len(chunk)
-            if buffered >= UPLOAD_BUFFER:
-                data, parts, buffered = b"".join(parts), [], 0
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(run_in_threadpool(writer.write, data))
-        if pending is not None:
-            await pending
-        if parts:
-            await run_in_threadpool(writer.write, b"".join(parts))
-        await run_in_threadpool(writer.commit)
+        # One service call stores the blob (checks, hashes, writes, verifies, aborts on any failure),
+        # in a worker thread fed as the body arrives.
+        await run_in_threadpool(svc.put_blob, digest, content_length, chunks)
     except ClientDisconnect:
-        await _abandon(writer, pending)
         return Response(status_code=400)
-    except BaseException:
-        await _abandon(writer, pending)
-        raise
+    finally:
+        await chunks.stop()
+        uploads.release(caller)
     return Response(status_code=204)
-
-
-async def _abandon(writer: BlobWriter, pending: asyncio.Future[None] | None) -> None:
-    if pending is not None:
-        with contextlib.suppress(BaseException):
-            await pending
-    await run_in_threadpool(writer.abort)
 
 
 @router.get(f"{API}/blobs/{{digest}}", tags=["files"], responses=BLOB_RESPONSES, response_class=Response)
