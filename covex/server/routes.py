@@ -6,7 +6,8 @@ behind ``/-/``: ``/api/v1/models/team/churn/-/versions/3``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -27,6 +28,7 @@ API = "/api/v1"
 MODEL = f"{API}/models/{{name:path}}"
 # Not ``{version:int}``: a version that is not a number must be a 400 here, not fall through to another route.
 VERSION = f"{MODEL}/-/versions/{{version}}"
+T = TypeVar("T")
 
 
 async def base_service(request: Request) -> RegistryService:
@@ -59,6 +61,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def read(svc: RegistryService, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a read of the service: on a local SQLite file inline (it takes less than the hop to a worker
+    thread would), on a database across the network in a worker thread (the event loop serves others
+    meanwhile). Writes always go to a worker thread: they may wait for the write lock.
+    """
+    if svc.engine.dialect.name == "sqlite":
+        return call(*args, **kwargs)
+    return await run_in_threadpool(call, *args, **kwargs)
+
+
 def render(entity: BaseModel, status_code: int = 200) -> Response:
     # Serialise once with pydantic-core; FastAPI would validate the entity again.
     return Response(entity.model_dump_json(), status_code=status_code, media_type="application/json")
@@ -68,7 +80,7 @@ def render(entity: BaseModel, status_code: int = 200) -> Response:
 
 
 @router.get("/health", tags=["health"])
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
@@ -95,31 +107,31 @@ def create_model(body: schemas.CreateModel, svc: Service) -> Response:
 
 
 @router.get(f"{API}/models", response_model=Page[Model], tags=["models"], responses=ERRORS)
-def search_models(
+async def search_models(
     svc: Service,
     filter: str | None = None,
     order_by: OrderBy = [],  # noqa: B006 - FastAPI copies defaults
     max_results: schemas.QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
-    return render(svc.search_models(filter, order_by, max_results, page_token))
+    return render(await read(svc, svc.search_models, filter, order_by, max_results, page_token))
 
 
 @router.get(f"{API}/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)
-def search_versions(
+async def search_versions(
     svc: Service,
     filter: str | None = None,
     order_by: OrderBy = [],  # noqa: B006
     max_results: schemas.QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
-    return render(svc.search_versions(filter, order_by, max_results, page_token))
+    return render(await read(svc, svc.search_versions, filter, order_by, max_results, page_token))
 
 
 @router.get(f"{API}/resolve", response_model=ModelVersion, tags=["versions"], responses=ERRORS)
-def resolve(uri: str, svc: Service) -> Response:
+async def resolve(uri: str, svc: Service) -> Response:
     """Resolve a ``models:/`` URI to the version it names."""
-    return render(svc.get_version(parse_model_uri(uri)))
+    return render(await read(svc, svc.get_version, parse_model_uri(uri)))
 
 
 @router.get(f"{API}/files", response_model=schemas.VersionFiles, tags=["files"], responses=ERRORS)
@@ -196,7 +208,7 @@ def create_version(name: schemas.ModelNameIn, body: schemas.CreateVersion, svc: 
 
 
 @router.get(f"{MODEL}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)
-def list_versions(
+async def list_versions(
     name: schemas.ModelNameIn,
     svc: Service,
     filter: str | None = None,
@@ -204,7 +216,7 @@ def list_versions(
     max_results: schemas.QueryInt = 100,
     page_token: str | None = None,
 ) -> Response:
-    return render(svc.search_versions(filter, order_by, max_results, page_token, model=name))
+    return render(await read(svc, svc.search_versions, filter, order_by, max_results, page_token, model=name))
 
 
 @router.get(
@@ -213,8 +225,8 @@ def list_versions(
     tags=["versions"],
     responses=ERRORS,
 )
-def get_version(name: schemas.ModelNameIn, version: schemas.VersionIn, svc: Service) -> Response:
-    return render(svc.get_version(parse_model_uri(f"models:/{name}/{version}")))
+async def get_version(name: schemas.ModelNameIn, version: schemas.VersionIn, svc: Service) -> Response:
+    return render(await read(svc, svc.get_version, parse_model_uri(f"models:/{name}/{version}")))
 
 
 @router.patch(
@@ -324,13 +336,13 @@ def transition_stage(
     tags=["stages"],
     responses=ERRORS,
 )
-def latest_in_stage(name: schemas.ModelNameIn, stage: str, svc: Service) -> Response:
-    return render(svc.get_version(parse_model_uri(f"models:/{name}/{stage}")))
+async def latest_in_stage(name: schemas.ModelNameIn, stage: str, svc: Service) -> Response:
+    return render(await read(svc, svc.get_version, parse_model_uri(f"models:/{name}/{stage}")))
 
 
 @router.get(f"{MODEL}", response_model=Model, tags=["models"], responses=ERRORS)
-def get_model(name: schemas.ModelNameIn, svc: Service) -> Response:
-    return render(svc.get_model(name))
+async def get_model(name: schemas.ModelNameIn, svc: Service) -> Response:
+    return render(await read(svc, svc.get_model, name))
 
 
 @router.patch(f"{MODEL}", response_model=Model, tags=["models"], responses=ERRORS)

@@ -224,12 +224,10 @@ class ServiceBase:
 
     def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> Row[Any]:
         validate_model_name(name)
-        q = select(models).where(models.c.name == name)
-        if lock:
-            # Every change to a model's versions, stages or aliases holds this row lock,
-            # so concurrent writers on one model are serialised (SQLite: BEGIN IMMEDIATE).
-            q = q.with_for_update()
-        row = conn.execute(q).one_or_none()
+        # Every change to a model's versions, stages or aliases holds this row lock,
+        # so concurrent writers on one model are serialised (SQLite: BEGIN IMMEDIATE).
+        q = queries.MODEL_BY_NAME_LOCKED if lock else queries.MODEL_BY_NAME
+        row = conn.execute(q, {"name": name}).one_or_none()
         if row is None:
             raise NotFound(f"model {name!r} does not exist")
         return row
@@ -249,8 +247,7 @@ class ServiceBase:
 
     def _version_row(self, conn: Connection, model: Row[Any], version: int) -> Row[Any]:
         validate_id(version, "version")
-        q = queries.version_select().where(model_versions.c.model_id == model.id, model_versions.c.version == version)
-        row = conn.execute(q).one_or_none()
+        row = conn.execute(queries.VERSION_BY_NUMBER, {"model_id": model.id, "version": version}).one_or_none()
         if row is None:
             raise NotFound(f"version {version} of model {model.name!r} does not exist")
         return row
@@ -276,8 +273,8 @@ class ServiceBase:
         roles = conn.execute(_ROLES, {"subjects": self.principal.subjects, "model_id": model_id}).scalars()
         return max((RANK.get(r, 0) for r in roles), default=0)
 
-    def require(self, conn: Connection, model: Row[Any], role: str, action: str) -> None:
-        """Raise ``PermissionDenied`` unless the principal holds ``role`` (or more) on ``model``."""
+    def require(self, conn: Connection, model: Any, role: str, action: str) -> None:
+        """Raise ``PermissionDenied`` unless the principal holds ``role`` (or more) on ``model`` (``id``, ``name``)."""
         if self.model_role(conn, model.id) < RANK[role]:
             raise Refused(
                 f"{self.principal.name!r} may not {_phrase(action)} on model {model.name!r}: it needs the {role} role",
@@ -338,13 +335,8 @@ class ServiceBase:
 
     def _emit(self, conn: Connection, event: str, data: dict[str, Any], model_id: int | None = None) -> None:
         """Queue ``event`` for every webhook subscribed to it (the outbox), in ``conn``'s transaction."""
-        q = select(webhooks.c.id, webhooks.c.events).where(webhooks.c.active.is_(True))
-        q = q.where(
-            webhooks.c.model_id.is_(None)
-            if model_id is None
-            else (webhooks.c.model_id.is_(None) | (webhooks.c.model_id == model_id))
-        )
-        targets = [r.id for r in conn.execute(q) if _subscribed(json.loads(r.events), event)]
+        q = _WEBHOOKS_GLOBAL if model_id is None else _WEBHOOKS_ON_MODEL
+        targets = [r.id for r in conn.execute(q, {"model_id": model_id}) if _subscribed(json.loads(r.events), event)]
         if not targets:
             return
         now = now_ms()
@@ -425,6 +417,13 @@ _READS_ALL = (
 _HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
 _APPEND = insert(audit_log)
 _ADVANCE = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+# Active webhooks hearing of a change: to any model (global ones), or to model ``model_id``.
+_WEBHOOKS_GLOBAL = select(webhooks.c.id, webhooks.c.events).where(
+    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None)
+)
+_WEBHOOKS_ON_MODEL = select(webhooks.c.id, webhooks.c.events).where(
+    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None) | (webhooks.c.model_id == bindparam("model_id"))
+)
 _ROLES = select(grants.c.role).where(
     grants.c.subject.in_(bindparam("subjects", expanding=True)),
     (grants.c.model_id == bindparam("model_id")) | grants.c.model_id.is_(None),

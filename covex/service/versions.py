@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
 
@@ -71,28 +71,53 @@ def _first_clash(paths: list[str]) -> tuple[int, str] | None:
     return found
 
 
+# Built once: a create runs them every time.
+_INSERT_VERSION = insert(model_versions).returning(model_versions.c.id)
+_NEXT_VERSION = (
+    update(models)
+    .where(models.c.id == bindparam("model_id"))
+    .values(last_version=models.c.last_version + 1, last_updated_timestamp=bindparam("now"))
+    .returning(models.c.last_version)
+)
+
+
+class _Owner(NamedTuple):
+    """The model a version row belongs to, as ``require`` reads it."""
+
+    id: int
+    name: str
+
+
 class VersionService(ServiceBase):
     """The use cases on a model's versions (where they are placed: ``covex.service.placement``)."""
 
     def _resolve_row(self, conn: Connection, ref: ModelRef) -> Row[Any]:
         validate_ref(ref, self.stages)
+        # A number or an alias: one statement finds the version with its model; the permission check
+        # follows. Found nothing: the longer way below says which part is missing.
+        if ref.kind in ("version", "alias"):
+            q, params = (
+                (queries.VERSION_BY_MODEL_NAME_AND_NUMBER, {"name": ref.name, "version": ref.version})
+                if ref.kind == "version"
+                else (queries.VERSION_BY_MODEL_NAME_AND_ALIAS, {"name": ref.name, "alias": ref.value})
+            )
+            found = conn.execute(q, params).one_or_none()
+            if found is not None:
+                self.require(conn, _Owner(found.model_id, found.name), "reader", "model.read")
+                return found
         model = self._model_for(conn, ref.name, "reader", "model.read", lock=False)
-        base = queries.version_select().where(model_versions.c.model_id == model.id)
         if ref.kind == "version":
             return self._version_row(conn, model, ref.version)
         if ref.kind == "alias":
-            row = conn.execute(
-                base.join(model_aliases, model_aliases.c.version_id == model_versions.c.id).where(
-                    model_aliases.c.alias == ref.value
-                )
-            ).one_or_none()
+            row = conn.execute(queries.VERSION_BY_ALIAS, {"model_id": model.id, "alias": ref.value}).one_or_none()
             if row is None:
                 raise NotFound(f"model {ref.name!r} has no alias {ref.value!r}")
             return row
-        q = base.where(model_versions.c.status == "READY")
         if ref.kind == "stage":
-            q = q.where(model_versions.c.stage == self.stage(ref.value))
-        row = conn.execute(q.order_by(model_versions.c.version.desc()).limit(1)).one_or_none()
+            q, params = queries.LATEST_IN_STAGE, {"model_id": model.id, "stage": self.stage(ref.value)}
+        else:
+            q, params = queries.LATEST_READY, {"model_id": model.id}
+        row = conn.execute(q, params).one_or_none()
         if row is None:
             where = f"in stage {self.stage(ref.value)!r}" if ref.kind == "stage" else "that is READY"
             raise NotFound(f"model {ref.name!r} has no version {where}")
@@ -137,13 +162,11 @@ class VersionService(ServiceBase):
                 raise AlreadyExists(
                     f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
                 )
-            bump = models.c.last_version + 1 if number is None else number
-            number = conn.execute(
-                update(models)
-                .where(models.c.id == model.id)
-                .values(last_version=bump, last_updated_timestamp=now)
-                .returning(models.c.last_version)
-            ).scalar_one()
+            if number is None:
+                number = conn.execute(_NEXT_VERSION, {"model_id": model.id, "now": now}).scalar_one()
+            else:
+                touched = {"last_version": number, "last_updated_timestamp": now}
+                conn.execute(update(models).where(models.c.id == model.id).values(**touched))
             row = {
                 "version": number,
                 "status": "PENDING" if entries else "READY",
@@ -157,9 +180,7 @@ class VersionService(ServiceBase):
                 "last_updated_timestamp": now,
                 **values,
             }
-            version_id = conn.execute(
-                insert(model_versions).values(model_id=model.id, **row).returning(model_versions.c.id)
-            ).scalar_one()
+            version_id = conn.execute(_INSERT_VERSION, {"model_id": model.id, **row}).scalar_one()
             for table, items in (
                 (version_tags, tag_values),
                 (version_metrics, metric_values),

@@ -21,7 +21,6 @@ from sqlalchemy import (
     null,
     select,
     union_all,
-    update,
 )
 
 from covex.domain.entities import FileEntry, Model, ModelVersion
@@ -34,7 +33,6 @@ from covex.store.schema import (
     version_metrics,
     version_params,
     version_tags,
-    webhooks,
 )
 
 VERSION_COLUMNS = (*model_versions.c, models.c.name)
@@ -78,21 +76,6 @@ LATEST_READY = (
 """The newest READY version row of ``model_id``."""
 LATEST_IN_STAGE = LATEST_READY.where(model_versions.c.stage == bindparam("stage"))
 """The newest READY version row of ``model_id`` in ``stage``."""
-WEBHOOKS_ON_MODEL = select(webhooks.c.id, webhooks.c.events).where(
-    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None) | (webhooks.c.model_id == bindparam("model_id"))
-)
-"""Active webhooks that hear about model ``model_id`` (its own and the global ones)."""
-WEBHOOKS_GLOBAL = select(webhooks.c.id, webhooks.c.events).where(
-    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None)
-)
-"""Active webhooks that hear about every model."""
-NEXT_VERSION = (
-    update(models)
-    .where(models.c.id == bindparam("model_id"))
-    .values(last_version=models.c.last_version + 1, last_updated_timestamp=bindparam("now"))
-    .returning(models.c.last_version)
-)
-"""Hand out model ``model_id``'s next version number (atomically, in the row the transaction has locked)."""
 
 
 def _in(column: Any) -> Any:
