@@ -20,6 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,6 +87,10 @@ class PartialUpload:
     modified: float  # seconds since the epoch
 
 
+# Writes of chunks, overlapped with hashing the next (threads start on first use: importing starts none).
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="covex-blob-write")
+
+
 class BlobWriter:
     """One blob being written: feed chunks, then ``commit`` (verifies) or ``abort``.
 
@@ -111,24 +116,42 @@ class BlobWriter:
             raise
 
     def write(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.expected_size is not None and self.size > self.expected_size:
-            self.abort()
-            raise ArtifactCorrupted(f"upload is longer than the {self.expected_size} bytes announced")
-        self._hash.update(chunk)
         try:
-            with storage(STORING):
-                self._file.write(chunk)
+            self._take(chunk)
+            self._store_chunk(chunk)
         except BaseException:
             self.abort()
             raise
 
+    def _take(self, chunk: bytes) -> None:
+        """Count and hash a chunk (the caller aborts on a failure, once no write is using the file)."""
+        self.size += len(chunk)
+        if self.expected_size is not None and self.size > self.expected_size:
+            raise ArtifactCorrupted(f"upload is longer than the {self.expected_size} bytes announced")
+        self._hash.update(chunk)
+
+    def _store_chunk(self, chunk: bytes) -> None:
+        with storage(STORING):
+            self._file.write(chunk)
+
     def write_all(self, chunks: Iterable[bytes]) -> str:
-        """Write every chunk, then ``commit``; whatever fails on the way ``abort``s. Return the digest."""
+        """Write every chunk, then ``commit``; whatever fails on the way ``abort``s. Return the digest.
+
+        Each chunk is hashed here while the previous one is being written by a thread of the writers'
+        pool (both release the GIL), so a large blob costs about one of the two, not their sum.
+        """
+        writing: Future[None] | None = None
         try:
             for chunk in chunks:
-                self.write(chunk)
+                self._take(chunk)
+                if writing is not None:
+                    writing.result()
+                writing = _WRITERS.submit(self._store_chunk, chunk)
+            if writing is not None:
+                writing.result()
         except BaseException:
+            if writing is not None:
+                wait([writing])  # the file is closed only once no write is using it
             self.abort()
             raise
         return self.commit()
