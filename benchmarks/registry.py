@@ -10,7 +10,7 @@ In one run, on loopback, side by side:
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/registry.py            # full run (about 10 minutes)
+    .venv/bin/python benchmarks/registry.py            # full run (about 6 minutes)
     .venv/bin/python benchmarks/registry.py --quick    # smoke run (about 3 minutes)
 
 Progress goes to stderr; the tables go to stdout and the last line is one JSON object: keys ending
