@@ -110,7 +110,8 @@ def test_chunk_stream_breaking_in_process_stores_nothing(service: RegistryServic
 
     def chunks() -> Iterator[bytes]:
         yield data[: BIG // 2]
-        assert partly_written(service)
+        # The writer stores a chunk in a thread of its own while the next one is read: wait for it.
+        assert wait_until(lambda: partly_written(service), timeout=30)
         raise OSError("disk went away")
 
     with pytest.raises(OSError, match="disk went away"):
