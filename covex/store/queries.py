@@ -47,7 +47,7 @@ def version_select() -> Select[Any]:
     return _VERSION_SELECT
 
 
-# The lookups of every call, built once with bound parameters (names in each docstring's order).
+# The lookups of every call, built once with bound parameters (each docstring names them).
 MODEL_BY_NAME = select(models).where(models.c.name == bindparam("name"))
 """A model row by ``name``."""
 MODEL_BY_NAME_LOCKED = MODEL_BY_NAME.with_for_update()
