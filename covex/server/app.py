@@ -117,21 +117,24 @@ def create_app(
     # The areas' routes before routes.py's: it ends in catch-alls like GET /api/v1/models/{name:path}.
     # Flat, not ``include_router``: FastAPI matches an included router's routes twice per request (once to
     # pick the router, once inside it), which cost more than most endpoints. None has a prefix or dependency.
-    routes = [r for area in (access, approvals, audit, maintenance, webhooks) for r in area.router.routes]
-    app.router.routes.extend(sorted([*routes, *router.routes], key=_match_order))
+    areas = [r for area in (access, approvals, audit, maintenance, webhooks) for r in area.router.routes]
+    core = set(map(id, router.routes))
+    app.router.routes.extend(sorted([*areas, *router.routes], key=lambda r: _match_order(r, id(r) in core)))
     _api_docs(app)
     return app
 
 
-def _match_order(route: BaseRoute) -> int:
-    """Routes are tried in order: plain paths first (the most used reads are among them), then paths with
-    values, then those with a model name (``{name:path}`` may hold a ``/``: anything under ``/models/``).
+def _match_order(route: BaseRoute, core: bool) -> tuple[int, bool]:
+    """Routes are tried in order: plain paths first, then paths with values, then those with a model name
+    (``{name:path}`` may hold a ``/``: anything under ``/models/``); in the first two, the registry's own
+    routes (the most used reads) before the other areas'.
 
-    Only the last group can overlap, and it keeps its order (the sort is stable): sub-resources before
-    the catch-alls, as each area declares them.
+    Only the last group can overlap, and there the areas' routes stay before the registry's catch-alls,
+    each in the order its area declares them (the sort is stable).
     """
     path: str = getattr(route, "path", "")
-    return 2 if ":path}" in path else 1 if "{" in path else 0
+    group = 2 if ":path}" in path else 1 if "{" in path else 0
+    return group, core if group == 2 else not core
 
 
 def _api_docs(app: FastAPI) -> None:
