@@ -32,7 +32,6 @@ _READS = frozenset(
         "blob_local_path",
         "gc",  # a registry that does not exist has nothing to collect
         "fsck",  # nor anything to check
-        "authenticate",
         "needs_bootstrap",
         "whoami",
         "inbox",
