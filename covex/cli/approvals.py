@@ -190,7 +190,10 @@ def policies_set(
     alias: Alias = None,
     model: ScopeModel = None,
     tag: ScopeTag = None,
-    approvals: Annotated[int | None, typer.Option("--approvals", help="Approvals needed (default 1).")] = None,
+    approvals: Annotated[
+        int | None,
+        typer.Option("--approvals", help="Approvals needed (default 1; 0 for a policy with nothing but --from)."),
+    ] = None,
     approver: Annotated[
         list[str] | None, typer.Option("--approver", help="Whose approvals count (repeat): group:ml-leads, user:bob.")
     ] = None,

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -74,6 +76,10 @@ class CovexGroup(TyperGroup):
             fail(exc.message + hint, code)
         except ValidationError as exc:  # a bad COVEX_* variable, read by a command itself
             fail(invalid(exc), 2)
+        except BrokenPipeError:
+            # The reader went away (`covex ... | head`): stop quietly, as cat does, with 141 (SIGPIPE).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except OSError as exc:
             # The local file system refused something no command foresaw (a full disk, a read-only
             # folder): the reason and the file, not a traceback.
