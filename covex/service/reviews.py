@@ -241,7 +241,9 @@ class ReviewService(RequestService):
         now_holder = None if champion is None else champion.version
         if request.target_kind == "stage" and version.stage == request.target:
             return f"version {request.version} is already in {label}", []
-        if policy.id != request.policy_id:
+        # The scope as well as the id: a deleted policy's id can be given again (SQLite reuses the
+        # highest), and a request must never be judged by a policy of another scope.
+        if policy.id != request.policy_id or policy.scope_ref != request.policy_scope:
             was = rules.scope_label(*request.policy_scope.partition(":")[::2])
             return (
                 f"{model.name!r} is now governed by the policy of {policy.label} (policy {policy.id}); "

@@ -131,6 +131,21 @@ def test_a_request_turns_stale_when_another_policy_governs_its_model(scoped: cov
     assert "now governed by the policy of stage 'Production' for model 'churn'" in stale.status_message
 
 
+def test_a_request_is_stale_when_its_policy_is_deleted_and_another_takes_its_id(
+    client: covex.Client, lead: covex.Client
+) -> None:
+    client.create_model("s/x")
+    v = version(client, "s/x")
+    strict = client.approvals.set_policy("stage", "Production", {"approvals": 3}, model="s/*")
+    request = client.approvals.create_request("s/x", v, stage="Production")
+    client.approvals.delete_policy("stage", "Production", model="s/*")
+    lax = client.approvals.set_policy("stage", "Production", {"approvals": 1}, model="s/x")
+    assert strict.id <= lax.id  # SQLite gives the highest deleted id again; PostgreSQL never does
+    with pytest.raises(covex.InvalidState, match="stale"):
+        lead.approvals.approve(request.id)
+    assert ("STALE", "None") == (client.approvals.get_request(request.id).status, client.get_version("s/x", v).stage)
+
+
 def test_direct_moves_follow_the_policy_of_their_model(scoped: covex.Client) -> None:
     scoped.create_model("forecast")
     scoped.approvals.set_policy("stage", "Production", {"from": ["Test"]}, model="forecast")
