@@ -33,7 +33,7 @@ def validate_card(card: Any, field: str = "card") -> dict[str, Any]:
     unknown = set(card) - set(CARD_FIELDS)
     if unknown:
         raise InvalidInput(
-            f"'{field}' has unknown fields: {', '.join(sorted(unknown))} (known: {', '.join(CARD_FIELDS)})"
+            f"'{field}' has unknown fields: {', '.join(sorted(map(str, unknown)))} (known: {', '.join(CARD_FIELDS)})"
         )
     out: dict[str, Any] = {}
     for key, value in card.items():

@@ -238,8 +238,10 @@ class VersionService(ServiceBase):
         """
         if not isinstance(replace, bool):
             raise InvalidInput(f"'replace' must be true or false, got {replace!r}")
-        given = dict(card) if isinstance(card, Mapping) else card
-        removed = {k for k, v in given.items() if v is None} if isinstance(given, dict) else set()
+        if not isinstance(card, Mapping):  # None too: an empty card is {} (with replace=True to clear it)
+            raise InvalidInput("'card' must be a mapping of card fields")
+        given = dict(card)
+        removed = {k for k, v in given.items() if v is None}
         # Removed fields must be card fields too: check them as if they were set.
         changes = validate_card(given if not removed else {**given, **dict.fromkeys(removed, "")})
         now = now_ms()

@@ -56,6 +56,8 @@ def test_the_audit_trail_holds_the_card_before_and_after(client: covex.Client, c
         ({"colour": None}, False, "'card' has unknown fields: colour"),
         ({"overview": 3}, False, "'card.overview' must be text"),
         ([("overview", "x")], False, "'card' must be a mapping of card fields"),
+        (None, False, "'card' must be a mapping"),
+        ({None: "x"}, False, "'card' has unknown fields: (None|null)"),
         ({"overview": "x"}, "yes", "'replace' must be true or false"),
     ],
 )
