@@ -311,3 +311,29 @@ def test_log_model_parent_may_be_optional(fresh: covex.Client) -> None:
     fresh.set_alias("churn", "champion", first.version)
     second = log_model(fresh, model, "churn", parent="models:/churn@champion", parent_required=False)
     assert "models:/churn/1" == fresh.get_lineage(second.uri)["parent"]
+
+
+# -- runs of one config at the same time ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_runs_of_one_config_started_together_register_one_version(copy_of, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = copy_of("store_sales")
+    data = tmp_path / "registry"
+    with covex.Client(data) as c:
+        c.create_model("store-sales")
+    argv = [sys.executable, "-m", "covex", "--uri", str(data), "register", "--config", str(config), "--json"]
+    env = {**os.environ, **DAY}
+    runs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outs = [p.communicate(timeout=600) for p in runs]
+    assert [0, 0, 0] == [p.returncode for p in runs], [err.decode() for _, err in outs]
+    reported = {json.loads(out)["version"]["version"] for out, _ in outs}
+    with covex.Client(data) as c:
+        versions = [v.version for v in c.search_versions("name = 'store-sales'").items]
+        assert ([1], {1}) == (versions, reported)
+        assert 1 == c.get_version("store-sales", "@candidate").version
+    assert 1 == sum(json.loads(out)["created"] for out, _ in outs)

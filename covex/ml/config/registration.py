@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from covex.domain.entities import ModelVersion
-from covex.domain.errors import InvalidInput, NotFound
+from covex.domain.errors import InvalidInput, NotFound, PermissionDenied
 from covex.domain.names import validate_alias
 from covex.domain.yaml_reader import Loc
 from covex.ml.config.loading import load_config
@@ -22,6 +23,8 @@ from covex.ml.registering import SOURCE_DIGEST_TAG, log_model, register_model
 
 if TYPE_CHECKING:
     from covex.client import Client
+
+RACE_WAIT_SECONDS = 300.0  # how long a run that lost a race waits for the winner's upload
 
 
 class Change(BaseModel):
@@ -104,6 +107,34 @@ def find_registered(client: Client, config: Config) -> ModelVersion | None:
     query = f"name = '{config.model}' AND status = 'READY' AND tags.`{SOURCE_DIGEST_TAG}` = '{config.digest()}'"
     page = client.search_versions(query, order_by=["version DESC"], max_results=1)
     return page.items[0] if page.items else None
+
+
+def _first_of_a_race(client: Client, config: Config, ours: ModelVersion) -> tuple[ModelVersion, str | None]:
+    """The version to report when runs of one config raced: the lowest-numbered one with its identity.
+
+    Runs started together each find nothing and register a version. Every run then looks for an
+    earlier version with the same identity digest (PENDING ones too); one that exists wins, and
+    this run's version is deleted (a manager may) or, failing that, named in a note.
+    """
+    query = f"name = '{config.model}' AND status != 'FAILED' AND tags.`{SOURCE_DIGEST_TAG}` = '{config.digest()}'"
+    page = client.search_versions(query, order_by=["version ASC"], max_results=1)
+    first = page.items[0] if page.items else ours
+    if first.version >= ours.version:
+        return ours, None
+    deadline = time.monotonic() + RACE_WAIT_SECONDS
+    while first.status == "PENDING" and time.monotonic() < deadline:
+        time.sleep(0.2)  # the other run is still uploading its files
+        first = client.get_version(first.name, first.version)
+    if first.status != "READY":
+        return ours, None  # the earlier run failed or is stuck: this run's version stands
+    try:
+        client.delete_version(ours.name, ours.version)
+    except PermissionDenied:
+        return first, (
+            f"a run of the same config registered these inputs first as {first.uri}; "
+            f"{ours.uri} duplicates it (deleting it needs a manager)"
+        )
+    return first, None
 
 
 def _bring_up_to_date(client: Client, config: Config, version: ModelVersion) -> tuple[ModelVersion, list[Change]]:
@@ -209,10 +240,14 @@ def register_config(client: Client, config: Config) -> RegistrationResult:
     checked = check_against_registry(client, config)
     existing = find_registered(client, config)
     changes: list[Change] = []
+    raced: str | None = None
     if existing is not None:
         version, changes = _bring_up_to_date(client, config, existing)
     else:
-        version = _create(client, config, checked.parent)
+        ours = _create(client, config, checked.parent)
+        version, raced = _first_of_a_race(client, config, ours)
+        if version.version != ours.version:
+            existing = version  # another run of this config registered it first: report that one
     moves = place(client, version, aliases=config.aliases, stage=checked.stage, new=existing is None)
     if any(m.outcome == "moved" for m in moves):
         version = client.get_version(version.name, version.version)
@@ -224,7 +259,7 @@ def register_config(client: Client, config: Config) -> RegistrationResult:
         changes=changes,
         moves=moves,
         # About the version made now: a version found again keeps the lineage it was registered with.
-        notes=list(checked.notes) if existing is None else [],
+        notes=(list(checked.notes) if existing is None else []) + ([raced] if raced else []),
     )
 
 
