@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from covex.client import Client
 
 SOURCE_DIGEST_TAG = "covex.source_digest"
+FLAVOR_TAG = "covex.flavor"
+COVEX_TAGS = (SOURCE_DIGEST_TAG, FLAVOR_TAG)  # tags Covex adds to a registered version
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +174,7 @@ def _log_model(
         used = save_model(model, path, input_example=input_example, flavor=flavor, pip_requirements=pip_requirements)
         if input_example is not None:
             check_example(path, input_example)
-        tags = {"covex.flavor": used, **dict(kwargs.pop("tags", None) or {})}
+        tags = {FLAVOR_TAG: used, **dict(kwargs.pop("tags", None) or {})}
         # The packaging folder is temporary: record what the model was made from instead.
         kwargs.setdefault("source", f"python:{type(model).__module__}.{type(model).__qualname__}")
         return register_folder(client, path, name, tags=tags, **kwargs)

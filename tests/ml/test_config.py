@@ -335,6 +335,11 @@ BAD = [
     ("YAML syntax", HEAD + "tags: {a: [b}\n", 4, "", "not valid YAML"),
     ("not a mapping", "- model\n", 1, "", "must be a mapping of keys"),
     ("parent not a URI", HEAD + "parent: store-sales\n", 4, "parent", "must be a models:/ URI"),
+    # Limits the registry would refuse: refused before the model is created.
+    ("long description", HEAD + f"description: {'x' * 20_001}\n", 4, "description", "20001 characters"),
+    ("long run id", HEAD + f"run: {{id: {'r' * 300}}}\n", 4, "run.id", "300 characters"),
+    ("too many params", HEAD + "params: {" + ", ".join(f"p{i}: 1" for i in range(1001)) + "}\n", 4, "params", "1001"),
+    ("tags with Covex's", HEAD + "tags: {" + ", ".join(f"t{i}: x" for i in range(999)) + "}\n", 4, "tags", "998"),
 ]
 
 

@@ -11,7 +11,17 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from covex.domain.errors import InvalidInput
-from covex.domain.names import validate_alias, validate_key, validate_model_name, validate_value
+from covex.domain.names import (
+    MAX_ENTRIES,
+    MAX_KEY_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_URI_LENGTH,
+    validate_alias,
+    validate_key,
+    validate_model_name,
+    validate_text,
+    validate_value,
+)
 from covex.domain.uris import parse_model_uri
 from covex.domain.yaml_reader import Limits, Loc, YamlProblem, read_yaml
 from covex.ml.config.identity import identity_digest
@@ -19,7 +29,7 @@ from covex.ml.config.interpolation import interpolator
 from covex.ml.config.messages import dotted, located, type_name
 from covex.ml.config.readers import check_card, describe, read_frame, read_metrics
 from covex.ml.config.schema import SECTIONS, Config, DatasetSpec
-from covex.ml.registering import SOURCE_DIGEST_TAG
+from covex.ml.registering import COVEX_TAGS, SOURCE_DIGEST_TAG
 
 INPUT_EXAMPLE_ROWS = 5
 # Configs may reuse a block with YAML anchors (&train ... *train); the bounds still hold on the expansion.
@@ -94,6 +104,19 @@ def _check(config: Config) -> None:
                 raise config.error((field, key), exc.message) from None
     if SOURCE_DIGEST_TAG in config.tags:
         raise config.error(("tags", SOURCE_DIGEST_TAG), "is set by Covex; choose another tag name")
+    # Checked here, not when the version is created: a run that fails must write nothing (not even the model).
+    for field, limit in (("params", MAX_ENTRIES), ("tags", MAX_ENTRIES - len(COVEX_TAGS))):
+        if len(getattr(config, field)) > limit:
+            raise config.error((field,), f"holds {len(getattr(config, field))} entries; the limit is {limit}")
+    for loc, value, limit in (
+        (("description",), config.description, MAX_TEXT_LENGTH),
+        (("run", "id"), config.run.id, MAX_KEY_LENGTH),
+        (("run", "link"), config.run.link, MAX_URI_LENGTH),
+    ):
+        try:
+            validate_text(value, ".".join(loc), limit)
+        except InvalidInput as exc:
+            raise config.error(loc, exc.message) from None
 
     metrics: dict[str, float] = {}
     if config.metrics_file is not None:
@@ -106,6 +129,8 @@ def _check(config: Config) -> None:
         if key in metrics:
             raise config.error(("metrics", key), "is also in 'metrics_file'; give each metric once")
         metrics[key] = float(value)
+    if len(metrics) > MAX_ENTRIES:
+        raise config.error(("metrics",), f"holds {len(metrics)} entries; the limit is {MAX_ENTRIES}")
     config._all_metrics = metrics
 
     if config.input_example is not None:
