@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import Server, covex_token, cpu_seconds, free_port, log, machine, settle, tool
+from harness import Server, covex_token, cpu_seconds, free_port, log, machine, mlflow_server, settle, tool
 
 SETTLE_TIMEOUT = 120.0  # at start-up: MLflow's job runner keeps both cores busy for 10-20 s
 STEP_SETTLE_TIMEOUT = 15.0  # before each timed step
@@ -207,25 +207,6 @@ def covex_server(tmp: Path) -> Server:
     # The SDK in this process reads its token from the environment, as a user's would.
     os.environ["COVEX_TOKEN"] = covex_token(tmp / "covex-data")
     return Server("Covex", argv, port, "/ready", tmp / "covex.log")
-
-
-def mlflow_server(tmp: Path) -> Server:
-    # No --default-artifact-root: MLflow's default then is the mlflow-artifacts:/ proxy
-    # (--serve-artifacts is on by default), so model files go over HTTP as they do with Covex.
-    port = free_port()
-    argv = [
-        str(tool("mlflow")),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{tmp / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(tmp / "mlartifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    return Server("MLflow", argv, port, "/health", tmp / "mlflow.log")
 
 
 def own_cpu_seconds() -> float:
@@ -792,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
     }
     results["machine"]["load_average_at_start"] = os.getloadavg()
-    servers = [covex_server(tmp), mlflow_server(tmp)]
+    servers = [covex_server(tmp), mlflow_server(tmp, None)]
     results["servers"] = {s.label: " ".join(s.argv) for s in servers}
     proxy: ByteProxy | None = None
     sides: list[Side] = []
