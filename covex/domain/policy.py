@@ -228,7 +228,9 @@ def _problem(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     return loc, f"{key!r}: {error['msg']}"
 
 
-def _finish(rules: PolicyRules, kind: TargetKind, stage: Callable[[str], str]) -> tuple[PolicyRules, str | None, str]:
+def _finish(
+    rules: PolicyRules, kind: TargetKind, target: str, stage: Callable[[str], str]
+) -> tuple[PolicyRules, str | None, str]:
     """Rules with their ``from`` stages normalised, or (rules, the key at fault, why)."""
     if kind == "alias" and rules.archive_existing:
         return rules, "archive_existing", "'archive_existing' applies to stages only"
@@ -240,13 +242,16 @@ def _finish(rules: PolicyRules, kind: TargetKind, stage: Callable[[str], str]) -
             normal = stage(name)
         except InvalidInput as exc:
             return rules, f"from[{i}]", exc.message.replace("'stage'", f"'from[{i}]'", 1)
+        if normal == target:
+            why = f"'from[{i}]' names stage {target!r} itself: a stage is entered from another one"
+            return rules, f"from[{i}]", why
         if normal not in order:
             order.append(normal)
     return rules.model_copy(update={"from_": order}), None, ""
 
 
 def validate_rules(
-    body: Mapping[str, Any], *, kind: TargetKind, stage: Callable[[str], str] = lambda s: s
+    body: Mapping[str, Any], *, kind: TargetKind, target: str = "", stage: Callable[[str], str] = lambda s: s
 ) -> PolicyRules:
     """Check a policy's rules (API callers); ``InvalidInput`` names the first bad key."""
     if not isinstance(body, Mapping):
@@ -256,7 +261,7 @@ def validate_rules(
         rules = PolicyRules.model_validate(dict(body))
     except ValidationError as exc:
         raise InvalidInput(_problem(exc.errors()[0])[1]) from None
-    rules, fault, why = _finish(rules, kind, stage)
+    rules, fault, why = _finish(rules, kind, target, stage)
     if fault is not None:
         raise InvalidInput(why)
     return rules
@@ -355,7 +360,7 @@ def parse_policy_file(
                 sub, message = _problem(error)
                 problems.add(document.line((*loc, *sub)), message)
             continue
-        rules, fault, why = _finish(rules, kind, stage)
+        rules, fault, why = _finish(rules, kind, target, stage)
         if fault is not None:
             sub = tuple(int(p) if p.isdigit() else p for p in re.split(r"[\[\]]+", fault) if p)
             problems.add(document.line((*loc, *sub)), why)

@@ -179,7 +179,7 @@ class PolicyService(ServiceBase):
         scope_kind, scope = rules.scope_of(model, tag)
         with self._tx(write=True) as conn:
             self.require_admin("policy.set", _audit_label(kind, target, scope_kind, scope))
-            checked = rules.validate_rules(body, kind=kind, stage=self.stage)
+            checked = rules.validate_rules(body, kind=kind, target=target, stage=self.stage)
             scope_keys = {"model": model} if model is not None else {"tag": tag} if tag is not None else {}
             new = Policy(target_kind=kind, target=target, **scope_keys, **checked.model_dump(by_alias=False))
             return self._upsert(conn, new, now_ms())

@@ -258,6 +258,8 @@ def test_from_is_checked_where_policies_are_set(client: covex.Client) -> None:
         client.approvals.set_policy("stage", "Production", {"from": ["Prod"]})
     with pytest.raises(covex.InvalidInput, match="'from' applies to stages only"):
         client.approvals.set_policy("alias", "champion", {"from": ["Test"]})
+    with pytest.raises(covex.InvalidInput, match=r"'from\[1\]' names stage 'Test' itself"):
+        client.approvals.set_policy("stage", "Test", {"from": ["Dev", "test"]})
     policy = client.approvals.set_policy("stage", "Production", {"from": ["test", "Test"]}, model="churn")
     assert (["Test"], 0, True) == (policy.from_, policy.approvals, policy.direct)
 
