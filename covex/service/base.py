@@ -29,6 +29,7 @@ from covex.domain.errors import NotFound, PermissionDenied, ServiceUnavailable, 
 from covex.domain.names import validate_id, validate_model_name, validate_stage
 from covex.service.refusals import AnonymousRefusals, Tally
 from covex.store import database, queries
+from covex.store.prepared import Prepared
 from covex.store.schema import (
     audit_head,
     audit_log,
@@ -368,7 +369,7 @@ def _authenticate(conn: Connection, secret: str | None) -> Principal:
     """The principal an API token belongs to, or ``Unauthenticated`` saying why not."""
     if not secret:
         raise Unauthenticated("no API token: send 'Authorization: Bearer <token>'")
-    rows = conn.execute(_TOKEN, {"token_hash": hash_token(secret)}).all()  # one row per group
+    rows = _TOKEN.all(conn, {"token_hash": hash_token(secret)})  # one row per group
     if not rows:
         raise Unauthenticated("the API token is not valid")
     row = rows[0]
@@ -388,7 +389,7 @@ def _authenticate(conn: Connection, secret: str | None) -> Principal:
 
 
 # Statements built once: building them per call costs more than running them.
-_TOKEN = (
+_TOKEN = Prepared(
     select(
         tokens.c.expires_at,
         tokens.c.revoked_at,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from covex.domain.entities import Model, Page
@@ -18,6 +19,14 @@ from covex.store import keyed, queries, search
 from covex.store.schema import grants, model_tags, model_versions, models
 
 MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
+
+
+@lru_cache(maxsize=search.SEARCHES_CACHED)
+def _model_search(filter: str | None, order_by: tuple[str, ...]) -> Select[Any]:
+    """The statement finding the models ``filter`` matches in ``order_by``'s order (any page of them)."""
+    node = parse_filter(filter, MODEL_FIELDS)
+    order = parse_order_by(list(order_by or []), MODEL_FIELDS, MODEL_SORTABLE)
+    return select(models).where(search.model_filter(node)).order_by(*search.model_order(order))
 
 
 def _tag(key: str, value: str | None) -> dict[str, str] | None:
@@ -150,17 +159,10 @@ class ModelService(ServiceBase):
         max_results: int = 100,
         page_token: str | None = None,
     ) -> Page[Model]:
-        node = parse_filter(filter, MODEL_FIELDS)
-        order = parse_order_by(list(order_by or []), MODEL_FIELDS, MODEL_SORTABLE)
+        q = search.cached_statement(_model_search, filter, order_by)
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
-        q = (
-            select(models)
-            .where(search.model_filter(node))
-            .order_by(*search.model_order(order))
-            .limit(limit + 1)
-            .offset(offset)
-        )
+        q = q.limit(limit + 1).offset(offset)
         with self._tx(write=False) as conn:
             readable = self.readable_model_ids(conn)
             if readable is not None:

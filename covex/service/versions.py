@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, select, update
 
 from covex.artifacts import check_digest, manifest_digest
 from covex.domain.cards import validate_card
@@ -44,6 +45,16 @@ from covex.store.schema import (
 )
 
 VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
+
+
+@lru_cache(maxsize=search.SEARCHES_CACHED)
+def _version_search(filter: str | None, order_by: tuple[str, ...]) -> Select[Any]:
+    """The statement finding the versions ``filter`` matches in ``order_by``'s order (any page of them)."""
+    node = parse_filter(filter, VERSION_FIELDS)
+    order = parse_order_by(list(order_by or []), VERSION_FIELDS, VERSION_SORTABLE)
+    return queries.version_select().where(search.version_filter(node)).order_by(*search.version_order(order))
+
+
 _DOCUMENT = select(version_documents.c.body).where(
     version_documents.c.version_id == bindparam("version_id"), version_documents.c.kind == bindparam("kind")
 )
@@ -91,17 +102,18 @@ class _Owner(NamedTuple):
 class VersionService(ServiceBase):
     """The use cases on a model's versions (where they are placed: ``covex.service.placement``)."""
 
-    def _resolve_row(self, conn: Connection, ref: ModelRef) -> Row[Any]:
+    def _resolve_row(self, conn: Connection, ref: ModelRef) -> Any:
+        """The version row ``ref`` names (a ``Row``, or a named tuple with the same columns)."""
         validate_ref(ref, self.stages)
         # A number or an alias: one statement finds the version with its model; the permission check
         # follows. Found nothing: the longer way below says which part is missing.
         if ref.kind in ("version", "alias"):
-            q, params = (
+            lookup, by = (
                 (queries.VERSION_BY_MODEL_NAME_AND_NUMBER, {"name": ref.name, "version": ref.version})
                 if ref.kind == "version"
                 else (queries.VERSION_BY_MODEL_NAME_AND_ALIAS, {"name": ref.name, "alias": ref.value})
             )
-            found = conn.execute(q, params).one_or_none()
+            found = lookup.one_or_none(conn, by)
             if found is not None:
                 self.require(conn, _Owner(found.model_id, found.name), "reader", "model.read")
                 return found
@@ -357,11 +369,11 @@ class VersionService(ServiceBase):
         *,
         model: str | None = None,
     ) -> Page[ModelVersion]:
-        node = parse_filter(filter, VERSION_FIELDS)
-        order = parse_order_by(list(order_by or []), VERSION_FIELDS, VERSION_SORTABLE)
+        if model is not None and not order_by:
+            order_by = ["version DESC"]  # one model's versions: newest first
+        q = search.cached_statement(_version_search, filter, order_by)
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
-        q = queries.version_select().where(search.version_filter(node))
         with self._tx(write=False) as conn:
             readable = None if model is not None else self.readable_model_ids(conn)
             if readable is not None:
@@ -369,9 +381,7 @@ class VersionService(ServiceBase):
             if model is not None:
                 model_row = self._model_for(conn, model, "reader", "model.read", lock=False)
                 q = q.where(model_versions.c.model_id == model_row.id)
-                if not order:
-                    order = parse_order_by(["version DESC"], VERSION_FIELDS, VERSION_SORTABLE)
-            rows = conn.execute(q.order_by(*search.version_order(order)).limit(limit + 1).offset(offset)).all()
+            rows = conn.execute(q.limit(limit + 1).offset(offset)).all()
             items = queries.load_versions(conn, rows[:limit])
         token = search.encode_page_token(offset + limit) if len(rows) > limit else None
         return Page[ModelVersion](items=items, next_page_token=token)

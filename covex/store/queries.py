@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 
 from covex.domain.entities import FileEntry, Model, ModelVersion
+from covex.store.prepared import Prepared
 from covex.store.schema import (
     model_aliases,
     model_tags,
@@ -60,13 +61,15 @@ VERSION_BY_ALIAS = _VERSION_SELECT.join(model_aliases, model_aliases.c.version_i
     model_versions.c.model_id == bindparam("model_id"), model_aliases.c.alias == bindparam("alias")
 )
 """The version row ``alias`` of model ``model_id`` points at."""
-VERSION_BY_MODEL_NAME_AND_NUMBER = _VERSION_SELECT.where(
-    models.c.name == bindparam("name"), model_versions.c.version == bindparam("version")
+VERSION_BY_MODEL_NAME_AND_NUMBER = Prepared(
+    _VERSION_SELECT.where(models.c.name == bindparam("name"), model_versions.c.version == bindparam("version"))
 )
 """A version row by its model's ``name`` and its ``version`` number: one statement instead of two."""
-VERSION_BY_MODEL_NAME_AND_ALIAS = _VERSION_SELECT.join(
-    model_aliases, model_aliases.c.version_id == model_versions.c.id
-).where(models.c.name == bindparam("name"), model_aliases.c.alias == bindparam("alias"))
+VERSION_BY_MODEL_NAME_AND_ALIAS = Prepared(
+    _VERSION_SELECT.join(model_aliases, model_aliases.c.version_id == model_versions.c.id).where(
+        models.c.name == bindparam("name"), model_aliases.c.alias == bindparam("alias")
+    )
+)
 """The version row ``alias`` of the model called ``name`` points at: one statement instead of two."""
 LATEST_READY = (
     _VERSION_SELECT.where(model_versions.c.model_id == bindparam("model_id"), model_versions.c.status == "READY")
@@ -112,7 +115,7 @@ def _version_extras(match: Any) -> Any:
 
 # A page of versions (an expanding IN), and one version (a plain parameter: no IN to expand per call).
 _VERSION_EXTRAS = _version_extras(_in)
-_ONE_VERSION_EXTRAS = _version_extras(_is)
+_ONE_VERSION_EXTRAS = Prepared(_version_extras(_is))
 
 
 def _model_extras(match: Any) -> Any:
@@ -143,12 +146,12 @@ def _model_extras(match: Any) -> Any:
 
 
 _MODEL_EXTRAS = _model_extras(_in)
-_ONE_MODEL_EXTRAS = _model_extras(_is)
+_ONE_MODEL_EXTRAS = Prepared(_model_extras(_is))
 
 
-def _extras(conn: Connection, rows: Sequence[Row[Any]], many: Any, one: Any) -> Any:
+def _extras(conn: Connection, rows: Sequence[Row[Any]], many: Any, one: Prepared) -> Any:
     if len(rows) == 1:
-        return conn.execute(one, {"id": rows[0].id})
+        return one.all(conn, {"id": rows[0].id})
     return conn.execute(many, {"ids": [r.id for r in rows]})
 
 

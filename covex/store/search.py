@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, Float, and_, exists, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import UnaryExpression
@@ -190,3 +191,26 @@ def decode_page_token(token: str | None) -> int:
         return offset
     except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput("'page_token' is not a token this server issued") from None
+
+
+SEARCHES_CACHED = 512
+"""How many searches' statements (one per filter text and order) each kind of search keeps built."""
+S = TypeVar("S")
+
+
+def cached_statement(build: Callable[[str | None, tuple[str, ...]], S], filter: Any, order_by: Any) -> S:
+    """``build(filter, order_by)`` from an ``lru_cache`` when both are text, as they nearly always are.
+
+    Parsing a filter and building its statement costs more than running it on SQLite; statements
+    are immutable, so a repeated search (a dashboard, a pipeline's poll) reuses the one built
+    before. Anything else (a wrong type) goes uncached to the builder, whose parser names the error.
+    """
+    key: tuple[Any, ...] | None = None
+    if order_by is None:
+        key = ()
+    elif isinstance(order_by, Sequence) and not isinstance(order_by, str):
+        key = tuple(order_by)
+    if (filter is None or isinstance(filter, str)) and key is not None and all(isinstance(k, str) for k in key):
+        return build(filter, key)
+    uncached: Callable[[Any, Any], S] = build.__wrapped__  # type: ignore[attr-defined]
+    return uncached(filter, order_by)

@@ -1,0 +1,94 @@
+"""The few statements every read runs, sent straight to SQLite's driver.
+
+A lookup in a local SQLite file takes a few microseconds; SQLAlchemy's execution path around it
+(compiled-cache lookup, parameter processing, execution context, result object) takes about 15 µs
+more per statement, which is most of an embedded ``get_version``. A ``Prepared`` statement is
+compiled once per dialect and, on SQLite, run on the driver's cursor inside the caller's
+transaction, with its rows returned as named tuples. It stays on SQLAlchemy's path (so nothing
+changes) on every other database, where the network dominates, and for a statement whose columns
+or parameters need SQLAlchemy's type processing on that dialect. Listeners of
+``before_cursor_execute`` still see the statement, and driver errors become SQLAlchemy's, as on
+the normal path.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, exc
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.sql.expression import Executable
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    order: tuple[str, ...] | None  # parameter names in position order; None: the driver takes a mapping
+    defaults: dict[str, Any]  # values bound in the statement itself (literals)
+    row: type[tuple[Any, ...]]
+
+
+class Prepared:
+    """A fixed statement with bound parameters, run with the least work the database allows."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled | None] = {}
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Every row, each with the columns as attributes (as ``Row`` has them)."""
+        compiled = self._for(conn.dialect)
+        if compiled is None:
+            return list(conn.execute(self.statement, params).all())
+        args: Any = {**compiled.defaults, **params}
+        if compiled.order is not None:
+            args = tuple(args[name] for name in compiled.order)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        try:
+            if conn._has_events or conn.engine._has_events:  # e.g. a test counting statements
+                conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, args, None, False)
+            try:
+                cursor.execute(compiled.sql, args)
+                rows = cursor.fetchall()
+            except conn.dialect.loaded_dbapi.Error as error:
+                raise exc.DBAPIError.instance(
+                    compiled.sql, args, error, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+                ) from error
+        finally:
+            cursor.close()
+        make = compiled.row
+        return [make(*r) for r in rows]
+
+    def one_or_none(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        rows = self.all(conn, params)
+        if len(rows) > 1:
+            raise exc.MultipleResultsFound("Multiple rows were found when one or none was required")
+        return rows[0] if rows else None
+
+    def _for(self, dialect: Dialect) -> _Compiled | None:
+        if dialect.name not in self._compiled:
+            self._compiled[dialect.name] = _compile(self.statement, dialect) if dialect.name == "sqlite" else None
+        return self._compiled[dialect.name]
+
+
+def _compile(statement: Any, dialect: Dialect) -> _Compiled | None:
+    """The statement as the driver takes it; None when a column or parameter needs type processing."""
+    compiled = statement.compile(dialect=dialect)
+    if compiled._bind_processors:
+        return None
+    names: list[str] = []
+    for column in statement.selected_columns:
+        if column.type._cached_result_processor(dialect, None) is not None:
+            return None
+        names.append(column.key if isinstance(column.key, str) and column.key.isidentifier() else "_")
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup is not None else None
+    defaults = {  # the literals the statement binds itself, by the names the driver's parameters have
+        key: bind.effective_value
+        for key, bind in compiled.binds.items()
+        if not bind.required and bind.callable is None and (order is None or key in order)
+    }
+    row = namedtuple("row", names, rename=True)  # type: ignore[misc]
+    return _Compiled(compiled.string, order, defaults, row)
