@@ -18,12 +18,13 @@ from covex.client import client as client_module
 from covex.client.backend import Backend
 from covex.client.http import HttpBackend
 from covex.domain.entities import FileEntry, NewVersion
+from covex.server.uploads import BUFFER
 from covex.service import RegistryService
 from tests import support
 from tests.conftest import Registry
 
 DB_PARAMS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-BIG = 3 * 1024 * 1024  # larger than the server's 1 MiB upload buffer, so a cut leaves written bytes behind
+BIG = 3 * BUFFER  # larger than the server's upload buffer, so a cut leaves written bytes behind
 
 
 def sha256(data: bytes) -> str:

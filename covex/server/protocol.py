@@ -4,6 +4,10 @@ uvicorn's httptools protocol bounds neither: one connection could send a header 
 megabytes (parsed at a cost growing with its square, on the event loop every request shares),
 or keep a connection open for ever by sending a header line now and then. This protocol counts
 the bytes of each request head and times it, and answers 431 or 408 and closes the connection.
+
+It also lets a blob upload's body gather up to ``UPLOAD_HIGH_WATER`` bytes before the socket stops
+being read (uvicorn pauses at 64 KiB): a 1 GiB upload is then received in a few hundred reads
+instead of 16,384 pauses and resumes, which more than doubles what one connection can take in.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import asyncio
 import json
 from typing import Any, ClassVar
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from covex.domain.errors import CovexError, HeadersTooLarge, RequestTimeout
 from covex.settings import Settings
 
 END_OF_HEAD = b"\r\n\r\n"
+BLOB_UPLOAD = b"/api/v1/blobs/"
+UPLOAD_HIGH_WATER = 4 * 1024 * 1024  # per uploading connection; the number of uploads at once is bounded
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
@@ -30,6 +37,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     _head_bytes: int
     _tail: bytes
     _head_timer: asyncio.TimerHandle | None
+    _high_water: int = HIGH_WATER_LIMIT
 
     @classmethod
     def configure(cls, settings: Settings) -> None:
@@ -71,6 +79,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._stop_timer()
         super().on_headers_complete()
+        upload = self.parser.get_method() == b"PUT" and self.url.startswith(BLOB_UPLOAD)
+        self._high_water = UPLOAD_HIGH_WATER if upload else HIGH_WATER_LIMIT
+
+    def on_body(self, body: bytes) -> None:
+        # uvicorn's own, with the high-water mark of this request instead of the module's.
+        if (self.parser.should_upgrade() and self._should_upgrade()) or self.cycle.response_complete:
+            return
+        self.cycle.body += body
+        if len(self.cycle.body) > self._high_water:
+            self.flow.pause_reading()
+        self.cycle.message_event.set()
 
     # -- helpers ----------------------------------------------------------------------
 

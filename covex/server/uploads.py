@@ -14,7 +14,7 @@ import contextlib
 import queue
 from collections.abc import AsyncIterator, Iterator
 
-BUFFER = 1024 * 1024
+BUFFER = 4 * 1024 * 1024  # as much as the connection gathers before it pauses (protocol.UPLOAD_HIGH_WATER)
 DEPTH = 4
 _END = object()
 
