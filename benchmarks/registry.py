@@ -96,6 +96,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         out["upload_ratio"] = _ratio(c["upload_mib_s"], m.get("upload_mib_s"))
         out["download_ratio"] = _ratio(c["download_mib_s"], m.get("download_mib_s"))
         out["upload_vs_sha256"], out["download_vs_sha256"] = c["upload_vs_sha256"], c["download_vs_sha256"]
+        out["upload_vs_write"], out["download_vs_write"] = c["upload_vs_write"], c["download_vs_write"]
         out["server_growth_mib"] = c["server_growth_mib"]
     scale = results.get("scaling")
     if scale and "1" in scale and "2" in scale:
@@ -164,14 +165,16 @@ def report(results: dict[str, Any]) -> list[str]:
     if big:
         lines += [
             "",
-            f"big file: {big['size_mib']} MiB through each SDK (MiB/s); one core's SHA-256: {big['sha256_mib_s']:.0f}",
+            f"big file: {big['size_mib']} MiB through each SDK (MiB/s, median of {big['rounds']} rounds); "
+            f"one core's SHA-256: {big['sha256_mib_s']:.0f}; writing a copy on the same disk: {big['write_mib_s']:.0f}",
         ]
         for label in ("Covex", "MLflow"):
             if label in big:
                 b = big[label]
                 lines.append(
                     f"  {label:<7} upload {b['upload_mib_s']:>6.0f} ({b['upload_vs_sha256']:.2f}x sha256)  "
-                    f"download {b['download_mib_s']:>6.0f} ({b['download_vs_sha256']:.2f}x sha256)  "
+                    f"download {b['download_mib_s']:>6.0f} ({b['download_vs_sha256']:.2f}x sha256, "
+                    f"{b['download_vs_write']:.2f}x write; upload {b['upload_vs_write']:.2f}x write)  "
                     f"server RSS growth {b['server_growth_mib']:.1f} MiB"
                     + ("" if b["peak_reset"] else " (peak not reset)")
                 )
