@@ -16,6 +16,8 @@ EXTRA_OF: dict[str, str] = {
     "sklearn": "ml",
     "skops": "ml",
     "s3fs": "s3",
+    "prometheus_client": "serving",
+    "pyspark": "spark",
 }
 
 
