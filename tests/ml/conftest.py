@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import covex
 from covex.cli import app
 from tests.conftest import Registry
 
@@ -48,6 +49,29 @@ def copy_of(trained: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
         return root / "registry.yaml"
 
     return make
+
+
+@pytest.fixture
+def write(trained: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
+    """Write a config into a copy-free folder beside the trained store-sales files (paths reach them)."""
+    root = trained["store_sales"]
+    counter = iter(range(1000))
+
+    def make(body: str) -> Path:
+        path = root / f"case-{tmp_path.name}-{next(counter)}.yaml"
+        path.write_text(body, encoding="utf-8")
+        return path
+
+    return make
+
+
+@pytest.fixture
+def embedded(registries: Callable[[str, str], Registry]) -> Iterator[covex.Client]:
+    """A client of an empty embedded registry (SQLite and a local folder)."""
+    reg = registries("embedded", "sqlite")
+    reg.reset()
+    with reg.client() as c:
+        yield c
 
 
 @pytest.fixture(params=["embedded", "http"])

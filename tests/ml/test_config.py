@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 import covex
 from covex.cli import app
 from covex.ml.config import SOURCE_DIGEST_TAG, load_config, run_config
-from tests.conftest import Registry
 
 pytestmark = pytest.mark.filterwarnings(
     # MLflow's hint when it infers a signature with integer columns (the store-sales example has some).
@@ -202,20 +201,6 @@ def test_cli_reports_a_bad_config_with_its_line_and_exit_code_2(cli, trained: di
 # -- interpolation ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def write(trained: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
-    """Write a config into a copy-free folder beside the trained store-sales files (paths reach them)."""
-    root = trained["store_sales"]
-    counter = iter(range(1000))
-
-    def make(body: str) -> Path:
-        path = root / f"case-{tmp_path.name}-{next(counter)}.yaml"
-        path.write_text(body)
-        return path
-
-    return make
-
-
 HEAD = "model: store-sales\nmodel_source:\n  mlflow_model: ./out/model\n"
 
 
@@ -261,15 +246,56 @@ def test_interpolation_errors_name_the_variable_and_line(write: Callable[[str], 
     assert message in caught.value.message
 
 
+def _refused(path: Path, line: int, key: str, env: dict[str, str]) -> str:
+    with pytest.raises(covex.InvalidInput) as caught:
+        load_config(path, env=env)
+    assert caught.value.message.startswith(f"{path} line {line}: '{key}'"), caught.value.message
+    return caught.value.message
+
+
+@pytest.mark.parametrize("env", [{}, {"A": "set"}, {"B": "set"}, {"A": "", "B": "set"}])
+@pytest.mark.parametrize("value", ["${A:-${B}}", "${A:-${B:-x}}", "${A:-$${B}}", "'x ${A:-y${B}}'"])
+def test_a_reference_in_a_default_is_refused_whatever_the_environment(
+    write: Callable[[str], Path], value: str, env: dict[str, str]
+) -> None:
+    message = _refused(write(HEAD + f"tags:\n  day: {value}\n"), 5, "tags.day", env)
+    assert "the default of ${A} holds '${': a default is plain text, it cannot hold a reference" in message
+
+
+def test_a_reference_in_a_default_in_a_block_names_its_own_line(write: Callable[[str], Path]) -> None:
+    _refused(write(HEAD + "description: |\n  first\n  then ${A:-x ${B:-y}}\n"), 6, "description", {})
+
+
+def test_defaults_and_escapes_still_read_as_documented(write: Callable[[str], Path]) -> None:
+    config = load_config(
+        write(
+            HEAD + "tags:\n"
+            "  plain: ${A:-some text}\n"
+            "  dollar: ${A:-cost $$5 or $6}\n"
+            "  literal: $${B} and $$${B}\n"
+            "  set: ${B:-unused}\n"
+            "  empty: ${A:-}\n"
+        ),
+        env={"A": "", "B": "bee"},
+    )
+    assert {
+        "plain": "some text",
+        "dollar": "cost $5 or $6",
+        "literal": "${B} and $bee",
+        "set": "bee",
+        "empty": "",
+    } == config.tags
+
+
+def test_cli_dry_run_refuses_a_nested_default(cli, write: Callable[[str], Path]) -> None:
+    path = write(HEAD + "run: {id: '${CI_JOB_ID:-${USER}}'}\n")
+    r = cli("register", "-c", str(path), "--dry-run", env={"USER": "me"})
+    assert 2 == r.exit_code, r.stdout
+    assert f"{path} line 4: 'run.id': the default of ${{CI_JOB_ID}} holds '${{'" in r.stderr
+    assert 3 == cli("models", "show", "store-sales").exit_code
+
+
 # -- bad input: named with key and line, nothing written ---------------------------------------------
-
-
-@pytest.fixture
-def embedded(registries) -> Iterator[covex.Client]:
-    reg: Registry = registries("embedded", "sqlite")
-    reg.reset()
-    with reg.client() as c:
-        yield c
 
 
 def _files(root: Path) -> None:

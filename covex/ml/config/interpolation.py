@@ -1,4 +1,8 @@
-"""``${NAME}`` and ``${NAME:-default}`` in a config's values, filled from the environment as the file is read."""
+"""``${NAME}`` and ``${NAME:-default}`` in a config's values, filled from the environment as the file is read.
+
+A default is plain text: ``$$`` in it is a ``$`` as anywhere else, and a ``${`` in it (a nested
+reference, ``${A:-${B}}``, or ``$${``) is refused wherever the file is read, whatever the environment holds.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ _RESOLVER = Resolver()
 def interpolator(env: Mapping[str, str]) -> ScalarHook:
     """A scalar hook for ``read_yaml`` that substitutes variables from ``env``.
 
-    ``$$`` is a literal ``$``. ``${NAME:-default}`` takes the default when NAME is unset or
-    empty; ``${NAME}`` unset is an error naming the variable and its line.
+    ``$$`` is a literal ``$``. ``${NAME:-default}`` takes the default (plain text) when NAME is
+    unset or empty; ``${NAME}`` unset, or a ``${`` inside a default, is an error naming the line.
     """
 
     def substitute_node(node: ScalarNode, loc: Loc) -> ScalarNode:
@@ -61,6 +65,8 @@ def _substitute(node: ScalarNode, loc: Loc, env: Mapping[str, str]) -> str:
                 f"'${{{body}}}' is not a valid reference; write ${{NAME}} or ${{NAME:-default}}",
             )
         name, default = var.group("name"), var.group("default")
+        if default is not None:
+            default = _plain_default(name, default, line_of(m.start()), loc)
         found = env.get(name)
         if found:
             return found
@@ -75,3 +81,16 @@ def _substitute(node: ScalarNode, loc: Loc, env: Mapping[str, str]) -> str:
         )
 
     return _INTERPOLATION.sub(one, value)
+
+
+def _plain_default(name: str, default: str, line: int, loc: Loc) -> str:
+    """The default's text, ``$$`` read as ``$``; a ``${`` in it is refused, even where the default is not needed.
+
+    A default ends at the first ``}``, so no reference fits in one: ``${A:-${B}}`` would give ``${B}``
+    and ``${A:-$${B}}`` a stray ``}`` once A is set.
+    """
+    if "${" in default:
+        raise YamlProblem(
+            line, loc, f"the default of ${{{name}}} holds '${{': a default is plain text, it cannot hold a reference"
+        )
+    return default.replace("$$", "$")
