@@ -9,6 +9,7 @@ v = c.create_version("churn", "model_dir/", metrics={"auc": 0.91})
 from typing import Any
 
 from covex.client import Client
+from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import (
     AlreadyExists,
@@ -45,6 +46,7 @@ __all__ = [
     "ArtifactCorrupted",
     "Client",
     "CovexError",
+    "Deployment",
     "FileEntry",
     "GcReport",
     "HeadersTooLarge",

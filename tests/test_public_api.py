@@ -25,6 +25,7 @@ def test_exported_members() -> None:
         "ArtifactCorrupted",
         "Client",
         "CovexError",
+        "Deployment",
         "FileEntry",
         "GcReport",
         "HeadersTooLarge",

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from covex.client.governance import Access, Approvals, Audit, Webhooks
+from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.uris import ModelRef
 
@@ -76,3 +77,20 @@ class Backend(Protocol):
     def read_blob(self, digest: str) -> Iterator[bytes]: ...
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport: ...
     def fsck(self, *, after: str | None = None, limit: int = 10) -> FsckReport: ...
+    def start_deployment(
+        self, name: str, version: int, kind: str, target: str, *, status: str | None = None, message: str = ""
+    ) -> Deployment: ...
+    def update_deployment(
+        self,
+        deployment_id: int,
+        *,
+        status: str | None = None,
+        version: int | None = None,
+        message: str | None = None,
+        rows: int | None = None,
+        duration_s: float | None = None,
+    ) -> Deployment: ...
+    def get_deployment(self, deployment_id: int) -> Deployment: ...
+    def list_deployments(
+        self, name: str | None = None, version: int | None = None, *, active: bool = False
+    ) -> list[Deployment]: ...

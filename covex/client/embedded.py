@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
@@ -197,6 +198,33 @@ class EmbeddedBackend:
 
     def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
         return self._write().update_version(name, version, description=description)
+
+    def start_deployment(
+        self, name: str, version: int, kind: str, target: str, *, status: str | None = None, message: str = ""
+    ) -> Deployment:
+        return self._write().start_deployment(name, version, kind, target, status=status, message=message)
+
+    def update_deployment(
+        self,
+        deployment_id: int,
+        *,
+        status: str | None = None,
+        version: int | None = None,
+        message: str | None = None,
+        rows: int | None = None,
+        duration_s: float | None = None,
+    ) -> Deployment:
+        return self._write().update_deployment(
+            deployment_id, status=status, version=version, message=message, rows=rows, duration_s=duration_s
+        )
+
+    def get_deployment(self, deployment_id: int) -> Deployment:
+        return self._read().get_deployment(deployment_id)
+
+    def list_deployments(
+        self, name: str | None = None, version: int | None = None, *, active: bool = False
+    ) -> list[Deployment]:
+        return self._read().list_deployments(name, version, active=active)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
         return self._write().set_version_tag(name, version, key, value)

@@ -11,6 +11,7 @@ import httpx
 
 from covex.artifacts.blobstore import check_digest
 from covex.client.transfer import read_ahead
+from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.errors import (
     CovexError,
@@ -291,6 +292,48 @@ class HttpBackend:
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
         params = {"version": version} if version is not None else {}
         return [ModelEvent.model_validate(e) for e in self._call("GET", f"{_m(name)}/-/history", params=params)]
+
+    # -- deployments ----------------------------------------------------------------
+
+    def start_deployment(
+        self, name: str, version: int, kind: str, target: str, *, status: str | None = None, message: str = ""
+    ) -> Deployment:
+        body = {"name": name, "version": version, "kind": kind, "target": target, "message": _text(message)}
+        if status is not None:
+            body["status"] = status
+        return Deployment.model_validate(self._call("POST", f"{API}/deployments", json=body))
+
+    def update_deployment(
+        self,
+        deployment_id: int,
+        *,
+        status: str | None = None,
+        version: int | None = None,
+        message: str | None = None,
+        rows: int | None = None,
+        duration_s: float | None = None,
+    ) -> Deployment:
+        validate_id(deployment_id, "deployment_id")
+        given = {"status": status, "version": version, "message": message, "rows": rows, "duration_s": duration_s}
+        body = {k: v for k, v in given.items() if v is not None}
+        return Deployment.model_validate(self._call("PATCH", f"{API}/deployments/{deployment_id}", json=body))
+
+    def get_deployment(self, deployment_id: int) -> Deployment:
+        validate_id(deployment_id, "deployment_id")
+        return Deployment.model_validate(self._call("GET", f"{API}/deployments/{deployment_id}"))
+
+    def list_deployments(
+        self, name: str | None = None, version: int | None = None, *, active: bool = False
+    ) -> list[Deployment]:
+        if not isinstance(active, bool):  # as embedded: the query string would read any text as true
+            raise InvalidInput(f"'active' must be true or false, got {active!r}")
+        params: dict[str, Any] = {"active": "true" if active else "false"}
+        if name is not None:
+            params["model"] = name
+        if version is not None:
+            params["version"] = version
+        found = self._call("GET", f"{API}/deployments", params=params)["deployments"]
+        return [Deployment.model_validate(d) for d in found]
 
     # -- blobs ----------------------------------------------------------------------
 

@@ -40,6 +40,10 @@ EVENTS: tuple[str, ...] = (
     "request.rejected",
     "request.cancelled",
     "request.applied",
+    "deployment.started",
+    "deployment.swapped",
+    "deployment.failed",
+    "deployment.stopped",
 )
 PREFIXES = tuple(sorted({e.split(".")[0] for e in EVENTS}))
 DeliveryStatus = Literal["pending", "delivered", "failed"]

@@ -10,10 +10,11 @@ from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from covex.domain.entities import Model, Page
-from covex.domain.errors import AlreadyExists, InvalidInput, NotFound
+from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from covex.domain.filters import MODEL_FIELDS, parse_filter, parse_order_by
 from covex.domain.names import validate_key, validate_model_name, validate_tags, validate_text
 from covex.service.base import ServiceBase, now_ms
+from covex.service.deployments import DeploymentService
 from covex.service.policies import guard_retag
 from covex.store import keyed, queries, search
 from covex.store.schema import grants, model_tags, model_versions, models
@@ -143,6 +144,10 @@ class ModelService(ServiceBase):
         """Delete a model with all its versions, tags and aliases (files stay until ``gc``)."""
         with self._tx(write=True) as conn:
             row = self._model_for(conn, name, "manager", "model.delete")
+            serving = self._sibling(DeploymentService).serving_deployments(conn, model_id=row.id)
+            if serving:
+                where = ", ".join(f"version {d.version} at {d.target} (deployment {d.id})" for d in serving)
+                raise InvalidState(f"model {name!r} is serving: {where}; stop those before deleting the model")
             versions = (
                 conn.execute(select(model_versions.c.version).where(model_versions.c.model_id == row.id))
                 .scalars()

@@ -6,7 +6,8 @@ server, CLI) hold one object:
 - ``covex.service.models``: models as a whole;
 - ``covex.service.versions``: versions, their files, metadata and documents (cards);
 - ``covex.service.placement``: stage and alias moves and their history;
-- ``covex.service.blobs``: the files themselves and who may write or read them.
+- ``covex.service.blobs``: the files themselves and who may write or read them;
+- ``covex.service.deployments``: where versions run (scoring servers, batch runs).
 
 Governance and upkeep are services beside it, reached as ``access``, ``approvals``, ``audit``,
 ``webhooks`` and ``maintenance``.
@@ -24,6 +25,7 @@ from covex.service.access import AccessService
 from covex.service.approvals import ApprovalService
 from covex.service.audit import AuditService
 from covex.service.blobs import BlobService
+from covex.service.deployments import DeploymentService
 from covex.service.maintenance import FSCK_BATCH, GC_GRACE_SECONDS, MaintenanceService
 from covex.service.models import ModelService
 from covex.service.placement import PlacementService
@@ -33,7 +35,7 @@ from covex.service.webhooks import WebhookService
 log = logging.getLogger("covex.service")
 
 
-class RegistryService(ModelService, VersionService, PlacementService, BlobService):
+class RegistryService(ModelService, VersionService, PlacementService, BlobService, DeploymentService):
     """The registry over one metadata database and one blob store, acting as one principal."""
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ from covex.domain.names import (
 from covex.domain.uris import MAX_ID, ModelRef
 from covex.service.base import ServiceBase, now_ms
 from covex.service.blobs import BlobService
+from covex.service.deployments import DeploymentService
 from covex.service.placement import record_event
 from covex.store import database, keyed, queries, search
 from covex.store.schema import (
@@ -427,6 +428,13 @@ class VersionService(ServiceBase):
         """Delete a version and its aliases; its number is never handed out again."""
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "manager", "version.delete")
+            serving = self._sibling(DeploymentService).serving_deployments(conn, version_id=row.id)
+            if serving:
+                where = ", ".join(f"deployment {d.id} at {d.target}" for d in serving)
+                raise InvalidState(
+                    f"version {version} of {name!r} is serving ({where}); stop it, or let it swap to another "
+                    "version, before deleting this one"
+                )
             aliases = (
                 conn.execute(select(model_aliases.c.alias).where(model_aliases.c.version_id == row.id)).scalars().all()
             )

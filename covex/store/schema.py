@@ -296,6 +296,28 @@ version_comments = Table(
     sqlite_autoincrement=True,
 )
 
+# Where versions run: scoring servers and batch runs (``covex.domain.deployments``).
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("started_by", String(256), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("stopped_at", BigInteger, nullable=True),
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Index("ix_deployments_model_id", "model_id"),
+    Index("ix_deployments_version_id", "version_id"),
+    sqlite_autoincrement=True,
+)
+
 # -- audit trail --------------------------------------------------------------------------
 
 # Append-only, hash-chained: each record's hash covers its fields and the previous record's hash.
