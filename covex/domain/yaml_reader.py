@@ -12,6 +12,7 @@ a few bytes expand into millions of values, or a cycle) are refused unless a rea
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ Loc = tuple[str | int, ...]
 """Where a value sits: its keys and list indexes from the root, e.g. ``("datasets", 0, "path")``."""
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+INT_TAG = "tag:yaml.org,2002:int"
 
 
 class YamlProblem(InvalidInput):
@@ -139,6 +141,9 @@ class _Builder:
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             # ValueError, OverflowError: e.g. an integer of more digits than Python converts.
             problem = getattr(exc, "problem", None) or str(exc)
+            digits = sys.get_int_max_str_digits()  # 0: no limit
+            if node.tag == INT_TAG and digits and len(str(node.value)) > digits:
+                problem = f"a number of more than {digits} digits (quote it to make it text)"
             raise YamlProblem(line, loc, f"cannot read this value: {problem}") from None
 
     def mapping(self, node: MappingNode, loc: Loc) -> dict[str, Any]:

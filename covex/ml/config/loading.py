@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +19,24 @@ from covex.domain.names import (
     validate_alias,
     validate_key,
     validate_model_name,
+    validate_ref,
     validate_text,
     validate_value,
 )
-from covex.domain.uris import parse_model_uri
+from covex.domain.uris import SCHEME, ModelRef, parse_model_uri
 from covex.domain.yaml_reader import Limits, Loc, YamlProblem, read_yaml
 from covex.ml.config.identity import identity_digest
 from covex.ml.config.interpolation import interpolator
 from covex.ml.config.messages import dotted, located, type_name
-from covex.ml.config.readers import check_card, describe, read_frame, read_metrics
+from covex.ml.config.readers import check_card, check_lineage, check_profile, describe, read_frame, read_metrics
 from covex.ml.config.schema import SECTIONS, Config, DatasetSpec
 from covex.ml.registering import COVEX_TAGS, SOURCE_DIGEST_TAG
 
 INPUT_EXAMPLE_ROWS = 5
 # Configs may reuse a block with YAML anchors (&train ... *train); the bounds still hold on the expansion.
 CONFIG_YAML = Limits(aliases=True, name="config files")
+# Far above what the limits on each value allow in all (1000 params of 5000 characters, ...); read no further.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
@@ -47,7 +50,12 @@ def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None =
     given = Path(path)
     label = str(path)
     try:
-        text = given.expanduser().read_text(encoding="utf-8")
+        with given.expanduser().open("rb") as f:
+            # Bounded: --config /dev/zero, or a stray multi-gigabyte file, is refused without filling memory.
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise InvalidInput(f"config file {label} is larger than {MAX_CONFIG_BYTES} bytes; config files are smaller")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise InvalidInput(f"config file {label} does not exist") from None
     except IsADirectoryError:
@@ -88,13 +96,7 @@ def _check(config: Config) -> None:
         except InvalidInput as exc:
             raise config.error(("aliases", i), exc.message) from None
     if config.parent is not None:
-        try:
-            parse_model_uri(config.parent.uri)
-        except InvalidInput:
-            raise config.error(
-                ("parent",),
-                f"must be a models:/ URI such as models:/{config.model}@champion, got {config.parent.uri!r}",
-            ) from None
+        check_parent_uri(config)
     for field in ("params", "tags"):
         for key, value in getattr(config, field).items():
             try:
@@ -142,8 +144,39 @@ def _check(config: Config) -> None:
         config._example_frame = read_frame(config, ("input_example",), config.input_example).head(INPUT_EXAMPLE_ROWS)
     if config.reference_data is not None:
         config._reference_frame = read_frame(config, ("reference_data",), config.reference_data)
+        check_profile(config, config._reference_frame)
     config._datasets = [describe(config, i, spec) for i, spec in enumerate(config.datasets)]
+    check_lineage(config, config._datasets)
     config._card = check_card(config)
+
+
+def parent_loc(config: Config) -> Loc:
+    """Where the parent's URI is written: ``parent.uri``, or ``parent`` itself (``parent: models:/...``)."""
+    return ("parent", "uri") if ("parent", "uri") in config._lines else ("parent",)
+
+
+def check_parent_uri(config: Config, stages: Sequence[str] | None = None) -> ModelRef:
+    """The parent's URI, parsed and each part checked as a lookup would check it; else the error names the line.
+
+    Without ``stages`` (the registry's, not known while loading) a stage in the URI is left to the
+    registry check; its model name is checked all the same.
+    """
+    assert config.parent is not None
+    uri = config.parent.uri
+    if not uri.startswith(SCHEME):
+        raise config.error(
+            parent_loc(config), f"must be a models:/ URI such as models:/{config.model}@champion, got {uri!r}"
+        )
+    try:
+        ref = parse_model_uri(uri, stages)
+        # The checks every lookup makes; a stage waits for the registry's list of stages.
+        validate_ref(ref if stages is not None or ref.kind != "stage" else ModelRef(ref.name, "latest"), stages or ())
+    except InvalidInput as exc:
+        said = f"'uri' {uri!r}"  # how the URI parser starts its messages; the config names the key itself
+        if exc.message.startswith(said):
+            raise config.error(parent_loc(config), f"{uri!r}{exc.message.removeprefix(said)}") from None
+        raise config.error(parent_loc(config), f"{uri!r} is not a version's URI: {exc.message}") from None
+    return ref
 
 
 # -- pydantic's errors, in the config's words -------------------------------------------------
@@ -183,6 +216,10 @@ def _pydantic_message(err: Mapping[str, Any]) -> tuple[Loc, str]:
         return loc, f"'{dotted(loc)}' is required"
     if kind == "string_type":
         return loc, f"must be text, got {type_name(value)}"
+    if kind == "string_unicode":
+        return loc, "is not valid Unicode text (it holds a lone surrogate)"
+    if kind == "path_type":
+        return loc, f"must be a path (text), got {type_name(value)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return loc, f"must be a mapping (key: value){_EXAMPLES.get(loc, '')}, got {type_name(value)}"
     if kind == "list_type":

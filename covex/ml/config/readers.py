@@ -7,10 +7,12 @@ import difflib
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from covex.domain.cards import CARD_FIELDS, validate_card
+from covex.domain.documents import validate_documents
 from covex.domain.errors import InvalidInput
 from covex.domain.names import validate_key
 from covex.domain.yaml_reader import Loc
@@ -161,6 +163,7 @@ def describe(config: Config, index: int, spec: DatasetSpec) -> dict[str, Any]:
 
 
 def check_card(config: Config) -> dict[str, Any]:
+    """The card as the registry would store it, checked by the registry's own rules, each problem at its line."""
     if config.card is None:
         return {}
     for key, value in config.card.items():
@@ -171,8 +174,65 @@ def check_card(config: Config) -> dict[str, Any]:
             raise config.error(loc, f"unknown card field{did}; known fields: {', '.join(CARD_FIELDS)}")
         if key == "owners":
             owners = [value] if isinstance(value, str) else value
-            if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
+            if not isinstance(owners, list):
                 raise config.error(loc, f"must be a list of names, got {type_name(value)}")
+            for i, owner in enumerate(owners):
+                if not isinstance(owner, str):
+                    raise config.error((*loc, i), f"must be text, got {type_name(owner)}")
         elif not isinstance(value, str):
             raise config.error(loc, f"must be text, got {type_name(value)}")
-    return validate_card(dict(config.card))
+        try:
+            validate_card({key: value})
+        except InvalidInput as exc:
+            raise config.error(_card_problem_at(config, key, value), exc.message) from None
+    card = validate_card(dict(config.card))
+    try:
+        validate_documents({"card": card})
+    except InvalidInput as exc:
+        raise config.error(("card",), _as_written(exc.message, "card")) from None
+    return card
+
+
+def _card_problem_at(config: Config, key: str, value: Any) -> Loc:
+    """The card field the registry refused; for ``owners``, the first owner it refuses on its own, if any."""
+    if key == "owners" and isinstance(value, list):
+        for i, owner in enumerate(value):
+            try:
+                validate_card({"owners": [owner]})
+            except InvalidInput:
+                return ("card", "owners", i)
+    return ("card", key)
+
+
+def check_lineage(config: Config, datasets: list[dict[str, Any]]) -> None:
+    """The datasets as the version's lineage will hold them, checked by the registry's rules for that document."""
+    try:
+        validate_documents({"lineage": {"datasets": datasets}})
+    except InvalidInput as exc:
+        message = _as_written(exc.message, "lineage")
+        item = re.match(r"'datasets\[(\d+)\](?:\.(\w+))?'", message)
+        if item is None:
+            raise config.error(("datasets",), f"cannot be stored in the version's lineage: {message}") from None
+        loc: Loc = ("datasets", int(item.group(1)), *([item.group(2)] if item.group(2) else []))
+        raise config.error(loc, message) from None
+
+
+def check_profile(config: Config, frame: Any) -> None:
+    """The reference data's profile (drift monitoring's baseline), checked as the registry will check it."""
+    from covex.ml.profile import profile_frame
+
+    try:
+        validate_documents({"profile": profile_frame(frame)})
+    except InvalidInput as exc:
+        shown = shown_path(config, config.reference_data) if config.reference_data else "the reference data"
+        message = _as_written(exc.message, "profile")
+        raise config.error(("reference_data",), f"the profile of {shown} cannot be stored: {message}") from None
+
+
+def _as_written(message: str, kind: str) -> str:
+    """A document's message in the config's words: ``'documents.lineage.datasets[0]'`` as ``'datasets[0]'``."""
+    prefix = f"'documents.{kind}"
+    if not message.startswith(prefix):
+        return message
+    rest = message[len(prefix) :]
+    return "'" + rest[1:] if rest.startswith(".") else f"'{kind}{rest}"

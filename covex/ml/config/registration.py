@@ -15,7 +15,7 @@ from covex.domain.entities import ModelVersion
 from covex.domain.errors import InvalidInput, NotFound, PermissionDenied
 from covex.domain.names import validate_alias
 from covex.domain.yaml_reader import Loc
-from covex.ml.config.loading import load_config
+from covex.ml.config.loading import check_parent_uri, load_config, parent_loc
 from covex.ml.config.placement import Move, place
 from covex.ml.config.readers import shown_path
 from covex.ml.config.schema import Config
@@ -92,6 +92,7 @@ def check_against_registry(client: Client, config: Config) -> RegistryCheck:
     parent = None
     notes: list[str] = []
     if config.parent is not None:
+        check_parent_uri(config, stages)  # a stage in it is known only now
         try:
             parent = client.get_version(config.parent.uri)
         except NotFound as exc:
@@ -99,6 +100,10 @@ def check_against_registry(client: Client, config: Config) -> RegistryCheck:
                 hint = " (a first run may write parent: {uri: ..., required: false})"
                 raise config.error(("parent",), exc.message + hint, NotFound) from None
             notes.append(f"parent {config.parent.uri} does not exist yet: registered without a parent")
+        except InvalidInput as exc:
+            raise config.error(parent_loc(config), exc.message) from None
+        except PermissionDenied as exc:
+            raise config.error(("parent",), exc.message, PermissionDenied) from None
     return RegistryCheck(stage, parent, tuple(notes))
 
 

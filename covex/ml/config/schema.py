@@ -86,7 +86,12 @@ def _metric_value(value: Any) -> Any:
             raise PydanticCustomError(
                 "not_a_number", "must be a number, got {value}", {"value": type_name(value)}
             ) from None
-    if isinstance(value, int | float) and not math.isfinite(value):
+    if isinstance(value, int):
+        try:
+            value = float(value)
+        except OverflowError:  # an integer of hundreds of digits (0xfff...): no float holds it
+            raise PydanticCustomError("not_finite", "must be a finite number, got one too large") from None
+    if isinstance(value, float) and not math.isfinite(value):
         raise PydanticCustomError("not_finite", "must be a finite number, got {value}", {"value": value})
     return value
 
