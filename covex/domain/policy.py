@@ -229,13 +229,16 @@ def _problem(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
 
 
 def _finish(
-    rules: PolicyRules, kind: TargetKind, target: str, stage: Callable[[str], str]
+    rules: PolicyRules, kind: TargetKind, target: str, stage: Callable[[str], str], initial: str | None
 ) -> tuple[PolicyRules, str | None, str]:
     """Rules with their ``from`` stages normalised, or (rules, the key at fault, why)."""
     if kind == "alias" and rules.archive_existing:
         return rules, "archive_existing", "'archive_existing' applies to stages only"
     if kind == "alias" and rules.from_:
         return rules, "from", "'from' applies to stages only: it says which stages a stage is entered from"
+    if rules.from_ and target == initial:
+        why = f"'from' cannot be set on stage {target!r}: it is the first stage, where versions are created, not"
+        return rules, "from", f"{why} one they enter from another (a policy there may still govern moves back to it)"
     order: list[str] = []
     for i, name in enumerate(rules.from_):
         try:
@@ -251,9 +254,17 @@ def _finish(
 
 
 def validate_rules(
-    body: Mapping[str, Any], *, kind: TargetKind, target: str = "", stage: Callable[[str], str] = lambda s: s
+    body: Mapping[str, Any],
+    *,
+    kind: TargetKind,
+    target: str = "",
+    stage: Callable[[str], str] = lambda s: s,
+    stages: Sequence[str] = (),
 ) -> PolicyRules:
-    """Check a policy's rules (API callers); ``InvalidInput`` names the first bad key."""
+    """Check a policy's rules (API callers); ``InvalidInput`` names the first bad key.
+
+    ``stages`` are the registry's stages in order: the first, where versions start, takes no ``from``.
+    """
     if not isinstance(body, Mapping):
         raise InvalidInput("a policy must be a mapping of rules (approvals, approvers, gates ...)")
     check_json(body, "policy")
@@ -261,7 +272,7 @@ def validate_rules(
         rules = PolicyRules.model_validate(dict(body))
     except ValidationError as exc:
         raise InvalidInput(_problem(exc.errors()[0])[1]) from None
-    rules, fault, why = _finish(rules, kind, target, stage)
+    rules, fault, why = _finish(rules, kind, target, stage, stages[0] if stages else None)
     if fault is not None:
         raise InvalidInput(why)
     return rules
@@ -300,10 +311,14 @@ def parse_policy_file(
     *,
     stage: Callable[[str], str],
     alias: Callable[[str], str],
+    stages: Sequence[str] = (),
+    beside: Sequence[Policy] = (),
 ) -> list[Policy]:
     """Read a policy file; ``stage``/``alias`` normalise and check target names (raising ``InvalidInput``).
 
     Every problem in the file is reported at once, each with its line; any problem rejects the whole file.
+    With ``stages`` (the registry's, in order) a ``from`` that leaves stages no version could enter is
+    a problem too, the file's policies taken with ``beside`` (the policies in place they join).
     """
     if not isinstance(text, str):
         raise InvalidInput("a policy file must be YAML text")
@@ -322,6 +337,7 @@ def parse_policy_file(
         )
     problems = _Problems()
     out: list[Policy] = []
+    lines: dict[int, int] = {}  # id() of a policy read -> the line of its 'from' (or of the policy)
     seen: dict[tuple[str, str, str, str], int] = {}
     for i, item in enumerate(data["policies"]):
         loc: Loc = ("policies", i)
@@ -360,7 +376,7 @@ def parse_policy_file(
                 sub, message = _problem(error)
                 problems.add(document.line((*loc, *sub)), message)
             continue
-        rules, fault, why = _finish(rules, kind, target, stage)
+        rules, fault, why = _finish(rules, kind, target, stage, stages[0] if stages else None)
         if fault is not None:
             sub = tuple(int(p) if p.isdigit() else p for p in re.split(r"[\[\]]+", fault) if p)
             problems.add(document.line((*loc, *sub)), why)
@@ -369,8 +385,26 @@ def parse_policy_file(
             {"model": scope_text} if scope in ("model", "pattern") else {"tag": scope_text} if scope == "tag" else {}
         )
         out.append(Policy(target_kind=kind, target=target, **scope_keys, **rules.model_dump(by_alias=False)))
+        lines[id(out[-1])] = document.line((*loc, "from"))
+    if stages and not problems.found:
+        _order_problems(out, beside, stages, lines, problems)
     problems.raise_any()
     return out
+
+
+def _order_problems(
+    parsed: list[Policy], beside: Sequence[Policy], stages: Sequence[str], lines: dict[int, int], problems: _Problems
+) -> None:
+    """Add, at the line of a ``from`` at fault, each stage the file leaves no version could enter."""
+    from covex.domain.scopes import order_gaps  # scopes builds on this module
+
+    def where(p: Policy) -> str:
+        return f"at line {lines[id(p)]}" if id(p) in lines else f"in policy {p.id} ({p.scope_label})"
+
+    replaced = {(p.target_kind, p.target, p.scope_ref) for p in parsed}
+    kept = [p for p in beside if (p.target_kind, p.target, p.scope_ref) not in replaced]
+    for gap in order_gaps(beside, [*kept, *parsed], stages, where):
+        problems.add(min((lines[id(p)] for p in gap.culprits if id(p) in lines), default=1), gap.message)
 
 
 def dump_policies(policies: Sequence[Policy]) -> str:

@@ -16,12 +16,12 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from covex.domain import policy as rules
 from covex.domain.access import RANK
-from covex.domain.errors import InvalidInput, NotFound
+from covex.domain.errors import InvalidInput, InvalidState, NotFound
 from covex.domain.names import validate_alias, validate_target
 from covex.domain.policy import Policy, TargetKind
-from covex.domain.scopes import AppliedPolicy, resolve
+from covex.domain.scopes import AppliedPolicy, order_gaps, resolve
 from covex.service.base import Refused, ServiceBase, now_ms
-from covex.store.schema import model_aliases, model_tags, policies
+from covex.store.schema import model_aliases, model_tags, models, policies
 
 
 def policy_from(row: Row[Any]) -> Policy:
@@ -102,6 +102,25 @@ def _governed_by(policy: Policy | None) -> str:
     return "the global policy" if policy.scope == "global" else f"the policy for {policy.scope_label}"
 
 
+def _in_policy(policy: Policy) -> str:
+    return f"in policy {policy.id} ({policy.scope_label})"
+
+
+def _order_subjects(conn: Connection, found: Iterable[Policy]) -> list[tuple[str, dict[str, str]]]:
+    """Every model (name, tags: those a stage policy is scoped by), when a stage policy has a scope."""
+    scoped = [p for p in found if p.target_kind == "stage" and p.scope != "global"]
+    if not scoped:
+        return []
+    names = dict(conn.execute(select(models.c.id, models.c.name)).all())
+    keys = {p.scope_text.partition("=")[0] for p in scoped if p.scope == "tag"}
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
+    if keys:
+        q = select(model_tags.c.model_id, model_tags.c.key, model_tags.c.value).where(model_tags.c.key.in_(keys))
+        for model_id, key, value in conn.execute(q):
+            tags[model_id][key] = value
+    return [(name, tags[model_id]) for model_id, name in names.items()]
+
+
 def _audit_label(kind: str, target: str, scope_kind: str, scope: str) -> str:
     """How the audit trail names a policy: ``stage:Production``, ``stage:Production model:churn``."""
     return f"{kind}:{target}" + ("" if scope_kind == "global" else f" {scope_kind}:{scope}")
@@ -166,6 +185,17 @@ class PolicyService(ServiceBase):
         assert stored is not None
         return stored
 
+    def _order_gaps(self, conn: Connection, before: list[Policy]) -> str | None:
+        """Why the policies now in ``conn`` leave stages no version could enter that ``before`` did not (None: ok)."""
+        after = load_policies(conn)
+        if not any(p.target_kind == "stage" and p.from_ for p in after):
+            return None
+        found = order_gaps(before, after, self.stages, _in_policy, _order_subjects(conn, [*before, *after]))
+        if not found:
+            return None
+        said = [gap.message for gap in found[:3]]
+        return "; ".join(said) + (f" (and {len(found) - 3} more)" if len(found) > 3 else "")
+
     # -- use cases ------------------------------------------------------------------
 
     def set_policy(
@@ -179,20 +209,27 @@ class PolicyService(ServiceBase):
         scope_kind, scope = rules.scope_of(model, tag)
         with self._tx(write=True) as conn:
             self.require_admin("policy.set", _audit_label(kind, target, scope_kind, scope))
-            checked = rules.validate_rules(body, kind=kind, target=target, stage=self.stage)
+            checked = rules.validate_rules(body, kind=kind, target=target, stage=self.stage, stages=self.stages)
             scope_keys = {"model": model} if model is not None else {"tag": tag} if tag is not None else {}
             new = Policy(target_kind=kind, target=target, **scope_keys, **checked.model_dump(by_alias=False))
-            return self._upsert(conn, new, now_ms())
+            before = load_policies(conn)
+            stored = self._upsert(conn, new, now_ms())
+            gap = self._order_gaps(conn, before) if checked.from_ else None
+            if gap is not None:
+                raise InvalidInput(f"'from': {gap}")  # the transaction is rolled back: nothing is set
+            return stored
 
     def apply_policy_file(self, text: str, replace: bool = False) -> list[Policy]:
         """Apply every policy of a YAML file, or none if any has an error; ``replace`` deletes the others."""
         # Authenticate and check rights before reading the file: only admins make the server parse YAML.
-        with self._tx(write=False):
+        with self._tx(write=False) as conn:
             self.require_admin("policy.set", "policies")
-        parsed = rules.parse_policy_file(text, stage=self.stage, alias=self._alias)
+            beside = [] if replace else load_policies(conn)
+        parsed = rules.parse_policy_file(text, stage=self.stage, alias=self._alias, stages=self.stages, beside=beside)
         now = now_ms()
         with self._tx(write=True) as conn:
             self.require_admin("policy.set", "policies")
+            before = load_policies(conn)
             out = [self._upsert(conn, p, now) for p in parsed]
             if replace:
                 keep = {(p.target_kind, p.target, p.scope, p.scope_text) for p in parsed}
@@ -201,6 +238,9 @@ class PolicyService(ServiceBase):
                         gone = policy_from(row)
                         conn.execute(delete(policies).where(policies.c.id == row.id))
                         self._audit(conn, "policy.delete", self._audit_target(gone), gone.rules(), None)
+            gap = self._order_gaps(conn, before)
+            if gap is not None:
+                raise InvalidInput(f"policy file rejected, nothing applied: {gap}")
             return out
 
     def get_policy(self, kind: str, target: str, *, model: str | None = None, tag: str | None = None) -> Policy:
@@ -229,8 +269,12 @@ class PolicyService(ServiceBase):
             before = self._find(conn, kind, target, scope_kind, scope)
             if before is None:
                 raise _no_policy(kind, target, scope_kind, scope)
+            every = load_policies(conn)
             conn.execute(delete(policies).where(self._where(kind, target, scope_kind, scope)))
             self._audit(conn, "policy.delete", self._audit_target(before), before.rules(), None)
+            gap = self._order_gaps(conn, every) if kind == "stage" else None
+            if gap is not None:
+                raise InvalidState(f"the policy of {before.label} was not deleted: without it, {gap}")
 
     def applicable_policies(self, name: str) -> list[AppliedPolicy]:
         """For each stage, and each alias the model has or a policy names: the policy that applies, and why.

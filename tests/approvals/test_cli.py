@@ -173,3 +173,22 @@ def test_scoped_policies_and_show(covex: Run, tmp_path: Path) -> None:
     assert "deleted the policy of stage Production for model 'store-sales'" in deleted.stdout
     bad = covex("policies", "set", "--stage", "Production", "--tag", "team")
     assert 2 == bad.exit_code and "'tag' must be written key=value" in bad.stderr
+
+
+def test_policies_that_leave_a_stage_no_version_could_enter_are_refused(covex: Run, tmp_path: Path) -> None:
+    assert 0 == covex("policies", "set", "--stage", "Dev", "--from", "Test").exit_code
+    cycle = covex("policies", "set", "--stage", "Test", "--from", "Dev")
+    assert 2 == cycle.exit_code
+    assert "no version could ever enter Dev and Test: Dev and Test are entered only from each other" in cycle.stderr
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "policies:\n  - stage: Production\n    model: churn\n    from: [Dev]\n  - stage: Test\n    from: [Dev]\n"
+    )
+    applied = covex("policies", "apply", str(policy))
+    assert 2 == applied.exit_code
+    assert "; line 6: under the global policies, no version could ever enter Dev and Test: Dev and Test are" in (
+        applied.stderr
+    )
+    first = covex("policies", "set", "--stage", "None", "--from", "Dev")
+    assert 2 == first.exit_code and "'from' cannot be set on stage 'None': it is the first stage" in first.stderr
+    assert ["Dev"] == [p["target"] for p in covex("policies", "list", "--json").json()]  # type: ignore[index,union-attr]

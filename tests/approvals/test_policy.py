@@ -26,7 +26,7 @@ def alias(name: str) -> str:
 
 
 def parse(text: str) -> list[Policy]:
-    return parse_policy_file(text, stage=stage, alias=alias)
+    return parse_policy_file(text, stage=stage, alias=alias, stages=list(STAGES.values()))
 
 
 FILE = """\
@@ -104,6 +104,10 @@ def test_dump_reads_back() -> None:
         ("policies:\n  - stage: Test\n    from:\n      - Dev\n      - 7\n", "line 5: 'from[1]' must be a string"),
         ("policies:\n  - stage: Test\n    from: Dev\n", "line 3: 'from' must be a list of stages such as [Test]"),
         ("policies:\n  - alias: champion\n    from: [Test]\n", "line 3: 'from' applies to stages only"),
+        (
+            "policies:\n  - stage: none\n    from: [Dev]\n",
+            "line 3: 'from' cannot be set on stage 'None': it is the first",
+        ),
         ("policies:\n  - stage: Test\n    model: a\n    tag: b=c\n", "line 4: give at most one of 'model' or 'tag'"),
         ("policies:\n  - stage: Test\n\n    tag: team\n", "line 4: 'tag' must be written key=value"),
         ("policies:\n  - stage: Test\n    model: 'bad name'\n", "line 3: 'model' 'bad name' is not a valid model name"),
