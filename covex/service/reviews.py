@@ -19,7 +19,7 @@ from covex.domain.access import EVERYONE, RANK
 from covex.domain.errors import InvalidInput, InvalidState
 from covex.domain.gates import GateResult
 from covex.domain.policy import Policy, TransitionRequest
-from covex.domain.scopes import resolve
+from covex.domain.scopes import covers, resolve, why_not_governing
 from covex.service.base import Refused, now_ms
 from covex.service.policies import applicable_policy, load_policies, model_tag_map
 from covex.service.requests import RequestService, dump, results, text
@@ -119,7 +119,7 @@ class ReviewService(RequestService):
     def _review(self, request_id: int, decision: str, comment: str) -> TransitionRequest:
         """Record an approval or rejection; an approval that completes the request applies it."""
         comment = text(comment, "comment")
-        stale: str | None = None
+        refusal = ""
         with self._tx(write=True) as conn:
             request, model = self._locked(conn, request_id)
             action = f"request.{decision}"
@@ -138,9 +138,10 @@ class ReviewService(RequestService):
                 )
             ).one_or_none()
             if policy is None:
-                stale = self._close_unprotected(conn, model, request, action, target)
+                closed = self._close_unprotected(conn, model, request, action, target)
                 if decision == "reject":
                     return self._load(conn, [self._request_row(conn, request_id)])[0]
+                refusal = f"request {request_id} is stale and was closed: {closed}"
             else:
                 why = self._ineligible(
                     policy, request, None if version is None else version.created_by, self._approver_scopes(conn)
@@ -163,20 +164,44 @@ class ReviewService(RequestService):
                 else:
                     assert version is not None
                     return self._approve(conn, model, request, policy, version, comment)
+                refusal = f"request {request_id} is stale and was closed: {stale}; open a new request"
         # The STALE mark is committed above; the approval itself is refused.
-        raise InvalidState(f"request {request_id} is stale and was closed: {stale}; open a new request")
+        raise InvalidState(refusal)
+
+    def _lost_policy(self, conn: Connection, model: Row[Any], request: Row[Any], now: Policy | None) -> str:
+        """What became of the policy that judged ``request``, and which governs its target for the model now."""
+        label = f"{request.target_kind} {request.target!r}"
+        kind, _, scope = request.policy_scope.partition(":")
+        whose = rules.scope_label(kind, scope)
+        judged = f"the {whose} policy" if request.policy_id is None else f"policy {request.policy_id} ({whose})"
+        judged += ", which judged the request,"
+        found = load_policies(conn, request.target_kind, request.target)
+        # The scope as well as the id: a deleted policy's id can be given again (SQLite reuses the highest).
+        then = next((p for p in found if (p.id, p.scope_ref) == (request.policy_id, request.policy_scope)), None)
+        if then is None:
+            why = "it was deleted"
+        else:
+            tags = model_tag_map(conn, [model.id])[model.id]
+            why = why_not_governing(then, now, model.name, tags)
+            # It covered the model when the request was made: a name it no longer covers is a new name.
+            if then.scope == "model" and then.model != model.name:
+                why = f"{why}, which was renamed {model.name!r}"
+            elif then.scope == "pattern" and not covers(then, model.name, tags):
+                why = f"{why}: the model was renamed"
+        governs = f"policy {now.id} ({now.scope_label}) governs it now" if now else "no policy governs it now"
+        return f"{judged} no longer governs {label} for {model.name!r}: {why}; {governs}"
 
     def _close_unprotected(self, conn: Connection, model: Row[Any], request: Row[Any], action: str, target: str) -> str:
         """Close a request whose target lost its policy (STALE): its requester, a manager or an admin may."""
-        label = f"{request.target_kind} {request.target!r}"
+        change = self._lost_policy(conn, model, request, None)
         if request.requester != self.actor and self.model_role(conn, model.id) < RANK["manager"]:
             raise Refused(
-                f"{self.actor!r} may not review request {request.id}: {label} has no policy any more, so only "
-                f"its requester ({request.requester!r}), a manager of {model.name!r} or an admin may close it",
+                f"{self.actor!r} may not review request {request.id}: {change}, so only its requester "
+                f"({request.requester!r}), a manager of {model.name!r} or an admin may close it",
                 action=action,
                 target=target,
             )
-        why = f"{label} has no policy any more (closed by {self.actor}); move the version directly"
+        why = f"{change} (closed by {self.actor}); move the version directly"
         self._set_status(conn, request.id, "STALE", why)
         self._audit(conn, "request.stale", target, {"status": "OPEN"}, {"status": "STALE", "reason": why})
         return why
@@ -244,12 +269,7 @@ class ReviewService(RequestService):
         # The scope as well as the id: a deleted policy's id can be given again (SQLite reuses the
         # highest), and a request must never be judged by a policy of another scope.
         if policy.id != request.policy_id or policy.scope_ref != request.policy_scope:
-            was = rules.scope_label(*request.policy_scope.partition(":")[::2])
-            return (
-                f"{model.name!r} is now governed by the policy of {policy.label} (policy {policy.id}); "
-                f"the request was judged by policy {request.policy_id} ({was})",
-                [],
-            )
+            return self._lost_policy(conn, model, request, policy), []
         order = rules.order_problem(policy, request.target, version.stage, f"version {request.version}")
         if request.target_kind == "stage" and request.kind != "rollback" and order is not None:
             return order, []

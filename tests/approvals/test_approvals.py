@@ -357,17 +357,18 @@ def test_without_a_policy_only_the_requester_managers_or_admins_close_a_request(
         assert ["request.reject"] * 2 == refusals(registry, "eve", start)
         assert ["request.reject"] == refusals(registry, "mallory", start)
         closed = team.requester.approvals.reject(first.id)
-        assert ("STALE", "stage 'Production' has no policy any more (closed by alice); move the version directly") == (
-            closed.status,
-            closed.status_message,
-        )
+        assert (
+            "STALE",
+            f"policy {first.policy_id} (global), which judged the request, no longer governs stage 'Production' for "
+            "'churn': it was deleted; no policy governs it now (closed by alice); move the version directly",
+        ) == (closed.status, closed.status_message)
         second = team.admin.approvals.get_request(first.id)
         assert [] == second.reviews
     registry.service.access.grant("user:carol", "manager", model="churn")
     team.admin.approvals.set_policy("stage", "Production", {"approvals": 1})
     again = team.requester.approvals.create_request("churn", v2, stage="Production")
     team.admin.approvals.delete_policy("stage", "Production")
-    with pytest.raises(covex.InvalidState, match="stale and was closed: stage 'Production' has no policy"):
+    with pytest.raises(covex.InvalidState, match=r"stale and was closed: policy \d+ \(global\), which judged the"):
         team.author.approvals.approve(again.id)
     assert "STALE" == team.admin.approvals.get_request(again.id).status
 

@@ -123,12 +123,83 @@ def test_a_request_turns_stale_when_another_policy_governs_its_model(scoped: cov
     churn = version(scoped, "churn", auc=0.9)
     request = scoped.approvals.create_request("churn", churn, stage="Production")
     assert "global" == request.policy_scope
-    scoped.approvals.set_policy("stage", "Production", {"approvals": 1}, model="churn")
+    mine = scoped.approvals.set_policy("stage", "Production", {"approvals": 1}, model="churn")
     with pytest.raises(covex.InvalidState, match="stale"):
         lead.approvals.approve(request.id)
     stale = scoped.approvals.get_request(request.id)
-    assert "STALE" == stale.status
-    assert "now governed by the policy of stage 'Production' for model 'churn'" in stale.status_message
+    assert (
+        "STALE",
+        f"policy {request.policy_id} (global), which judged the request, no longer governs stage 'Production' for "
+        f"'churn': it still covers the model, but model 'churn' is more specific; policy {mine.id} (model 'churn') "
+        "governs it now",
+    ) == (stale.status, stale.status_message)
+
+
+def test_a_request_whose_policy_no_longer_governs_its_renamed_model_says_what_happened(
+    client: covex.Client, lead: covex.Client
+) -> None:
+    client.create_model("churn")
+    v = version(client, "churn")
+    mine = client.approvals.set_policy("stage", "Production", {"approvals": 1}, model="churn")
+    # Other policies exist, of this stage and of others; none covers the new name.
+    client.approvals.set_policy("stage", "Production", {"approvals": 2}, model="sales/*")
+    client.approvals.set_policy("stage", "Test", {"approvals": 1})
+    request = client.approvals.create_request("churn", v, stage="Production")
+    client.rename_model("churn", "churn-v2")
+    with pytest.raises(covex.InvalidState) as info:
+        lead.approvals.approve(request.id)
+    change = (
+        f"policy {mine.id} (model 'churn'), which judged the request, no longer governs stage 'Production' for "
+        "'churn-v2': it is for model 'churn', which was renamed 'churn-v2'; no policy governs it now"
+    )
+    assert f"request {request.id} is stale and was closed: {change} (closed by lead); move the version directly" == (
+        info.value.message
+    )
+    assert ("STALE", "None") == (
+        client.approvals.get_request(request.id).status,
+        client.get_version("churn-v2", v).stage,
+    )
+    # Renamed out of a pattern, into the global policy's care: the message names the one that governs now.
+    glob = client.approvals.set_policy("stage", "Production", {"approvals": 3})
+    client.create_model("sales/eu")
+    w = version(client, "sales/eu")
+    pattern = client.approvals.get_policy("stage", "Production", model="sales/*")
+    request = client.approvals.create_request("sales/eu", w, stage="Production")
+    client.rename_model("sales/eu", "eu-sales")
+    with pytest.raises(covex.InvalidState) as info:
+        lead.approvals.approve(request.id)
+    assert (
+        f"request {request.id} is stale and was closed: policy {pattern.id} (pattern 'sales/*'), which judged the "
+        "request, no longer governs stage 'Production' for 'eu-sales': pattern 'sales/*' does not match "
+        f"'eu-sales': the model was renamed; policy {glob.id} (global) governs it now; open a new request"
+    ) == info.value.message
+
+
+def test_a_request_whose_tag_policy_no_longer_governs_says_what_happened(
+    registry: Registry, client: covex.Client, lead: covex.Client
+) -> None:
+    client.create_model("basket", tags={"team": "retail"})
+    v = version(client, "basket")
+    retail = client.approvals.set_policy("stage", "Production", {"approvals": 1}, tag="team=retail")
+    request = client.approvals.create_request("basket", v, stage="Production")
+    client.set_model_tag("basket", "team", "crm")
+    change = (
+        f"policy {retail.id} (tag team=retail), which judged the request, no longer governs stage 'Production' for "
+        "'basket': the model's tag team is 'crm', not 'retail'; no policy governs it now"
+    )
+    with registry.user("bob") as bob:
+        client.access.grant("user:bob", "reader", model="basket")
+        with pytest.raises(covex.PermissionDenied) as refused:
+            bob.approvals.approve(request.id)
+    assert (
+        f"'bob' may not review request {request.id}: {change}, so only its requester ('{request.requester}'), "
+        "a manager of 'basket' or an admin may close it"
+    ) == refused.value.message
+    with pytest.raises(covex.InvalidState) as info:
+        lead.approvals.approve(request.id)
+    assert (
+        f"request {request.id} is stale and was closed: {change} (closed by lead); move the version directly"
+    ) == info.value.message
 
 
 def test_a_request_is_stale_when_its_policy_is_deleted_and_another_takes_its_id(
