@@ -12,6 +12,7 @@ from covex import __version__
 from covex.cli import access as access_cli
 from covex.cli import approvals as approvals_cli
 from covex.cli import audit as audit_cli
+from covex.cli import deployments as deployments_cli
 from covex.cli import maintenance as maintenance_cli
 from covex.cli import output
 from covex.cli import server as server_cli
@@ -45,7 +46,7 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(stages_app, name="stages")
 app.add_typer(aliases_app, name="aliases")
 app.add_typer(import_app, name="import")
-for _area in (server_cli, access_cli, approvals_cli, audit_cli, maintenance_cli, webhooks_cli):
+for _area in (server_cli, access_cli, approvals_cli, audit_cli, deployments_cli, maintenance_cli, webhooks_cli):
     _area.register(app)
 
 
@@ -249,10 +250,13 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
         lineage: dict[str, Any] | None = c.get_lineage(v.uri)
     except errors.NotFound:
         lineage = None
+    deployed = c.deployments(v.name, v.version)
     if as_json:
-        output.emit_json({**v.model_dump(mode="json"), "lineage": lineage})
+        output.emit_json(
+            {**v.model_dump(mode="json"), "lineage": lineage, "deployments": [d.model_dump() for d in deployed]}
+        )
     else:
-        output.show_version(v, lineage)
+        output.show_version(v, lineage, deployed)
 
 
 @versions_app.command("history")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from covex.domain.deployments import ENDED, Deployment
 from covex.domain.entities import Model, ModelEvent, ModelVersion
 
 console = Console()
@@ -137,7 +138,19 @@ def history_table(events: Sequence[ModelEvent]) -> None:
     console.print(table)
 
 
-def show_version(v: ModelVersion, lineage: dict[str, Any] | None = None) -> None:
+def _deployment_rows(deployments: Sequence[Deployment]) -> list[tuple[str, str]]:
+    """Where the version runs now (what has ended is in ``covex deployments list``)."""
+    running = [d for d in deployments if d.status not in ENDED]
+    return (
+        [("deployed", "; ".join(f"{d.kind} at {d.target} ({d.status}{', stale' if d.stale else ''})" for d in running))]
+        if running
+        else []
+    )
+
+
+def show_version(
+    v: ModelVersion, lineage: dict[str, Any] | None = None, deployments: Sequence[Deployment] = ()
+) -> None:
     table = Table(show_header=False, box=None)
     rows = [
         ("uri", v.uri),
@@ -156,6 +169,7 @@ def show_version(v: ModelVersion, lineage: dict[str, Any] | None = None) -> None
         ("created", _when(v.creation_timestamp)),
         ("updated", _when(v.last_updated_timestamp)),
         *_lineage_rows(lineage),
+        *_deployment_rows(deployments),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)

@@ -402,7 +402,15 @@ class Client:
             except NotFound:
                 docs[kind] = None
         events = [e.model_dump() for e in self._backend.history(mv.name, mv.version)]
-        return render_card(mv, docs["card"] or {}, signature=docs["signature"], lineage=docs["lineage"], history=events)
+        deployed = [d.model_dump() for d in self._backend.list_deployments(mv.name, mv.version)]
+        return render_card(
+            mv,
+            docs["card"] or {},
+            signature=docs["signature"],
+            lineage=docs["lineage"],
+            history=events,
+            deployments=deployed,
+        )
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:
         """Stage moves and alias changes of a model, oldest first; ``version`` keeps those touching it."""

@@ -70,8 +70,9 @@ def render_card(
     signature: dict[str, Any] | None = None,
     lineage: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
+    deployments: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Markdown combining the author's card with metrics, signature, lineage and history."""
+    """Markdown combining the author's card with metrics, signature, lineage, history and deployments."""
     out = [f"# {version.name} — version {version.version}", ""]
     if version.description:
         out += [version.description, ""]
@@ -134,4 +135,17 @@ def render_card(
             for h in history
         ]
         out += [*_table(["when", "what", "from", "to", "by"], rows), ""]
+    if deployments:
+        out += ["## Deployments", ""]
+        rows = [
+            [
+                d["kind"],
+                d["target"],
+                d["status"] + (" (stale)" if d.get("stale") else ""),
+                _when(d["started_at"]),
+                d.get("started_by", ""),
+            ]
+            for d in deployments
+        ]
+        out += [*_table(["kind", "where", "status", "since", "by"], rows), ""]
     return "\n".join(out).rstrip() + "\n"
