@@ -1,0 +1,371 @@
+"""The scoring server's HTTP surface: a Starlette app over one ``ModelHolder``.
+
+Routes parse the request (``payloads``, ``oip``), score it on the version they read once from the
+holder, and render. Every response carries ``X-Request-ID`` and, once a version is loaded,
+``Covex-Model-Version`` (the version that answered).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from covex import __version__
+from covex.domain.errors import CovexError, MethodNotAllowed, NotFound, RequestTooLarge, Unauthenticated
+from covex.domain.webhooks import verify_signature
+from covex.serving import oip
+from covex.serving.errors import BadInput, ModelFailed, NotReady, kind_of
+from covex.serving.holder import ModelHolder, Served
+from covex.serving.metrics import CONTENT_TYPE, Metrics
+from covex.serving.options import ServeOptions
+from covex.serving.payloads import JSON, ModelInput, dumps, jsonable, load_json, parse_invocation
+
+log = logging.getLogger("covex.serving")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+REFRESH_MIN_INTERVAL = 0.5  # seconds between refreshes a caller can cause
+
+
+class ScoringServer:
+    """The state one worker's routes share: options, the holder, metrics, the inference log."""
+
+    def __init__(self, options: ServeOptions, holder: ModelHolder | None = None) -> None:
+        self.options = options
+        self.metrics = Metrics()
+        self.holder = holder or ModelHolder(
+            options.client,
+            options.uri,
+            poll_seconds=options.poll_seconds,
+            cache_dir=options.registry.get("cache_dir"),
+            on_failure=lambda _: self.metrics.swap_failures.inc(),
+        )
+        self.holder.add_listener(self.metrics.served)
+        self.inference_log: Any = None
+        if options.log_inferences:
+            from covex.serving.inference_log import InferenceLog
+
+            self.inference_log = InferenceLog(
+                options.log_inferences,
+                max_queue=options.log_queue,
+                interval=options.log_batch_seconds,
+                on_drop=self.metrics.log_dropped.inc,
+            )
+        self._last_refresh = 0.0
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    async def invocations(self, request: Request) -> Response:
+        return await self._score(request, "invocations", self._parse_invocation, _mlflow_answer)
+
+    async def infer(self, request: Request) -> Response:
+        served = self._served(request)
+        name = request.path_params["name"]
+        if name != served.name:
+            raise NotFound(f"model {name!r} is not served here; this server serves {served.name!r}")
+        return await self._score(request, "v2_infer", self._parse_infer, _oip_answer)
+
+    async def _parse_invocation(self, request: Request, served: Served) -> tuple[ModelInput, Any]:
+        body = await self._body(request)
+        content_type = request.headers.get("content-type", "")
+        return parse_invocation(body, content_type, served.schema, served.metadata), None
+
+    async def _parse_infer(self, request: Request, served: Served) -> tuple[ModelInput, Any]:
+        return oip.parse_infer(load_json(await self._body(request)), served.schema)
+
+    async def _score(self, request: Request, endpoint: str, parse: Callable[..., Any], answer: Any) -> Response:
+        started = time.perf_counter()
+        served = self._served(request)
+        self._authorize(request)
+        parsed, extra = await parse(request, served)
+        predictions = await run_in_threadpool(_predict, served, parsed)
+        body = answer(predictions, served, extra)
+        elapsed = time.perf_counter() - started
+        self.metrics.rows.inc(parsed.rows)
+        self.metrics.latency.labels(endpoint).observe(elapsed)
+        if self.inference_log is not None:
+            self.inference_log.record(request.state.request_id, served, parsed, predictions, elapsed, endpoint=endpoint)
+        return Response(body, media_type=JSON)
+
+    def _served(self, request: Request) -> Served:
+        served = self.holder.current
+        if served is None:
+            raise NotReady(f"no version of {self.options.uri} is loaded yet; see /version")
+        request.state.served_version = served.version
+        return served
+
+    def _authorize(self, request: Request) -> None:
+        token = self.options.token
+        if token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>' with the server's token")
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.options.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestTooLarge(f"body: at most {limit} bytes are read (--max-body), got {declared}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"body: at most {limit} bytes are read (--max-body)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- the rest ----------------------------------------------------------------------------
+
+    async def refresh(self, request: Request) -> Response:
+        """``POST /-/refresh``: look where the URI points now (the registry's webhook calls this)."""
+        body = await self._body(request)
+        secret = self.options.webhook_secret
+        signed = secret is not None and verify_signature(
+            secret,
+            request.headers.get("covex-timestamp", ""),
+            body,
+            request.headers.get("covex-signature", ""),
+        )
+        if not signed:
+            if secret is not None and self.options.token is None:
+                raise Unauthenticated("'Covex-Signature': missing, expired or not signed with the webhook secret")
+            if secret is not None or self.options.token is not None:
+                self._authorize(request)
+        now = time.monotonic()
+        if now - self._last_refresh >= REFRESH_MIN_INTERVAL:
+            self._last_refresh = now
+            self.holder.refresh()
+        return _json({"refreshing": True, "uri": self.options.uri}, 202)
+
+    async def version(self, request: Request) -> Response:
+        served = self.holder.current
+        status = self.holder.status
+        doc: dict[str, Any] = {
+            "uri": self.options.uri,
+            "ready": served is not None,
+            "swaps": status.swaps,
+            "failed_swaps": status.failures,
+            "last_swap_error": status.last_error,
+            "last_swap_error_at": _iso(status.last_error_at),
+            "last_check_at": _iso(status.last_check_at),
+            "covex": __version__,
+        }
+        if served is not None:
+            request.state.served_version = served.version
+            doc |= {
+                "model": served.name,
+                "version": served.version,
+                "version_uri": served.uri,
+                "manifest_digest": served.manifest_digest,
+                "loaded_since": _iso(served.loaded_since),
+            }
+        return _json(doc)
+
+    async def ping(self, request: Request) -> Response:
+        return _json({"status": "alive"})
+
+    async def ready(self, request: Request) -> Response:
+        served = self.holder.current
+        if served is None:
+            return _json({"ready": False, "uri": self.options.uri, "error": self.holder.status.last_error}, 503)
+        return _json({"ready": True, "model": served.name, "version": served.version})
+
+    async def v2_server(self, request: Request) -> Response:
+        return _json({"name": "covex", "version": __version__, "extensions": []})
+
+    async def v2_model(self, request: Request) -> Response:
+        served = self._served_named(request)
+        return _json(oip.metadata(served.name, served.version, served.schema, served.metadata))
+
+    async def v2_model_ready(self, request: Request) -> Response:
+        served = self._served_named(request)
+        return _json({"name": served.name, "ready": True})
+
+    def _served_named(self, request: Request) -> Served:
+        served = self._served(request)
+        if request.path_params["name"] != served.name:
+            raise NotFound(
+                f"model {request.path_params['name']!r} is not served here; this server serves {served.name!r}"
+            )
+        return served
+
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.holder.start()
+        if self.inference_log is not None:
+            self.inference_log.start()
+        try:
+            yield
+        finally:
+            self.holder.stop()
+            if self.inference_log is not None:
+                self.inference_log.close()
+
+
+def _predict(served: Served, parsed: ModelInput) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return served.predict(parsed.data, parsed.params)
+    except MlflowException as exc:
+        if exc.error_code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST") or "enforce schema" in exc.message:
+            raise BadInput(f"the input does not fit the model: {_line(exc.message)}") from None
+        log.exception("%s failed on valid input", served.uri)
+        raise ModelFailed(f"version {served.version} failed to predict: {_line(exc.message)}") from None
+    except Exception as exc:
+        log.exception("%s failed on valid input", served.uri)
+        raise ModelFailed(
+            f"version {served.version} failed to predict: {type(exc).__name__}: {_line(str(exc))}"
+        ) from None
+
+
+def _mlflow_answer(predictions: Any, served: Served, extra: Any) -> bytes:
+    return dumps({"predictions": jsonable(predictions)})
+
+
+def _oip_answer(predictions: Any, served: Served, request_id: Any) -> bytes:
+    return dumps(oip.infer_response(predictions, served.name, served.version, request_id))
+
+
+def _line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0][:300]
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(dumps(document), status_code=status, media_type=JSON)
+
+
+def _error(request: Request, error: CovexError, server: ScoringServer) -> Response:
+    body: dict[str, Any] = error.to_dict()
+    if request.url.path.startswith("/v2/"):
+        body = {"error": error.message, **body}  # the Open Inference Protocol's error shape
+    response = _json(body, error.status)
+    if isinstance(error, Unauthenticated):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    endpoint = _endpoint(request.url.path)
+    if endpoint is not None:
+        server.metrics.errors.labels(kind_of(error)).inc()
+        server.metrics.requests.labels(endpoint, str(error.status)).inc()
+    return response
+
+
+def _endpoint(path: str) -> str | None:
+    if path == "/invocations":
+        return "invocations"
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        return "v2_infer"
+    return None
+
+
+class Headers:
+    """Give each request an id (the caller's ``X-Request-ID`` when sane) and stamp the served version."""
+
+    def __init__(self, app: ASGIApp, server: ScoringServer) -> None:
+        self.app, self.server = app, server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        endpoint = _endpoint(scope["path"]) if scope["method"] == "POST" else None
+        server = self.server
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                version = state.get("served_version")
+                if version is None and server.holder.current is not None:
+                    version = server.holder.current.version
+                if version is not None:
+                    headers.append((b"covex-model-version", str(version).encode()))
+                message["headers"] = headers
+                if endpoint is not None and message["status"] < 400:
+                    server.metrics.requests.labels(endpoint, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
+def create_app(options: ServeOptions, holder: ModelHolder | None = None) -> Starlette:
+    """The scoring app for ``options`` (it loads and follows the version while it runs)."""
+    server = ScoringServer(options, holder)
+    routes = [
+        Route("/invocations", server.invocations, methods=["POST"]),
+        Route("/v2/models/{name:path}/infer", server.infer, methods=["POST"]),
+        Route("/v2/models/{name:path}/ready", server.v2_model_ready, methods=["GET"]),
+        Route("/v2/models/{name:path}", server.v2_model, methods=["GET"]),
+        Route("/v2/health/live", server.ping, methods=["GET"]),
+        Route("/v2/health/ready", server.ready, methods=["GET"]),
+        Route("/v2", server.v2_server, methods=["GET"]),
+        Route("/ping", server.ping, methods=["GET"]),
+        Route("/health", server.ping, methods=["GET"]),
+        Route("/ready", server.ready, methods=["GET"]),
+        Route("/version", server.version, methods=["GET"]),
+        Route("/metrics", server.metrics_text, methods=["GET"]),
+        Route("/-/refresh", server.refresh, methods=["POST"]),
+    ]
+
+    async def covex_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CovexError)
+        return _error(request, exc, server)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            response = _error(request, MethodNotAllowed(f"{request.url.path} does not take {request.method}"), server)
+            response.headers.update(exc.headers or {})
+            return response
+        return _error(request, NotFound(f"no such endpoint: {request.url.path}"), server)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", exc_info=exc)
+        return _error(request, ModelFailed("internal error; see the server log"), server)
+
+    app = Starlette(
+        routes=routes,
+        lifespan=server.lifespan,
+        exception_handlers={CovexError: covex_error, HTTPException: http_error, Exception: unexpected},
+    )
+    app.state.server = server
+    app.add_middleware(Headers, server=server)
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for each worker process (``--workers N``): the options come from ``COVEX_SERVE_OPTIONS``."""
+    import os
+
+    from covex.serving.options import OPTIONS_ENV
+
+    return create_app(ServeOptions.model_validate_json(os.environ[OPTIONS_ENV]))

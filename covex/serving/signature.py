@@ -1,0 +1,170 @@
+"""A version's input signature, and the check that makes a request's frame fit it (or says which field does not).
+
+Only column-based signatures (named columns with MLflow types) are checked here. A model with a
+tensor signature, or none, gets its input as MLflow's scoring server would build it, and MLflow's
+own schema enforcement answers for it (its refusals become 400s too).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from covex.serving.errors import BadInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# MLflow column types, and what their values become.
+_FLOATS = {"double": "float64", "float": "float32"}
+_INTS = {"long": "int64", "integer": "int32"}
+_TEXT = {"string"}
+_V2_TYPES = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "binary": "BYTES",
+    "datetime": "BYTES",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # MLflow's name: double, float, long, integer, boolean, string, binary, datetime
+    required: bool = True
+
+    @property
+    def v2_datatype(self) -> str:
+        return _V2_TYPES.get(self.type, "BYTES")
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The named, typed columns a version takes, in order."""
+
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @classmethod
+    def from_model(cls, metadata: Any) -> InputSchema | None:
+        """The column schema of a loaded pyfunc model's metadata; None for a tensor schema or none."""
+        schema = metadata.get_input_schema() if metadata is not None else None
+        if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+            return None
+        columns = []
+        for spec in schema.inputs:
+            kind = getattr(spec.type, "name", None)
+            if not isinstance(kind, str):  # arrays, objects, maps: leave those to MLflow
+                return None
+            columns.append(Column(spec.name, kind, bool(spec.required)))
+        return cls(tuple(columns))
+
+    def conform(self, frame: pd.DataFrame, *, text_input: bool = False) -> pd.DataFrame:
+        """``frame`` with the signature's columns, in its order and types; or ``BadInput`` naming the field.
+
+        ``text_input`` (CSV): a string column may hold what the CSV reader took for numbers.
+        """
+        import pandas as pd
+
+        known = set(self.names)
+        unknown = [str(c) for c in frame.columns if c not in known]
+        if unknown:
+            raise BadInput(
+                f"unknown column {unknown[0]!r}: the model takes {', '.join(map(repr, self.names))}", unknown[0]
+            )
+        if frame.columns.has_duplicates:
+            dup = str(frame.columns[frame.columns.duplicated()][0])
+            raise BadInput(f"column {dup!r} is given twice", dup)
+        out: dict[str, Any] = {}
+        for column in self.columns:
+            if column.name not in frame.columns:
+                if column.required:
+                    raise BadInput(f"missing column {column.name!r} ({column.type})", column.name)
+                continue
+            out[column.name] = _convert(frame[column.name], column, text_input)
+        return pd.DataFrame(out, index=frame.index)
+
+
+def _convert(values: pd.Series, column: Column, text_input: bool) -> pd.Series:
+    import pandas as pd
+    from pandas.api import types
+
+    dtype = values.dtype
+    if column.type in _FLOATS:
+        if types.is_bool_dtype(dtype):
+            _fail(column, values, _not_number)
+        if types.is_numeric_dtype(dtype):
+            return values.astype(_FLOATS[column.type])
+        _check_each(column, values, _not_number, missing_ok=True)
+        return values.astype(_FLOATS[column.type])
+    if column.type in _INTS:
+        if types.is_integer_dtype(dtype):
+            return values.astype(_INTS[column.type])
+        if types.is_bool_dtype(dtype):
+            _fail(column, values, _not_integer)
+        _check_each(column, values, _not_integer, missing_ok=False)
+        return values.astype(_INTS[column.type])
+    if column.type == "boolean":
+        if types.is_bool_dtype(dtype):
+            return values
+        _check_each(column, values, lambda v: not isinstance(v, bool), missing_ok=False)
+        return values.astype(bool)
+    if column.type in _TEXT:
+        if text_input:
+            _check_each(column, values, lambda v: False, missing_ok=False)
+            return values.astype(str)
+        _check_each(column, values, lambda v: not isinstance(v, str), missing_ok=False)
+        return values
+    if column.type == "datetime":
+        _check_each(column, values, lambda v: not isinstance(v, str | int | pd.Timestamp), missing_ok=False)
+        try:
+            return pd.to_datetime(values)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise BadInput(f"column {column.name!r}: not a date and time: {exc}", column.name) from None
+    return values  # binary: as given
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _not_number(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int | float)
+
+
+def _not_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return False
+    return not (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+
+
+def _check_each(column: Column, values: pd.Series, wrong: Any, *, missing_ok: bool) -> None:
+    for row, value in enumerate(values.tolist()):
+        if _is_missing(value):
+            if missing_ok:
+                continue
+            raise BadInput(f"column {column.name!r} row {row}: a {column.type} is required, got null", column.name)
+        if wrong(value):
+            raise BadInput(
+                f"column {column.name!r} row {row}: expected {column.type}, got {_describe(value)}", column.name
+            )
+
+
+def _fail(column: Column, values: pd.Series, wrong: Any) -> None:
+    _check_each(column, values.astype(object), wrong, missing_ok=False)
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} {text[:40]}{'...' if len(text) > 40 else ''}"
