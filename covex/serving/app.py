@@ -37,7 +37,6 @@ from covex.serving.payloads import JSON, ModelInput, dumps, jsonable, load_json,
 
 log = logging.getLogger("covex.serving")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
-REFRESH_MIN_INTERVAL = 0.5  # seconds between refreshes a caller can cause
 
 
 class ScoringServer:
@@ -64,7 +63,6 @@ class ScoringServer:
                 interval=options.log_batch_seconds,
                 on_drop=self.metrics.log_dropped.inc,
             )
-        self._last_refresh = 0.0
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -145,10 +143,7 @@ class ScoringServer:
                 raise Unauthenticated("'Covex-Signature': missing, expired or not signed with the webhook secret")
             if secret is not None or self.options.token is not None:
                 self._authorize(request)
-        now = time.monotonic()
-        if now - self._last_refresh >= REFRESH_MIN_INTERVAL:
-            self._last_refresh = now
-            self.holder.refresh()
+        self.holder.refresh()
         return _json({"refreshing": True, "uri": self.options.uri}, 202)
 
     async def version(self, request: Request) -> Response:

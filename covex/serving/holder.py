@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("covex.serving")
 # A version that failed to load is tried again after this long (a transient download error heals).
 RETRY_FAILED_SECONDS = 60.0
+# Refreshes coalesce: however many arrive, the registry is asked at most this often.
+MIN_CHECK_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class ModelHolder:
         try:
             while not self._stop.is_set():
                 self._wake.clear()
+                started = time.monotonic()
                 try:
                     if client is None:
                         client = self._client_factory()
@@ -128,6 +131,7 @@ class ModelHolder:
                         self._failed(None, f"{type(exc).__name__}: {exc}")
                 # Until something loads, try again sooner than the poll interval.
                 self._wake.wait(self.poll_seconds if self.current is not None else min(self.poll_seconds, 2.0))
+                self._stop.wait(max(0.0, started + MIN_CHECK_INTERVAL - time.monotonic()))
         finally:
             if client is not None:
                 client.close()
