@@ -362,5 +362,7 @@ def app_from_environment() -> Starlette:
     import os
 
     from covex.serving.options import OPTIONS_ENV
+    from covex.serving.runner import log_to_stderr
 
+    log_to_stderr()
     return create_app(ServeOptions.model_validate_json(os.environ[OPTIONS_ENV]))

@@ -8,13 +8,14 @@ One row per request, with these columns (the format is stable; new columns may b
 
     request_id   string                 the X-Request-ID of the request
     timestamp    timestamp[ms, UTC]     when it was answered
-    model        string                 the served model's name
-    version      int64                  the version that scored it
     endpoint     string                 invocations | v2_infer
     latency_ms   double                 time to answer, in milliseconds
     rows         int64                  rows scored
     inputs       string                 the checked input as JSON records ([{"col": value, ...}, ...])
     outputs      string                 the predictions as JSON (as answered)
+
+The model, the version that scored the request and the day are the partition keys: they are in the
+path, not in the files, as Hive-style readers expect (reading the folder adds them as columns).
 
 Logging never blocks or fails a request: records wait in a bounded queue, a thread writes a file
 every ``interval`` seconds (written under a temporary name, then renamed: a reader never sees half
@@ -135,8 +136,6 @@ def arrow_schema() -> Any:
         [
             ("request_id", pa.string()),
             ("timestamp", pa.timestamp("ms", tz="UTC")),
-            ("model", pa.string()),
-            ("version", pa.int64()),
             ("endpoint", pa.string()),
             ("latency_ms", pa.float64()),
             ("rows", pa.int64()),
@@ -159,8 +158,6 @@ def _row(
     return {
         "request_id": request_id,
         "timestamp": datetime.fromtimestamp(ts, UTC),
-        "model": model,
-        "version": version,
         "endpoint": endpoint,
         "latency_ms": elapsed * 1000.0,
         "rows": parsed.rows,

@@ -6,8 +6,10 @@ On SIGTERM (or Ctrl-C) uvicorn stops accepting connections, lets requests in fli
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import tempfile
 
 from covex.serving.metrics import MULTIPROC_ENV
@@ -32,6 +34,8 @@ def run(options: ServeOptions, *, host: str, port: int, workers: int = 1, access
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         **uvicorn_options(Settings(), workers=workers),
     }
+    _stopped_is_success()
+    log_to_stderr()
     if workers <= 1:
         uvicorn.run(create_app(options), **common)
         return
@@ -47,3 +51,19 @@ def run(options: ServeOptions, *, host: str, port: int, workers: int = 1, access
         if own_dir:
             os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _stopped_is_success() -> None:
+    """Make a graceful stop exit 0: uvicorn raises the signal it caught again once it has shut down."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+
+
+def log_to_stderr() -> None:
+    """Swaps and failed swaps on stderr, beside uvicorn's own lines (called by the process that serves)."""
+    logger = logging.getLogger("covex.serving")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
