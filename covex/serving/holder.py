@@ -44,12 +44,17 @@ class Served:
     model: Any  # mlflow.pyfunc.PyFuncModel
     schema: InputSchema | None
     takes_params: bool
+    # With a column signature, requests are checked and typed by ``schema``: the model's own predict
+    # function is called without MLflow checking them a second time (half the time of a 1-row request).
+    checked_predict: Any = None
 
     @property
     def metadata(self) -> Any:
         return getattr(self.model, "metadata", None)
 
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
+        if self.checked_predict is not None:
+            return self.checked_predict(data, params) if self.takes_params and params else self.checked_predict(data)
         if self.takes_params and params:
             return self.model.predict(data, params=params)
         return self.model.predict(data)
@@ -189,6 +194,7 @@ class ModelHolder:
         resolved, _ = client.get_version_files(label)
         path = fetch_model(client, label, self.cache_dir)
         model = load_pyfunc(path)
+        schema = InputSchema.from_model(getattr(model, "metadata", None))
         served = Served(
             name=resolved.name,
             version=resolved.version,
@@ -196,8 +202,9 @@ class ModelHolder:
             manifest_digest=resolved.manifest_digest or "",
             loaded_since=time.time(),
             model=model,
-            schema=InputSchema.from_model(getattr(model, "metadata", None)),
+            schema=schema,
             takes_params="params" in inspect.signature(model.predict).parameters,
+            checked_predict=getattr(model, "_predict_fn", None) if schema is not None else None,
         )
         warm_up(served, path)
         return served
