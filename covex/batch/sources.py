@@ -74,7 +74,18 @@ class Source:
         try:
             return self._fragment(self.paths[0]).physical_schema
         except (pa.ArrowException, OSError) as exc:
-            raise unreadable(self.paths[0], exc) from None
+            raise unreadable(self.paths[0], exc, self._header(self.paths[0])) from None
+
+    def _header(self, path: str) -> list[str] | None:
+        """A CSV file's column names, read without types (to name the column a conversion failed in)."""
+        if self.format != "csv":
+            return None
+        import pyarrow as pa
+
+        try:
+            return list(Source(self.location, "csv", [path], self.filesystem, {})._fragment(path).physical_schema.names)
+        except (InvalidInput, pa.ArrowException, OSError):
+            return None
 
     @property
     def columns(self) -> list[str]:
@@ -89,6 +100,31 @@ class Source:
         except InvalidInput:
             return None
 
+    def _batches(self, path: str, wanted: Any, chunk_rows: int) -> Iterator[Any]:
+        """One file's record batches of the ``wanted`` columns, read as they are asked for.
+
+        Arrow's dataset scanner reads row groups ahead of a slower consumer (such as a model), so its
+        memory would grow with the file; these readers read one batch at a time, and Parquet without
+        pre-buffering (which would read ahead every remaining row group's column chunks).
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.fs as pafs
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        filesystem = self.filesystem or pafs.LocalFileSystem()
+        with filesystem.open_input_file(path) as f:
+            if self.format == "parquet":
+                reader = pq.ParquetFile(f, pre_buffer=False)
+                for batch in reader.iter_batches(batch_size=chunk_rows, columns=wanted.names):
+                    yield _conform(batch, wanted)
+                return
+            types = {name: getattr(pa, kind)() for name, kind in self.column_types.items() if name in wanted.names}
+            convert = pacsv.ConvertOptions(column_types=types, include_columns=wanted.names)
+            stream = pacsv.open_csv(f, convert_options=convert)
+            for batch in stream:
+                yield _conform(batch, wanted)
+
     def chunks(self, columns: list[str], chunk_rows: int) -> Iterator[Any]:
         """Tables of ``columns`` of at most ``chunk_rows`` rows, in file order; a bad file is named."""
         import pyarrow as pa
@@ -101,21 +137,13 @@ class Source:
         pending: list[Any] = []
         held = 0
         for path in self.paths:
-            fragment = self._fragment(path)
-            batches = fragment.to_batches(
-                schema=wanted,
-                columns=columns,
-                batch_size=chunk_rows,
-                batch_readahead=1,
-                fragment_readahead=1,
-                use_threads=True,
-            )
+            batches = self._batches(path, wanted, chunk_rows)
             while True:
                 try:
                     batch = next(batches)
                 except StopIteration:
                     break
-                except (pa.ArrowException, OSError) as exc:
+                except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
                     raise unreadable(path, exc, schema.names) from None
                 if batch.num_rows == 0:
                     continue
@@ -128,6 +156,15 @@ class Source:
                     pending, held = rest.to_batches(), rest.num_rows
         if held:
             yield pa.Table.from_batches(pending, schema=wanted)
+
+
+def _conform(batch: Any, wanted: Any) -> Any:
+    """``batch`` with the columns and types of the first file (a later file's column order or types may differ)."""
+    missing = [name for name in wanted.names if name not in batch.schema.names]
+    if missing:
+        raise InvalidInput(f"column {missing[0]!r} is missing")
+    batch = batch.select(wanted.names)
+    return batch if batch.schema == wanted else batch.cast(wanted)
 
 
 def unreadable(path: str, exc: BaseException, names: list[str] | None = None) -> InvalidInput:
