@@ -20,6 +20,7 @@ from covex.cli import webhooks as webhooks_cli
 from covex.cli.context import CovexGroup, client, numbers, pairs, read_text_file, state, version_number
 from covex.cli.mlflow_import import import_app
 from covex.cli.register import register
+from covex.cli.serving import serve
 from covex.domain import errors
 
 app = typer.Typer(
@@ -89,6 +90,7 @@ def main_options(
 
 
 app.command("register")(register)
+app.command("serve")(serve)
 
 
 # -- models ---------------------------------------------------------------------------------
