@@ -17,6 +17,7 @@ from covex.cli import maintenance as maintenance_cli
 from covex.cli import output
 from covex.cli import server as server_cli
 from covex.cli import webhooks as webhooks_cli
+from covex.cli.batch import batch
 from covex.cli.context import CovexGroup, client, numbers, pairs, read_text_file, state, version_number
 from covex.cli.mlflow_import import import_app
 from covex.cli.register import register
@@ -90,6 +91,7 @@ def main_options(
 
 
 app.command("register")(register)
+app.command("batch")(batch)
 app.command("serve")(serve)
 
 
