@@ -39,6 +39,17 @@ def serve(
         typer.Option("--log-inferences", help="Folder to write every scored request to (Parquet, in the background)."),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    advertise: Annotated[
+        str | None,
+        typer.Option(
+            "--advertise",
+            help="The address the registry's deployment record gives for this server "
+            "(default http://HOST:PORT, with this machine's name when listening on every interface).",
+        ),
+    ] = None,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="Record this server as a deployment of the version.")
+    ] = True,
 ) -> None:
     """Serve a registered model over HTTP, following the URI as it moves.
 
@@ -62,7 +73,16 @@ def serve(
             webhook_secret_file,
             log_inferences,
             access_log,
+            (advertise or _address(host, port)) if record else None,
         )
+
+
+def _address(host: str, port: int) -> str:
+    """Where clients reach this server, as the deployment record says it."""
+    import socket
+
+    name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
 
 
 def _serve(
@@ -76,8 +96,11 @@ def _serve(
     webhook_secret_file: Path | None,
     log_inferences: str | None,
     access_log: bool,
+    record_target: str | None,
 ) -> None:
     from covex.cli.context import client, state
+    from covex.domain.deployments import MAX_TARGET
+    from covex.domain.names import validate_text
     from covex.domain.uris import parse_model_uri
     from covex.serving import ServeOptions, run
 
@@ -90,6 +113,8 @@ def _serve(
         raise InvalidInput(f"'--max-body' must be at least 1 byte, got {max_body}")
     if not 0 < port < 65536:
         raise InvalidInput(f"'--port' must be from 1 to 65535, got {port}")
+    if record_target is not None:
+        validate_text(record_target, "--advertise", MAX_TARGET, required=True)
     token = _secret(token_file, "--token-file")
     secret = _secret(webhook_secret_file, "--webhook-secret-file")
     c = client()
@@ -105,6 +130,7 @@ def _serve(
         token=token,
         webhook_secret=secret,
         log_inferences=log_inferences,
+        record_target=record_target,
     )
     state.close()
     output.err_console.print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
 import time
 import uuid
@@ -53,6 +54,7 @@ class ScoringServer:
             on_failure=lambda _: self.metrics.swap_failures.inc(),
         )
         self.holder.add_listener(self.metrics.served)
+        self.record: Any = None  # covex.recording.DeploymentRecord, from start to stop
         self.inference_log: Any = None
         if options.log_inferences:
             from covex.serving.inference_log import InferenceLog
@@ -203,6 +205,7 @@ class ScoringServer:
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._start_record()
         self.holder.start()
         if self.inference_log is not None:
             self.inference_log.start()
@@ -212,6 +215,37 @@ class ScoringServer:
             self.holder.stop()
             if self.inference_log is not None:
                 self.inference_log.close()
+            if self.record is not None:
+                await run_in_threadpool(self._end_record)
+
+    # -- the deployment record (covex.recording): this process, on the version it serves ------------
+
+    def _start_record(self) -> None:
+        """Record this process as a deployment (STARTING); the first load makes it SERVING, swaps move it."""
+        if self.options.record_target is None:
+            return
+        from covex.recording import DeploymentRecord
+
+        client = self.options.client()
+        self.record = DeploymentRecord(
+            client,
+            self.options.uri,
+            "serving",
+            self.options.record_target,
+            heartbeat_seconds=self.options.heartbeat_seconds,
+        )
+        self.record.start()
+        self.holder.add_listener(self._recorded_swap)
+
+    def _recorded_swap(self, old: Served | None, new: Served) -> None:
+        if old is None:
+            self.record.update(status="SERVING", version=new.version, message=f"pid {os.getpid()}")
+        else:
+            self.record.swapped(new.version, f"swapped from version {old.version}")
+
+    def _end_record(self) -> None:
+        self.record.end("STOPPED")
+        self.record.client.close()
 
 
 def _predict(served: Served, parsed: ModelInput) -> Any:

@@ -26,6 +26,10 @@ class ServeOptions(BaseModel):
     log_inferences: str | None = Field(default=None, description="folder for the inference log; None: off")
     log_queue: int = Field(default=10_000, ge=1, description="inference log records waiting at most")
     log_batch_seconds: float = Field(default=2.0, gt=0, description="how often the inference log writes a file")
+    record_target: str | None = Field(
+        default=None, description="the address the registry's deployment record gives; None: record nothing"
+    )
+    heartbeat_seconds: float = Field(default=30.0, gt=0, description="how often the deployment record is renewed")
 
     def client(self) -> Any:
         """A new client of the registry (``covex.Client``)."""
