@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from covex.batch.job import BatchResult, check_names, plan_columns
+from covex.batch.job import BatchResult, check_names, plan_columns, recorded
 from covex.batch.model import MODEL_COLUMN, VERSION_COLUMN, ScoringModel, resolve
 from covex.batch.sinks import Destination
 from covex.batch.sources import open_source
@@ -158,14 +158,18 @@ def score_to_parquet(
     columns: Sequence[str] | None = None,
     id_columns: Sequence[str] = (),
     overwrite: bool = False,
+    record: bool = True,
 ) -> BatchResult:
     """Score a Parquet or CSV input on Spark and write the id columns, predictions and version as a Parquet folder.
 
     The folder is written under a temporary name beside ``output`` and renamed once Spark has
-    committed every part, so a failed job leaves nothing under ``output``.
+    committed every part, so a failed job leaves nothing under ``output``. With ``record``, the run
+    is recorded on the version as a batch deployment, as ``covex.batch.score_file`` records it.
     """
     with needs_extra("covex.spark.score_to_parquet"), _quiet():
-        return _score_to_parquet(spark, uri, os.fspath(input), output, client, columns, list(id_columns), overwrite)
+        return _score_to_parquet(
+            spark, uri, os.fspath(input), output, client, columns, list(id_columns), overwrite, record
+        )
 
 
 def _score_to_parquet(
@@ -177,9 +181,12 @@ def _score_to_parquet(
     columns: Sequence[str] | None,
     ids: list[str],
     overwrite: bool,
+    record: bool,
 ) -> BatchResult:
     import pyarrow.dataset as ds  # type: ignore[import-untyped]
     from pyspark.sql.pandas.types import from_arrow_schema
+
+    from covex.client import Client
 
     started = time.perf_counter()
     destination = Destination(output, overwrite=overwrite)
@@ -195,13 +202,22 @@ def _score_to_parquet(
         df = spark.read.csv(paths, header=True, schema=from_arrow_schema(source.schema))
     scored = _score(df, model, columns, where)
     keep = [*ids, *(c for c in scored.columns if c not in df.columns)]
+    own = client is None
+    c = client or Client()
     try:
-        scored.select(*keep).write.parquet(str(destination.partial))
-        rows = int(ds.dataset(str(destination.partial), format="parquet").count_rows())
-        path = destination.commit()
-    except BaseException:
-        destination.discard()
-        raise
+        with recorded(c, model.version.uri, destination.path, record) as run:
+            try:
+                scored.select(*keep).write.parquet(str(destination.partial))
+                rows = int(ds.dataset(str(destination.partial), format="parquet").count_rows())
+                path = destination.commit()
+            except BaseException:
+                destination.discard()
+                raise
+            if run is not None:
+                run.end("SUCCEEDED", rows=rows, duration_s=time.perf_counter() - started)
+    finally:
+        if own:
+            c.close()
     return BatchResult(
         model.version.name,
         model.version.version,

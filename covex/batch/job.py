@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from covex.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
     from covex.client import Client
+    from covex.recording import DeploymentRecord
 
 DEFAULT_CHUNK_ROWS = 100_000
 
@@ -86,13 +88,15 @@ def score_file(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[ScoringModel, Source], None] | None = None,
+    record: bool = True,
 ) -> BatchResult:
     """Score every row of ``input`` (Parquet/CSV file, folder, URL) with ``uri``; write ``output`` (Parquet).
 
     The input is read ``chunk_rows`` rows at a time; the output holds ``id_columns``, the prediction
     column(s), ``model_name`` and ``model_version``, in input order. It appears under its name only
     once complete. ``progress`` is called with the number of rows of each chunk scored; ``on_start``
-    once the model and the input are open.
+    once the model and the input are open. With ``record``, the run is recorded on the version as a
+    batch deployment (``RUNNING``, then ``SUCCEEDED`` with its rows and duration, or ``FAILED``).
 
     Raises:
         InvalidInput: the input is missing or unreadable, or lacks a column the model needs.
@@ -110,21 +114,23 @@ def score_file(
     c = client or Client()
     try:
         model = ScoringModel.load(c, uri)
+        source = open_source(location, model.input_types)
+        ids = list(id_columns)
+        features = plan_columns(model, source.columns, columns, ids, f"input {location!r}")
+        if on_start is not None:
+            on_start(model, source)
+        read = list(dict.fromkeys([*ids, *features]))
+        with recorded(c, model.version.uri, destination.path, record) as run, ParquetSink(destination) as sink:
+            for chunk in source.chunks(read, chunk_rows):
+                sink.write(score_table(model, chunk, features, ids))
+                if progress is not None:
+                    progress(chunk.num_rows)
+            path = sink.commit(_empty_schema(source, ids))
+            if run is not None:
+                run.end("SUCCEEDED", rows=sink.rows, duration_s=time.perf_counter() - started)
     finally:
         if own:
             c.close()
-    source = open_source(location, model.input_types)
-    ids = list(id_columns)
-    features = plan_columns(model, source.columns, columns, ids, f"input {location!r}")
-    if on_start is not None:
-        on_start(model, source)
-    read = list(dict.fromkeys([*ids, *features]))
-    with ParquetSink(destination) as sink:
-        for chunk in source.chunks(read, chunk_rows):
-            sink.write(score_table(model, chunk, features, ids))
-            if progress is not None:
-                progress(chunk.num_rows)
-        path = sink.commit(_empty_schema(source, ids))
     return BatchResult(
         model.version.name,
         model.version.version,
@@ -134,6 +140,22 @@ def score_file(
         sink.rows,
         time.perf_counter() - started,
     )
+
+
+@contextmanager
+def recorded(client: Client, version_uri: str, output: Any, enabled: bool) -> Iterator[DeploymentRecord | None]:
+    """The run's deployment record (None when not recording): RUNNING, FAILED if the block raises.
+
+    The caller ends it ``SUCCEEDED`` with its rows and duration. Recording never fails the run
+    (``covex.recording``): a registry that does not answer is logged.
+    """
+    if not enabled:
+        yield None
+        return
+    from covex.recording import DeploymentRecord
+
+    with DeploymentRecord(client, version_uri, "batch", str(output)) as run:
+        yield run
 
 
 def _empty_schema(source: Source, ids: list[str]) -> Any:

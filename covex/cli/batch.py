@@ -40,6 +40,9 @@ def batch(
         bool | None, typer.Option("--progress/--no-progress", help="Show progress on stderr (default: on a terminal).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="Record the run on the version (covex deployments list).")
+    ] = True,
 ) -> None:
     """Score every row of --input and write the id columns, predictions, model name and version to --output.
 
@@ -59,10 +62,10 @@ def batch(
     if engine == "spark":
         require_extra("'covex batch --engine spark'", "spark")
         with needs_extra("'covex batch --engine spark'"):
-            result = _spark(uri, input, output_path, columns, ids, overwrite, master)
+            result = _spark(uri, input, output_path, columns, ids, overwrite, master, record)
     else:
         with needs_extra("'covex batch'"), _progress(show) as (advance, start):
-            result = _local(uri, input, output_path, chunk_rows, columns, ids, overwrite, advance, start)
+            result = _local(uri, input, output_path, chunk_rows, columns, ids, overwrite, advance, start, record)
     _summary(result, as_json)
 
 
@@ -81,6 +84,7 @@ def _local(
     overwrite: bool,
     advance: Callable[[int], None],
     start: Callable[[Any, Any], None],
+    record: bool,
 ) -> BatchResult:
     from covex.batch import score_file
     from covex.cli.context import client
@@ -96,11 +100,19 @@ def _local(
         overwrite=overwrite,
         progress=advance,
         on_start=start,
+        record=record,
     )
 
 
 def _spark(
-    uri: str, input: str, output_path: str, columns: list[str], ids: list[str], overwrite: bool, master: str | None
+    uri: str,
+    input: str,
+    output_path: str,
+    columns: list[str],
+    ids: list[str],
+    overwrite: bool,
+    master: str | None,
+    record: bool,
 ) -> BatchResult:
     from covex.batch.sinks import Destination
     from covex.batch.sources import open_source
@@ -119,6 +131,7 @@ def _spark(
         columns=columns or None,
         id_columns=ids,
         overwrite=overwrite,
+        record=record,
     )
 
 

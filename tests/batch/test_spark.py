@@ -89,6 +89,9 @@ def test_cli_engine_spark_writes_parquet(
     assert ["id", "prediction", "model_name", "model_version"] == got.columns.tolist()
     np.testing.assert_array_equal(df["id"].to_numpy(), got["id"].to_numpy())
     np.testing.assert_array_equal(registered.models[1].predict(df[FEATURES]), got["prediction"].to_numpy())
+    with registered.client() as c:  # the run is recorded on the version that scored it
+        [run] = [d for d in c.deployments("churn") if d.target == str(out)]
+        assert ("batch", "SUCCEEDED", 1, 700) == (run.kind, run.status, run.version, run.rows)
     if kind == "parquet":
         again = registered.cli(*args)
         assert (4, True) == (again.exit_code, "exists already" in again.stderr), again.stderr
