@@ -72,7 +72,7 @@ def setup(repo: Path) -> Setup:
 
 def test_serve_then_test_then_serve_installs_twice(setup: Setup) -> None:
     assert [".[ml,s3]"] == setup("s3,ml").installs
-    assert [".[dev,ml,s3,serving,spark]"] == setup("dev").installs  # adds dev's tools, serving and spark; keeps s3 and ml
+    assert [".[dev,ml,s3,serving,spark]"] == setup("dev").installs  # dev adds serving and spark
     assert [] == setup("s3,ml").installs  # dev brought them: nothing to do
     assert [] == setup(None).installs  # the default is dev
     assert [] == setup("ml").installs
