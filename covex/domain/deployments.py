@@ -9,6 +9,7 @@ older than its ``stale_after`` seconds reads as ``stale``: the process went away
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -80,6 +81,28 @@ def check_status(kind: str, status: object) -> str:
     if not isinstance(status, str) or status.upper() not in allowed:
         raise InvalidInput(f"'status' of a {kind} deployment must be one of {', '.join(allowed)}, got {status!r}")
     return status.upper()
+
+
+# C0 and C1 control characters: printed by a terminal, they would rewrite what `covex deployments` shows.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def check_printable(value: str, field: str, *, lines: bool = False) -> str:
+    """Refuse control characters (a ``message`` may hold tabs and line breaks)."""
+    found = (_CONTROL_BUT_LINES if lines else _CONTROL).search(value)
+    if found:
+        raise InvalidInput(f"'{field}' must not contain control characters (found {found.group()!r})")
+    return value
+
+
+# A status never goes back: a serving process says STARTING once, then SERVING, then it ends.
+_ORDER = {"STARTING": 0, "RUNNING": 0, "SERVING": 1, "FAILED": 2, "STOPPED": 2, "SUCCEEDED": 2}
+
+
+def check_transition(current: str, new: str, deployment_id: int) -> None:
+    if _ORDER[new] < _ORDER[current]:
+        raise InvalidState(f"deployment {deployment_id} is {current}; it cannot go back to {new}")
 
 
 def check_open(status: str, deployment_id: int) -> None:

@@ -17,16 +17,10 @@ from covex.domain.deployments import Deployment
 from covex.domain.errors import InvalidInput, InvalidState, NotFound
 from covex.domain.names import validate_id, validate_model_name, validate_text
 from covex.service.base import ServiceBase, now_ms
-from covex.store.schema import deployments, model_versions, models
+from covex.store.schema import deployments, models
 
-_SELECT = select(
-    deployments,
-    models.c.name.label("model_name"),
-    model_versions.c.version.label("version_number"),
-).select_from(
-    deployments.join(models, models.c.id == deployments.c.model_id).join(
-        model_versions, model_versions.c.id == deployments.c.version_id
-    )
+_SELECT = select(deployments, models.c.name.label("model_name")).select_from(
+    deployments.join(models, models.c.id == deployments.c.model_id)
 )
 MAX_LISTED = 1000
 
@@ -35,7 +29,7 @@ def _entity(row: Any, now: int) -> Deployment:
     return Deployment(
         id=row.id,
         name=row.model_name,
-        version=row.version_number,
+        version=row.version,
         kind=row.kind,
         target=row.target,
         status=row.status,
@@ -83,8 +77,8 @@ class DeploymentService(ServiceBase):
         validate_model_name(name)
         validate_id(version, "version")
         kind = dom.check_kind(kind)
-        target = validate_text(target, "target", dom.MAX_TARGET, required=True)
-        message = validate_text(message, "message", dom.MAX_MESSAGE)
+        target = dom.check_printable(validate_text(target, "target", dom.MAX_TARGET, required=True), "target")
+        message = dom.check_printable(validate_text(message, "message", dom.MAX_MESSAGE), "message", lines=True)
         status = dom.FIRST_STATUS[kind] if status is None else dom.check_status(kind, status)
         if status in dom.ENDED:
             raise InvalidInput(f"'status' of a new deployment cannot be {status}: it has not run yet")
@@ -98,6 +92,7 @@ class DeploymentService(ServiceBase):
                 {
                     "model_id": model.id,
                     "version_id": row.id,
+                    "version": version,
                     "kind": kind,
                     "target": target,
                     "status": status,
@@ -126,7 +121,8 @@ class DeploymentService(ServiceBase):
         validate_id(deployment_id, "deployment_id")
         if version is not None:
             validate_id(version, "version")
-        message = None if message is None else validate_text(message, "message", dom.MAX_MESSAGE)
+        if message is not None:
+            message = dom.check_printable(validate_text(message, "message", dom.MAX_MESSAGE), "message", lines=True)
         rows, duration_s = _rows(rows), _duration(duration_s)
         with self._tx(write=True) as conn:
             now = now_ms()
@@ -136,6 +132,10 @@ class DeploymentService(ServiceBase):
                 self.require(conn, model, "editor", "deployment.update")
             dom.check_open(current.status, deployment_id)
             new_status = None if status is None else dom.check_status(current.kind, status)
+            if new_status is not None:
+                dom.check_transition(current.status, new_status, deployment_id)
+            if current.kind != "batch" and (rows is not None or duration_s is not None):
+                raise InvalidInput("'rows' and 'duration_s' belong to batch runs, not to a serving deployment")
             values: dict[str, Any] = {"heartbeat_at": now}
             if new_status is not None and new_status != current.status:
                 values["status"] = new_status
@@ -155,7 +155,7 @@ class DeploymentService(ServiceBase):
                 row = self._version_row(conn, model, version)
                 if row.status != "READY":
                     raise InvalidState(f"version {version} of {current.name!r} is {row.status}; it cannot serve")
-                values["version_id"] = row.id
+                values["version_id"], values["version"] = row.id, version
             conn.execute(update(deployments).where(deployments.c.id == deployment_id).values(**values))
             found = self._load(conn, deployment_id, now)
             if swapped:
@@ -195,8 +195,8 @@ class DeploymentService(ServiceBase):
             if name is not None:
                 model = self._model_for(conn, name, "reader", "deployment.read", lock=False)
                 q = q.where(deployments.c.model_id == model.id)
-                if version is not None:
-                    q = q.where(deployments.c.version_id == self._version_row(conn, model, version).id)
+                if version is not None:  # a deleted version's history too: numbers are never reused
+                    q = q.where(deployments.c.version == version)
             else:
                 readable = self.readable_model_ids(conn)
                 if readable is not None:

@@ -302,7 +302,9 @@ deployments = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
-    Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    # The number stays when the version is deleted (the id is then NULL): the history keeps what ran.
+    Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True),
+    Column("version", Integer, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("target", Text, nullable=False),
     Column("status", String(16), nullable=False),

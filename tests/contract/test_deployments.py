@@ -77,15 +77,28 @@ def test_every_change_is_audited_and_emits_its_event(churn: covex.Client) -> Non
         (lambda c: c.start_deployment("churn", "serving", "x", 1, status="RUNNING"), "'status' of a serving"),
         (lambda c: c.start_deployment("churn", "batch", "x", 1, status="SUCCEEDED"), "has not run yet"),
         (lambda c: c.update_deployment(0), "'deployment_id'"),
-        (lambda c: c.update_deployment(1, rows=-1), "'rows'"),
-        (lambda c: c.update_deployment(1, duration_s=float("nan")), "'duration_s'"),
+        (lambda c: c.update_deployment(c.deployments()[0].id, rows=-1), "'rows'"),
+        (lambda c: c.update_deployment(c.deployments()[0].id, duration_s=float("nan")), "'duration_s'"),
         (lambda c: c.deployments(version=1), "needs the model's 'name'"),
+        (lambda c: c.start_deployment("churn", "serving", "a\x1b[31mred", 1), "'target' must not contain control"),
+        (lambda c: c.start_deployment("churn", "serving", "a\r\nX: 1", 1), "'target' must not contain control"),
+        (lambda c: c.update_deployment(c.deployments()[0].id, message="\x9b2J"), "'message' must not contain control"),
+        (lambda c: c.update_deployment(c.deployments()[0].id, rows=5), "belong to batch runs"),
     ],
 )
 def test_bad_input_is_refused_by_name(churn: covex.Client, call, says: str) -> None:
     churn.start_deployment("churn", "serving", "http://h:1", 1)
     with pytest.raises(covex.InvalidInput, match=says):
         call(churn)
+
+
+def test_a_status_never_goes_back(churn: covex.Client) -> None:
+    d = churn.start_deployment("churn", "serving", "http://h:1", 1, message="line one\n\tline two")
+    assert "line one\n\tline two" == d.message  # a message may hold line breaks and tabs
+    churn.update_deployment(d.id, status="SERVING")
+    with pytest.raises(covex.InvalidState, match="is SERVING; it cannot go back to STARTING"):
+        churn.update_deployment(d.id, status="starting")
+    assert "SERVING" == churn.update_deployment(d.id, status="SERVING").status  # the same status: a heartbeat
 
 
 def test_missing_things_are_not_found(churn: covex.Client) -> None:
@@ -111,7 +124,9 @@ def test_a_serving_version_cannot_be_deleted_nor_its_model(churn: covex.Client, 
     stale = churn.get_deployment(d.id)
     assert (stale.status, stale.stale, stale.active) == ("STARTING", True, False)
     churn.delete_version("churn", 1)
-    assert [] == churn.deployments()
+    # The history stays: what ran where, for a version that is gone.
+    assert [(d.id, 1)] == [(x.id, x.version) for x in churn.deployments("churn", 1)]
+    assert churn.get_deployment(d.id).stale
 
 
 def test_a_reader_records_its_own_and_changes_no_one_elses(churn: covex.Client, registry: Registry) -> None:
