@@ -37,6 +37,8 @@ WRITES = {
     "delete_alias",
     "set_card",
     "put_blob",
+    "start_deployment",
+    "update_deployment",
 }
 REF = ModelRef("churn", "version", "1")
 ARGS: dict[str, tuple[Any, ...]] = {
@@ -47,6 +49,8 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "search_versions": (),
     "get_document": (REF, "card"),
     "history": ("churn",),
+    "get_deployment": (1,),
+    "list_deployments": (),
     "missing_blobs": (["0" * 64],),
     "read_blob": ("0" * 64,),
     "gc": (),

@@ -31,7 +31,7 @@ HOSTILE = "../users/x"
 BIG = "99999999999999999999"  # more than a 64-bit integer holds
 ABSENT_ID = "424242"
 # Commands that serve until stopped: only ever run here with arguments that fail before they start.
-SERVES = {"server", "webhooks dispatch"}
+SERVES = {"server", "webhooks dispatch", "serve"}
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
@@ -445,6 +445,14 @@ CASES: list[Case] = [
     C("webhooks", "rotate-secret", ABSENT_ID, code=3, message=ABSENT_ID),
     C("webhooks", "deliveries", ABSENT_ID, code=3, message=ABSENT_ID),
     C("webhooks", "redeliver", ABSENT_ID, code=3, message=ABSENT_ID),
+    # deploy
+    C("serve", "not-a-uri", code=2, message="must start with 'models:/'"),
+    C("serve", "models:/ghost/1", code=3, message="'ghost'"),
+    C("serve", "models:/churn/1", "--workers", "0", code=2, message="'--workers'"),
+    C("batch", "models:/ghost/1", "-i", MISSING, "-o", "out.parquet", code=2, message="does not exist"),
+    C("batch", "models:/churn/1", "-i", "afile", "-o", "out.parquet", code=2, message="neither .parquet nor .csv"),
+    C("deployments", "list", "ghost", code=3, message="'ghost'"),
+    C("deployments", "show", ABSENT_ID, code=3, message=ABSENT_ID),
 ]
 
 
