@@ -72,24 +72,24 @@ class ScoringServer:
         return await self._score(request, "invocations", self._parse_invocation, _mlflow_answer)
 
     async def infer(self, request: Request) -> Response:
-        served = self._served(request)
-        name = request.path_params["name"]
-        if name != served.name:
-            raise NotFound(f"model {name!r} is not served here; this server serves {served.name!r}")
+        self._authorize(request)  # before the name: without the token, learn nothing of what is served
+        self._served_named(request)
         return await self._score(request, "v2_infer", self._parse_infer, _oip_answer)
 
     async def _parse_invocation(self, request: Request, served: Served) -> tuple[ModelInput, Any]:
         body = await self._body(request)
         content_type = request.headers.get("content-type", "")
-        return parse_invocation(body, content_type, served.schema, served.metadata), None
+        return parse_invocation(
+            body, content_type, served.schema, served.metadata, max_body=self.options.max_body
+        ), None
 
     async def _parse_infer(self, request: Request, served: Served) -> tuple[ModelInput, Any]:
         return oip.parse_infer(load_json(await self._body(request)), served.schema)
 
     async def _score(self, request: Request, endpoint: str, parse: Callable[..., Any], answer: Any) -> Response:
         started = time.perf_counter()
-        served = self._served(request)
         self._authorize(request)
+        served = self._served(request)
         parsed, extra = await parse(request, served)
         predictions = await run_in_threadpool(_predict, served, parsed)
         body = answer(predictions, served, extra)
@@ -185,10 +185,12 @@ class ScoringServer:
         return _json({"name": "covex", "version": __version__, "extensions": []})
 
     async def v2_model(self, request: Request) -> Response:
+        self._authorize(request)
         served = self._served_named(request)
         return _json(oip.metadata(served.name, served.version, served.schema, served.metadata))
 
     async def v2_model_ready(self, request: Request) -> Response:
+        self._authorize(request)
         served = self._served_named(request)
         return _json({"name": served.name, "ready": True})
 

@@ -55,6 +55,8 @@ def parse_infer(document: Any, schema: InputSchema | None) -> tuple[ModelInput, 
     if params is not None and not isinstance(params, dict):
         raise BadInput("'parameters' must be a JSON object", "parameters")
     tensors = [_tensor(i, t) for i, t in enumerate(inputs)]
+    if any(shape and shape[0] == 0 for _, shape, _ in tensors):
+        raise BadInput("'inputs': no rows to score (a tensor's first dimension is 0)", "inputs")
     if schema is not None and len(tensors) == 1 and tensors[0][0] not in schema.names:
         name, shape, data = tensors[0]
         if len(shape) != 2 or shape[1] != len(schema.columns):

@@ -12,9 +12,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from covex.domain.errors import RequestTooLarge
 from covex.serving.errors import BadInput, UnsupportedMediaType
 from covex.serving.signature import InputSchema
 
@@ -25,6 +27,10 @@ FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 JSON = "application/json"
 CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
+# A Parquet body is refused before decoding when its cells, at 8 bytes each, pass this many times --max-body.
+PARQUET_EXPANSION = 4
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -46,23 +52,26 @@ def media_type(content_type: str) -> str:
     return mime.lower()
 
 
-def parse_invocation(body: bytes, content_type: str, schema: InputSchema | None, metadata: Any) -> ModelInput:
-    """Read an ``/invocations`` body in any of MLflow's formats, checked against ``schema`` when there is one."""
+def parse_invocation(
+    body: bytes, content_type: str, schema: InputSchema | None, metadata: Any, *, max_body: int | None = None
+) -> ModelInput:
+    """Read an ``/invocations`` body in any of MLflow's formats, checked against ``schema`` when there is one.
+
+    ``max_body`` (``--max-body``) also bounds what a compressed Parquet body may decode to.
+    """
     import pandas as pd
 
     mime = media_type(content_type)
     if mime == CSV:
-        try:
-            frame = pd.read_csv(io.BytesIO(body))
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise BadInput(f"body: not valid CSV with a header row: {_first_line(exc)}", "body") from None
-        return _checked(frame, None, schema, text_input=True)
+        frame = _read_csv(body)
+        return _checked(frame, None, schema, "body", text_input=True)
     if mime == PARQUET:
+        _check_parquet_size(body, max_body)
         try:
             frame = pd.read_parquet(io.BytesIO(body))
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a bad file
             raise BadInput(f"body: not a Parquet file: {_first_line(exc)}", "body") from None
-        return _checked(frame, None, schema)
+        return _checked(frame, None, schema, "body")
     if mime != JSON:
         raise UnsupportedMediaType(f"'Content-Type' must be {JSON}, {CSV} or {PARQUET}, got {content_type or 'none'!r}")
     document = load_json(body)
@@ -78,17 +87,72 @@ def parse_invocation(body: bytes, content_type: str, schema: InputSchema | None,
     params = document.get("params")
     if params is not None and not isinstance(params, dict):
         raise BadInput("'params' must be a JSON object", "params")
+    where = f"{key}.data" if key == "dataframe_split" else key
     if schema is None:
-        return _by_mlflow(document, key, params, metadata)
-    return _checked(_frame(key, document[key]), params, schema)
+        parsed = _by_mlflow(document, key, params, metadata)
+        if parsed.rows == 0:
+            raise _no_rows(where)
+        return parsed
+    return _checked(_frame(key, document[key]), params, schema, where)
+
+
+def _read_csv(body: bytes) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+        # pandas renames a repeated header ("calls", "calls.1"): read the header row as it is written
+        header = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise BadInput(f"body: not valid CSV with a header row: {_first_line(exc)}", "body") from None
+    names = header.iloc[0].tolist() if len(header) else []
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BadInput(f"body: column {name!r} is given twice in the CSV header", name)
+        seen.add(name)
+    return frame
+
+
+def _check_parquet_size(body: bytes, max_body: int | None) -> None:
+    """Refuse a Parquet body whose footer says it decodes to far more than ``--max-body`` (a compression bomb)."""
+    if max_body is None:
+        return
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    try:
+        meta = pq.ParquetFile(io.BytesIO(body)).metadata
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a bad file
+        raise BadInput(f"body: not a Parquet file: {_first_line(exc)}", "body") from None
+    bound = PARQUET_EXPANSION * max_body
+    cells = meta.num_rows * meta.num_columns
+    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if cells * 8 > bound or unpacked > bound:
+        raise RequestTooLarge(
+            f"body: this Parquet file holds {meta.num_rows} rows of {meta.num_columns} columns "
+            f"({unpacked} bytes uncompressed); at most {bound} bytes decoded "
+            f"({PARQUET_EXPANSION} x --max-body {max_body}, 8 bytes a value) are read"
+        )
 
 
 def _checked(
-    frame: pd.DataFrame, params: dict[str, Any] | None, schema: InputSchema | None, *, text_input: bool = False
+    frame: pd.DataFrame,
+    params: dict[str, Any] | None,
+    schema: InputSchema | None,
+    where: str,
+    *,
+    text_input: bool = False,
 ) -> ModelInput:
+    """``frame`` checked against ``schema``; ``where`` (the field holding the rows) is named when it holds none."""
+    if len(frame) == 0:
+        raise _no_rows(where)
     if schema is not None:
         frame = schema.conform(frame, text_input=text_input)
     return ModelInput(frame, params, len(frame))
+
+
+def _no_rows(where: str) -> BadInput:
+    return BadInput(f"{where!r}: no rows to score", where)
 
 
 def _frame(key: str, value: Any) -> pd.DataFrame:
@@ -162,15 +226,87 @@ def _rows(data: Any) -> int:
 
 
 def load_json(body: bytes) -> Any:
-    """The JSON document of a body, or ``BadInput`` saying where it breaks."""
+    """The JSON document of a body, or ``BadInput`` saying where it breaks.
+
+    Standard JSON only: ``NaN``, ``Infinity`` and numbers too large for a double (``1e400``) are refused,
+    and so is a string holding half of a surrogate pair (``"\\ud800"``: not text).
+    """
     try:
-        return json.loads(body)
+        document = json.loads(body, parse_constant=_refuse, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise BadInput("body: not UTF-8 text", "body") from None
     except json.JSONDecodeError as exc:
         raise BadInput(f"body: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body") from None
     except RecursionError:
         raise BadInput("body: JSON nested too deeply", "body") from None
+    except _NotFinite:
+        raise _not_finite(body) from None
+    except ValueError as exc:  # an integer of more digits than Python reads
+        raise BadInput(f"body: not valid JSON: {_first_line(exc)}", "body") from None
+    if _SURROGATE_ESCAPE.search(body):  # only an escape can make a lone surrogate
+        _check_text(document, "")
+    return document
+
+
+class _NotFinite(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Marker:
+    token: str
+
+
+def _refuse(token: str) -> Any:
+    raise _NotFinite(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise _NotFinite(token)
+    return value
+
+
+def _not_finite(body: bytes) -> BadInput:
+    """The error for a body holding NaN, an infinity or ``1e400``, naming where (read again, marking them)."""
+
+    def mark(token: str) -> Any:
+        value = float(token)
+        return value if math.isfinite(value) else _Marker(token)
+
+    found = _find_marker(json.loads(body, parse_constant=_Marker, parse_float=mark), "")
+    where, token = found if found is not None else ("body", "NaN")
+    return BadInput(f"{where!r}: {token[:40]} is not a finite number (JSON has no NaN or infinities)", where)
+
+
+def _find_marker(value: Any, where: str) -> tuple[str, str] | None:
+    if isinstance(value, _Marker):
+        return where or "body", value.token
+    items = enumerate(value) if isinstance(value, list) else value.items() if isinstance(value, dict) else ()
+    for key, item in items:
+        path = f"{where or 'body'}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        found = _find_marker(item, path)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Refuse a string (or key) holding a lone surrogate, naming where it is (``inputs[0].data[2]``)."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            where = where or "body"
+            raise BadInput(f"{where!r}: holds a lone surrogate (\\ud800-\\udfff), not text", where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, f"{where or 'body'}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key.encode("utf-8", "backslashreplace").decode()
+            path = f"{where}.{name}" if where else name
+            _check_text(key, path)
+            _check_text(item, path)
 
 
 # -- predictions ------------------------------------------------------------------------------

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 # MLflow column types, and what their values become.
 _FLOATS = {"double": "float64", "float": "float32"}
 _INTS = {"long": "int64", "integer": "int32"}
+# What each numeric type holds: checked before converting (numpy would wrap, overflow or raise).
+_RANGES: dict[str, tuple[float, float]] = {
+    "long": (-(2**63), 2**63 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "double": (-1.7976931348623157e308, 1.7976931348623157e308),
+    "float": (-3.4028234663852886e38, 3.4028234663852886e38),
+}
 _TEXT = {"string"}
 _V2_TYPES = {
     "double": "FP64",
@@ -101,16 +108,16 @@ def _convert(values: pd.Series, column: Column, text_input: bool) -> pd.Series:
     if column.type in _FLOATS:
         if types.is_bool_dtype(dtype):
             _fail(column, values, _not_number)
-        if types.is_numeric_dtype(dtype):
-            return values.astype(_FLOATS[column.type])
-        _check_each(column, values, _not_number, missing_ok=True)
+        if not types.is_numeric_dtype(dtype):
+            _check_each(column, values, _not_number, missing_ok=True)
+        _check_range(column, values)
         return values.astype(_FLOATS[column.type])
     if column.type in _INTS:
-        if types.is_integer_dtype(dtype):
-            return values.astype(_INTS[column.type])
         if types.is_bool_dtype(dtype):
             _fail(column, values, _not_integer)
-        _check_each(column, values, _not_integer, missing_ok=False)
+        if not types.is_integer_dtype(dtype):
+            _check_each(column, values, _not_integer, missing_ok=False)
+        _check_range(column, values)
         return values.astype(_INTS[column.type])
     if column.type == "boolean":
         if types.is_bool_dtype(dtype):
@@ -146,6 +153,39 @@ def _not_integer(value: Any) -> bool:
     if isinstance(value, int):
         return False
     return not (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+
+
+def _check_range(column: Column, values: pd.Series) -> None:
+    """Refuse a number the column's type cannot hold (an infinity for a double; 2**70 for a long)."""
+    import numpy as np
+    from pandas.api import types
+
+    low, high = _RANGES[column.type]
+    if len(values) == 0:
+        return
+    if types.is_float_dtype(values.dtype):
+        array = values.to_numpy()
+        finite = array[np.isfinite(array)]
+        if not np.isinf(array).any() and (finite.size == 0 or (low <= finite.min() and finite.max() <= high)):
+            return
+    elif types.is_integer_dtype(values.dtype):
+        if low <= int(values.min()) and int(values.max()) <= high:
+            return
+    for row, value in enumerate(values.tolist()):
+        problem = _range_problem(value, column.type, low, high)
+        if problem is not None:
+            raise BadInput(f"column {column.name!r} row {row}: {_describe(value)} {problem}", column.name)
+
+
+def _range_problem(value: Any, kind: str, low: float, high: float) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or _is_missing(value):
+        return None
+    if isinstance(value, float) and math.isinf(value) and kind in _FLOATS:
+        return "is not a finite number"
+    if low <= value <= high:
+        return None
+    bounds = f" ({int(low)} to {int(high)})" if kind in _INTS else ""
+    return f"is out of range for {kind}{bounds}"
 
 
 def _check_each(column: Column, values: pd.Series, wrong: Any, *, missing_ok: bool) -> None:

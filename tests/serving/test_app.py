@@ -14,6 +14,12 @@ import covex
 from tests.serving.conftest import COLUMNS, Serving, split, training_data
 
 ROWS = [[0.9, 0.8, 0.1, 2], [0.1, 0.05, 0.3, 0]]
+CSV_HEADER = ",".join(COLUMNS).encode() + b"\n"
+
+
+def raw_split(first_row: str, columns: str = '"tenure","spend","calls","plan"') -> bytes:
+    """A ``dataframe_split`` body written by hand (for what ``json.dumps`` will not write)."""
+    return f'{{"dataframe_split": {{"columns": [{columns}], "data": [[{first_row}]]}}}}'.encode()
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +150,30 @@ BAD = [
     ("no content type", "", split(ROWS), 415, None, "Content-Type"),
     ("XML", "application/xml", b"<a/>", 415, None, "Content-Type"),
     ("latin-1", "application/json; charset=latin-1", split(ROWS), 415, None, "UTF-8"),
+    ("2**70 for a long", "application/json", split([[0.1, 0.2, 0.3, 2**70]]), 400, "plan", "out of range for long"),
+    ("below int64", "application/json", split([[0.1, 0.2, 0.3, -(2**63) - 1]]), 400, "plan", "out of range for long"),
+    ("1e300 for a long", "application/json", split([[0.1, 0.2, 0.3, 1e300]]), 400, "plan", "out of range for long"),
+    ("2**2000 for a double", "application/json", split([[2**2000, 0.2, 0.3, 1]]), 400, "tenure", "range for double"),
+    ("CSV uint64 long", "text/csv", CSV_HEADER + b"0.1,0.2,0.3,18446744073709551615\n", 400, "plan", "range for long"),
+    ("CSV huge long", "text/csv", CSV_HEADER + b"0.1,0.2,0.3,99999999999999999999999\n", 400, "plan", "range for long"),
+    ("CSV inf", "text/csv", CSV_HEADER + b"0.1,-inf,0.3,1\n", 400, "spend", "not a finite number"),
+    ("NaN", "application/json", raw_split("NaN, 0.2, 0.3, 1"), 400, "dataframe_split.data[0][0]", "not a finite"),
+    ("Infinity", "application/json", raw_split("0.1, Infinity, 0.3, 1"), 400, "dataframe_split.data[0][1]", "finite"),
+    ("-Infinity", "application/json", raw_split("0.1, 0.2, -Infinity, 1"), 400, "dataframe_split.data[0][2]", "finite"),
+    ("1e400", "application/json", raw_split("1e400, 0.2, 0.3, 1"), 400, "dataframe_split.data[0][0]", "not a finite"),
+    (
+        "lone surrogate column",
+        "application/json",
+        raw_split("0.1, 0.2, 0.3, 1, 5", '"tenure","spend","calls","plan","\\ud800"'),
+        400,
+        "dataframe_split.columns[4]",
+        "surrogate",
+    ),
+    ("no rows", "application/json", split([]), 400, "dataframe_split.data", "no rows to score"),
+    ("no rows in columns", "application/json", {"instances": {c: [] for c in COLUMNS}}, 400, "instances", "no rows"),
+    ("no records", "application/json", {"dataframe_records": []}, 400, "dataframe_records", "no rows to score"),
+    ("CSV header only", "text/csv", CSV_HEADER, 400, "body", "no rows to score"),
+    ("CSV column twice", "text/csv", CSV_HEADER[:-1] + b",calls\n0.1,0.2,0.3,1,4\n", 400, "calls", "given twice"),
 ]
 
 
@@ -161,8 +191,24 @@ def test_bad_input_gets_a_4xx_naming_the_field(
     assert "Traceback" not in r.text and "1" == r.headers["Covex-Model-Version"]
 
 
+def v2_columns(rows: int, **data: list[Any]) -> dict[str, Any]:
+    """An infer body with one tensor per column, ``rows`` rows of ``ROWS[0]`` unless ``data`` says otherwise."""
+    types = {"tenure": "FP64", "spend": "FP64", "calls": "FP64", "plan": "INT64"}
+    tensors = [
+        {"name": c, "shape": [rows], "datatype": t, "data": data.get(c, [ROWS[0][i]] * rows)}
+        for i, (c, t) in enumerate(types.items())
+    ]
+    return {"inputs": tensors}
+
+
 V2_BAD = [
     ({"inputs": []}, "inputs"),
+    (v2_columns(0), "inputs"),
+    ({"inputs": [{"name": "rows", "shape": [0, 4], "datatype": "FP64", "data": []}]}, "inputs"),
+    (v2_columns(1, plan=[2**64]), "plan"),
+    (v2_columns(1, tenure=[2**2000]), "tenure"),
+    (b'{"inputs": [{"name": "tenure", "shape": [1], "datatype": "BYTES", "data": ["\\udc00"]}]}', "inputs[0].data[0]"),
+    (b'{"inputs": [{"name": "tenure", "shape": [1], "datatype": "FP64", "data": [NaN]}]}', "inputs[0].data[0]"),
     ({"inputs": [{"name": "tenure", "shape": [1], "datatype": "FP64", "data": [1.0, 2.0]}]}, "inputs[0].data"),
     ({"inputs": [{"name": "tenure", "shape": [1], "datatype": "DOUBLE", "data": [1.0]}]}, "inputs[0].datatype"),
     ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 2.0, 3.0]}]}, "inputs[0].shape"),
@@ -172,7 +218,8 @@ V2_BAD = [
 
 @pytest.mark.parametrize(("body", "field"), V2_BAD)
 def test_bad_v2_input_gets_a_400_naming_the_field(churn: Serving, body: Any, field: str) -> None:
-    r = churn.post("/v2/models/churn/infer", json=body)
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = churn.post("/v2/models/churn/infer", content=content, headers={"Content-Type": "application/json"})
     assert (400, field) == (r.status_code, r.json()["field"]), r.text
     assert r.json()["error"]
 
@@ -184,7 +231,31 @@ def test_an_oversized_body_is_refused(template: Path, serve: Callable[..., Any])
         chunked = s.post("/invocations", content=iter([json.dumps(split(ROWS * 100)).encode()]))
         assert (200, 413, 413) == (small.status_code, big.status_code, chunked.status_code)
         assert "REQUEST_TOO_LARGE" == big.json()["error_code"] and "--max-body" in big.json()["message"]
-        assert 2 == s.metrics()['covex_serving_errors_total{kind="too_large"}']
+        # A Parquet body is read only when its footer's rows x columns x 8 bytes stay within 4 x --max-body
+        small_file, packed = parquet(ROWS), parquet(ROWS * 1000)
+        assert len(small_file) < 2000 and len(packed) < 2000
+        few = s.post("/invocations", content=small_file, headers={"Content-Type": PARQUET})
+        bomb = s.post("/invocations", content=packed, headers={"Content-Type": PARQUET})
+        assert (200, 413) == (few.status_code, bomb.status_code), bomb.text
+        assert "2000 rows of 4 columns" in bomb.json()["message"] and "--max-body" in bomb.json()["message"]
+        assert 3 == s.metrics()['covex_serving_errors_total{kind="too_large"}']
+
+
+PARQUET = "application/vnd.apache.parquet"
+
+
+def parquet(rows: list[list[Any]]) -> bytes:
+    """``rows`` as a zstd Parquet file, without pandas' schema metadata (to keep it small)."""
+    import io
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(pd.DataFrame(rows, columns=COLUMNS), preserve_index=False)
+    out = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(None), out, compression="zstd")
+    return out.getvalue()
 
 
 def test_a_model_failing_on_valid_input_is_a_500_and_the_server_keeps_serving(serve: Callable[..., Any]) -> None:
@@ -232,7 +303,24 @@ def test_token_file_guards_scoring_not_health(serve: Callable[..., Any], tmp_pat
         v2 = s.post("/v2/models/churn/infer", json={"inputs": []})
         assert (401, 401, 200, 401) == (none.status_code, wrong.status_code, right.status_code, v2.status_code)
         assert "Bearer" == none.headers["WWW-Authenticate"]
-        assert all(s.get(p).status_code == 200 for p in ("/ping", "/ready", "/version", "/metrics"))
+        # /v2/models/... needs the token, and says nothing of which model is served without it
+        other = s.post("/v2/models/other/infer", json={"inputs": []})
+        guarded = [s.get(p).status_code for p in ("/v2/models/churn", "/v2/models/churn/ready", "/v2/models/x")]
+        assert (401, [401, 401, 401]) == (other.status_code, guarded), other.text
+        token = {"Authorization": "Bearer s3cret"}
+        assert 404 == s.post("/v2/models/other/infer", json={"inputs": []}, headers=token).status_code
+        assert 200 == s.get("/v2/models/churn/ready", headers=token).status_code
+        open_paths = (
+            "/ping",
+            "/health",
+            "/ready",
+            "/version",
+            "/metrics",
+            "/v2",
+            "/v2/health/live",
+            "/v2/health/ready",
+        )
+        assert all(s.get(p).status_code == 200 for p in open_paths)
 
 
 def test_unknown_paths_and_methods(churn: Serving) -> None:
