@@ -16,6 +16,10 @@ from typing import Any
 from covex.domain.errors import AlreadyExists, InvalidInput
 
 
+# Endings that promise another format than the Parquet a job writes.
+OTHER_FORMATS = frozenset({".csv", ".tsv", ".json", ".jsonl", ".txt", ".xlsx", ".avro", ".orc", ".feather"})
+
+
 class Destination:
     """Where a job's output goes: checked up front, written at ``partial``, moved into place by ``commit``."""
 
@@ -24,6 +28,10 @@ class Destination:
         if "://" in text and not text.startswith("file://"):
             raise InvalidInput(f"output {text!r}: batch output must be a local path (a file or folder name)")
         self.path = Path(text.removeprefix("file://")).expanduser().absolute()
+        if self.path.suffix.lower() in OTHER_FORMATS:
+            raise InvalidInput(
+                f"output {text!r}: batch output is Parquet; name it .parquet (or a folder), not {self.path.suffix}"
+            )
         self.overwrite = overwrite
         if not self.path.parent.is_dir():
             raise InvalidInput(f"output {text!r}: folder {str(self.path.parent)!r} does not exist")

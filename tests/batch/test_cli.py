@@ -110,6 +110,7 @@ def test_bad_input_is_one_line_and_an_exit_code(
         "output folder missing": (["-i", good, "-o", str(tmp_path / "no" / "x.parquet")], 2, "does not exist"),
         "bad chunk rows": (["-i", good, "-o", out, "--chunk-rows", "0"], 2, "'--chunk-rows' must be at least 1"),
         "bad engine": (["-i", good, "-o", out, "--engine", "dask"], 2, "'--engine' must be local or spark"),
+        "csv output": (["-i", good, "-o", str(tmp_path / "scored.csv")], 2, "batch output is Parquet"),
     }
     for name, (args, code, message) in cases.items():
         got_code, line = _bad(registered, *args)
