@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
+from covex.domain.deployments import MAX_MESSAGE
 from covex.domain.errors import CovexError, MethodNotAllowed, NotFound, RequestTooLarge, Unauthenticated
 from covex.domain.webhooks import verify_signature
 from covex.serving import oip
@@ -51,7 +52,7 @@ class ScoringServer:
             options.uri,
             poll_seconds=options.poll_seconds,
             cache_dir=options.registry.get("cache_dir"),
-            on_failure=lambda _: self.metrics.swap_failures.inc(),
+            on_failure=self._load_failed,
         )
         self.holder.add_listener(self.metrics.served)
         self.record: Any = None  # covex.recording.DeploymentRecord, from start to stop
@@ -238,6 +239,13 @@ class ScoringServer:
         )
         self.record.start()
         self.holder.add_listener(self._recorded_swap)
+
+    def _load_failed(self, error: str) -> None:
+        """Count it; while nothing serves yet, say why on the deployment record (it stays STARTING: the
+        server keeps trying, and an alias may move to a version that loads)."""
+        self.metrics.swap_failures.inc()
+        if self.record is not None and self.holder.current is None:
+            self.record.update(message=f"not loaded: {error}"[:MAX_MESSAGE])
 
     def _recorded_swap(self, old: Served | None, new: Served) -> None:
         if old is None:

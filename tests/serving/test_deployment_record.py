@@ -47,3 +47,12 @@ def test_advertise_and_no_record(serve: Callable[..., Any], registry_dir: Path) 
             assert ["https://scoring.example.com/churn"] == [d.target for d in c.deployments("churn", active=True)]
         with serve("models:/churn/2", "--no-record"):
             assert [] == c.deployments("churn", 2)
+
+
+def test_a_version_that_does_not_load_says_why_on_its_record(serve: Callable[..., Any], registry_dir: Path) -> None:
+    """Version 3's files are not a model: the server keeps trying (503), and the record says why."""
+    with covex.Client(registry_dir) as c, serve("models:/churn/3", ready=False) as s:
+        assert 503 == s.get("/ready").status_code
+        assert wait_for(lambda: [d.message[:11] for d in c.deployments("churn", 3)] == ["not loaded:"]), s.log
+        [d] = c.deployments("churn", 3)
+        assert d.status == "STARTING" and "python_function" in d.message
