@@ -15,7 +15,6 @@ from typing import Any
 
 from covex.domain.errors import AlreadyExists, InvalidInput
 
-
 # Endings that promise another format than the Parquet a job writes.
 OTHER_FORMATS = frozenset({".csv", ".tsv", ".json", ".jsonl", ".txt", ".xlsx", ".avro", ".orc", ".feather"})
 
