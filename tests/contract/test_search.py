@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +26,11 @@ from tests.domain.test_filters import FILTER_TEXT
 def populated(client: covex.Client, tree) -> covex.Client:
     client.create_model("churn", tags={"team": "crm"})
     client.create_model("churn-eu", tags={"team": "crm", "region": "eu"})
+    # Timestamps are in milliseconds: let the clock move on so that "fraud" is the newest model.
+    before = client.get_model("churn-eu").creation_timestamp
+    deadline = time.monotonic() + 5
+    while time.time() * 1000 <= before + 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
     client.create_model("fraud", tags={"team": "risk"})
     src = tree()
     for auc in (0.85, 0.92, 0.95):
