@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from covex.batch.model import MODEL_COLUMN, VERSION_COLUMN, ScoringModel
+from covex.batch.pipeline import WriteBehind, read_ahead
 from covex.batch.sinks import Destination, ParquetSink
 from covex.batch.sources import Source, open_source
 from covex.domain.errors import InvalidInput
@@ -121,10 +122,12 @@ def score_file(
             on_start(model, source)
         read = list(dict.fromkeys([*ids, *features]))
         with recorded(c, model.version.uri, destination.path, record) as run, ParquetSink(destination) as sink:
-            for chunk in source.chunks(read, chunk_rows):
-                sink.write(score_table(model, chunk, features, ids))
-                if progress is not None:
-                    progress(chunk.num_rows)
+            # The next chunk is read and the last one written while this one is scored.
+            with WriteBehind(sink.write) as writer:
+                for chunk in read_ahead(source.chunks(read, chunk_rows)):
+                    writer.submit(score_table(model, chunk, features, ids))
+                    if progress is not None:
+                        progress(chunk.num_rows)
             path = sink.commit(_empty_schema(source, ids))
             if run is not None:
                 run.end("SUCCEEDED", rows=sink.rows, duration_s=time.perf_counter() - started)
