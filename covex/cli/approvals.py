@@ -79,6 +79,7 @@ def _policies_table(policies: Sequence[Policy]) -> None:
         "require",
         "from",
         "archive",
+        "serving",
         "ttl (days)",
         "updated by",
     )
@@ -93,6 +94,7 @@ def _policies_table(policies: Sequence[Policy]) -> None:
             ", ".join(p.require),
             ", ".join(p.from_),
             "yes" if p.archive_existing else "",
+            "not while serving" if p.not_while_serving else "",
             str(p.approval_ttl_days or "-"),
             p.updated_by,
         )
@@ -192,7 +194,7 @@ def policies_set(
     tag: ScopeTag = None,
     approvals: Annotated[
         int | None,
-        typer.Option("--approvals", help="Approvals needed (default 1; 0 for a policy with nothing but --from)."),
+        typer.Option("--approvals", help="Approvals needed (default 1; 0 with only --from, --not-while-serving)."),
     ] = None,
     approver: Annotated[
         list[str] | None, typer.Option("--approver", help="Whose approvals count (repeat): group:ml-leads, user:bob.")
@@ -206,6 +208,10 @@ def policies_set(
     ] = None,
     archive_existing: Annotated[
         bool, typer.Option("--archive-existing", help="Other versions in the stage go to the archive stage.")
+    ] = False,
+    not_while_serving: Annotated[
+        bool,
+        typer.Option("--not-while-serving", help="A version a serving deployment runs cannot enter the stage."),
     ] = False,
     allow_self_approval: Annotated[
         bool, typer.Option("--allow-self-approval", help="The requester and the author may approve.")
@@ -226,6 +232,8 @@ def policies_set(
     body = {k: v for k, v in given.items() if v is not None}
     if archive_existing:
         body["archive_existing"] = True
+    if not_while_serving:
+        body["not_while_serving"] = True
     if allow_self_approval:
         body["forbid_self_approval"] = False
     policy = _approvals().set_policy(kind, target, body, model=model, tag=tag)
@@ -248,6 +256,7 @@ def _show_applied(places: Sequence[AppliedPolicy]) -> None:
             rules = [f"{p.approvals} approval{'' if p.approvals == 1 else 's'}"]
             rules += [f"gate {escape(g)}" for g in p.gates] + [f"require {escape(r)}" for r in p.require]
             rules += [f"from {', '.join(p.from_)}"] if p.from_ else []
+            rules += ["not while serving"] if p.not_while_serving else []
             _print(f"[bold]{where}[/]: policy {p.id} ({escape(p.scope_label)}): {escape(place.reason)}")
             _print(f"  {'; '.join(rules)}")
         for other in place.passed_over:

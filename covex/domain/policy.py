@@ -11,6 +11,8 @@ A policy file is YAML::
         from: [Test]                      # Production is entered only from Test
         archive_existing: true
         approval_ttl_days: 14
+      - stage: Archived
+        not_while_serving: true           # a version a `covex serve` process serves is not archived
       - stage: Production
         model: store-sales                # this model only; also a pattern (network/*) or tag: team=retail
         gates: ["metrics.rmse <= 12"]
@@ -132,21 +134,24 @@ class PolicyRules(BaseModel):
     require: list[Annotated[StrictStr, AfterValidator(check_requirement)]] = []
     from_: list[StrictStr] = Field(default=[], alias="from")
     archive_existing: StrictBool = False
+    not_while_serving: StrictBool = False
     approval_ttl_days: StrictInt | None = Field(default=None, ge=1, le=MAX_TTL_DAYS)
 
     @model_validator(mode="before")
     @classmethod
     def _order_only(cls, data: Any) -> Any:
-        """A policy that gives only an order (``from:``) needs no approvals unless it says so."""
-        if isinstance(data, dict) and ("from" in data or "from_" in data):
+        """A policy with only ``from:`` and ``not_while_serving`` needs no approvals unless it says so."""
+        if isinstance(data, dict) and ("from" in data or "from_" in data or data.get("not_while_serving") is True):
             if not any(key in data for key in _REVIEW_KEYS):
                 return {**data, "approvals": 0}
         return data
 
     @property
     def direct(self) -> bool:
-        """Whether editors move versions in directly: the policy asks nothing but the order (``from:``)."""
-        return bool(self.from_) and self.approvals == 0 and not self.gates and not self.require
+        """Whether editors move versions in directly: the policy asks nothing but the order (``from:``) or
+        that the version is not serving (``not_while_serving``)."""
+        only = bool(self.from_) or self.not_while_serving
+        return only and self.approvals == 0 and not self.gates and not self.require
 
 
 class Policy(PolicyRules):
@@ -197,6 +202,7 @@ _HINTS = {
     "approval_ttl_days": f"must be an integer from 1 to {MAX_TTL_DAYS} (days)",
     "forbid_self_approval": "must be true or false",
     "archive_existing": "must be true or false",
+    "not_while_serving": "must be true or false",
     "approvers": "must be a list such as [group:ml-leads, user:bob]",
     "gates": "must be a list of comparisons",
     "require": "must be a list such as [description, card.intended_use, signature]",
@@ -204,7 +210,7 @@ _HINTS = {
 }
 KNOWN_KEYS = (
     *("stage", "alias", "model", "tag", "approvals", "approvers", "forbid_self_approval", "gates", "require"),
-    *("from", "archive_existing", "approval_ttl_days"),
+    *("from", "archive_existing", "not_while_serving", "approval_ttl_days"),
 )
 
 
@@ -234,6 +240,8 @@ def _finish(
     """Rules with their ``from`` stages normalised, or (rules, the key at fault, why)."""
     if kind == "alias" and rules.archive_existing:
         return rules, "archive_existing", "'archive_existing' applies to stages only"
+    if kind == "alias" and rules.not_while_serving:
+        return rules, "not_while_serving", "'not_while_serving' applies to stages only (such as Archived)"
     if kind == "alias" and rules.from_:
         return rules, "from", "'from' applies to stages only: it says which stages a stage is entered from"
     if rules.from_ and target == initial:
@@ -276,6 +284,13 @@ def validate_rules(
     if fault is not None:
         raise InvalidInput(why)
     return rules
+
+
+def serving_problem(rules: PolicyRules, target: str, current: str, what: str, serving: Sequence[str]) -> str | None:
+    """Why ``what``, served at ``serving`` (deployment descriptions), may not enter ``target`` (None: it may)."""
+    if not rules.not_while_serving or current == target or not serving:
+        return None
+    return f"{what} is serving ({', '.join(serving)}); stage {target!r} is not entered while a version serves"
 
 
 def order_problem(rules: PolicyRules, target: str, current: str, what: str) -> str | None:

@@ -16,6 +16,7 @@ from covex.domain import deployments as dom
 from covex.domain.deployments import Deployment
 from covex.domain.errors import InvalidInput, InvalidState, NotFound
 from covex.domain.names import validate_id, validate_model_name, validate_text
+from covex.domain.policy import Policy, serving_problem
 from covex.service.base import ServiceBase, now_ms
 from covex.store.schema import deployments, models
 
@@ -218,6 +219,16 @@ class DeploymentService(ServiceBase):
         if model_id is not None:
             q = q.where(deployments.c.model_id == model_id)
         return [d for d in (_entity(r, now) for r in conn.execute(q)) if d.active]
+
+    def serving_refusal(
+        self, conn: Connection, policy: Policy | None, target: str, version: Any, what: str
+    ) -> str | None:
+        """Why ``version`` (a row) may not enter ``target`` under ``not_while_serving`` (None: it may)."""
+        if policy is None or not policy.not_while_serving or version.stage == target:
+            return None
+        serving = [f"deployment {d.id} at {d.target}" for d in self.serving_deployments(conn, version_id=version.id)]
+        problem = serving_problem(policy, target, version.stage, what, serving)
+        return None if problem is None else f"{problem} (the policy of {policy.label}); stop it or let it swap first"
 
     def _load(self, conn: Connection, deployment_id: int, now: int) -> Deployment:
         row = conn.execute(_SELECT.where(deployments.c.id == deployment_id)).one_or_none()

@@ -16,6 +16,7 @@ from covex.domain.errors import InvalidInput, InvalidState, NotFound
 from covex.domain.names import MAX_COMMENT_LENGTH, validate_alias, validate_text
 from covex.domain.policy import order_problem
 from covex.service.base import Refused, ServiceBase, now_ms
+from covex.service.deployments import DeploymentService
 from covex.service.policies import applicable_policy
 from covex.store.schema import model_aliases, model_events, model_versions
 
@@ -45,6 +46,11 @@ class PlacementService(ServiceBase):
                 order = order_problem(policy, target, row.stage, f"version {version} of {name!r}")
                 if order is not None:
                     raise InvalidState(f"{order} (the policy of {policy.label})")
+                serving = self._sibling(DeploymentService).serving_refusal(
+                    conn, policy, target, row, f"version {version} of {name!r}"
+                )
+                if serving is not None:
+                    raise InvalidState(serving)
             if entering and policy is not None and not policy.direct:
                 raise Refused(
                     f"stage {target!r} is protected by a policy: open a request to move version {version} "

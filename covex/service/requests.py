@@ -21,6 +21,7 @@ from covex.domain.gates import Candidate, GateResult
 from covex.domain.names import MAX_COMMENT_LENGTH, validate_id, validate_text
 from covex.domain.policy import Comment, Policy, PolicyRules, Review, TransitionRequest
 from covex.service.base import Refused, now_ms
+from covex.service.deployments import DeploymentService
 from covex.service.placement import PlacementService
 from covex.service.policies import PolicyService, applicable_policy
 from covex.store import queries
@@ -253,6 +254,12 @@ class RequestService(PolicyService):
             )
             if kind == "stage" and order is not None:
                 raise InvalidState(f"{order} (the policy of {policy.label})")
+            if kind == "stage":
+                serving = self._sibling(DeploymentService).serving_refusal(
+                    conn, policy, target, row, f"version {version} of {name!r}"
+                )
+                if serving is not None:
+                    raise InvalidState(serving)
             duplicate = conn.execute(
                 select(transition_requests.c.id).where(
                     transition_requests.c.model_id == model.id,

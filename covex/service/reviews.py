@@ -21,6 +21,7 @@ from covex.domain.gates import GateResult
 from covex.domain.policy import Policy, TransitionRequest
 from covex.domain.scopes import covers, resolve, why_not_governing
 from covex.service.base import Refused, now_ms
+from covex.service.deployments import DeploymentService
 from covex.service.policies import applicable_policy, load_policies, model_tag_map
 from covex.service.requests import RequestService, dump, results, text
 from covex.store import queries
@@ -239,6 +240,13 @@ class ReviewService(RequestService):
         self._audit(conn, "request.approve", target, None, {"request": request.id, "comment": comment})
         self._emit(conn, "request.approved", {**self._event_data(model, request), "comment": comment}, model.id)
         if self._approvals(conn, request, policy, version.created_by, now) >= policy.approvals:
+            if request.target_kind == "stage":
+                # Not a change that makes the request stale: the approval waits until the version stops serving.
+                serving = self._sibling(DeploymentService).serving_refusal(
+                    conn, policy, request.target, version, f"version {request.version} of {model.name!r}"
+                )
+                if serving is not None:
+                    raise InvalidState(f"{serving}; the approval is not recorded")
             self._apply(conn, model, request, policy, version)
         else:
             conn.execute(

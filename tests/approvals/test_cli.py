@@ -192,3 +192,19 @@ def test_policies_that_leave_a_stage_no_version_could_enter_are_refused(covex: R
     first = covex("policies", "set", "--stage", "None", "--from", "Dev")
     assert 2 == first.exit_code and "'from' cannot be set on stage 'None': it is the first stage" in first.stderr
     assert ["Dev"] == [p["target"] for p in covex("policies", "list", "--json").json()]  # type: ignore[index,union-attr]
+
+
+def test_a_serving_version_is_kept_out_of_the_archive(covex: Run, reg: Registry) -> None:
+    made = covex("policies", "set", "--stage", "Archived", "--not-while-serving", "--json")
+    assert 0 == made.exit_code, made.stderr
+    assert (True, 0) == (made.json()["not_while_serving"], made.json()["approvals"])  # type: ignore[index]
+    assert "not while serving" in covex("policies", "list").stdout
+    assert 0 == covex("models", "create", "churn").exit_code
+    assert 0 == covex("versions", "create", "churn", "--source", "s3://m").exit_code
+    assert "; not while serving" in covex("policies", "show", "churn", "--stage", "Archived").stdout
+    d = reg.service.start_deployment("churn", 1, "serving", "http://h:8081")
+    refused = covex("stages", "set", "churn", "1", "Archived")
+    assert 4 == refused.exit_code
+    assert f"is serving (deployment {d.id} at http://h:8081)" in refused.stderr
+    reg.service.update_deployment(d.id, status="STOPPED")
+    assert 0 == covex("stages", "set", "churn", "1", "Archived").exit_code

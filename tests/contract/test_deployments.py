@@ -145,3 +145,54 @@ def test_a_reader_records_its_own_and_changes_no_one_elses(churn: covex.Client, 
         assert [] == stranger.deployments()
         with pytest.raises(covex.PermissionDenied):
             stranger.start_deployment("churn", "serving", "http://h:3", 1)
+
+
+def test_a_policy_keeps_a_serving_version_out_of_the_archive(churn: covex.Client, registry: Registry) -> None:
+    approvals = churn.approvals
+    policy = approvals.set_policy("stage", "Archived", {"not_while_serving": True})
+    assert (policy.not_while_serving, policy.approvals, policy.direct) == (True, 0, True)
+    d = churn.start_deployment("churn", "serving", "http://h:1", 1)
+    with pytest.raises(covex.InvalidState) as info:
+        churn.transition_stage("churn", 1, "Archived")
+    assert info.value.message == (
+        f"version 1 of 'churn' is serving (deployment {d.id} at http://h:1); stage 'Archived' is not entered while "
+        f"a version serves (the policy of {policy.label}); stop it or let it swap first"
+    )
+    assert "Archived" == churn.transition_stage("churn", 2, "Archived").stage  # not serving: moves directly
+    # A batch run is not serving, and an ended or stale deployment holds nothing.
+    churn.start_deployment("churn", "batch", "out.parquet", 1)
+    churn.update_deployment(d.id, status="STOPPED")
+    assert "Archived" == churn.transition_stage("churn", 1, "Archived").stage
+
+    # Under a policy that takes an approval: refused when asked, and when the approval would apply it.
+    churn.transition_stage("churn", 1, "None")
+    lead = registry.user("lead", groups=["leads"])
+    approvals.set_policy("stage", "Archived", {"not_while_serving": True, "approvers": ["group:leads"]})
+    churn.access.grant("group:leads", "reader")
+    churn.access.grant("group:leads", "approver", scope="stage:Archived")
+    serving = churn.start_deployment("churn", "serving", "http://h:2", 1)
+    with pytest.raises(covex.InvalidState, match=r"is serving \(deployment \d+ at http://h:2\)"):
+        approvals.create_request("churn", 1, stage="Archived")
+    churn.update_deployment(serving.id, status="STOPPED")
+    request = approvals.create_request("churn", 1, stage="Archived")
+    again = churn.start_deployment("churn", "serving", "http://h:3", 1)
+    with pytest.raises(covex.InvalidState, match=r"http://h:3.*; the approval is not recorded"):
+        lead.approvals.approve(request.id)
+    assert ("OPEN", []) == (approvals.get_request(request.id).status, approvals.get_request(request.id).reviews)
+    churn.update_deployment(again.id, status="STOPPED")
+    assert "APPLIED" == lead.approvals.approve(request.id).status
+    lead.close()
+    assert "Archived" == churn.get_version("churn", 1).stage
+
+
+def test_not_while_serving_is_for_stages_and_does_not_hold_back_archive_existing(churn: covex.Client) -> None:
+    with pytest.raises(covex.InvalidInput, match="'not_while_serving' applies to stages only"):
+        churn.approvals.set_policy("alias", "champion", {"not_while_serving": True})
+    with pytest.raises(covex.InvalidInput, match="'not_while_serving' must be true or false"):
+        churn.approvals.set_policy("stage", "Archived", {"not_while_serving": "yes"})
+    churn.approvals.set_policy("stage", "Archived", {"not_while_serving": True})
+    churn.transition_stage("churn", 1, "Production")
+    churn.start_deployment("models:/churn/Production", "serving", "http://h:1")
+    # A promotion that archives the version it replaces goes through: the server following the stage swaps.
+    churn.transition_stage("churn", 2, "Production", archive_existing=True)
+    assert ["Archived", "Production"] == [churn.get_version("churn", n).stage for n in (1, 2)]
