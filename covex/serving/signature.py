@@ -8,7 +8,9 @@ own schema enforcement answers for it (its refusals become 400s too).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from covex.serving.errors import BadInput
@@ -97,7 +99,75 @@ class InputSchema:
                     raise BadInput(f"missing column {column.name!r} ({column.type})", column.name)
                 continue
             out[column.name] = _convert(frame[column.name], column, text_input)
-        return pd.DataFrame(out, index=frame.index)
+        conformed = pd.DataFrame(out, index=frame.index)
+        conformed.columns = self.column_index if len(out) == len(self.columns) else pd.Index(list(out), dtype=object)
+        return conformed
+
+    def fast_frame(self, names: Sequence[str], values: Sequence[Sequence[Any]]) -> pd.DataFrame | None:
+        """The frame of columns ``names`` holding ``values`` (one sequence per column), or None.
+
+        It is built only when every column of the signature is given and every value already has its
+        column's type (plain JSON numbers, booleans and text), which is nearly every request; it
+        equals what ``conform`` makes of the same input. Anything else (None): ``conform`` checks
+        the frame and names what is wrong. This skips building a first frame and converting it
+        column by column, which is most of the time a small request takes.
+        """
+        import numpy as np
+        import pandas as pd
+
+        if len(names) != len(self.columns) or set(names) != set(self.names) or not values or not values[0]:
+            return None
+        position = {name: i for i, name in enumerate(names)}
+        columns: dict[str, Any] = {}
+        for column in self.columns:
+            given = values[position[column.name]]
+            converted = _fast_column(given, column.type, np)
+            if converted is None:
+                return None
+            columns[column.name] = converted
+        kinds = {getattr(c, "dtype", None) for c in columns.values()}
+        if len(kinds) == 1 and None not in kinds:  # one numeric type: one block, built at once
+            return pd.DataFrame(np.vstack(list(columns.values())).T, columns=self.column_index)
+        frame = pd.DataFrame(columns)
+        frame.columns = self.column_index
+        return frame
+
+    @cached_property
+    def column_index(self) -> pd.Index:
+        """The column labels of every frame handed to the model: plain Python strings (an object index).
+
+        pandas 3 would make an Arrow string index, which costs a model that reads the names (scikit-learn
+        checks them on every call) about a third of a millisecond per request; pandas 2 makes this one.
+        """
+        import pandas as pd
+
+        return pd.Index(self.names, dtype=object)
+
+
+def _fast_column(values: Sequence[Any], kind: str, np: Any) -> Any:
+    """``values`` as the array ``conform`` would make for a column of ``kind``; None when any value needs checking."""
+    types = set(map(type, values))
+    if kind in _FLOATS:
+        if not types <= {float, int}:
+            return None
+        try:
+            array = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer past a double's range
+            return None
+        low, high = _RANGES[kind]
+        if not np.isfinite(array).all() or array.min() < low or array.max() > high:
+            return None
+        return array.astype(np.float32) if kind == "float" else array
+    if kind in _INTS:
+        low, high = _RANGES[kind]
+        if types != {int} or min(values) < low or max(values) > high:
+            return None
+        return np.array(values, dtype=_INTS[kind])
+    if kind == "boolean":
+        return np.array(values, dtype=bool) if types == {bool} else None
+    if kind in _TEXT:
+        return list(values) if types == {str} else None  # pandas infers the text type, as for a first frame
+    return None
 
 
 def _convert(values: pd.Series, column: Column, text_input: bool) -> pd.Series:
