@@ -36,7 +36,10 @@ def serve(
     ] = None,
     log_inferences: Annotated[
         str | None,
-        typer.Option("--log-inferences", help="Folder to write every scored request to (Parquet, in the background)."),
+        typer.Option(
+            "--log-inferences",
+            help="Folder or s3://bucket/prefix to write every scored request to (Parquet, in the background).",
+        ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
     advertise: Annotated[

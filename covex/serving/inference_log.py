@@ -18,8 +18,10 @@ The model, the version that scored the request and the day are the partition key
 path, not in the files, as Hive-style readers expect (reading the folder adds them as columns).
 
 Logging never blocks or fails a request: records wait in a bounded queue, a thread writes a file
-every ``interval`` seconds (written under a temporary name, then renamed: a reader never sees half
-a file), and what does not fit in the queue, or cannot be written, is dropped and counted.
+every ``interval`` seconds, and what does not fit in the queue, or cannot be written, is dropped and
+counted. A reader never sees half a file: in a local folder it is written under a temporary name,
+then renamed; on an object store (``s3://bucket/prefix``, any URL fsspec knows) one upload puts it
+whole.
 """
 
 from __future__ import annotations
@@ -45,7 +47,17 @@ class InferenceLog:
     def __init__(
         self, folder: str, *, max_queue: int = 10_000, interval: float = 2.0, on_drop: Callable[[], None] | None = None
     ) -> None:
-        self.folder = Path(folder)
+        self.location = folder
+        self._remote: tuple[Any, str] | None = None  # (fsspec filesystem, root) for a URL
+        if "://" in folder and not folder.startswith("file://"):
+            from fsspec.core import url_to_fs
+
+            from covex.extras import needs_extra
+
+            with needs_extra(f"writing the inference log to {folder!r}"):
+                fs, root = url_to_fs(folder)
+            self._remote = (fs, root.rstrip("/"))
+        self.folder = Path(folder.removeprefix("file://"))
         self.interval = interval
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._on_drop = on_drop or (lambda: None)
@@ -53,7 +65,8 @@ class InferenceLog:
         self._seq = itertools.count()
 
     def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._remote is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="covex-inference-log", daemon=True)
         self._thread.start()
 
@@ -119,10 +132,17 @@ class InferenceLog:
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-        folder = self.folder / f"model={_safe(model)}" / f"version={version}" / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
+        partition = f"model={_safe(model)}/version={version}/date={day}"
         name = f"part-{int(time.time() * 1000)}-{os.getpid()}-{next(self._seq)}.parquet"
         table = pa.Table.from_pylist(rows, schema=arrow_schema())
+        if self._remote is not None:
+            fs, root = self._remote
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer)
+            fs.pipe_file(f"{root}/{partition}/{name}", buffer.getvalue().to_pybytes())
+            return
+        folder = self.folder / partition
+        folder.mkdir(parents=True, exist_ok=True)
         partial = folder / f".{name}.partial"
         pq.write_table(table, partial)
         os.replace(partial, folder / name)
