@@ -33,7 +33,7 @@ from covex.domain.errors import CovexError, MethodNotAllowed, NotFound, RequestT
 from covex.domain.webhooks import verify_signature
 from covex.serving import oip
 from covex.serving.errors import BadInput, ModelFailed, NotReady, kind_of
-from covex.serving.holder import INLINE_ROWS, ModelHolder, Served
+from covex.serving.holder import ModelHolder, Served
 from covex.serving.metrics import CONTENT_TYPE, Metrics
 from covex.serving.options import ServeOptions
 from covex.serving.payloads import JSON, ModelInput, dumps, jsonable, load_json, parse_invocation
@@ -95,10 +95,7 @@ class ScoringServer:
         self._authorize(request)
         served = self._served(request)
         parsed, extra = await parse(request, served)
-        if served.timer.inline(parsed.rows):
-            predictions = _predict(served, parsed)
-        else:
-            predictions = await run_in_threadpool(_predict, served, parsed)
+        predictions = await run_in_threadpool(_predict, served, parsed)
         body = answer(predictions, served, extra)
         elapsed = time.perf_counter() - started
         self.metrics.rows.inc(parsed.rows)
@@ -285,11 +282,7 @@ def _predict(served: Served, parsed: ModelInput) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            started = time.perf_counter()
-            predictions = served.predict(parsed.data, parsed.params)
-            if parsed.rows <= INLINE_ROWS:
-                served.timer.add(time.perf_counter() - started)
-            return predictions
+            return served.predict(parsed.data, parsed.params)
     except MlflowException as exc:
         if exc.error_code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST") or "enforce schema" in exc.message:
             raise BadInput(f"the input does not fit the model: {_line(exc.message)}") from None

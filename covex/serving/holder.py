@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
 import threading
 import time
 import warnings
@@ -33,36 +32,6 @@ RETRY_FAILED_SECONDS = 60.0
 MIN_CHECK_INTERVAL = 0.2
 
 
-# A small request (at most INLINE_ROWS rows) is scored on the event loop, without the hop to a worker
-# thread and back (about 0.7 ms of a 1-row request), while such requests take this version less than
-# INLINE_BELOW_S on average: /ping and other connections then wait about as long as they would for a
-# worker thread holding the GIL (Python lets one hold it for its switch interval, 5 ms, before it must
-# let go). A slower model, or a larger request, is scored on a worker thread.
-INLINE_ROWS = 100
-INLINE_BELOW_S = sys.getswitchinterval()
-
-
-@dataclass
-class PredictTimer:
-    """How long a small request takes this version to score: quick to rise, slow to fall.
-
-    One slow request raises it at once (the next ones go to worker threads); it comes back down by a
-    tenth of the way with each request after, so a model whose time varies is trusted again slowly.
-    """
-
-    average_s: float = float("inf")  # unknown until the warm-up says
-
-    def add(self, seconds: float) -> None:
-        if self.average_s == float("inf"):
-            self.average_s = seconds
-        else:
-            self.average_s = max(seconds, 0.9 * self.average_s + 0.1 * seconds)
-
-    def inline(self, rows: int) -> bool:
-        """Whether a request of ``rows`` rows is quick enough to score on the event loop."""
-        return rows <= INLINE_ROWS and self.average_s < INLINE_BELOW_S
-
-
 @dataclass(frozen=True)
 class Served:
     """One loaded, warmed-up version."""
@@ -78,7 +47,6 @@ class Served:
     # With a column signature, requests are checked and typed by ``schema``: the model's own predict
     # function is called without MLflow checking them a second time (half the time of a 1-row request).
     checked_predict: Any = None
-    timer: PredictTimer = field(default_factory=PredictTimer, compare=False)
 
     @property
     def metadata(self) -> Any:
@@ -261,10 +229,3 @@ def warm_up(served: Served, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         served.predict(data, None)
-        if isinstance(data, pd.DataFrame) and len(data) <= INLINE_ROWS:  # a small request's time: the best of 5
-            times = []
-            for _ in range(5):
-                started = time.perf_counter()
-                served.predict(data, None)
-                times.append(time.perf_counter() - started)
-            served.timer.add(min(times))
