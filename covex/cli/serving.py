@@ -118,6 +118,10 @@ def _serve(
         raise InvalidInput(f"'--port' must be from 1 to 65535, got {port}")
     if record_target is not None:
         validate_text(record_target, "--advertise", MAX_TARGET, required=True)
+    if log_inferences is not None:
+        from covex.serving.inference_log import check_location
+
+        check_location(log_inferences)
     token = _secret(token_file, "--token-file")
     secret = _secret(webhook_secret_file, "--webhook-secret-file")
     c = client()

@@ -48,15 +48,7 @@ class InferenceLog:
         self, folder: str, *, max_queue: int = 10_000, interval: float = 2.0, on_drop: Callable[[], None] | None = None
     ) -> None:
         self.location = folder
-        self._remote: tuple[Any, str] | None = None  # (fsspec filesystem, root) for a URL
-        if "://" in folder and not folder.startswith("file://"):
-            from fsspec.core import url_to_fs
-
-            from covex.extras import needs_extra
-
-            with needs_extra(f"writing the inference log to {folder!r}"):
-                fs, root = url_to_fs(folder)
-            self._remote = (fs, root.rstrip("/"))
+        self._remote = remote_location(folder)  # (fsspec filesystem, root) for a URL, else None
         self.folder = Path(folder.removeprefix("file://"))
         self.interval = interval
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
@@ -146,6 +138,41 @@ class InferenceLog:
         partial = folder / f".{name}.partial"
         pq.write_table(table, partial)
         os.replace(partial, folder / name)
+
+
+def remote_location(location: str) -> tuple[Any, str] | None:
+    """The fsspec filesystem and root of a URL (None for a local folder); ``InvalidInput`` saying why not."""
+    if "://" not in location or location.startswith("file://"):
+        return None
+    from fsspec.core import url_to_fs
+
+    from covex.domain.errors import InvalidInput
+    from covex.extras import MissingExtra, needs_extra
+
+    try:
+        with needs_extra(f"writing the inference log to {location!r}"):
+            fs, root = url_to_fs(location)
+    except MissingExtra:
+        raise
+    except (ValueError, ImportError) as exc:  # an unknown protocol, or one whose package is not installed
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"'--log-inferences' {location!r}: {reason}") from None
+    return fs, root.rstrip("/")
+
+
+def check_location(location: str) -> None:
+    """Refuse, before serving, an inference log location that cannot be written (``InvalidInput``)."""
+    from covex.domain.errors import InvalidInput
+
+    if remote_location(location) is not None:
+        return
+    folder = Path(location.removeprefix("file://"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"'--log-inferences' {location!r}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise InvalidInput(f"'--log-inferences' {location!r}: the folder is not writable")
 
 
 def arrow_schema() -> Any:

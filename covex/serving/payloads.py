@@ -29,7 +29,8 @@ CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 # A Parquet body is refused before decoding when its cells, at 8 bytes each, pass this many times --max-body.
 PARQUET_EXPANSION = 4
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A lone surrogate is written as an escape (\ud800) or, against UTF-8's rules, as its raw bytes.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BIG_EXPONENT = re.compile(rb"[eE][+]?0*[1-9][0-9]{2}")
 _DIGITS_AS_ZEROS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # a run of 20 digits: 20 zeros
@@ -107,7 +108,7 @@ def _fast_frame(key: str, value: Any, schema: InputSchema) -> pd.DataFrame | Non
         if type(value) is not dict:
             return None
         names, rows = value.get("columns"), value.get("data")
-        if type(names) is not list or type(rows) is not list:
+        if type(names) is not list or type(rows) is not list or not all(type(n) is str for n in names):
             return None
         width = len(names)
         if not all(type(row) is list and len(row) == width for row in rows):
@@ -281,7 +282,7 @@ def load_json(body: bytes) -> Any:
         raise _not_finite(body) from None
     except ValueError as exc:  # an integer of more digits than Python reads
         raise BadInput(f"body: not valid JSON: {_first_line(exc)}", "body") from None
-    if _SURROGATE_ESCAPE.search(body):  # only an escape can make a lone surrogate
+    if _SURROGATE_ESCAPE.search(body):
         _check_text(document, "")
     return document
 

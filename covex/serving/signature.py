@@ -26,7 +26,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "long": (-(2**63), 2**63 - 1),
     "integer": (-(2**31), 2**31 - 1),
     "double": (-1.7976931348623157e308, 1.7976931348623157e308),
-    "float": (-3.4028234663852886e38, 3.4028234663852886e38),
+    # Every double that rounds to a finite float32 (3.4028235e+38, float32's largest as numpy prints it).
+    "float": (-3.4028235677973362e38, 3.4028235677973362e38),
 }
 _TEXT = {"string"}
 _V2_TYPES = {
@@ -115,7 +116,9 @@ class InputSchema:
         import numpy as np
         import pandas as pd
 
-        if len(names) != len(self.columns) or set(names) != set(self.names) or not values or not values[0]:
+        if len(names) != len(self.columns) or not all(type(name) is str for name in names):
+            return None
+        if set(names) != set(self.names) or not values or not values[0]:
             return None
         position = {name: i for i, name in enumerate(names)}
         columns: dict[str, Any] = {}
@@ -157,6 +160,8 @@ def _fast_column(values: Sequence[Any], kind: str, np: Any) -> Any:
         low, high = _RANGES[kind]
         if not np.isfinite(array).all() or array.min() < low or array.max() > high:
             return None
+        if kind == "float" and types == {int} and np.abs(array).max() > 2**53:
+            return None  # ints that a double rounds: converted straight to float32 on the checked path
         return array.astype(np.float32) if kind == "float" else array
     if kind in _INTS:
         low, high = _RANGES[kind]
@@ -236,7 +241,9 @@ def _check_range(column: Column, values: pd.Series) -> None:
     if types.is_float_dtype(values.dtype):
         array = values.to_numpy()
         finite = array[np.isfinite(array)]
-        if not np.isinf(array).any() and (finite.size == 0 or (low <= finite.min() and finite.max() <= high)):
+        # A long's 2**63 - 1 is 2**63 as a double: there the bound is exclusive (2**63 would wrap).
+        top_ok = (lambda top: top <= high) if float(high) == high else (lambda top: top < float(high))
+        if not np.isinf(array).any() and (finite.size == 0 or (low <= finite.min() and top_ok(finite.max()))):
             return
     elif types.is_integer_dtype(values.dtype):
         if low <= int(values.min()) and int(values.max()) <= high:

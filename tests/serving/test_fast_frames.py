@@ -17,7 +17,7 @@ from covex.serving.signature import Column, InputSchema
 TYPES = ["double", "float", "long", "integer", "boolean", "string"]
 VALUES: dict[str, st.SearchStrategy[Any]] = {
     "double": st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**60), 2**60)),
-    "float": st.one_of(st.floats(-3e38, 3e38, allow_nan=False), st.integers(-(2**40), 2**40)),
+    "float": st.one_of(st.floats(-3e38, 3e38, allow_nan=False), st.integers(-(2**63), 2**63 - 1)),
     "long": st.integers(-(2**63), 2**63 - 1),
     "integer": st.integers(-(2**31), 2**31 - 1),
     "boolean": st.booleans(),
@@ -110,3 +110,41 @@ def test_every_finite_double_reads_back_as_itself(value: float) -> None:
     from covex.serving.payloads import load_json
 
     assert [value] == load_json(json.dumps([value]).encode())
+
+
+TYPED = InputSchema(
+    (Column("d", "double"), Column("f", "float"), Column("l", "long"), Column("i", "integer"), Column("s", "string"))
+)
+
+
+def parse(body: bytes | str) -> Any:
+    return parse_invocation(body.encode() if isinstance(body, str) else body, "application/json", TYPED, None)
+
+
+def row(values: str) -> str:
+    return '{"dataframe_split": {"columns": ["d", "f", "l", "i", "s"], "data": [[' + values + "]]}}"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"dataframe_split": {"columns": [["d"], "f", "l", "i", "s"], "data": [[1.5, 2.5, 3, 4, "x"]]}}', None),
+        ('{"dataframe_split": {"columns": [{"a": 1}, "f", "l", "i", "s"], "data": [[1.5, 2.5, 3, 4, "x"]]}}', None),
+        (row('1, 2, 9223372036854775807.0, 4, "x"'), "l"),
+        (row('1, 2, 3, 2147483648.0, "x"'), "i"),
+        (row('1, 3.5e38, 3, 4, "x"'), "f"),
+        (b'{"dataframe_split": {"columns": ["d", "f", "l", "i", "s"], "data": [[1, 2, 3, 4, "\xed\xa0\x80"]]}}', None),
+    ],
+)
+def test_odd_input_is_refused_by_name_not_wrapped_or_crashed(body: Any, field: str | None) -> None:
+    with pytest.raises(BadInput) as info:
+        parse(body)
+    if field is not None:
+        assert field == info.value.field
+
+
+def test_the_largest_float32_as_numpy_prints_it_is_accepted() -> None:
+    frame = parse(
+        '{"dataframe_split": {"columns": ["d", "f", "l", "i", "s"], "data": [[1, 3.4028235e+38, 3, 4, "x"]]}}'
+    )
+    assert 3.4028235e38 == pytest.approx(float(frame.data["f"][0]))

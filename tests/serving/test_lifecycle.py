@@ -117,6 +117,8 @@ def covex(*args: str, registry: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_bad_options_and_uris_are_one_line(registry_dir: Path, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
     cases = [
         (["serve", "churn"], 2, "'uri' 'churn' must start with 'models:/'"),
         (["serve", "models:/nope@champion"], 3, "nope"),
@@ -124,6 +126,9 @@ def test_bad_options_and_uris_are_one_line(registry_dir: Path, tmp_path: Path) -
         (["serve", "models:/churn/1", "--workers", "0"], 2, "'--workers' must be at least 1"),
         (["serve", "models:/churn/1", "--poll-seconds", "0"], 2, "'--poll-seconds'"),
         (["serve", "models:/churn/1", "--token-file", str(tmp_path / "none")], 2, "'--token-file'"),
+        (["serve", "models:/churn/1", "--log-inferences", "foo://x/y"], 2, "'--log-inferences' 'foo://x/y'"),
+        (["serve", "models:/churn/1", "--log-inferences", "gs://b/log"], 2, "'--log-inferences' 'gs://b/log'"),
+        (["serve", "models:/churn/1", "--log-inferences", str(blocked / "log")], 2, "'--log-inferences'"),
     ]
     for args, code, words in cases:
         r = covex(*args, registry=registry_dir)
