@@ -17,6 +17,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -45,7 +46,9 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 class ScoringServer:
     """The state one worker's routes share: options, the holder, metrics, the inference log."""
 
-    def __init__(self, options: ServeOptions, holder: ModelHolder | None = None) -> None:
+    def __init__(
+        self, options: ServeOptions, holder: ModelHolder | None = None, refresh_stamp: Path | None = None
+    ) -> None:
         self.options = options
         self.metrics = Metrics()
         self.holder = holder or ModelHolder(
@@ -54,6 +57,7 @@ class ScoringServer:
             poll_seconds=options.poll_seconds,
             cache_dir=options.registry.get("cache_dir"),
             on_failure=self._load_failed,
+            refresh_stamp=refresh_stamp,
         )
         self.holder.add_listener(self.metrics.served)
         self.record: Any = None  # covex.recording.DeploymentRecord, from start to stop
@@ -374,9 +378,15 @@ class Headers:
         await self.app(scope, receive, stamped)
 
 
-def create_app(options: ServeOptions, holder: ModelHolder | None = None) -> Starlette:
-    """The scoring app for ``options`` (it loads and follows the version while it runs)."""
-    server = ScoringServer(options, holder)
+def create_app(
+    options: ServeOptions, holder: ModelHolder | None = None, *, refresh_stamp: Path | None = None
+) -> Starlette:
+    """The scoring app for ``options`` (it loads and follows the version while it runs).
+
+    ``refresh_stamp``: a file the workers of one server share; ``/-/refresh`` on any of them touches it,
+    and every worker looks where the URI points.
+    """
+    server = ScoringServer(options, holder, refresh_stamp)
     routes = [
         Route("/invocations", server.invocations, methods=["POST"]),
         Route("/v2/models/{name:path}/infer", server.infer, methods=["POST"]),
@@ -423,8 +433,10 @@ def app_from_environment() -> Starlette:
     """Factory for each worker process (``--workers N``): the options come from ``COVEX_SERVE_OPTIONS``."""
     import os
 
+    from covex.serving.metrics import MULTIPROC_ENV
     from covex.serving.options import OPTIONS_ENV
     from covex.serving.runner import log_to_stderr
 
     log_to_stderr()
-    return create_app(ServeOptions.model_validate_json(os.environ[OPTIONS_ENV]))
+    stamp = Path(os.environ[MULTIPROC_ENV]) / "covex-refresh" if MULTIPROC_ENV in os.environ else None
+    return create_app(ServeOptions.model_validate_json(os.environ[OPTIONS_ENV]), refresh_stamp=stamp)

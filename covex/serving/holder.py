@@ -30,6 +30,15 @@ log = logging.getLogger("covex.serving")
 RETRY_FAILED_SECONDS = 60.0
 # Refreshes coalesce: however many arrive, the registry is asked at most this often.
 MIN_CHECK_INTERVAL = 0.2
+# How often a worker looks whether another one was asked to refresh.
+STAMP_CHECK_SECONDS = 0.25
+
+
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return None if path is None else path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,12 @@ class ModelHolder:
         cache_dir: str | None = None,
         on_swap: list[SwapListener] | None = None,
         on_failure: Callable[[str], None] | None = None,
+        refresh_stamp: Path | None = None,
     ) -> None:
         self.uri = uri
+        # With several workers, a refresh touches this file and every worker's holder looks at once.
+        self.refresh_stamp = refresh_stamp
+        self._stamp_seen = _mtime(refresh_stamp)
         self.poll_seconds = poll_seconds
         self.cache_dir = cache_dir
         self.current: Served | None = None
@@ -115,8 +128,28 @@ class ModelHolder:
             self._thread.join(timeout)
 
     def refresh(self) -> None:
-        """Look where the URI points now, without waiting for the next poll."""
+        """Look where the URI points now, without waiting for the next poll (in every worker)."""
+        if self.refresh_stamp is not None:
+            try:
+                self.refresh_stamp.touch()
+            except OSError as exc:  # the other workers look at their next poll
+                log.warning("could not tell the other workers to refresh: %s", exc)
         self._wake.set()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass, ``refresh()`` is called, or another worker touches the stamp."""
+        if self.refresh_stamp is None:
+            self._wake.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, STAMP_CHECK_SECONDS)):
+                return
+            seen = _mtime(self.refresh_stamp)
+            if seen != self._stamp_seen:
+                self._stamp_seen = seen
+                return
 
     # -- the holder's thread ---------------------------------------------------------------
 
@@ -135,7 +168,7 @@ class ModelHolder:
                     if self.current is None:
                         self._failed(None, f"{type(exc).__name__}: {exc}")
                 # Until something loads, try again sooner than the poll interval.
-                self._wake.wait(self.poll_seconds if self.current is not None else min(self.poll_seconds, 2.0))
+                self._wait(self.poll_seconds if self.current is not None else min(self.poll_seconds, 2.0))
                 self._stop.wait(max(0.0, started + MIN_CHECK_INTERVAL - time.monotonic()))
         finally:
             if client is not None:

@@ -155,3 +155,27 @@ def test_refresh_takes_a_signed_call(serve: Callable[..., Any], registry_dir: Pa
         r = s.post("/-/refresh", content=body, headers=signed_headers("whsec-test", "alias.set", 2, body))
         assert 202 == r.status_code
         assert wait_for_version(s, 2, timeout=30) < 30
+
+
+def test_one_refresh_reaches_every_worker(serve: Callable[..., Any], registry_dir: Path) -> None:
+    """With --workers 2 the call lands on one worker; the others learn of it through a shared file."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def served(s: Any) -> dict[str, float]:
+        """The version each worker serves, by process id (any worker's /metrics answers for all)."""
+        families = text_string_to_metric_families(s.get("/metrics").text)
+        samples = [x for f in families for x in f.samples if x.name == "covex_serving_model_version"]
+        return {x.labels["pid"]: x.value for x in samples}
+
+    def wait_until(s: Any, version: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ((now := served(s)) and len(now) == 2 and set(now.values()) == {version}):
+            assert time.monotonic() < deadline, now
+            time.sleep(0.2)
+
+    with serve("models:/churn@champion", "--poll-seconds", "300", "--workers", "2") as s:
+        wait_until(s, 1, 60)
+        with covex.Client(registry_dir) as c:
+            c.set_alias("churn", "champion", 2)
+        assert 202 == s.post("/-/refresh", json={}).status_code  # an open server: no secret, no token
+        wait_until(s, 2, 30)  # without the shared file, one worker would wait for its 300 s poll
