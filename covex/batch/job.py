@@ -60,7 +60,10 @@ def plan_columns(
     missing = [c for c in ids if c not in source_columns]
     if missing:
         raise InvalidInput(f"id column {missing[0]!r} is not in {where}; it has: {', '.join(source_columns)}")
-    return model.feature_columns(source_columns, list(columns) if columns else None, where)
+    features = model.feature_columns(source_columns, list(columns) if columns else None, where)
+    if not columns and model.input_columns is None:  # no signature: every column but the ids
+        features = [c for c in features if c not in ids]
+    return features
 
 
 def score_table(model: ScoringModel, table: Any, features: list[str], ids: Sequence[str]) -> Any:

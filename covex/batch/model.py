@@ -57,7 +57,7 @@ class ScoringModel:
         from covex.ml.packaging import load_pyfunc
 
         version, files, path = resolve(client, uri)
-        return cls(version, load_pyfunc(path), files, path)
+        return cls(version, load_pyfunc(path, version.uri), files, path)
 
     @classmethod
     def from_folder(cls, version: ModelVersion, files: list[FileEntry], path: str | os.PathLike[str]) -> ScoringModel:
@@ -66,7 +66,7 @@ class ScoringModel:
 
         root = Path(path)
         verify_files(root, files)
-        return cls(version, load_pyfunc(root), files, root)
+        return cls(version, load_pyfunc(root, version.uri), files, root)
 
     @property
     def input_columns(self) -> list[str] | None:
@@ -121,7 +121,9 @@ class ScoringModel:
                 warnings.simplefilter("ignore")
                 raw = self.pyfunc.predict(features)
         except Exception as exc:  # the model's own error: bad input for it
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            from covex.ml.packaging import one_line
+
+            message = one_line(str(exc)) or type(exc).__name__
             raise InvalidInput(f"{self.version.uri} cannot score the input: {message}") from exc
         return prediction_frame(raw, len(features))
 

@@ -66,7 +66,7 @@ def load_model(uri: str, *, client: Client | None = None, cache_dir: str | os.Pa
     own = client is None
     c = client or Client()
     try:
-        return load_pyfunc(fetch_model(c, uri, cache_dir))
+        return load_pyfunc(fetch_model(c, uri, cache_dir), uri)
     finally:
         if own:
             c.close()

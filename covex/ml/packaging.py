@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from covex.domain.errors import InvalidInput
+from covex.domain.errors import InvalidInput, InvalidState
 
 FLAVORS = ("sklearn", "xgboost", "lightgbm", "pyfunc")
 # Types skops may deserialise without asking: only those the user's own, in-memory model is made of,
@@ -143,8 +143,21 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def load_pyfunc(path: Path) -> Any:
+def one_line(text: str, limit: int = 300) -> str:
+    """A multi-line error message as one line (scikit-learn names the columns at fault on later lines)."""
+    joined = " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
+def load_pyfunc(path: Path, label: str = "the version") -> Any:
+    """The MLflow pyfunc model in ``path``; ``InvalidState`` when the folder holds no MLflow model."""
     import mlflow.pyfunc
+
+    if not (Path(path) / "MLmodel").is_file():
+        raise InvalidState(
+            f"{label} is not an MLflow model (its files have no MLmodel file): versions registered with "
+            "covex.ml.log_model or register_model can be loaded, served and scored"
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -203,10 +203,17 @@ class ScoringServer:
         return _json({"name": served.name, "ready": True})
 
     def _served_named(self, request: Request) -> Served:
+        """The served version, if the path names its model (and, in ``/versions/N/``, its version)."""
         served = self._served(request)
         if request.path_params["name"] != served.name:
             raise NotFound(
                 f"model {request.path_params['name']!r} is not served here; this server serves {served.name!r}"
+            )
+        version = request.path_params.get("version")
+        if version is not None and version != str(served.version):
+            raise NotFound(
+                f"version {version!r} of {served.name!r} is not served here; this server serves version "
+                f"{served.version} (or omit /versions/... to ask whichever version it serves)"
             )
         return served
 
@@ -308,7 +315,9 @@ def _oip_answer(predictions: Any, served: Served, request_id: Any) -> bytes:
 
 
 def _line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0][:300]
+    from covex.ml.packaging import one_line
+
+    return one_line(text)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -389,6 +398,9 @@ def create_app(
     server = ScoringServer(options, holder, refresh_stamp)
     routes = [
         Route("/invocations", server.invocations, methods=["POST"]),
+        Route("/v2/models/{name:path}/versions/{version}/infer", server.infer, methods=["POST"]),
+        Route("/v2/models/{name:path}/versions/{version}/ready", server.v2_model_ready, methods=["GET"]),
+        Route("/v2/models/{name:path}/versions/{version}", server.v2_model, methods=["GET"]),
         Route("/v2/models/{name:path}/infer", server.infer, methods=["POST"]),
         Route("/v2/models/{name:path}/ready", server.v2_model_ready, methods=["GET"]),
         Route("/v2/models/{name:path}", server.v2_model, methods=["GET"]),

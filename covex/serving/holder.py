@@ -216,7 +216,8 @@ class ModelHolder:
         self.status.failures += 1
         self.status.last_error = f"{label}: {message}" if label else message
         self.status.last_error_at = time.time()
-        log.error("not switching to %s: %s", label or self.uri, message)
+        doing = "not switching to" if self.current is not None else "cannot serve"
+        log.error("%s %s: %s", doing, label or self.uri, message)
         if self._on_failure is not None:
             self._on_failure(self.status.last_error)
 
@@ -226,7 +227,7 @@ class ModelHolder:
 
         resolved, _ = client.get_version_files(label)
         path = fetch_model(client, label, self.cache_dir)
-        model = load_pyfunc(path)
+        model = load_pyfunc(path, label)
         schema = InputSchema.from_model(getattr(model, "metadata", None))
         served = Served(
             name=resolved.name,

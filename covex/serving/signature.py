@@ -242,8 +242,10 @@ def _check_range(column: Column, values: pd.Series) -> None:
         array = values.to_numpy()
         finite = array[np.isfinite(array)]
         # A long's 2**63 - 1 is 2**63 as a double: there the bound is exclusive (2**63 would wrap).
-        top_ok = (lambda top: top <= high) if float(high) == high else (lambda top: top < float(high))
-        if not np.isinf(array).any() and (finite.size == 0 or (low <= finite.min() and top_ok(finite.max()))):
+        exclusive = float(high) != high
+        if not np.isinf(array).any() and (
+            finite.size == 0 or (low <= finite.min() and _below(finite.max(), high, exclusive))
+        ):
             return
     elif types.is_integer_dtype(values.dtype):
         if low <= int(values.min()) and int(values.max()) <= high:
@@ -252,6 +254,10 @@ def _check_range(column: Column, values: pd.Series) -> None:
         problem = _range_problem(value, column.type, low, high)
         if problem is not None:
             raise BadInput(f"column {column.name!r} row {row}: {_describe(value)} {problem}", column.name)
+
+
+def _below(top: float, high: float, exclusive: bool) -> bool:
+    return bool(top < float(high)) if exclusive else bool(top <= high)
 
 
 def _range_problem(value: Any, kind: str, low: float, high: float) -> str | None:

@@ -161,3 +161,50 @@ def test_a_bad_csv_row_names_the_file_and_row(registered: Registered, tmp_path: 
     code, line = _bad(registered, "-i", str(path), "-o", str(tmp_path / "o.parquet"))
     assert 2 == code
     assert "data.csv" in line and "Expected 5 columns, got 6" in line, line
+
+
+def test_a_version_that_is_not_an_mlflow_model_is_one_line_and_a_model_without_signature_ignores_the_ids(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    import covex
+    from covex.ml import log_model
+    from tests import support
+
+    df = frame(50)
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "model.pkl").write_bytes(b"weights")
+    registry = tmp_path / "data"
+    with covex.Client(registry) as c, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c.create_model("plain")
+        c.create_version("plain", files)
+        x = df[FEATURES]
+        log_model(c, LogisticRegression().fit(x, (x.tenure < 20).astype(int)), "nosig")  # no example: no signature
+        assert c.get_version("models:/nosig/1") is not None
+        with pytest.raises(covex.InvalidState, match=r"models:/plain/1 is not an MLflow model"):
+            covex.load_model("models:/plain/1", client=c)
+    source = tmp_path / "in.parquet"
+    df[FEATURES].assign(customer=range(len(df))).to_parquet(source, index=False)
+
+    def run(*args: str) -> support.CliResult:
+        from typer.testing import CliRunner
+
+        from covex.cli.main import app
+
+        env = {"COVEX_URI": str(registry), "COVEX_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "200"}
+        r = CliRunner().invoke(app, ["batch", *args], env=env)
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return support.CliResult(r.exit_code, r.stdout, r.stderr)
+
+    plain = run("models:/plain/1", "-i", str(source), "-o", str(tmp_path / "p.parquet"))
+    assert 4 == plain.exit_code and "models:/plain/1 is not an MLflow model" in plain.stderr, plain.stderr
+    assert 1 == len(plain.stderr.strip().splitlines())
+    scored = run("models:/nosig/1", "-i", str(source), "-o", str(tmp_path / "n.parquet"), "--id-column", "customer")
+    assert 0 == scored.exit_code, scored.stderr
+    assert list(range(len(df))) == pd.read_parquet(tmp_path / "n.parquet")["customer"].tolist()

@@ -128,6 +128,13 @@ def test_open_inference_protocol(churn: Serving, mlflow_model: Any) -> None:
         other.status_code,
         other.json()["error"],
     )
+    # KServe and Triton clients name the version: the one served answers, another is not here.
+    versioned = churn.post("/v2/models/churn/versions/1/infer", json=as_rows)
+    assert (200, "1") == (versioned.status_code, versioned.json()["model_version"])
+    assert ("churn", 200) == (churn.get("/v2/models/churn/versions/1").json()["name"], 200)
+    assert 200 == churn.get("/v2/models/churn/versions/1/ready").status_code
+    elsewhere = churn.post("/v2/models/churn/versions/2/infer", json=as_rows)
+    assert (404, True) == (elsewhere.status_code, "this server serves version 1" in elsewhere.json()["error"])
 
 
 BAD = [
