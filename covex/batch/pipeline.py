@@ -8,60 +8,13 @@ is raised in the job's thread, as if the work had been done there.
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-_DONE = object()
+from covex.threads import read_ahead
 
-
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """``items``, produced by a thread that keeps one item ready (and one in the making) ahead of the caller.
-
-    Stops the producer when the caller stops early (an error while scoring, or a closed generator).
-    """
-    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not _put(ready, (item, None), stop):
-                    return
-            _put(ready, (_DONE, None), stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            _put(ready, (_DONE, exc), stop)
-
-    thread = threading.Thread(target=produce, name="covex-batch-read", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = ready.get()
-            if error is not None:
-                raise error
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
-
-
-def _put(q: queue.Queue[Any], value: Any, stop: threading.Event) -> bool:
-    """Put ``value`` once there is room; False when the consumer has gone away first."""
-    while not stop.is_set():
-        try:
-            q.put(value, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
+__all__ = ["WriteBehind", "read_ahead"]
 
 
 class WriteBehind:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterable, Iterator
+
+from covex import threads
 
 # Pieces read ahead of the caller: memory stays bounded at about depth x buffer bytes.
 READ_AHEAD = 4
-_DONE = object()
 
 
 def read_ahead(chunks: Iterable[bytes], buffer: int, depth: int = READ_AHEAD) -> Iterator[bytes]:
@@ -19,45 +18,17 @@ def read_ahead(chunks: Iterable[bytes], buffer: int, depth: int = READ_AHEAD) ->
     large buffers), so the two overlap instead of taking turns. An error while reading is raised
     to the caller; a caller that stops early stops the thread.
     """
-    pieces: queue.Queue[object] = queue.Queue(depth)
-    stop = threading.Event()
+    return threads.read_ahead(_pieces(chunks, buffer), depth)
 
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                pieces.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
-    def pull() -> None:
-        parts: list[bytes] = []
-        size = 0
-        try:
-            for chunk in chunks:
-                parts.append(chunk)
-                size += len(chunk)
-                if size >= buffer:
-                    if not put(b"".join(parts)):
-                        return
-                    parts, size = [], 0
-            if (not parts or put(b"".join(parts))) and not stop.is_set():
-                put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            put(exc)
-
-    reader = threading.Thread(target=pull, name="covex-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = pieces.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, bytes)
-            yield item
-    finally:
-        stop.set()
-        reader.join()
+def _pieces(chunks: Iterable[bytes], buffer: int) -> Iterator[bytes]:
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= buffer:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
