@@ -1,0 +1,1 @@
+"""Monitoring deployed versions: drift of inputs and predictions, and performance over time."""
