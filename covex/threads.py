@@ -1,10 +1,16 @@
-"""Threads that let I/O and computation overlap, with bounded memory."""
+"""Threads that let I/O and computation overlap, with bounded memory.
+
+A batch job reads its next chunk (``read_ahead``) and writes its last one (``WriteBehind``) while the
+model scores the current one; Arrow decodes and encodes without holding the GIL, so the three overlap.
+Downloads read the network ahead of hashing and writing the same way.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -57,3 +63,38 @@ def _put(q: queue.Queue[Any], value: Any, stop: threading.Event) -> bool:
         except queue.Full:
             continue
     return False
+
+
+class WriteBehind:
+    """Run ``write(item)`` in a thread, one call at a time, while the caller prepares the next item.
+
+    ``submit`` waits for the previous write first (raising its error), so one item at most is
+    waiting to be written; ``flush`` waits for the last one. Use as a context manager.
+    """
+
+    def __init__(self, write: Callable[[Any], None]) -> None:
+        self._write = write
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="covex-write-behind")
+        self._pending: Future[None] | None = None
+
+    def submit(self, item: Any) -> None:
+        self.flush()
+        self._pending = self._pool.submit(self._write, item)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pending, self._pending = self._pending, None
+        try:
+            if pending is not None and exc_info[0] is None:
+                pending.result()
+            elif pending is not None:
+                wait([pending])  # the caller's error wins; the sink is not closed under a running write
+        finally:
+            self._pool.shutdown(wait=True)

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from covex.batch.model import MODEL_COLUMN, VERSION_COLUMN, ScoringModel
-from covex.batch.pipeline import WriteBehind, read_ahead
 from covex.batch.sinks import Destination, ParquetSink
 from covex.batch.sources import Source, open_source
 from covex.domain.errors import InvalidInput
+from covex.threads import WriteBehind, read_ahead
 
 if TYPE_CHECKING:
     from covex.client import Client

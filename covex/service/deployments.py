@@ -220,15 +220,17 @@ class DeploymentService(ServiceBase):
             q = q.where(deployments.c.model_id == model_id)
         return [d for d in (_entity(r, now) for r in conn.execute(q)) if d.active]
 
-    def serving_refusal(
-        self, conn: Connection, policy: Policy | None, target: str, version: Any, what: str
-    ) -> str | None:
-        """Why ``version`` (a row) may not enter ``target`` under ``not_while_serving`` (None: it may)."""
+    def refuse_if_serving(
+        self, conn: Connection, policy: Policy | None, target: str, version: Any, what: str, then: str = ""
+    ) -> None:
+        """Raise ``InvalidState`` when ``version`` (a row) may not enter stage ``target`` under the policy's
+        ``not_while_serving`` because a serving deployment runs it (``then`` ends the message)."""
         if policy is None or not policy.not_while_serving or version.stage == target:
-            return None
+            return
         serving = [f"deployment {d.id} at {d.target}" for d in self.serving_deployments(conn, version_id=version.id)]
         problem = serving_problem(policy, target, version.stage, what, serving)
-        return None if problem is None else f"{problem} (the policy of {policy.label}); stop it or let it swap first"
+        if problem is not None:
+            raise InvalidState(f"{problem} (the policy of {policy.label}); stop it or let it swap first{then}")
 
     def _load(self, conn: Connection, deployment_id: int, now: int) -> Deployment:
         row = conn.execute(_SELECT.where(deployments.c.id == deployment_id)).one_or_none()

@@ -46,11 +46,9 @@ class PlacementService(ServiceBase):
                 order = order_problem(policy, target, row.stage, f"version {version} of {name!r}")
                 if order is not None:
                     raise InvalidState(f"{order} (the policy of {policy.label})")
-                serving = self._sibling(DeploymentService).serving_refusal(
+                self._sibling(DeploymentService).refuse_if_serving(
                     conn, policy, target, row, f"version {version} of {name!r}"
                 )
-                if serving is not None:
-                    raise InvalidState(serving)
             if entering and policy is not None and not policy.direct:
                 raise Refused(
                     f"stage {target!r} is protected by a policy: open a request to move version {version} "

@@ -255,11 +255,9 @@ class RequestService(PolicyService):
             if kind == "stage" and order is not None:
                 raise InvalidState(f"{order} (the policy of {policy.label})")
             if kind == "stage":
-                serving = self._sibling(DeploymentService).serving_refusal(
+                self._sibling(DeploymentService).refuse_if_serving(
                     conn, policy, target, row, f"version {version} of {name!r}"
                 )
-                if serving is not None:
-                    raise InvalidState(serving)
             duplicate = conn.execute(
                 select(transition_requests.c.id).where(
                     transition_requests.c.model_id == model.id,

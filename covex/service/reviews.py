@@ -242,11 +242,14 @@ class ReviewService(RequestService):
         if self._approvals(conn, request, policy, version.created_by, now) >= policy.approvals:
             if request.target_kind == "stage":
                 # Not a change that makes the request stale: the approval waits until the version stops serving.
-                serving = self._sibling(DeploymentService).serving_refusal(
-                    conn, policy, request.target, version, f"version {request.version} of {model.name!r}"
+                self._sibling(DeploymentService).refuse_if_serving(
+                    conn,
+                    policy,
+                    request.target,
+                    version,
+                    f"version {request.version} of {model.name!r}",
+                    "; the approval is not recorded",
                 )
-                if serving is not None:
-                    raise InvalidState(f"{serving}; the approval is not recorded")
             self._apply(conn, model, request, policy, version)
         else:
             conn.execute(

@@ -47,7 +47,6 @@ class InferenceLog:
     def __init__(
         self, folder: str, *, max_queue: int = 10_000, interval: float = 2.0, on_drop: Callable[[], None] | None = None
     ) -> None:
-        self.location = folder
         self._remote = remote_location(folder)  # (fsspec filesystem, root) for a URL, else None
         self.folder = Path(folder.removeprefix("file://"))
         self.interval = interval

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from covex.batch.pipeline import WriteBehind, read_ahead
+from covex.threads import WriteBehind, read_ahead
 
 
 def test_items_come_in_order_and_the_producer_keeps_at_most_two_ahead() -> None:
