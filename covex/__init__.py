@@ -28,6 +28,7 @@ from covex.domain.errors import (
     TooManyRequests,
     Unauthenticated,
 )
+from covex.domain.monitoring import MonitorResult
 from covex.domain.uris import ModelRef, parse_model_uri
 from covex.settings import Settings
 
@@ -57,6 +58,7 @@ __all__ = [
     "ModelEvent",
     "ModelRef",
     "ModelVersion",
+    "MonitorResult",
     "NotFound",
     "Page",
     "PermissionDenied",

@@ -31,8 +31,10 @@ class DeploymentRecord:
         target: str,
         *,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        log_location: str | None = None,
     ) -> None:
         self.client, self.uri, self.kind, self.target = client, uri, kind, target
+        self.log_location = log_location
         self.heartbeat_seconds = heartbeat_seconds
         self.deployment: Deployment | None = None
         self._lock = threading.Lock()
@@ -91,7 +93,9 @@ class DeploymentRecord:
         if self.deployment is not None:
             return
         try:
-            self.deployment = self.client.start_deployment(self.uri, self.kind, self.target, status=self._status)
+            self.deployment = self.client.start_deployment(
+                self.uri, self.kind, self.target, status=self._status, log_location=self.log_location
+            )
         except CovexError as exc:
             log.warning("could not record the deployment of %s at %s: %s", self.uri, self.target, exc)
 

@@ -93,6 +93,8 @@ def test_a_read_of_a_registry_that_is_not_there_says_so_and_creates_nothing(tmp_
         lambda c: c.approvals.inbox(),
         lambda c: c.audit.verify(),
         lambda c: c.webhooks.list_webhooks(),
+        lambda c: c.monitoring.monitor_status(),
+        lambda c: c.monitoring.get_monitor_config("churn"),
         lambda c: c.get_card("churn", 1),
         lambda c: c.render_card("models:/churn@champion"),
         lambda c: c.download("models:/churn/1", "out"),

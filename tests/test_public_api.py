@@ -14,7 +14,7 @@ import covex.client
 import covex.ml
 from covex.settings import Settings
 
-PACKAGES = ["covex", "covex.client", "covex.ml"]
+PACKAGES = ["covex", "covex.client", "covex.ml", "covex.monitoring"]
 # Dunder names a package may export (httpx exports ``__version__`` the same way).
 EXPORTED_DUNDERS = {"__version__"}
 
@@ -36,6 +36,7 @@ def test_exported_members() -> None:
         "ModelEvent",
         "ModelRef",
         "ModelVersion",
+        "MonitorResult",
         "NotFound",
         "Page",
         "PermissionDenied",
@@ -53,7 +54,13 @@ def test_exported_members() -> None:
 
 
 def test_client_exported_members() -> None:
-    assert ["Access", "Approvals", "Audit", "Client", "Webhooks"] == covex.client.__all__
+    assert ["Access", "Approvals", "Audit", "Client", "Monitoring", "Webhooks"] == covex.client.__all__
+
+
+def test_monitoring_exported_members() -> None:
+    import covex.monitoring
+
+    assert ["add_labels", "check", "make_reference", "reference_of", "run_all"] == covex.monitoring.__all__
 
 
 def test_ml_exported_members() -> None:

@@ -14,6 +14,7 @@ from covex.cli import approvals as approvals_cli
 from covex.cli import audit as audit_cli
 from covex.cli import deployments as deployments_cli
 from covex.cli import maintenance as maintenance_cli
+from covex.cli import monitor as monitor_cli
 from covex.cli import output
 from covex.cli import server as server_cli
 from covex.cli import webhooks as webhooks_cli
@@ -48,7 +49,16 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(stages_app, name="stages")
 app.add_typer(aliases_app, name="aliases")
 app.add_typer(import_app, name="import")
-for _area in (server_cli, access_cli, approvals_cli, audit_cli, deployments_cli, maintenance_cli, webhooks_cli):
+for _area in (
+    server_cli,
+    access_cli,
+    approvals_cli,
+    audit_cli,
+    deployments_cli,
+    maintenance_cli,
+    monitor_cli,
+    webhooks_cli,
+):
     _area.register(app)
 
 

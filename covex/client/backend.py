@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from covex.client.governance import Access, Approvals, Audit, Webhooks
+from covex.client.governance import Access, Approvals, Audit, Monitoring, Webhooks
 from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.uris import ModelRef
@@ -25,6 +25,8 @@ class Backend(Protocol):
     def audit(self) -> Audit: ...
     @property
     def webhooks(self) -> Webhooks: ...
+    @property
+    def monitoring(self) -> Monitoring: ...
 
     def close(self) -> None: ...
     def ping(self) -> None: ...
@@ -78,7 +80,15 @@ class Backend(Protocol):
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport: ...
     def fsck(self, *, after: str | None = None, limit: int = 10) -> FsckReport: ...
     def start_deployment(
-        self, name: str, version: int, kind: str, target: str, *, status: str | None = None, message: str = ""
+        self,
+        name: str,
+        version: int,
+        kind: str,
+        target: str,
+        *,
+        status: str | None = None,
+        message: str = "",
+        log_location: str | None = None,
     ) -> Deployment: ...
     def update_deployment(
         self,

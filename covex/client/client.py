@@ -14,7 +14,7 @@ from typing import Any
 
 from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
-from covex.client.governance import Access, Approvals, Audit, Webhooks
+from covex.client.governance import Access, Approvals, Audit, Monitoring, Webhooks
 from covex.domain.cards import render_card
 from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, NewVersion, Page
@@ -134,6 +134,11 @@ class Client:
     def webhooks(self) -> Webhooks:
         """Webhook subscriptions and their delivery log."""
         return self._backend.webhooks
+
+    @property
+    def monitoring(self) -> Monitoring:
+        """Monitor configs, drift references and the results of checks, with their history."""
+        return self._backend.monitoring
 
     @property
     def stages(self) -> list[str]:
@@ -487,11 +492,15 @@ class Client:
         *,
         status: str | None = None,
         message: str = "",
+        log_location: str | None = None,
     ) -> Deployment:
         """Record that the version ``name_or_uri`` resolves to starts running as ``kind`` ('serving' at the
-        URL ``target``, or 'batch' writing to ``target``); the reader role on the model is enough."""
+        URL ``target``, or 'batch' writing to ``target``); the reader role on the model is enough.
+        ``log_location``: where it writes its inference log (monitoring reads it from there)."""
         name, number = self._number(name_or_uri, version)
-        return self._backend.start_deployment(name, number, kind, target, status=status, message=message)
+        return self._backend.start_deployment(
+            name, number, kind, target, status=status, message=message, log_location=log_location
+        )
 
     def update_deployment(
         self,

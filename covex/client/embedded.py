@@ -41,6 +41,7 @@ _READS = frozenset(
         "verify",
         "export",
         "export_chunks",
+        "monitor_status",
     }
 )
 
@@ -131,6 +132,10 @@ class EmbeddedBackend:
     def webhooks(self) -> Any:
         return _Area(self, "webhooks")
 
+    @property
+    def monitoring(self) -> Any:
+        return _Area(self, "monitoring")
+
     def close(self) -> None:
         with self._lock:
             service, self._service = self._service, None
@@ -200,9 +205,19 @@ class EmbeddedBackend:
         return self._write().update_version(name, version, description=description)
 
     def start_deployment(
-        self, name: str, version: int, kind: str, target: str, *, status: str | None = None, message: str = ""
+        self,
+        name: str,
+        version: int,
+        kind: str,
+        target: str,
+        *,
+        status: str | None = None,
+        message: str = "",
+        log_location: str | None = None,
     ) -> Deployment:
-        return self._write().start_deployment(name, version, kind, target, status=status, message=message)
+        return self._write().start_deployment(
+            name, version, kind, target, status=status, message=message, log_location=log_location
+        )
 
     def update_deployment(
         self,

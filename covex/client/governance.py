@@ -1,6 +1,7 @@
-"""The governance areas of ``covex.Client``: one typed interface each, the same on every backend.
+"""The areas of ``covex.Client``: one typed interface each, the same on every backend.
 
-``client.access``, ``client.approvals``, ``client.audit`` and ``client.webhooks`` are, embedded,
+``client.access``, ``client.approvals``, ``client.audit``, ``client.webhooks`` and
+``client.monitoring`` are, embedded,
 the service's own objects (``covex.service.access.AccessService``...) and, over HTTP, the
 ``covex.client.http_*`` classes. Both satisfy these Protocols with identical signatures and raise
 the same ``covex.errors`` classes, so code written against a Protocol runs on either.
@@ -16,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 from covex.domain.access import Grant, Group, NewToken, Token, User
 from covex.domain.audit import AuditRecord, ChainReport
 from covex.domain.entities import Page
+from covex.domain.monitoring import MonitorResult
 from covex.domain.policy import Comment, Placement, Policy, Rollback, TransitionRequest
 from covex.domain.scopes import AppliedPolicy
 from covex.domain.webhooks import Delivery, NewWebhook, Webhook
@@ -302,3 +304,47 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["Access", "Approvals", "Audit", "Webhooks"]
+
+
+@runtime_checkable
+class Monitoring(Protocol):
+    """Monitor configs, drift references and check results (the checks run in ``covex.monitoring``)."""
+
+    def set_monitor_config(self, name: str, text: str) -> str:
+        """Set a model's monitor config (YAML, validated: every problem names its line; "" resets it)."""
+        ...
+
+    def get_monitor_config(self, name: str) -> str:
+        """A model's monitor config as written ("" when the defaults apply)."""
+        ...
+
+    def set_reference(self, name: str, version: int, reference: Mapping[str, Any]) -> dict[str, Any]:
+        """Store or replace a version's drift reference (``covex.monitoring.build_reference`` makes one)."""
+        ...
+
+    def record_result(
+        self,
+        name: str,
+        version: int,
+        *,
+        status: str,
+        source: str,
+        rows: int,
+        body: Mapping[str, Any],
+        window_start: int | None = None,
+        window_end: int | None = None,
+    ) -> MonitorResult:
+        """Record one check of a version; a change of status is audited and announced by webhook."""
+        ...
+
+    def list_results(self, name: str, version: int | None = None, *, max_results: int = 100) -> list[MonitorResult]:
+        """A model's (or one version's) results, newest first."""
+        ...
+
+    def get_result(self, result_id: int) -> MonitorResult:
+        """One result by id."""
+        ...
+
+    def monitor_status(self, name: str | None = None) -> list[MonitorResult]:
+        """The latest result of each version (of one model, or of every model you read)."""
+        ...

@@ -111,6 +111,12 @@ class HttpBackend:
 
         return HttpWebhooks(self)
 
+    @property
+    def monitoring(self) -> Any:
+        from covex.client.http_monitoring import HttpMonitoring
+
+        return HttpMonitoring(self)
+
     # -- transport ------------------------------------------------------------------
 
     def _raise_for(self, response: httpx.Response) -> None:
@@ -296,11 +302,21 @@ class HttpBackend:
     # -- deployments ----------------------------------------------------------------
 
     def start_deployment(
-        self, name: str, version: int, kind: str, target: str, *, status: str | None = None, message: str = ""
+        self,
+        name: str,
+        version: int,
+        kind: str,
+        target: str,
+        *,
+        status: str | None = None,
+        message: str = "",
+        log_location: str | None = None,
     ) -> Deployment:
         body = {"name": name, "version": version, "kind": kind, "target": target, "message": _text(message)}
         if status is not None:
             body["status"] = status
+        if log_location is not None:
+            body["log_location"] = log_location
         return Deployment.model_validate(self._call("POST", f"{API}/deployments", json=body))
 
     def update_deployment(

@@ -58,6 +58,7 @@ class Deployment(BaseModel):
     heartbeat_at: int
     rows: int | None = None
     duration_s: float | None = None
+    log_location: str | None = None
     stale: bool = False
 
     @property

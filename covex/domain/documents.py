@@ -14,6 +14,7 @@ from typing import Any
 from covex.domain.cards import validate_card
 from covex.domain.entities import DOCUMENT_KINDS
 from covex.domain.errors import InvalidInput
+from covex.domain.monitoring import check_reference
 from covex.domain.names import check_encodable
 
 MAX_DOCUMENT_LENGTH = 1024 * 1024  # as JSON text
@@ -60,6 +61,8 @@ def validate_documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
             _check_lineage(body, field)
         elif kind == "signature":
             _check_signature(body, field)
+        elif kind == "reference":
+            check_reference(body)
         try:
             text = json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as exc:

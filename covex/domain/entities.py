@@ -227,4 +227,4 @@ class ModelEvent(_Entity):
     request_id: int | None = None
 
 
-DOCUMENT_KINDS = ("lineage", "signature", "profile", "card")
+DOCUMENT_KINDS = ("lineage", "signature", "profile", "card", "reference")

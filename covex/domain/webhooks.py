@@ -44,6 +44,9 @@ EVENTS: tuple[str, ...] = (
     "deployment.swapped",
     "deployment.failed",
     "deployment.stopped",
+    "monitor.drift_detected",
+    "monitor.performance_degraded",
+    "monitor.recovered",
 )
 PREFIXES = tuple(sorted({e.split(".")[0] for e in EVENTS}))
 DeliveryStatus = Literal["pending", "delivered", "failed"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from covex.domain.cards import validate_card
 from covex.domain.entities import ModelVersion
-from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, ServiceUnavailable
+from covex.domain.errors import AlreadyExists, CovexError, InvalidInput, NotFound, ServiceUnavailable
 from covex.domain.names import validate_metrics, validate_model_name, validate_tags
 from covex.extras import needs_extra
 from covex.ml.lineage import describe_dataset, git_state
@@ -44,6 +44,30 @@ def _parent_uri(client: Client, parent: str | ModelVersion | None, required: boo
             return None
         hint = " (parent_required=False registers without a parent while there is none)"
         raise NotFound(f"'parent' {parent}: {exc.message}{hint}") from None
+
+
+def drift_reference(path: Path, frame: Any, label: str) -> dict[str, Any]:
+    """What drift monitoring compares with: ``frame``'s bins and counts (the signature's columns when it names
+    them), with the model's predictions on it when the model in ``path`` loads here."""
+    import pandas as pd
+
+    from covex.batch.model import prediction_frame
+    from covex.ml.packaging import load_pyfunc
+    from covex.monitoring import reference_of
+
+    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    try:
+        pyfunc = load_pyfunc(path, label)
+    except (CovexError, ImportError, OSError) as exc:
+        logger.warning("the model does not load here, its predictions are not referenced: %s", exc)
+        return reference_of(frame)
+    schema = pyfunc.metadata.get_input_schema()
+    columns = list(schema.input_names()) if schema is not None and schema.has_input_names() else None
+
+    def predict(f: Any) -> Any:
+        return prediction_frame(pyfunc.predict(f[columns] if columns else f), len(f))
+
+    return reference_of(frame, predict, columns)
 
 
 def register_folder(
@@ -86,6 +110,7 @@ def register_folder(
     described = [describe_dataset(d, i) for i, d in enumerate(datasets or [])]
     package = describe_package(path)
     profile = profile_frame(reference_data) if reference_data is not None else None
+    reference = drift_reference(path, reference_data, name) if reference_data is not None else None
     extra = dict(lineage_fields or {})
     parent_uri = _parent_uri(client, parent, parent_required)
     lineage = {
@@ -103,6 +128,8 @@ def register_folder(
         documents["signature"] = package["signature"]
     if profile is not None:
         documents["profile"] = profile
+    if reference is not None:
+        documents["reference"] = reference
     if card_fields:
         documents["card"] = card_fields
     try:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
 from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound, ServiceUnavailable
-from covex.server import access, approvals, audit, deployments, housekeeping, maintenance, webhooks
+from covex.server import access, approvals, audit, deployments, housekeeping, maintenance, monitoring, webhooks
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
 from covex.server.protocol import GuardedHttpProtocol
@@ -117,7 +117,11 @@ def create_app(
     # The areas' routes before routes.py's: it ends in catch-alls like GET /api/v1/models/{name:path}.
     # Flat, not ``include_router``: FastAPI matches an included router's routes twice per request (once to
     # pick the router, once inside it), which cost more than most endpoints. None has a prefix or dependency.
-    areas = [r for area in (access, approvals, audit, deployments, maintenance, webhooks) for r in area.router.routes]
+    areas = [
+        r
+        for area in (access, approvals, audit, deployments, maintenance, monitoring, webhooks)
+        for r in area.router.routes
+    ]
     core = set(map(id, router.routes))
     app.router.routes.extend(sorted([*areas, *router.routes], key=lambda r: _match_order(r, id(r) in core)))
     _api_docs(app)

@@ -25,6 +25,7 @@ class StartDeployment(RequestBody):
     target: Annotated[str, Field(json_schema_extra=text(dom.MAX_TARGET))]
     status: str | None = None
     message: Message = ""
+    log_location: Annotated[str, Field(json_schema_extra=text(dom.MAX_TARGET))] | None = None
 
 
 class UpdateDeployment(RequestBody):
@@ -43,7 +44,13 @@ class DeploymentList(BaseModel):
 def start_deployment(body: StartDeployment, svc: Service) -> Response:
     """Record that a version starts running (a scoring server, a batch run); takes the reader role."""
     found = svc.start_deployment(
-        body.name, body.version, body.kind, body.target, status=body.status, message=body.message
+        body.name,
+        body.version,
+        body.kind,
+        body.target,
+        status=body.status,
+        message=body.message,
+        log_location=body.log_location,
     )
     return render(found, 201)
 

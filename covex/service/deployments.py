@@ -41,6 +41,7 @@ def _entity(row: Any, now: int) -> Deployment:
         heartbeat_at=row.heartbeat_at,
         rows=row.rows,
         duration_s=row.duration_s,
+        log_location=row.log_location,
         stale=dom.is_stale(row.status, row.heartbeat_at, now),
     )
 
@@ -73,14 +74,20 @@ class DeploymentService(ServiceBase):
         *,
         status: str | None = None,
         message: str = "",
+        log_location: str | None = None,
     ) -> Deployment:
-        """Record that ``version`` of ``name`` starts running as ``kind`` at ``target`` (a URL, a path)."""
+        """Record that ``version`` of ``name`` starts running as ``kind`` at ``target`` (a URL, a path),
+        writing its inference log to ``log_location`` (a folder or URL) when it keeps one."""
         validate_model_name(name)
         validate_id(version, "version")
         kind = dom.check_kind(kind)
         target = dom.check_printable(validate_text(target, "target", dom.MAX_TARGET, required=True), "target")
         message = dom.check_printable(validate_text(message, "message", dom.MAX_MESSAGE), "message", lines=True)
         status = dom.FIRST_STATUS[kind] if status is None else dom.check_status(kind, status)
+        if log_location is not None:
+            log_location = dom.check_printable(
+                validate_text(log_location, "log_location", dom.MAX_TARGET, required=True), "log_location"
+            )
         if status in dom.ENDED:
             raise InvalidInput(f"'status' of a new deployment cannot be {status}: it has not run yet")
         with self._tx(write=True) as conn:
@@ -101,6 +108,7 @@ class DeploymentService(ServiceBase):
                     "started_by": self.actor,
                     "started_at": now,
                     "heartbeat_at": now,
+                    "log_location": log_location,
                 },
             ).scalar_one()
             found = self._load(conn, new_id, now)

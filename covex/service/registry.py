@@ -10,7 +10,7 @@ server, CLI) hold one object:
 - ``covex.service.deployments``: where versions run (scoring servers, batch runs).
 
 Governance and upkeep are services beside it, reached as ``access``, ``approvals``, ``audit``,
-``webhooks`` and ``maintenance``.
+``webhooks``, ``monitoring`` and ``maintenance``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from covex.service.blobs import BlobService
 from covex.service.deployments import DeploymentService
 from covex.service.maintenance import FSCK_BATCH, GC_GRACE_SECONDS, MaintenanceService
 from covex.service.models import ModelService
+from covex.service.monitoring import MonitoringService
 from covex.service.placement import PlacementService
 from covex.service.versions import VersionService
 from covex.service.webhooks import WebhookService
@@ -60,6 +61,11 @@ class RegistryService(ModelService, VersionService, PlacementService, BlobServic
     def webhooks(self) -> WebhookService:
         """Webhook subscriptions and their deliveries."""
         return self._sibling(WebhookService)
+
+    @property
+    def monitoring(self) -> MonitoringService:
+        """Monitor configs, drift references and the results of checks."""
+        return self._sibling(MonitoringService)
 
     @property
     def maintenance(self) -> MaintenanceService:

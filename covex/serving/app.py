@@ -250,6 +250,7 @@ class ScoringServer:
             "serving",
             self.options.record_target,
             heartbeat_seconds=self.options.heartbeat_seconds,
+            log_location=_log_location(self.options.log_inferences),
         )
         self.record.start()
         self.holder.add_listener(self._recorded_swap)
@@ -452,3 +453,12 @@ def app_from_environment() -> Starlette:
     log_to_stderr()
     stamp = Path(os.environ[MULTIPROC_ENV]) / "covex-refresh" if MULTIPROC_ENV in os.environ else None
     return create_app(ServeOptions.model_validate_json(os.environ[OPTIONS_ENV]), refresh_stamp=stamp)
+
+
+def _log_location(location: str | None) -> str | None:
+    """The inference log's location as monitoring on another machine would name it (a local folder absolute)."""
+    if not location:
+        return None
+    if "://" in location and not location.startswith("file://"):
+        return location
+    return str(Path(location.removeprefix("file://")).resolve())

@@ -315,9 +315,44 @@ deployments = Table(
     Column("heartbeat_at", BigInteger, nullable=False),
     Column("rows", BigInteger, nullable=True),
     Column("duration_s", Float, nullable=True),
+    # Where a serving process writes its inference log (monitoring reads it from there).
+    Column("log_location", Text, nullable=True),
     Index("ix_deployments_model_id", "model_id"),
     Index("ix_deployments_version_id", "version_id"),
     sqlite_autoincrement=True,
+)
+
+# -- monitoring ---------------------------------------------------------------------------
+
+# One row per check of a version: its window, status and findings (the body, JSON). Kept when the
+# version is deleted (version_id NULL), like deployments: the history keeps what was seen.
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("window_start", BigInteger, nullable=True),
+    Column("window_end", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_monitor_results_model_id_version", "model_id", "version"),
+    sqlite_autoincrement=True,
+)
+
+# A model's monitor config, as its YAML text (validated when set; comments kept).
+monitor_configs = Table(
+    "monitor_configs",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(256), nullable=False),
 )
 
 # -- audit trail --------------------------------------------------------------------------

@@ -453,6 +453,21 @@ CASES: list[Case] = [
     C("batch", "models:/churn/1", "-i", "afile", "-o", "out.parquet", code=2, message="neither .parquet nor .csv"),
     C("deployments", "list", "ghost", code=3, message="'ghost'"),
     C("deployments", "show", ABSENT_ID, code=3, message=ABSENT_ID),
+    # monitor
+    C("monitor", "reference", "models:/churn/1", "--data", MISSING, code=2, message="does not exist"),
+    C("monitor", "reference", "models:/churn/1", "--data", "afile", code=2, message="neither .parquet nor .csv"),
+    C("monitor", "check", "models:/ghost/1", code=3, message="'ghost'"),
+    C("monitor", "check", "models:/churn/1", code=4, message="has no drift reference"),
+    C("monitor", "check", "models:/churn/1", "--fail-on", "red", code=2, message="'--fail-on'"),
+    C("monitor", "run", code=2, message="name a model, or give --all"),
+    C("monitor", "run", "ghost", code=3, message="'ghost'"),
+    C("monitor", "labels", "models:/churn/1", "--file", MISSING, "--target", "y", code=2, message="does not exist"),
+    C("monitor", "status", "ghost", code=3, message="'ghost'"),
+    C("monitor", "status", "--history", code=2, message="need the model's NAME"),
+    C("monitor", "show", ABSENT_ID, code=3, message=ABSENT_ID),
+    C("monitor", "config", "set", "churn", MISSING, code=2, message="cannot read"),
+    C("monitor", "config", "set", "churn", "afile", code=2, message="line 1: the config must be a mapping"),
+    C("monitor", "config", "show", "ghost", code=3, message="'ghost'"),
 ]
 
 

@@ -1,0 +1,341 @@
+"""Monitoring through ``covex.Client``: make references, store labels, check versions, run every deployment.
+
+from covex.monitoring import check, make_reference
+make_reference(client, "models:/churn/3", "train.parquet")            # once per version
+result = check(client, "models:/churn@champion", since="24h")         # the inference log
+result = check(client, "models:/churn/3", data=frame)                 # any DataFrame or file
+result.status                                                         # OK, WARNING, DRIFT, ...
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from covex.client import Client
+from covex.domain.errors import CovexError, InvalidInput, InvalidState, NotFound
+from covex.domain.monitoring import MonitorConfig, MonitorResult, parse_duration, parse_monitor_config
+from covex.monitoring import performance
+from covex.monitoring.check import Tally, judge, overall_status
+from covex.monitoring.reference import build_reference
+from covex.monitoring.sources import Chunk, file_chunks, frame_chunks, log_chunks, parse_time
+
+log = logging.getLogger("covex.monitoring")
+LABELS = "labels"
+
+
+def reference_of(
+    frame: Any, predict: Callable[[Any], Any] | None = None, columns: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The reference of ``frame`` (its ``columns``, default all), with ``predict(frame)``'s predictions when given.
+
+    A model that cannot score the frame leaves the predictions out, with a warning in the log (the
+    inputs are still monitored).
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInput(f"'data' must be a pandas DataFrame or a file, got {type(frame).__name__}")
+    if len(frame) == 0:
+        raise InvalidInput("the reference data has no rows")
+    features = frame[[c for c in frame.columns if columns is None or c in columns]]
+    predictions = None
+    if predict is not None:
+        try:
+            predictions = predict(frame)
+        except (CovexError, ValueError, TypeError, KeyError) as exc:
+            log.warning("the reference has no predictions: %s", exc)
+    return build_reference(features, predictions)
+
+
+def read_frame(location: str) -> Any:
+    """A whole Parquet or CSV file (or folder) as a DataFrame."""
+    import pandas as pd
+
+    from covex.batch.sources import open_source
+
+    source = open_source(location)
+    tables = [t.to_pandas() for t in source.chunks(source.columns, 500_000)]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=source.columns)
+
+
+def make_reference(client: Client, uri: str, data: Any, *, predictions: bool = True) -> dict[str, Any]:
+    """Build the drift reference of ``uri``'s version from ``data`` (a DataFrame or file) and store it.
+
+    The version's signature decides which columns are features; with ``predictions`` the version is
+    loaded and its predictions on ``data`` are referenced too.
+    """
+    from covex.batch.model import ScoringModel
+
+    frame = read_frame(os.fspath(data)) if isinstance(data, str | os.PathLike) else data
+    version = client.get_version(uri)
+    model = None
+    if predictions:
+        try:
+            model = ScoringModel.load(client, version.uri)
+        except (CovexError, ImportError, OSError) as exc:
+            log.warning("%s cannot be loaded, its predictions are not referenced: %s", version.uri, exc)
+    columns = model.input_columns if model is not None else None
+    predict = None
+    if model is not None:
+        scoring = model
+
+        def predict(f: Any) -> Any:
+            return scoring.predict(f[scoring.feature_columns(list(f.columns), None, "the reference data")])
+
+    reference = reference_of(frame, predict, columns)
+    return client.monitoring.set_reference(version.name, version.version, reference)
+
+
+def config_of(client: Client, name: str) -> MonitorConfig:
+    text = client.monitoring.get_monitor_config(name)
+    return parse_monitor_config(text) if text.strip() else MonitorConfig()
+
+
+# -- labels -------------------------------------------------------------------------------------
+
+
+def labels_folder(log_location: str, name: str) -> str:
+    from covex.serving.inference_log import _safe
+
+    return f"{log_location.rstrip('/')}/{LABELS}/model={_safe(name)}"
+
+
+def add_labels(
+    client: Client, uri: str, labels: Any, *, key: Sequence[str] = ("request_id",), target: str, log: str | None = None
+) -> int:
+    """Store outcomes (a DataFrame or file) beside the inference log of ``uri``'s model; returns the rows kept.
+
+    ``key`` names the columns that match logged requests (``request_id``, and ``row`` for requests that
+    scored several rows). The labels are checked whole first: a missing key column, a duplicate or
+    empty key, or targets of the wrong type refuse the file, and nothing is written.
+    """
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    from fsspec.core import url_to_fs
+
+    if isinstance(labels, str | os.PathLike):
+        frame = performance.read_labels(os.fspath(labels), list(key), target)
+    else:
+        frame = performance.check_labels(labels, list(key), target)
+    version = client.get_version(uri)
+    location = log or log_location_of(client, version.name)
+    fs, root = url_to_fs(labels_folder(location, version.name))
+    fs.makedirs(root, exist_ok=True)
+    name = f"part-{int(time.time() * 1000)}-{os.getpid()}.parquet"
+    table = pa.Table.from_pandas(frame.astype({performance.LABEL: str}), preserve_index=False)
+    partial = f"{root}/.{name}.partial"
+    with fs.open(partial, "wb") as f:
+        pq.write_table(table, f)
+    fs.mv(partial, f"{root}/{name}")
+    return len(frame)
+
+
+def stored_labels(location: str, name: str) -> Any:
+    """Every label stored for ``name`` beside the log (a later file wins for a key given twice), or None."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from fsspec.core import url_to_fs
+
+    fs, root = url_to_fs(labels_folder(location, name))
+    if not fs.isdir(root):
+        return None
+    frames = []
+    for path in sorted(p for p in fs.ls(root, detail=False) if p.rsplit("/", 1)[-1].startswith("part-")):
+        with fs.open(path, "rb") as f:
+            frames.append(pq.read_table(f).to_pandas())
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    keys = [c for c in frame.columns if c != performance.LABEL]
+    return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
+
+
+def log_location_of(client: Client, name: str) -> str:
+    """Where the newest serving deployment of ``name`` that keeps an inference log writes it."""
+    for d in client.deployments(name):
+        if d.kind == "serving" and d.log_location:
+            return d.log_location
+    raise NotFound(
+        f"no serving deployment of {name!r} records an inference log; serve it with --log-inferences DIR "
+        "or name the log with --log"
+    )
+
+
+# -- checks ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, since: str | float | None, start: str | None, end: str | None, default_s: float) -> Window:
+        until = parse_time(end, "to") if end else datetime.now(UTC)
+        if start:
+            if since is not None:
+                raise InvalidInput("give a window either as 'since' or as 'from'/'to', not both")
+            begin = parse_time(start, "from")
+        else:
+            seconds = parse_duration(since, "since") if since is not None else default_s
+            begin = until - timedelta(seconds=seconds)
+        if begin >= until:
+            raise InvalidInput("the window's start must be before its end")
+        return cls(begin, until)
+
+
+def check(
+    client: Client,
+    uri: str,
+    *,
+    data: Any = None,
+    predictions: str | None = None,
+    prediction_columns: Sequence[str] = (),
+    log: str | None = None,
+    since: str | float | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    labels: Any = None,
+    key: Sequence[str] = ("request_id",),
+    target: str | None = None,
+    record: bool = True,
+) -> MonitorResult:
+    """Check ``uri``'s version against its reference and record the result (``record=False``: only return it).
+
+    Current data is ``data`` (a DataFrame, or a Parquet/CSV file or folder, with ``prediction_columns``
+    in it or a ``predictions`` file beside it), else the inference log (``log``, default the one its
+    serving deployment records) in the window ``since`` (e.g. ``24h``; default the config's window) or
+    ``start``/``end``. ``labels`` (a DataFrame or file, joined on ``key``, outcome in ``target``) adds
+    performance; for the log, the labels stored with ``add_labels`` are used when none are given.
+    """
+    version = client.get_version(uri)
+    name, number = version.name, version.version
+    try:
+        reference = client.get_document(version.uri, "reference")
+    except NotFound:
+        raise InvalidState(
+            f"{version.uri} has no drift reference; make one with "
+            f"'covex monitor reference {version.uri} --data TRAINING_DATA'"
+        ) from None
+    config = config_of(client, name)
+    window: Window | None = None
+    if data is not None:
+        if since is not None or start or end:
+            raise InvalidInput("a window ('since', 'from', 'to') reads the inference log, not 'data'")
+        if isinstance(data, str | os.PathLike):
+            source = str(data)
+            chunks: Iterator[Chunk] = file_chunks(
+                source, prediction_columns=prediction_columns, predictions=predictions
+            )
+        else:
+            source = "a DataFrame"
+            chunks = frame_chunks(data, prediction_columns)
+    else:
+        location = log or log_location_of(client, name)
+        window = Window.of(since, start, end, config.window_s)
+        source = f"inference log {location}"
+        chunks = log_chunks(location, name, number, window.start, window.end)
+        if labels is None:
+            labels = stored_labels(location, name)
+            if labels is not None:
+                key = [c for c in labels.columns if c != performance.LABEL]
+    label_frame = None
+    if labels is not None:
+        if isinstance(labels, str | os.PathLike):
+            if target is None:
+                raise InvalidInput("'target' names the labels' outcome column")
+            label_frame = performance.read_labels(str(labels), list(key), target)
+        elif target is not None:
+            label_frame = performance.check_labels(labels, list(key), target)
+        else:
+            label_frame = labels
+    body = _run(chunks, reference, config, label_frame, list(key), version.metrics, _previous(client, name, number))
+    status = overall_status(body["rows"], config, body, bool(body.get("degraded")))
+    window_ms = (_ms(window.start), _ms(window.end)) if window is not None else (None, None)
+    if not record:
+        return MonitorResult(
+            id=0, name=name, version=number, status=status, source=source, rows=body["rows"],
+            window_start=window_ms[0], window_end=window_ms[1], created_at=_ms(datetime.now(UTC)),
+            created_by="", body=body,
+        )  # fmt: skip
+    return client.monitoring.record_result(
+        name, number, status=status, source=source, rows=body["rows"], body=body,
+        window_start=window_ms[0], window_end=window_ms[1],
+    )  # fmt: skip
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _previous(client: Client, name: str, version: int) -> list[dict[str, float]]:
+    out = []
+    for result in client.monitoring.list_results(name, version, max_results=performance.PREVIOUS_WINDOWS):
+        values = {k: v["value"] for k, v in (result.body.get("performance") or {}).get("metrics", {}).items()}
+        if values:
+            out.append(values)
+    return out
+
+
+def _run(
+    chunks: Iterator[Chunk],
+    reference: dict[str, Any],
+    config: MonitorConfig,
+    labels: Any,
+    key: list[str],
+    registered: dict[str, float],
+    previous: list[dict[str, float]],
+) -> dict[str, Any]:
+    import pandas as pd
+
+    tally = Tally(reference, config.features)
+    pairs: list[tuple[Any, Any]] = []
+    stream = performance.joined(chunks, labels, key) if labels is not None else ((c, None) for c in chunks)
+    for chunk, matched in stream:
+        tally.add(chunk)
+        if matched is not None:
+            pairs.append(matched)
+    body = judge(tally, config)
+    body["rows"] = tally.rows
+    body["config"] = config.model_dump(mode="json")
+    if labels is not None:
+        labelled = sum(len(p[1]) for p in pairs)
+        part: dict[str, Any] = {"labelled": labelled, "labels": len(labels)}
+        if labelled < config.min_rows:
+            part["note"] = f"{labelled} labelled row(s) in the window; at least {config.min_rows} are judged"
+        if labelled:
+            predicted = pd.concat([p[0] for p in pairs], ignore_index=True)
+            outcomes = pd.concat([p[1] for p in pairs], ignore_index=True)
+            task, values, notes = performance.metrics(predicted, outcomes, config)
+            compared = performance.compare(values, registered, previous, config.performance.tolerance)
+            part.update(task=task, metrics=compared, notes=notes)
+            if labelled >= config.min_rows:
+                body["degraded"] = sorted(n for n, m in compared.items() if m["degraded"])
+        body["performance"] = part
+    return body
+
+
+def run_all(
+    client: Client, name: str | None = None, *, log: str | None = None, since: str | None = None
+) -> list[tuple[str, MonitorResult | CovexError]]:
+    """Check every version that an active serving deployment runs (of ``name``, or of every model), once."""
+    seen: set[tuple[str, int]] = set()
+    out: list[tuple[str, MonitorResult | CovexError]] = []
+    for d in client.deployments(name, active=True):
+        if d.kind != "serving" or (d.name, d.version) in seen:
+            continue
+        seen.add((d.name, d.version))
+        location = log or d.log_location
+        try:
+            if not location:
+                raise InvalidState(f"deployment {d.id} of {d.uri} keeps no inference log (--log-inferences)")
+            out.append((d.uri, check(client, d.uri, log=location, since=since)))
+        except CovexError as exc:
+            out.append((d.uri, exc))
+    return out
