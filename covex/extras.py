@@ -10,6 +10,7 @@ from covex.domain.errors import CovexError
 
 # Top-level modules the extras install (pyproject.toml), by the extra that brings them.
 EXTRA_OF: dict[str, str] = {
+    "matplotlib": "ml",
     "mlflow": "ml",
     "pandas": "ml",
     "pyarrow": "ml",

@@ -234,6 +234,26 @@ def labels(
     output.console.print(f"stored {kept} label(s) for {uri}")
 
 
+@monitor_app.command("report")
+def report(
+    uri: Annotated[str, typer.Argument(help="The version: models:/NAME/N or models:/NAME@ALIAS.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write one self-contained HTML page here.")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Write each plot as a PNG file into this folder.")] = None,
+) -> None:
+    """Draw a version's monitoring: distributions against the reference, drift and performance over time."""
+    from covex.monitoring import report as pictures
+
+    if out is None and png is None:
+        raise InvalidInput("give --out FILE.html, --png DIR, or both")
+    with needs_extra("covex monitor report"):
+        results = pictures.history(client(), uri)
+        if out is not None:
+            output.console.print(f"wrote {pictures.write_html(results, out)}")
+        if png is not None:
+            files = pictures.write_png(results, png)
+            output.console.print(f"wrote {len(files)} PNG file(s) to {png}")
+
+
 @monitor_app.command("status")
 def status(
     name: Annotated[str | None, typer.Argument(help="One model (default: every model you read).")] = None,
