@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         default=24 * 3600.0, gt=0, description="PENDING versions older than this many seconds are marked FAILED"
     )
     sweep_interval: float = Field(default=300.0, ge=0, description="how often a server sweeps; 0: never")
+    monitor_interval: float = Field(
+        default=0.0,
+        ge=0,
+        description="how often a server checks every active serving deployment, seconds (one replica at a "
+        "time); 0: never",
+    )
     webhook_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="webhook targets allowed despite being internal: host:port or CIDR, comma-separated",

@@ -79,6 +79,12 @@ def lifespan(service: RegistryService, settings: Settings) -> Callable[[FastAPI]
         Chore("record refusals without a token", settings.anonymous_audit_interval, service.flush_refusals),
         Chore("fail versions left PENDING", settings.sweep_interval, service.maintenance.sweep_pending),
     ]
+    if settings.monitor_interval > 0:
+        from covex.workers.monitor import MonitorRunner
+
+        chores.append(
+            Chore("check active deployments", settings.monitor_interval, MonitorRunner(service, settings).run_once)
+        )
 
     @asynccontextmanager
     async def run(_: FastAPI) -> AsyncIterator[None]:

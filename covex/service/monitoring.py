@@ -14,7 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from covex.domain import monitoring as dom
 from covex.domain.documents import check_json
@@ -22,7 +23,7 @@ from covex.domain.errors import InvalidInput, NotFound
 from covex.domain.monitoring import MonitorResult
 from covex.domain.names import validate_id, validate_model_name, validate_text
 from covex.service.base import ServiceBase, now_ms
-from covex.store.schema import models, monitor_configs, monitor_results, version_documents
+from covex.store.schema import models, monitor_configs, monitor_results, version_documents, worker_leases
 
 MAX_LISTED = 1000
 MAX_CONFIG = 64 * 1024
@@ -240,6 +241,36 @@ class MonitoringService(ServiceBase):
                     q = q.where(monitor_results.c.model_id.in_(readable))
             order = (models.c.name, monitor_results.c.version.desc())
             return [_entity(r) for r in conn.execute(q.order_by(*order).limit(MAX_LISTED))]
+
+    # -- the runner's lease ----------------------------------------------------------------------
+
+    def take_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold the lease ``name`` for ``seconds`` if it is free, expired or already ``holder``'s (admins only).
+
+        Several server replicas each try; one row per lease and a conditional update make exactly one
+        of them win until the lease expires, on SQLite and PostgreSQL alike.
+        """
+        self.require_admin("monitor.lease", f"lease:{name}")
+        now = now_ms()
+        until = now + int(seconds * 1000)
+        values = {"holder": holder, "expires_at": until}
+        with self._tx(write=True) as conn:
+            won = conn.execute(
+                update(worker_leases)
+                .where(worker_leases.c.name == name)
+                .where((worker_leases.c.expires_at < now) | (worker_leases.c.holder == holder))
+                .values(**values)
+            ).rowcount
+            if won:
+                return True
+            if conn.execute(select(worker_leases.c.name).where(worker_leases.c.name == name)).first() is not None:
+                return False
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(worker_leases).values(name=name, **values))
+            except IntegrityError:  # another process inserted it first
+                return False
+            return True
 
     def _load(self, conn: Connection, result_id: int) -> MonitorResult:
         row = conn.execute(_SELECT.where(monitor_results.c.id == result_id)).one_or_none()

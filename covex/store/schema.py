@@ -345,6 +345,15 @@ monitor_results = Table(
     sqlite_autoincrement=True,
 )
 
+# Who runs a job that only one process may run at a time (the monitor runner), until when.
+worker_leases = Table(
+    "worker_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
 # A model's monitor config, as its YAML text (validated when set; comments kept).
 monitor_configs = Table(
     "monitor_configs",

@@ -1,4 +1,4 @@
-"""monitoring: results of checks on versions, each model's monitor config, where a server logs inferences
+"""monitoring: check results, monitor configs, where a server logs inferences, the runner's lease
 
 Revision ID: 0007
 Revises: 0006
@@ -56,8 +56,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model_id", name=op.f("pk_monitor_configs")),
     )
 
+    op.create_table(
+        "worker_leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=256), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_worker_leases")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("worker_leases")
     op.drop_table("monitor_configs")
     with op.batch_alter_table("monitor_results", schema=None) as batch_op:
         batch_op.drop_index("ix_monitor_results_model_id_version")
