@@ -106,6 +106,8 @@ def show_result(r: MonitorResult) -> None:
             output.console.print(f"  note: {note}")
     for finding in body.get("findings", []):
         output.console.print(f"finding: {finding['message']}")
+    for action in body.get("actions", []):
+        output.console.print(f"action: {action}")
 
 
 def _fail_on(values: Sequence[str] | None) -> set[str]:

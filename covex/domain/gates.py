@@ -2,7 +2,8 @@
 
 A gate compares numbers: ``metrics.auc >= 0.80``, ``metrics.auc >= champion.metrics.auc - 0.005``,
 ``params.depth <= 8``. A requirement names something the version must have: ``description``,
-``signature``, ``lineage``, ``card``, ``card.<field>`` or ``tags.<key>``.
+``signature``, ``lineage``, ``card``, ``card.<field>`` or ``tags.<key>``; ``monitoring`` requires that
+its latest monitoring result shows neither drift nor degraded performance.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b,
 }
 DOCUMENT_REQUIREMENTS = ("description", "signature", "lineage", "card")
+MONITORING = "monitoring"
+FAILING_MONITOR_STATUSES = ("DRIFT", "DEGRADED")
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def parse_gate(text: object) -> Gate:
 def check_requirement(item: object) -> str:
     """``description``, ``signature``, ``lineage``, ``card``, ``card.<field>`` or ``tags.<key>``."""
     if isinstance(item, str):
-        if item in DOCUMENT_REQUIREMENTS:
+        if item in DOCUMENT_REQUIREMENTS or item == MONITORING:
             return item
         kind, _, key = item.partition(".")
         if kind == "card" and key in CARD_FIELDS:
@@ -118,7 +121,7 @@ def check_requirement(item: object) -> str:
             return item
     raise InvalidInput(
         f"requirement {item!r} is not known: use description, signature, lineage, card, "
-        f"card.<field> (one of {', '.join(CARD_FIELDS)}) or tags.<key>"
+        f"card.<field> (one of {', '.join(CARD_FIELDS)}), tags.<key> or monitoring"
     )
 
 
@@ -136,6 +139,7 @@ class Candidate:
     tags: Mapping[str, str] = field(default_factory=dict)
     card: Mapping[str, Any] = field(default_factory=dict)
     documents: frozenset[str] = frozenset()
+    monitor_status: str | None = None  # the latest monitoring result's status; None: never checked
 
 
 class GateResult(BaseModel):
@@ -195,6 +199,12 @@ def evaluate_gate(gate: Gate, version: Candidate, champion: Candidate | None) ->
 
 def evaluate_requirement(item: str, version: Candidate) -> GateResult:
     kind, _, key = item.partition(".")
+    if item == MONITORING:
+        status = version.monitor_status
+        if status in FAILING_MONITOR_STATUSES:
+            return GateResult(gate="require monitoring", passed=False, message=f"version {version.version} is {status}")
+        shown = "not monitored yet" if status is None else f"monitoring says {status}"
+        return GateResult(gate="require monitoring", passed=True, message=shown)
     if item == "description":
         present = bool(version.description.strip())
     elif kind == "card" and key:

@@ -125,6 +125,7 @@ class MonitorConfig(BaseModel):
     columns: dict[str, Rule] = {}
     predictions: Rule | None = None
     performance: Performance = Performance()
+    rollback_when_degraded: bool = False  # a version turning DEGRADED rolls its aliases and stage back
 
     def rule(self, column: str, kind: str) -> Rule:
         """The rule that judges ``column`` (of ``kind`` numeric or categorical)."""
@@ -153,6 +154,7 @@ def parse_monitor_config(text: str) -> MonitorConfig:
 
 
 _TOP = {
+    "rollback_when_degraded",
     "window",
     "min_rows",
     "drift_share",
@@ -221,6 +223,12 @@ class _Reader:
             out["predictions"] = rule
         if value.get("performance") is not None:
             out["performance"] = self.performance(value["performance"])
+        if "rollback_when_degraded" in value:
+            flag = value["rollback_when_degraded"]
+            if isinstance(flag, bool):
+                out["rollback_when_degraded"] = flag
+            else:
+                self.bad(("rollback_when_degraded",), f"'rollback_when_degraded' must be true or false, got {flag!r}")
         if self.problems:
             self.problems.sort()
             shown = "; ".join(f"line {line}: {message}" for line, message in self.problems[:10])

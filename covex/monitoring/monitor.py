@@ -255,8 +255,16 @@ def check(
             label_frame = performance.check_labels(labels, list(key), target)
         else:
             label_frame = labels
-    body = _run(chunks, reference, config, label_frame, list(key), version.metrics, _previous(client, name, number))
+    earlier = client.monitoring.list_results(name, number, max_results=performance.PREVIOUS_WINDOWS)
+    body = _run(chunks, reference, config, label_frame, list(key), version.metrics, _previous(earlier))
     status = overall_status(body["rows"], config, body, bool(body.get("degraded")))
+    if (
+        record
+        and status == "DEGRADED"
+        and config.rollback_when_degraded
+        and (not earlier or earlier[0].status != status)
+    ):
+        body["actions"] = _roll_back(client, version)
     window_ms = (_ms(window.start), _ms(window.end)) if window is not None else (None, None)
     if not record:
         return MonitorResult(
@@ -274,9 +282,30 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _previous(client: Client, name: str, version: int) -> list[dict[str, float]]:
+def _roll_back(client: Client, version: Any) -> list[str]:
+    """Roll back every alias ``version`` holds, and its stage unless that is the first or Archived: what happened."""
+    places = [("alias", a) for a in version.aliases]
+    if version.stage not in (client.stages[0], "Archived"):
+        places.append(("stage", version.stage))
+    done = []
+    for kind, target in places:
+        why = f"{version.uri} is DEGRADED"
+        try:
+            rolled = client.approvals.rollback(version.name, **{kind: target}, comment=why)
+        except CovexError as exc:
+            done.append(f"{kind} {target!r} not rolled back: {exc.message}")
+            continue
+        if rolled.applied:
+            done.append(f"{kind} {target!r} rolled back to version {rolled.to_version}")
+        else:
+            request = rolled.request.id if rolled.request is not None else "?"
+            done.append(f"{kind} {target!r}: rollback to version {rolled.to_version} requested (request {request})")
+    return done
+
+
+def _previous(earlier: list[MonitorResult]) -> list[dict[str, float]]:
     out = []
-    for result in client.monitoring.list_results(name, version, max_results=performance.PREVIOUS_WINDOWS):
+    for result in earlier:
         values = {k: v["value"] for k, v in (result.body.get("performance") or {}).get("metrics", {}).items()}
         if values:
             out.append(values)

@@ -29,6 +29,7 @@ from covex.store.schema import (
     model_aliases,
     model_versions,
     models,
+    monitor_results,
     request_reviews,
     transition_requests,
     version_comments,
@@ -81,6 +82,12 @@ class RequestService(PolicyService):
             tags=version.tags,
             card=json.loads(docs["card"]) if "card" in docs else {},
             documents=frozenset(docs),
+            monitor_status=conn.execute(
+                select(monitor_results.c.status)
+                .where(monitor_results.c.version_id == row.id)
+                .order_by(monitor_results.c.id.desc())
+                .limit(1)
+            ).scalar_one_or_none(),
         )
 
     def _holder(self, conn: Connection, model_id: int, kind: str, target: str) -> Row[Any] | None:

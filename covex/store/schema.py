@@ -342,6 +342,7 @@ monitor_results = Table(
     Column("created_by", String(256), nullable=False),
     Column("body", Text, nullable=False),
     Index("ix_monitor_results_model_id_version", "model_id", "version"),
+    Index("ix_monitor_results_version_id", "version_id"),
     sqlite_autoincrement=True,
 )
 

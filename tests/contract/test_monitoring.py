@@ -151,3 +151,21 @@ def test_a_reader_reads_results_but_may_not_write_them(registry: Registry, churn
     ):
         with pytest.raises(covex.PermissionDenied):
             write()
+
+
+def test_a_policy_requiring_monitoring_keeps_a_drifting_version_out(churn: covex.Client) -> None:
+    churn.approvals.set_policy("stage", "Production", {"require": ["monitoring"]})
+    try:
+        fresh = churn.approvals.create_request("churn", 2, stage="Production")  # never checked: nothing shows drift
+        assert [("require monitoring", True, "not monitored yet")] == [
+            (g.gate, g.passed, g.message) for g in fresh.gates
+        ]
+        record(churn, "OK")
+        record(churn, "DRIFT", drifted=["age"])
+        with pytest.raises(covex.InvalidState, match=r"require monitoring \(version 1 is DRIFT\)"):
+            churn.approvals.create_request("churn", 1, stage="Production")
+        record(churn, "WARNING")
+        passed = churn.approvals.create_request("churn", 1, stage="Production")
+        assert "monitoring says WARNING" == passed.gates[0].message
+    finally:
+        churn.approvals.delete_policy("stage", "Production")

@@ -44,6 +44,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("monitor_results", schema=None) as batch_op:
         batch_op.create_index("ix_monitor_results_model_id_version", ["model_id", "version"], unique=False)
+        batch_op.create_index("ix_monitor_results_version_id", ["version_id"], unique=False)
     op.create_table(
         "monitor_configs",
         sa.Column("model_id", sa.Integer(), nullable=False),
@@ -69,6 +70,7 @@ def downgrade() -> None:
     op.drop_table("worker_leases")
     op.drop_table("monitor_configs")
     with op.batch_alter_table("monitor_results", schema=None) as batch_op:
+        batch_op.drop_index("ix_monitor_results_version_id")
         batch_op.drop_index("ix_monitor_results_model_id_version")
     op.drop_table("monitor_results")
     with op.batch_alter_table("deployments", schema=None) as batch_op:
