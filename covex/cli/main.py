@@ -265,12 +265,18 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
     except errors.NotFound:
         lineage = None
     deployed = c.deployments(v.name, v.version)
+    checked = c.monitoring.list_results(v.name, v.version, max_results=1)
     if as_json:
         output.emit_json(
-            {**v.model_dump(mode="json"), "lineage": lineage, "deployments": [d.model_dump() for d in deployed]}
+            {
+                **v.model_dump(mode="json"),
+                "lineage": lineage,
+                "deployments": [d.model_dump() for d in deployed],
+                "monitoring": checked[0].model_dump(mode="json") if checked else None,
+            }
         )
     else:
-        output.show_version(v, lineage, deployed)
+        output.show_version(v, lineage, deployed, checked)
 
 
 @versions_app.command("history")

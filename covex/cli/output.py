@@ -15,6 +15,7 @@ from rich.table import Table
 
 from covex.domain.deployments import ENDED, Deployment
 from covex.domain.entities import Model, ModelEvent, ModelVersion
+from covex.domain.monitoring import MonitorResult
 
 console = Console()
 err_console = Console(stderr=True)
@@ -148,8 +149,23 @@ def _deployment_rows(deployments: Sequence[Deployment]) -> list[tuple[str, str]]
     )
 
 
+def _monitoring_rows(results: Sequence[MonitorResult]) -> list[tuple[str, str]]:
+    """The latest monitoring result, in a line (``covex monitor status`` has the history)."""
+    if not results:
+        return []
+    r = results[0]
+    seen = "; ".join(
+        f"{label}: {', '.join(r.body[key])}" for key, label in (("drifted", "drift"), ("degraded", "degraded"))
+        if r.body.get(key)
+    )  # fmt: skip
+    return [("monitoring", f"{r.status} ({r.rows} rows, {_when(r.created_at)}){f'; {seen}' if seen else ''}")]
+
+
 def show_version(
-    v: ModelVersion, lineage: dict[str, Any] | None = None, deployments: Sequence[Deployment] = ()
+    v: ModelVersion,
+    lineage: dict[str, Any] | None = None,
+    deployments: Sequence[Deployment] = (),
+    monitoring: Sequence[MonitorResult] = (),
 ) -> None:
     table = Table(show_header=False, box=None)
     rows = [
@@ -170,6 +186,7 @@ def show_version(
         ("updated", _when(v.last_updated_timestamp)),
         *_lineage_rows(lineage),
         *_deployment_rows(deployments),
+        *_monitoring_rows(monitoring),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)

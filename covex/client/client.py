@@ -408,6 +408,7 @@ class Client:
                 docs[kind] = None
         events = [e.model_dump() for e in self._backend.history(mv.name, mv.version)]
         deployed = [d.model_dump() for d in self._backend.list_deployments(mv.name, mv.version)]
+        checked = [r.model_dump() for r in self._backend.monitoring.list_results(mv.name, mv.version, max_results=5)]
         return render_card(
             mv,
             docs["card"] or {},
@@ -415,6 +416,7 @@ class Client:
             lineage=docs["lineage"],
             history=events,
             deployments=deployed,
+            monitoring=checked,
         )
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:

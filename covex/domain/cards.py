@@ -71,8 +71,10 @@ def render_card(
     lineage: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
     deployments: list[dict[str, Any]] | None = None,
+    monitoring: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Markdown combining the author's card with metrics, signature, lineage, history and deployments."""
+    """Markdown combining the author's card with metrics, signature, lineage, history, deployments and the
+    latest monitoring results (newest first)."""
     out = [f"# {version.name} — version {version.version}", ""]
     if version.description:
         out += [version.description, ""]
@@ -148,4 +150,17 @@ def render_card(
             for d in deployments
         ]
         out += [*_table(["kind", "where", "status", "since", "by"], rows), ""]
+    if monitoring:
+        out += ["## Monitoring", ""]
+        rows = [
+            [
+                _when(r["created_at"]),
+                r["status"],
+                str(r["rows"]),
+                ", ".join(r["body"].get("drifted", [])) or "—",
+                ", ".join(r["body"].get("degraded", [])) or "—",
+            ]
+            for r in monitoring
+        ]
+        out += [*_table(["checked", "status", "rows", "drifting", "degraded"], rows), ""]
     return "\n".join(out).rstrip() + "\n"
