@@ -26,6 +26,7 @@ from typing import Any
 # Proportions are clipped here before PSI's logarithm: an empty bin on one side would make it infinite.
 PSI_FLOOR = 1e-4
 DEFAULT_BINS = 10
+SEARCH_ABOVE = 64  # edges: beyond this many, bucketise by binary search
 
 
 @dataclass(frozen=True)
@@ -63,19 +64,38 @@ def _finite(values: Any) -> Any:
 
 
 def bucketise(values: Any, edges: Sequence[float]) -> list[int]:
-    """Counts of ``values`` per bin: (-inf, e0), [e0, e1), ..., [e_last, inf)."""
+    """Counts of the (non-NaN) ``values`` per bin: (-inf, e0), [e0, e1), ..., [e_last, inf).
+
+    A value's bin is the number of edges at or below it. With the few edges a reference has, adding
+    up one comparison per edge is several times faster than ``np.searchsorted``'s binary search
+    (each comparison is one branch-free pass over the values); it counts exactly the same.
+    """
     import numpy as np
 
-    index = np.searchsorted(np.asarray(edges, dtype=float), np.asarray(values, dtype=float), side="right")
-    return [int(c) for c in np.bincount(index, minlength=len(edges) + 1)]
+    array = np.asarray(values, dtype=float)
+    if len(edges) > SEARCH_ABOVE:
+        index = np.searchsorted(np.asarray(edges, dtype=float), array, side="right")
+    else:
+        index = np.zeros(array.shape, dtype=np.uint8)
+        for edge in edges:
+            index += array >= edge
+    return [int(c) for c in np.bincount(index.ravel(), minlength=len(edges) + 1)]
 
 
 def category_counts(values: Iterable[Any]) -> dict[str, int]:
-    """Counts per category (as text), missing values left out."""
+    """Counts per category (as text), missing values left out.
+
+    Counted on the values as they are (pandas' hash table, no text made per row), then named as text:
+    ``1`` and ``"1"`` are one category, as they are once written to a file and read back.
+    """
     import pandas as pd
 
-    series = pd.Series(list(values), dtype=object).dropna().astype(str)
-    return {str(k): int(v) for k, v in series.value_counts().items()}
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    out: dict[str, int] = {}
+    for key, n in series.value_counts(dropna=True).items():
+        name = str(key)
+        out[name] = out.get(name, 0) + int(n)
+    return out
 
 
 def merge(*counts: Sequence[int]) -> list[int]:
