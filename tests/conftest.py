@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,19 @@ def tree(tmp_path: Path) -> Callable[..., Path]:
         return support.make_tree(root, files or {"model.pkl": b"weights", "MLmodel": "flavors: {}\n"})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """A local Spark session (two cores), shared by the tests of one process."""
+    pyspark = pytest.importorskip("pyspark.sql")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the executors' workers run this interpreter
+    session = (
+        pyspark.SparkSession.builder.master("local[2]")
+        .appName("covex-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()

@@ -165,6 +165,12 @@ def check(
     key: Annotated[list[str] | None, typer.Option("--key", help="Column(s) the labels join on.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="The labels' outcome column.")] = None,
     record: Annotated[bool, typer.Option("--record/--dry-run", help="Record the result on the version.")] = True,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or spark (counts per partition).")] = (
+        "local"
+    ),
+    master: Annotated[
+        str | None, typer.Option("--master", help="Spark master for --engine spark (default: local[*]).")
+    ] = None,
     fail_on: FailOn = None,
     as_json: Json = False,
 ) -> None:
@@ -176,7 +182,7 @@ def check(
         result = run_check(
             client(), uri, data=data, predictions=predictions, prediction_columns=prediction_column or (),
             log=log, since=since, start=start, end=end, labels=labels, key=key or ["request_id"], target=target,
-            record=record,
+            record=record, engine=engine, master=master,
         )  # fmt: skip
     output.emit_json(result) if as_json else show_result(result)
     if result.status in failing:

@@ -46,6 +46,29 @@ class ColumnTally:
     def seen(self) -> int:
         return sum(self.counts) if self.numeric else sum(self.categories.values())
 
+    def state(self) -> dict[str, Any]:
+        """What this tally adds up to, as JSON (a Spark partition sends it to the driver)."""
+        return {
+            "missing": self.missing,
+            "wrong_type": self.wrong_type,
+            "counts": self.counts,
+            "categories": self.categories,
+            "low": self.low,
+            "high": self.high,
+            "dtypes": sorted(self.dtypes),
+        }
+
+    def absorb(self, state: Mapping[str, Any]) -> None:
+        """Add another tally of the same column (its ``state``)."""
+        self.missing += state["missing"]
+        self.wrong_type += state["wrong_type"]
+        if self.numeric:
+            self.counts = drift.merge(self.counts, state["counts"])
+        for key, n in state["categories"].items():
+            self.categories[key] = self.categories.get(key, 0) + n
+        self.low, self.high = min(self.low, state["low"]), max(self.high, state["high"])
+        self.dtypes.update(state["dtypes"])
+
     def add(self, series: Any) -> None:
         import numpy as np
         import pandas as pd
@@ -83,6 +106,27 @@ class Tally:
         self.absent: dict[str, int] = {}  # reference columns missing from chunks, with the rows they missed
         self.extra: set[str] = set()
         self.predictions_absent = 0
+
+    def state(self) -> dict[str, Any]:
+        """Everything counted so far, as JSON: tallies of partitions add up on the driver (``absorb``)."""
+        return {
+            "rows": self.rows,
+            "absent": self.absent,
+            "extra": sorted(self.extra),
+            "predictions_absent": self.predictions_absent,
+            "columns": {n: t.state() for n, t in self.columns.items()},
+            "predictions": {n: t.state() for n, t in self.predictions.items()},
+        }
+
+    def absorb(self, state: Mapping[str, Any]) -> None:
+        self.rows += state["rows"]
+        for name, rows in state["absent"].items():
+            self.absent[name] = self.absent.get(name, 0) + rows
+        self.extra.update(state["extra"])
+        self.predictions_absent += state["predictions_absent"]
+        for part, tallies in (("columns", self.columns), ("predictions", self.predictions)):
+            for name, column in state[part].items():
+                tallies[name].absorb(column)
 
     def add(self, chunk: Chunk) -> None:
         frame = chunk.features

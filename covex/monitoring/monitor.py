@@ -20,6 +20,7 @@ from typing import Any
 from covex.client import Client
 from covex.domain.errors import CovexError, InvalidInput, InvalidState, NotFound
 from covex.domain.monitoring import MonitorConfig, MonitorResult, parse_duration, parse_monitor_config
+from covex.extras import needs_extra
 from covex.monitoring import performance
 from covex.monitoring.check import Tally, judge, overall_status
 from covex.monitoring.reference import build_reference
@@ -205,6 +206,8 @@ def check(
     key: Sequence[str] = ("request_id",),
     target: str | None = None,
     record: bool = True,
+    engine: str = "local",
+    master: str | None = None,
 ) -> MonitorResult:
     """Check ``uri``'s version against its reference and record the result (``record=False``: only return it).
 
@@ -213,7 +216,18 @@ def check(
     serving deployment records) in the window ``since`` (e.g. ``24h``; default the config's window) or
     ``start``/``end``. ``labels`` (a DataFrame or file, joined on ``key``, outcome in ``target``) adds
     performance; for the log, the labels stored with ``add_labels`` are used when none are given.
+    ``engine="spark"`` (or ``data`` a Spark DataFrame) counts on Spark, partition by partition.
     """
+    from covex.monitoring import spark as on_spark
+
+    if engine not in ("local", "spark"):
+        raise InvalidInput(f"'engine' must be local or spark, got {engine!r}")
+    spark_frame = on_spark.is_spark_frame(data)
+    if engine == "spark" or spark_frame:
+        if data is None:
+            raise InvalidInput("the spark engine checks 'data' (a file, folder or Spark DataFrame), not the log")
+        if labels is not None or predictions is not None:
+            raise InvalidInput("labels and a predictions file are joined locally: leave out the spark engine")
     version = client.get_version(uri)
     name, number = version.name, version.version
     try:
@@ -225,14 +239,19 @@ def check(
         ) from None
     config = config_of(client, name)
     window: Window | None = None
-    if data is not None:
-        if since is not None or start or end:
-            raise InvalidInput("a window ('since', 'from', 'to') reads the inference log, not 'data'")
+    counted: Tally | None = None
+    chunks: Iterator[Chunk] = iter(())
+    if data is not None and (since is not None or start or end):
+        raise InvalidInput("a window ('since', 'from', 'to') reads the inference log, not 'data'")
+    if engine == "spark" or spark_frame:
+        source = "a Spark DataFrame" if spark_frame else f"{os.fspath(data)} (Spark)"
+        with needs_extra("the spark engine"):
+            frame = data if spark_frame else on_spark.read(on_spark.session(master), os.fspath(data))
+            counted = on_spark.tally(frame, reference, config, prediction_columns)
+    elif data is not None:
         if isinstance(data, str | os.PathLike):
             source = str(data)
-            chunks: Iterator[Chunk] = file_chunks(
-                source, prediction_columns=prediction_columns, predictions=predictions
-            )
+            chunks = file_chunks(source, prediction_columns=prediction_columns, predictions=predictions)
         else:
             source = "a DataFrame"
             chunks = frame_chunks(data, prediction_columns)
@@ -256,7 +275,7 @@ def check(
         else:
             label_frame = labels
     earlier = client.monitoring.list_results(name, number, max_results=performance.PREVIOUS_WINDOWS)
-    body = _run(chunks, reference, config, label_frame, list(key), version.metrics, _previous(earlier))
+    body = _run(chunks, reference, config, label_frame, list(key), version.metrics, _previous(earlier), counted)
     status = overall_status(body["rows"], config, body, bool(body.get("degraded")))
     if (
         record
@@ -320,10 +339,11 @@ def _run(
     key: list[str],
     registered: dict[str, float],
     previous: list[dict[str, float]],
+    counted: Tally | None = None,
 ) -> dict[str, Any]:
     import pandas as pd
 
-    tally = Tally(reference, config.features)
+    tally = counted or Tally(reference, config.features)
     pairs: list[tuple[Any, Any]] = []
     stream = performance.joined(chunks, labels, key) if labels is not None else ((c, None) for c in chunks)
     for chunk, matched in stream:
