@@ -272,15 +272,13 @@ def main() -> None:
 
 
 def print_tables(out: dict[str, Any]) -> None:
-    print(
-        "\n| rows | floor (numpy) | Covex, warm | Covex / floor | covex monitor check (process) | its peak RSS | flagged |"
-    )
+    print("\n| rows | floor (numpy) | Covex, warm | Covex / floor | `covex monitor check` | its peak RSS | flagged |")
     print("|---|---|---|---|---|---|---|")
     for r in out["covex"]:
         ratio = r["covex_s"] / r["floor_s"]
         print(
-            f"| {r['rows']:,} | {r['floor_s']:.2f} s | {r['covex_s']:.2f} s | {ratio:.2f} | {r['covex_process_s']:.1f} s "
-            f"| {r['covex_peak_mib']:.0f} MiB | {', '.join(r['covex_drifted'])} |"
+            f"| {r['rows']:,} | {r['floor_s']:.2f} s | {r['covex_s']:.2f} s | {ratio:.2f} "
+            f"| {r['covex_process_s']:.1f} s | {r['covex_peak_mib']:.0f} MiB | {', '.join(r['covex_drifted'])} |"
         )
     print("\n| rows | Evidently DataDriftPreset | its peak RSS | flagged | Covex, warm | Evidently / Covex |")
     print("|---|---|---|---|---|---|")
@@ -293,7 +291,8 @@ def print_tables(out: dict[str, Any]) -> None:
         s = out["spark"]
         verdict = "flagged exactly the injected columns" if s["correct"] else "WRONG columns flagged"
         print(
-            f"\nSpark local[2], {s['rows']:,} rows: {s['seconds']:.1f} s as a process, Spark's start-up included; {verdict}"
+            f"\nSpark local[2], {s['rows']:,} rows: {s['seconds']:.1f} s as a process (Spark's start-up "
+            f"included); {verdict}"
         )
     print()
 
