@@ -28,7 +28,8 @@ Log = Annotated[
     str | None,
     typer.Option("--log", help="The inference log folder or URL (default: where the model's server records it)."),
 ]
-FAIL_EXIT = 3
+FAIL_EXIT = 7  # a status --fail-on names: distinct from every error's code
+ERRORS_EXIT = 1
 
 
 def register(app: typer.Typer) -> None:
@@ -110,6 +111,11 @@ def show_result(r: MonitorResult) -> None:
         output.console.print(f"action: {action}")
 
 
+def _names(values: Sequence[str] | None) -> list[str]:
+    """Repeated options, each of which may also hold a comma-separated list."""
+    return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
+
+
 def _fail_on(values: Sequence[str] | None) -> set[str]:
     wanted = {v.strip().upper() for item in values or () for v in item.split(",") if v.strip()}
     unknown = sorted(wanted - set(STATUSES))
@@ -162,9 +168,14 @@ def check(
     start: Annotated[str | None, typer.Option("--from", help="Window start (ISO 8601, UTC by default).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Window end (ISO 8601; default now).")] = None,
     labels: Annotated[str | None, typer.Option("--labels", help="Outcomes to join (.parquet or .csv).")] = None,
-    key: Annotated[list[str] | None, typer.Option("--key", help="Column(s) the labels join on.")] = None,
+    key: Annotated[
+        list[str] | None, typer.Option("--key", help="Column(s) the labels join on (repeat, or a,b).")
+    ] = None,
     target: Annotated[str | None, typer.Option("--target", help="The labels' outcome column.")] = None,
     record: Annotated[bool, typer.Option("--record/--dry-run", help="Record the result on the version.")] = True,
+    id_column: Annotated[
+        list[str] | None, typer.Option("--id-column", help="A column of --data that identifies rows (not a feature).")
+    ] = None,
     engine: Annotated[str, typer.Option("--engine", help="local (this process) or spark (counts per partition).")] = (
         "local"
     ),
@@ -181,8 +192,8 @@ def check(
     with needs_extra("covex monitor"):
         result = run_check(
             client(), uri, data=data, predictions=predictions, prediction_columns=prediction_column or (),
-            log=log, since=since, start=start, end=end, labels=labels, key=key or ["request_id"], target=target,
-            record=record, engine=engine, master=master,
+            log=log, since=since, start=start, end=end, labels=labels, key=_names(key) or ["request_id"], target=target,
+            record=record, engine=engine, master=master, id_columns=_names(id_column),
         )  # fmt: skip
     output.emit_json(result) if as_json else show_result(result)
     if result.status in failing:
@@ -222,7 +233,9 @@ def run(
             results_table(results)
         for uri, e in errors:
             output.err_console.print(f"{uri}: {e.message}")
-    if errors or any(r.status in failing for r in results):
+    if errors:
+        raise typer.Exit(ERRORS_EXIT)
+    if any(r.status in failing for r in results):
         raise typer.Exit(FAIL_EXIT)
 
 
@@ -231,14 +244,16 @@ def labels(
     uri: Annotated[str, typer.Argument(help="The model's version (its serving deployment's log is used).")],
     file: Annotated[str, typer.Option("--file", help="The outcomes: a .parquet or .csv file.")],
     target: Annotated[str, typer.Option("--target", help="The outcome column.")],
-    key: Annotated[list[str] | None, typer.Option("--key", help="Key column(s) (default: request_id).")] = None,
+    key: Annotated[
+        list[str] | None, typer.Option("--key", help="Key column(s) (default: request_id; repeat, or a,b).")
+    ] = None,
     log: Log = None,
 ) -> None:
     """Store outcomes beside the inference log; the next check joins them to logged predictions by key."""
     from covex.monitoring import add_labels
 
     with needs_extra("covex monitor"):
-        kept = add_labels(client(), uri, file, key=key or ["request_id"], target=target, log=log)
+        kept = add_labels(client(), uri, file, key=_names(key) or ["request_id"], target=target, log=log)
     output.console.print(f"stored {kept} label(s) for {uri}")
 
 

@@ -154,10 +154,13 @@ def _monitoring_rows(results: Sequence[MonitorResult]) -> list[tuple[str, str]]:
     if not results:
         return []
     r = results[0]
-    seen = "; ".join(
+    parts = [
         f"{label}: {', '.join(r.body[key])}" for key, label in (("drifted", "drift"), ("degraded", "degraded"))
         if r.body.get(key)
-    )  # fmt: skip
+    ]  # fmt: skip
+    if r.body.get("prediction_drift"):
+        parts.append("predictions drift")
+    seen = "; ".join(parts)
     return [("monitoring", f"{r.status} ({r.rows} rows, {_when(r.created_at)}){f'; {seen}' if seen else ''}")]
 
 

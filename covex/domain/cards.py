@@ -163,4 +163,5 @@ def render_card(
             for r in monitoring
         ]
         out += [*_table(["checked", "status", "rows", "drifting", "degraded"], rows), ""]
+        out += [f"The latest {len(monitoring)} checks; every one: `covex monitor status {version.name} --history`.", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -95,8 +95,11 @@ class ColumnTally:
 class Tally:
     """Counts of every reference column, and of the predictions, over the chunks of a window."""
 
-    def __init__(self, reference: Mapping[str, Any], features: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, reference: Mapping[str, Any], features: Iterable[str] | None = None, ignore: Iterable[str] = ()
+    ) -> None:
         self.reference = reference
+        self.ignore = set(ignore)  # id and key columns: neither features nor new columns
         columns = reference.get("columns") or {}
         wanted = list(columns) if features is None else [f for f in features if f in columns]
         self.unknown_features = [] if features is None else [f for f in features if f not in columns]
@@ -138,7 +141,7 @@ class Tally:
                 tally.add(frame[name])
             else:
                 self.absent[name] = self.absent.get(name, 0) + rows
-        self.extra.update(present - set(self.reference.get("columns") or {}))
+        self.extra.update(present - set(self.reference.get("columns") or {}) - self.ignore)
         if not self.predictions:
             return
         given = chunk.predictions
@@ -155,8 +158,15 @@ class Tally:
                 self.predictions_absent += rows
 
 
+NOT_JUDGED = "not_judged"
+
+
 def judge(tally: Tally, config: MonitorConfig) -> dict[str, Any]:
-    """The drift part of a result: every column's statistics and verdict, findings, the verdict overall."""
+    """The drift part of a result: every column's statistics and verdict, findings, the verdict overall.
+
+    Below ``min_rows`` the statistics are kept (they say what little was seen) but no column is judged:
+    a handful of rows drifts from anything.
+    """
     findings: list[dict[str, Any]] = []
     for name in tally.unknown_features:
         findings.append({"column": name, "kind": "not_in_reference", "message": f"{name!r} is not in the reference"})
@@ -182,6 +192,10 @@ def judge(tally: Tally, config: MonitorConfig) -> dict[str, Any]:
                 "message": f"{tally.predictions_absent} row(s) came without predictions",
             }
         )
+    if tally.rows < config.min_rows:
+        for column in (*features.values(), *predictions.values()):
+            if column.get("verdict") in ("ok", "warn", "drift"):
+                column["verdict"] = NOT_JUDGED
     judged = {n: f for n, f in features.items() if f["verdict"] in ("ok", "warn", "drift")}
     drifted = sorted(n for n, f in judged.items() if f["verdict"] == "drift")
     warned = sorted(n for n, f in judged.items() if f["verdict"] == "warn")

@@ -129,7 +129,7 @@ def add_labels(
     fs, root = url_to_fs(labels_folder(location, version.name))
     fs.makedirs(root, exist_ok=True)
     name = f"part-{int(time.time() * 1000)}-{os.getpid()}.parquet"
-    table = pa.Table.from_pandas(frame.astype({performance.LABEL: str}), preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     partial = f"{root}/.{name}.partial"
     with fs.open(partial, "wb") as f:
         pq.write_table(table, f)
@@ -137,24 +137,26 @@ def add_labels(
     return len(frame)
 
 
-def stored_labels(location: str, name: str) -> Any:
-    """Every label stored for ``name`` beside the log (a later file wins for a key given twice), or None."""
+def stored_labels(location: str, name: str) -> list[performance.LabelSet]:
+    """Every label stored for ``name`` beside the log, one set per key (a later file wins for a key given twice)."""
     import pandas as pd
     import pyarrow.parquet as pq
     from fsspec.core import url_to_fs
 
     fs, root = url_to_fs(labels_folder(location, name))
     if not fs.isdir(root):
-        return None
-    frames = []
+        return []
+    by_key: dict[tuple[str, ...], list[Any]] = {}
     for path in sorted(p for p in fs.ls(root, detail=False) if p.rsplit("/", 1)[-1].startswith("part-")):
         with fs.open(path, "rb") as f:
-            frames.append(pq.read_table(f).to_pandas())
-    if not frames:
-        return None
-    frame = pd.concat(frames, ignore_index=True)
-    keys = [c for c in frame.columns if c != performance.LABEL]
-    return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
+            frame = pq.read_table(f).to_pandas()
+        key = tuple(c for c in frame.columns if c != performance.LABEL)
+        by_key.setdefault(key, []).append(frame)
+    out: list[performance.LabelSet] = []
+    for key, frames in by_key.items():
+        frame = pd.concat(frames, ignore_index=True).drop_duplicates(subset=list(key), keep="last")
+        out.append((frame.reset_index(drop=True), list(key)))
+    return out
 
 
 def log_location_of(client: Client, name: str) -> str:
@@ -208,6 +210,7 @@ def check(
     record: bool = True,
     engine: str = "local",
     master: str | None = None,
+    id_columns: Sequence[str] = (),
 ) -> MonitorResult:
     """Check ``uri``'s version against its reference and record the result (``record=False``: only return it).
 
@@ -217,6 +220,7 @@ def check(
     ``start``/``end``. ``labels`` (a DataFrame or file, joined on ``key``, outcome in ``target``) adds
     performance; for the log, the labels stored with ``add_labels`` are used when none are given.
     ``engine="spark"`` (or ``data`` a Spark DataFrame) counts on Spark, partition by partition.
+    ``id_columns`` (and the labels' key columns) are identifiers, not features: never reported as new.
     """
     from covex.monitoring import spark as on_spark
 
@@ -247,7 +251,7 @@ def check(
         source = "a Spark DataFrame" if spark_frame else f"{os.fspath(data)} (Spark)"
         with needs_extra("the spark engine"):
             frame = data if spark_frame else on_spark.read(on_spark.session(master), os.fspath(data))
-            counted = on_spark.tally(frame, reference, config, prediction_columns)
+            counted = on_spark.tally(frame, reference, config, prediction_columns, id_columns)
     elif data is not None:
         if isinstance(data, str | os.PathLike):
             source = str(data)
@@ -260,22 +264,21 @@ def check(
         window = Window.of(since, start, end, config.window_s)
         source = f"inference log {location}"
         chunks = log_chunks(location, name, number, window.start, window.end)
-        if labels is None:
-            labels = stored_labels(location, name)
-            if labels is not None:
-                key = [c for c in labels.columns if c != performance.LABEL]
-    label_frame = None
+    label_sets: list[performance.LabelSet] | None = None
     if labels is not None:
         if isinstance(labels, str | os.PathLike):
             if target is None:
                 raise InvalidInput("'target' names the labels' outcome column")
-            label_frame = performance.read_labels(str(labels), list(key), target)
+            label_sets = [(performance.read_labels(str(labels), list(key), target), list(key))]
         elif target is not None:
-            label_frame = performance.check_labels(labels, list(key), target)
+            label_sets = [(performance.check_labels(labels, list(key), target), list(key))]
         else:
-            label_frame = labels
+            label_sets = [(labels, list(key))]
+    elif data is None and not (engine == "spark" or spark_frame):
+        label_sets = stored_labels(location, name) or None
     earlier = client.monitoring.list_results(name, number, max_results=performance.PREVIOUS_WINDOWS)
-    body = _run(chunks, reference, config, label_frame, list(key), version.metrics, _previous(earlier), counted)
+    ignore = {*id_columns, *(k for s in label_sets or () for k in s[1])}
+    body = _run(chunks, reference, config, label_sets, version.metrics, _previous(earlier), counted, ignore)
     status = overall_status(body["rows"], config, body, bool(body.get("degraded")))
     if (
         record
@@ -335,17 +338,17 @@ def _run(
     chunks: Iterator[Chunk],
     reference: dict[str, Any],
     config: MonitorConfig,
-    labels: Any,
-    key: list[str],
+    label_sets: list[performance.LabelSet] | None,
     registered: dict[str, float],
     previous: list[dict[str, float]],
     counted: Tally | None = None,
+    ignore: set[str] | None = None,
 ) -> dict[str, Any]:
     import pandas as pd
 
-    tally = counted or Tally(reference, config.features)
+    tally = counted or Tally(reference, config.features, ignore or ())
     pairs: list[tuple[Any, Any]] = []
-    stream = performance.joined(chunks, labels, key) if labels is not None else ((c, None) for c in chunks)
+    stream = performance.joined(chunks, label_sets) if label_sets else ((c, None) for c in chunks)
     for chunk, matched in stream:
         tally.add(chunk)
         if matched is not None:
@@ -353,19 +356,22 @@ def _run(
     body = judge(tally, config)
     body["rows"] = tally.rows
     body["config"] = config.model_dump(mode="json")
-    if labels is not None:
+    if label_sets:
         labelled = sum(len(p[1]) for p in pairs)
-        part: dict[str, Any] = {"labelled": labelled, "labels": len(labels)}
-        if labelled < config.min_rows:
-            part["note"] = f"{labelled} labelled row(s) in the window; at least {config.min_rows} are judged"
+        part: dict[str, Any] = {"labelled": labelled, "labels": sum(len(s[0]) for s in label_sets)}
         if labelled:
             predicted = pd.concat([p[0] for p in pairs], ignore_index=True)
             outcomes = pd.concat([p[1] for p in pairs], ignore_index=True)
             task, values, notes = performance.metrics(predicted, outcomes, config)
-            compared = performance.compare(values, registered, previous, config.performance.tolerance)
-            part.update(task=task, metrics=compared, notes=notes)
+            part.update(task=task, notes=notes)
             if labelled >= config.min_rows:
+                compared = performance.compare(values, registered, previous, config.performance.tolerance)
+                part["metrics"] = compared
                 body["degraded"] = sorted(n for n, m in compared.items() if m["degraded"])
+            else:  # too few to judge, or to be the baseline of later checks: shown, never compared
+                part["preliminary"] = values
+        if labelled < config.min_rows:
+            part["note"] = f"{labelled} labelled row(s) in the window; metrics are judged from {config.min_rows}"
         body["performance"] = part
     return body
 

@@ -61,9 +61,11 @@ def check_labels(frame: Any, key: Sequence[str], target: str, where: str = "the 
     for name in [*key, target]:
         if name not in frame.columns:
             raise InvalidInput(f"{where} has no column {name!r}")
-    nulls = frame[list(key)].isna().any(axis=1)
-    if nulls.any():
-        raise InvalidInput(f"{where}: row {int(nulls.to_numpy().argmax()) + 1} has no value in key {', '.join(key)}")
+    for name in key:
+        nulls = frame[name].isna()
+        if nulls.any():
+            line = int(nulls.to_numpy().argmax()) + 1
+            raise InvalidInput(f"{where}: key column {name!r} is empty in record {line} (of {len(frame)})")
     keys = frame[list(key)].astype(str)
     duplicated = keys.duplicated()
     if duplicated.any():
@@ -84,24 +86,41 @@ def check_labels(frame: Any, key: Sequence[str], target: str, where: str = "the 
     return out[out[LABEL].notna()].reset_index(drop=True)
 
 
-def joined(chunks: Iterator[Chunk], labels: Any, key: Sequence[str]) -> Iterator[tuple[Chunk, Any]]:
-    """Each chunk with the (prediction frame, label) pairs of its rows that have a label."""
+LabelSet = tuple[Any, Sequence[str]]
+"""Labels (key columns and ``__label__``) with the key they join on."""
+
+
+def joined(chunks: Iterator[Chunk], label_sets: Sequence[LabelSet]) -> Iterator[tuple[Chunk, Any]]:
+    """Each chunk with the (prediction frame, label) pairs of its rows that have a label.
+
+    Sets with more key columns are tried first (``request_id`` + ``row`` before ``request_id``); a row
+    takes the label of the first set that has one.
+    """
     import pandas as pd
 
+    ordered = sorted(label_sets, key=lambda s: -len(s[1]))
     for chunk in chunks:
         pairs = None
         keys = chunk.keys
         if keys is not None and chunk.predictions is not None and len(keys):
-            present = [k for k in key if k in keys.columns]
-            if len(present) == len(key):
+            at: list[Any] = []
+            found: list[Any] = []
+            taken: set[int] = set()
+            for labels, key in ordered:
+                if not all(k in keys.columns for k in key):
+                    continue
                 frame = keys[list(key)].astype(str)
                 if "row" in keys.columns and "row" not in key:  # the log: a request of several rows has no one label
                     frame = frame[keys.groupby("request_id")["row"].transform("size").to_numpy() == 1]
                 frame = frame.assign(__at__=frame.index)
                 matched = frame.merge(labels, on=list(key), how="inner")
-                if len(matched):
-                    predictions = chunk.predictions.iloc[matched["__at__"].to_numpy()].reset_index(drop=True)
-                    pairs = (predictions, pd.Series(matched[LABEL].to_numpy()))
+                matched = matched[~matched["__at__"].isin(taken)]
+                taken.update(matched["__at__"].tolist())
+                at.extend(matched["__at__"].tolist())
+                found.extend(matched[LABEL].tolist())
+            if at:
+                predictions = chunk.predictions.iloc[at].reset_index(drop=True)
+                pairs = (predictions, pd.Series(found))
         yield chunk, pairs
 
 
@@ -109,9 +128,12 @@ def infer_task(labels: Any) -> str:
     import numpy as np
     import pandas as pd
 
-    if not pd.api.types.is_numeric_dtype(labels) or pd.api.types.is_bool_dtype(labels):
+    if pd.api.types.is_bool_dtype(labels):
         return "classification"
-    values = labels.to_numpy(dtype=float)
+    numbers = pd.to_numeric(labels, errors="coerce")
+    if numbers.isna().any():  # text (or a mix): classes
+        return "classification"
+    values = numbers.to_numpy(dtype=float)
     integral = bool(np.all(np.mod(values, 1) == 0))
     return "classification" if integral and len(np.unique(values)) <= 20 else "regression"
 

@@ -59,7 +59,8 @@ def distribution_figure(name: str, feature: dict[str, Any]) -> Any:
 def drift_timeline_figure(results: Sequence[MonitorResult]) -> Any:
     """Each feature's judged statistic over the checks, and the share of drifted features."""
     fig = _figure(height=3.6)
-    ax, share = fig.subplots(1, 2, width_ratios=[3, 1])
+    ax = fig.subplots()
+    share = ax.twinx()
     ordered = sorted(results, key=lambda r: r.created_at)
     times = [datetime.fromtimestamp(r.created_at / 1000, UTC) for r in ordered]
     latest = ordered[-1].body.get("features", {})
@@ -67,13 +68,16 @@ def drift_timeline_figure(results: Sequence[MonitorResult]) -> Any:
     for name in names:
         values = [r.body.get("features", {}).get(name, {}).get("value") for r in ordered]
         ax.plot(times, [float("nan") if v is None else v for v in values], marker="o", label=name)
-    ax.set_title("drift statistic per feature", loc="left")
-    ax.legend(frameon=False, fontsize="small", ncols=2)
-    share.plot(times, [r.body.get("share_drifted", 0.0) for r in ordered], marker="o", color="#c44e52")
-    share.set_ylim(0, 1)
-    share.set_title("share drifted", loc="left")
+    share.plot(times, [r.body.get("share_drifted", 0.0) for r in ordered], linestyle="--", color="black",
+               label="share of features drifting (right)")  # fmt: skip
+    share.set_ylim(0, 1.05)
+    share.set_ylabel("share drifting")
+    ax.set_ylabel("judged statistic")
+    ax.set_title("drift per check", loc="left")
+    lines = ax.get_legend_handles_labels()
+    extra = share.get_legend_handles_labels()
+    ax.legend(lines[0] + extra[0], lines[1] + extra[1], frameon=False, fontsize="small", ncols=2)
     _time_axis(ax, times)
-    _time_axis(share, times, ticks=4)
     return fig
 
 
@@ -104,7 +108,7 @@ def performance_timeline_figure(results: Sequence[MonitorResult]) -> Any | None:
         ax.plot(times, [float("nan") if v is None else v for v in values], marker="o", label=name, color=colour)
         registered = ordered[-1].body["performance"]["metrics"].get(name, {}).get("registered")
         if registered is not None:
-            ax.axhline(registered, linestyle="--", linewidth=1, color=colour)
+            ax.axhline(registered, linestyle="--", linewidth=1, color=colour, label=f"{name} registered")
     ax.set_title("performance per check (dashed: registered)", loc="left")
     ax.legend(frameon=False, fontsize="small")
     _time_axis(ax, times)
@@ -186,6 +190,34 @@ def _file_name(stem: str, used: set[str]) -> str:
     return name
 
 
+def _performance_html(part: dict[str, Any] | None) -> str:
+    """The latest check's metrics against their baselines, or why there are none."""
+    if not part:
+        return ""
+    e = html.escape
+
+    def number(value: object) -> str:
+        return "" if not isinstance(value, int | float) else f"{value:.4g}"
+
+    rows = "".join(
+        f"<tr class='{'drift' if m.get('degraded') else ''}'><td>{e(name)}</td><td>{number(m.get('value'))}</td>"
+        f"<td>{number(m.get('registered'))}</td><td>{number(m.get('previous'))}</td>"
+        f"<td>{'DEGRADED' if m.get('degraded') else 'ok'}</td></tr>"
+        for name, m in (part.get("metrics") or {}).items()
+    )
+    table = (
+        "<table><thead><tr><th>metric</th><th>value</th><th>registered</th><th>previous checks</th><th>verdict</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else ""
+    )
+    notes = "".join(f"<li>{e(n)}</li>" for n in [*part.get("notes", []), *([part["note"]] if part.get("note") else [])])
+    return (
+        f"<h2>Performance</h2><p>{int(part.get('labelled', 0))} labelled row(s) in this check.</p>{table}"
+        f"{f'<ul>{notes}</ul>' if notes else ''}"
+    )
+
+
 def render_html(results: Sequence[MonitorResult]) -> str:
     latest = results[0]
     e = html.escape
@@ -201,6 +233,7 @@ def render_html(results: Sequence[MonitorResult]) -> str:
                 f"<td>{e(f.get('verdict', ''))}</td></tr>"
             )
     findings = "".join(f"<li>{e(f['message'])}</li>" for f in body.get("findings", []))
+    performance = _performance_html(body.get("performance"))
     when = datetime.fromtimestamp(latest.created_at / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
     plots = "".join(
         f"<figure id='{e(stem)}'>{_svg(fig)}<figcaption>{e(caption)}</figcaption></figure>"
@@ -223,6 +256,7 @@ figure {{ display: inline-block; margin: 1rem 1rem 0 0; }} svg {{ max-width: 100
 {len(results)} check(s) in the history.</p>
 <table><thead><tr><th>column</th><th>kind</th><th>method</th><th>value</th><th>warn</th><th>drift</th><th>verdict</th></tr>
 </thead><tbody>{"".join(rows)}</tbody></table>
+{performance}
 {f"<h2>Findings</h2><ul>{findings}</ul>" if findings else ""}
 <h2>Plots</h2>
 {plots}

@@ -24,7 +24,11 @@ def is_spark_frame(data: Any) -> bool:
 
 
 def tally(
-    frame: Any, reference: Mapping[str, Any], config: MonitorConfig, prediction_columns: Sequence[str] = ()
+    frame: Any,
+    reference: Mapping[str, Any],
+    config: MonitorConfig,
+    prediction_columns: Sequence[str] = (),
+    ignore: Sequence[str] = (),
 ) -> Tally:
     """Count ``frame``'s rows on the reference's bins, partition by partition, and add the counts up."""
     import pandas as pd
@@ -39,13 +43,13 @@ def tally(
     wanted = list(prediction_columns)
 
     def partition(batches: Iterator[Any]) -> Iterator[Any]:
-        counted = Tally(reference, features)
+        counted = Tally(reference, features, ignore)
         for batch in batches:
             predictions = batch[wanted] if wanted else None
             counted.add(Chunk(batch.drop(columns=wanted), predictions, None))
         yield pd.DataFrame({"state": [json.dumps(counted.state())]})
 
-    total = Tally(reference, features)
+    total = Tally(reference, features, ignore)
     with warnings.catch_warnings():  # pyspark warns of pandas 3 on every conversion; the counting needs no more
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
         states = frame.mapInPandas(partition, schema="state string").collect()

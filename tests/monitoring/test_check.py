@@ -115,7 +115,10 @@ def test_odd_data_is_reported_as_findings_never_a_crash(reference: dict[str, Any
 def test_too_few_rows_is_not_enough_data(reference: dict[str, Any]) -> None:
     current = training(8, rows=50)
     current["age"] = current["age"] + 100
-    assert "NOT_ENOUGH_DATA" == run(reference, current)["status"]
+    few = run(reference, current)
+    assert ("NOT_ENOUGH_DATA", [], [], False) == (few["status"], few["drifted"], few["warned"], few["dataset_drift"])
+    assert {"not_judged"} == {f["verdict"] for f in few["features"].values()}
+    assert few["features"]["age"]["statistics"]["psi"] > 1  # what little was seen is still shown
     assert "DRIFT" == run(reference, current, MonitorConfig(min_rows=10, drift_share=0.2))["status"]
 
 

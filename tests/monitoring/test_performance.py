@@ -27,7 +27,12 @@ def write(tmp_path: Path, frame: pd.DataFrame, name: str = "labels.parquet") -> 
         (pd.DataFrame({"id": [1, 2], "y": [0, 1]}), ["request_id"], "y", "has no column 'request_id'"),
         (pd.DataFrame({"id": [1, 2], "y": [0, 1]}), ["id"], "churned", "has no column 'churned'"),
         (pd.DataFrame({"id": [1, 1, 2], "y": [0, 1, 1]}), ["id"], "y", "key id = 1 appears more than once"),
-        (pd.DataFrame({"id": [1.0, None], "y": [0, 1]}), ["id"], "y", "row 2 has no value in key id"),
+        (
+            pd.DataFrame({"id": [1.0, None], "y": [0, 1]}),
+            ["id"],
+            "y",
+            "key column 'id' is empty in record 2 \\(of 2\\)",
+        ),
         (pd.DataFrame({"id": [1, 2], "y": [None, None]}, dtype=float), ["id"], "y", "target 'y' has no values"),
         (pd.DataFrame({"id": [1, 2], "y": pd.to_datetime(["2026-01-01", "2026-01-02"])}), ["id"], "y", "labels are"),
         (pd.DataFrame({"id": [1, 2], "y": [0, 1]}), ["id"], "id", "is also a key column"),
@@ -48,13 +53,17 @@ def test_labels_join_to_single_row_requests_and_to_rows_by_their_position() -> N
     chunk = Chunk(pd.DataFrame({"x": [1, 2, 3, 4]}), pd.DataFrame({"prediction": [10, 20, 21, 30]}), keys)
     labels = performance.check_labels(pd.DataFrame({"request_id": ["a", "b", "c", "z"], "y": [1, 2, 3, 9]}),
                                       ["request_id"], "y")  # fmt: skip
-    ((_, (predictions, outcomes)),) = performance.joined(iter([chunk]), labels, ["request_id"])
+    ((_, (predictions, outcomes)),) = performance.joined(iter([chunk]), [(labels, ["request_id"])])
     assert ([10, 30], [1, 3]) == (predictions["prediction"].tolist(), outcomes.tolist())  # b scored two rows
     by_row = performance.check_labels(
         pd.DataFrame({"request_id": ["b"], "row": [1], "y": [7]}), ["request_id", "row"], "y"
     )
-    ((_, (predictions, outcomes)),) = performance.joined(iter([chunk]), by_row, ["request_id", "row"])
+    ((_, (predictions, outcomes)),) = performance.joined(iter([chunk]), [(by_row, ["request_id", "row"])])
     assert ([21], [7]) == (predictions["prediction"].tolist(), outcomes.tolist())
+    # Both kinds at once: each row takes the label of the most specific set that has one.
+    both = [(labels, ["request_id"]), (by_row, ["request_id", "row"])]
+    ((_, (predictions, outcomes)),) = performance.joined(iter([chunk]), both)
+    assert ([21, 10, 30], [7, 1, 3]) == (predictions["prediction"].tolist(), outcomes.tolist())
 
 
 def test_classification_metrics_are_scikit_learns() -> None:

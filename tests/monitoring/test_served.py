@@ -99,7 +99,7 @@ def test_a_served_version_drifts_degrades_and_says_so(tmp_path: Path) -> None:
     )
     checked = covex_cli(registry, "monitor", "check", "models:/churn@champion", "--since", "1h", "--json",
                         "--fail-on", "DEGRADED")  # fmt: skip
-    assert 3 == checked.returncode, checked.stderr
+    assert 7 == checked.returncode, checked.stderr
     result = json.loads(checked.stdout)
     accuracy = result["body"]["performance"]["metrics"]["accuracy"]
     expected = float(np.mean(model.predict(current) == truth))
