@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covex.domain.cards import validate_card
+from covex.domain.documents import validate_documents
 from covex.domain.entities import ModelVersion
 from covex.domain.errors import AlreadyExists, CovexError, InvalidInput, NotFound, ServiceUnavailable
 from covex.domain.names import validate_metrics, validate_model_name, validate_tags
@@ -132,6 +133,7 @@ def register_folder(
         documents["reference"] = reference
     if card_fields:
         documents["card"] = card_fields
+    validate_documents(documents)  # as the registry will: a document it refuses is refused before anything is written
     try:
         client.get_model(name)
     except NotFound:

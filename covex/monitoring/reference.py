@@ -19,7 +19,13 @@ def is_numeric(series: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
-def column_reference(series: Any, bins: int = DEFAULT_BINS) -> dict[str, Any]:
+# A version document holds at most 1 MiB of JSON: a reference of many wide categorical columns keeps
+# fewer categories per column (the rarer ones counted together as "other") until it fits in this.
+BUDGET = 768 * 1024
+FEWEST_CATEGORIES = 20
+
+
+def column_reference(series: Any, bins: int = DEFAULT_BINS, categories: int = MAX_CATEGORIES) -> dict[str, Any]:
     """One column's reference entry (see ``check_reference``)."""
     import numpy as np
 
@@ -50,7 +56,7 @@ def column_reference(series: Any, bins: int = DEFAULT_BINS) -> dict[str, Any]:
             "missing": missing,
         }
     counts = category_counts(series)
-    kept = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CATEGORIES])
+    kept = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:categories])
     return {
         "kind": "categorical",
         "dtype": str(series.dtype),
@@ -66,15 +72,22 @@ def build_reference(frame: Any, predictions: Any = None, *, bins: int = DEFAULT_
 
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame(frame)
-    out: dict[str, Any] = {
-        "version": REFERENCE_VERSION,
-        "rows": len(frame),
-        "bins": bins,
-        "columns": {str(name): column_reference(frame[name], bins) for name in frame.columns},
-    }
-    if predictions is not None:
-        out["predictions"] = {name: column_reference(s, bins) for name, s in prediction_columns(predictions).items()}
-    return out
+    import json
+
+    predicted = prediction_columns(predictions) if predictions is not None else None
+    categories = MAX_CATEGORIES
+    while True:
+        out: dict[str, Any] = {
+            "version": REFERENCE_VERSION,
+            "rows": len(frame),
+            "bins": bins,
+            "columns": {str(name): column_reference(frame[name], bins, categories) for name in frame.columns},
+        }
+        if predicted is not None:
+            out["predictions"] = {name: column_reference(s, bins, categories) for name, s in predicted.items()}
+        if categories <= FEWEST_CATEGORIES or len(json.dumps(out)) <= BUDGET:
+            return out
+        categories = max(FEWEST_CATEGORIES, categories // 2)
 
 
 def prediction_columns(predictions: Any) -> dict[str, Any]:

@@ -160,3 +160,17 @@ def test_features_limit_what_is_judged(reference: dict[str, Any]) -> None:
     body = run(reference, training(14), config)
     assert ["age"] == list(body["features"])
     assert ("not_in_reference", "ghost") in {(f["kind"], f["column"]) for f in body["findings"]}
+
+
+def test_a_reference_of_many_wide_columns_keeps_fewer_categories_to_fit() -> None:
+    import json
+
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame({f"c{i}": [f"v{j}-{i}" for j in rng.integers(0, 2000, 3000)] for i in range(150)})
+    reference = build_reference(wide)
+    column = reference["columns"]["c0"]
+    assert len(json.dumps(reference)) <= 768 * 1024
+    assert len(column["counts"]) < 500 and column["other"] > 0
+    assert 3000 == sum(column["counts"].values()) + column["other"]
+    body = run(reference, wide)  # the same rows: the rare categories fall in "other" on both sides
+    assert [] == body["drifted"]
