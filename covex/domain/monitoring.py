@@ -188,7 +188,10 @@ class _Reader:
         if "min_rows" in value:
             out["min_rows"] = self.integer(("min_rows",), value["min_rows"], "min_rows", low=1)
         if "drift_share" in value:
-            out["drift_share"] = self.number(("drift_share",), value["drift_share"], "drift_share", 0.0, 1.0)
+            share = self.number(("drift_share",), value["drift_share"], "drift_share", 0.0, 1.0)
+            if share == 0:
+                self.bad(("drift_share",), "'drift_share' must be more than 0 (0 would call every check DRIFT)")
+            out["drift_share"] = share
         if "features" in value:
             out["features"] = self.names(("features",), value["features"], "features")
         methods = self.mapping(("methods",), value.get("methods"), "methods")
@@ -323,7 +326,7 @@ class _Reader:
         if "positive" in body:
             positive = body["positive"]
             if isinstance(positive, bool | int | float | str):
-                out["positive"] = str(positive).lower() if isinstance(positive, bool) else str(positive)
+                out["positive"] = str(int(positive)) if isinstance(positive, bool) else str(positive)
             else:
                 self.bad(("performance", "positive"), "'performance.positive' must be a class label")
         return Performance(**{k: v for k, v in out.items() if v is not None})
@@ -436,3 +439,91 @@ def _check_column(column: object, field: str) -> None:
         _count(column.get("other", 0), f"{field}.other")
     else:
         raise InvalidInput(f"'{field}.kind' must be numeric or categorical, got {kind!r}")
+
+
+# -- the body of a result: the shape every reader (CLI, card, report, the next check) relies on --------
+
+MAX_RESULT_BODY = 4 * 1024 * 1024  # as JSON: 2,000 columns with their plot data fit
+_NUMBER_OR_NONE = (int, float, type(None))
+
+
+def check_result_body(body: object) -> None:
+    """Refuse a result body whose known keys have other types than checks write (other keys pass as JSON)."""
+    if not isinstance(body, Mapping):
+        raise InvalidInput("'body' must be a JSON object")
+    for key in ("drifted", "warned", "degraded", "actions"):
+        _strings(body.get(key, []), f"body.{key}")
+    for key in ("dataset_drift", "prediction_drift", "prediction_warning"):
+        if not isinstance(body.get(key, False), bool):
+            raise InvalidInput(f"'body.{key}' must be true or false")
+    _typed(body.get("share_drifted", 0.0), (int, float), "body.share_drifted")
+    _typed(body.get("rows", 0), (int,), "body.rows")
+    for part in ("features", "predictions"):
+        columns = body.get(part, {})
+        _typed(columns, (Mapping,), f"body.{part}")
+        for name, column in columns.items():
+            _check_result_column(column, f"body.{part}.{name}")
+    findings = body.get("findings", [])
+    _typed(findings, (list,), "body.findings")
+    for i, finding in enumerate(findings):
+        _typed(finding, (Mapping,), f"body.findings[{i}]")
+        for key in ("column", "kind", "message"):
+            _typed(finding.get(key, ""), (str,), f"body.findings[{i}].{key}")
+    _check_performance(body.get("performance"), "body.performance")
+
+
+def _typed(value: object, types: tuple[type, ...], field: str) -> None:
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        names = ", ".join("null" if t is type(None) else "object" if t is Mapping else t.__name__ for t in types)
+        raise InvalidInput(f"'{field}' must be of type {names}, got {type(value).__name__}")
+
+
+def _strings(value: object, field: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"'{field}' must be a list of text")
+
+
+def _check_result_column(column: object, field: str) -> None:
+    _typed(column, (Mapping,), field)
+    assert isinstance(column, Mapping)
+    for key in ("verdict", "kind", "method"):
+        _typed(column.get(key, ""), (str,), f"{field}.{key}")
+    for key in ("value", "warn", "drift", "missing_share"):
+        _typed(column.get(key), _NUMBER_OR_NONE, f"{field}.{key}")
+    statistics = column.get("statistics", {})
+    _typed(statistics, (Mapping,), f"{field}.statistics")
+    for key, value in statistics.items():
+        _typed(value, _NUMBER_OR_NONE, f"{field}.statistics.{key}")
+    plot = column.get("plot")
+    if plot is None:
+        return
+    _typed(plot, (Mapping,), f"{field}.plot")
+    for key in ("reference", "current", "edges"):
+        values = plot.get(key, [])
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            raise InvalidInput(f"'{field}.plot.{key}' must be a list of numbers")
+    _strings(plot.get("categories", []), f"{field}.plot.categories")
+    if len(plot.get("reference", [])) != len(plot.get("current", [])):
+        raise InvalidInput(f"'{field}.plot' needs as many reference as current shares")
+
+
+def _check_performance(part: object, field: str) -> None:
+    if part is None:
+        return
+    _typed(part, (Mapping,), field)
+    assert isinstance(part, Mapping)
+    _typed(part.get("labelled", 0), (int,), f"{field}.labelled")
+    _strings(part.get("notes", []), f"{field}.notes")
+    metrics = part.get("metrics", {})
+    _typed(metrics, (Mapping,), f"{field}.metrics")
+    for name, metric in metrics.items():
+        where = f"{field}.metrics.{name}"
+        _typed(metric, (Mapping,), where)
+        _typed(metric.get("value"), (int, float), f"{where}.value")
+        for key in ("registered", "previous"):
+            _typed(metric.get(key), _NUMBER_OR_NONE, f"{where}.{key}")
+        _typed(metric.get("degraded", False), (bool,), f"{where}.degraded")
+    for name, value in part.get("preliminary", {}).items():
+        _typed(value, (int, float), f"{field}.preliminary.{name}")

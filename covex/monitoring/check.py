@@ -109,6 +109,7 @@ class Tally:
         self.absent: dict[str, int] = {}  # reference columns missing from chunks, with the rows they missed
         self.extra: set[str] = set()
         self.predictions_absent = 0
+        self.skipped = 0  # logged requests that could not be read
 
     def state(self) -> dict[str, Any]:
         """Everything counted so far, as JSON: tallies of partitions add up on the driver (``absorb``)."""
@@ -117,6 +118,7 @@ class Tally:
             "absent": self.absent,
             "extra": sorted(self.extra),
             "predictions_absent": self.predictions_absent,
+            "skipped": self.skipped,
             "columns": {n: t.state() for n, t in self.columns.items()},
             "predictions": {n: t.state() for n, t in self.predictions.items()},
         }
@@ -127,15 +129,17 @@ class Tally:
             self.absent[name] = self.absent.get(name, 0) + rows
         self.extra.update(state["extra"])
         self.predictions_absent += state["predictions_absent"]
+        self.skipped += state.get("skipped", 0)
         for part, tallies in (("columns", self.columns), ("predictions", self.predictions)):
             for name, column in state[part].items():
                 tallies[name].absorb(column)
 
     def add(self, chunk: Chunk) -> None:
-        frame = chunk.features
+        frame = _named(chunk.features)
         rows = len(frame)
         self.rows += rows
-        present = {str(c) for c in frame.columns}
+        self.skipped += chunk.skipped
+        present = set(frame.columns)
         for name, tally in self.columns.items():
             if name in present:
                 tally.add(frame[name])
@@ -148,7 +152,8 @@ class Tally:
         if given is None or len(given.columns) == 0:
             self.predictions_absent += rows
             return
-        names = {str(c) for c in given.columns}
+        given = _named(given)
+        names = set(given.columns)
         for name, tally in self.predictions.items():
             if name in names:
                 tally.add(given[name])
@@ -156,6 +161,16 @@ class Tally:
                 tally.add(given.iloc[:, 0])
             else:
                 self.predictions_absent += rows
+
+
+def _named(frame: Any) -> Any:
+    """``frame`` with its columns named as stored text, the first of two same-named columns kept."""
+    names = [drift.storable(str(c)) for c in frame.columns]
+    if names != list(frame.columns):
+        frame = frame.set_axis(names, axis=1)
+    if frame.columns.duplicated().any():
+        frame = frame.loc[:, ~frame.columns.duplicated()]
+    return frame
 
 
 NOT_JUDGED = "not_judged"
@@ -184,6 +199,11 @@ def judge(tally: Tally, config: MonitorConfig) -> dict[str, Any]:
     for name, column in tally.predictions.items():
         rule = config.prediction_rule(column.reference["kind"])
         predictions[name] = _judge_column(f"prediction {name}", column, rule, findings)
+    if tally.skipped:
+        findings.append(
+            {"column": "", "kind": "unreadable_requests",
+             "message": f"{tally.skipped} logged request(s) could not be read and were left out"}
+        )  # fmt: skip
     if tally.predictions and tally.predictions_absent:
         findings.append(
             {
@@ -238,13 +258,14 @@ def _judge_column(label: str, column: ColumnTally, rule: Rule, findings: list[di
         findings.append({"column": label, "kind": "no_values", "message": f"{label!r} has no values in the window"})
         out["verdict"] = "no_data"
         return out
+    referenced = sum(ref["counts"]) if column.numeric else sum(ref["counts"].values()) + ref.get("other", 0)
+    if referenced == 0:
+        findings.append(
+            {"column": label, "kind": "no_reference", "message": f"{label!r} had no values in the reference"}
+        )
+        out["verdict"] = "no_data"
+        return out
     if column.numeric:
-        if not ref["edges"] and sum(ref["counts"]) == 0:
-            out["verdict"] = "no_data"
-            findings.append(
-                {"column": label, "kind": "no_reference", "message": f"{label!r} had no values in the reference"}
-            )
-            return out
         ref_counts, cur_counts = list(ref["counts"]), column.counts
         numeric_ref = drift.NumericReference(tuple(ref["edges"]), tuple(ref_counts), ref["low"], ref["high"])
         ks = drift.ks_binned(ref_counts, cur_counts)

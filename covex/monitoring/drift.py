@@ -49,6 +49,8 @@ class NumericReference:
         quantiles = np.quantile(array, np.linspace(0, 1, bins + 1)[1:-1])
         low = float(array.min())
         edges = tuple(float(e) for e in np.unique(quantiles) if e > low)  # an edge at the minimum: an empty bin
+        if not edges:  # one value only: a bin of its own, so that any other value is seen to be elsewhere
+            edges = (low, float(np.nextafter(low, np.inf)))
         return cls(edges, tuple(bucketise(array, edges)), low, float(array.max()))
 
     def current(self, values: Any) -> list[int]:
@@ -93,9 +95,26 @@ def category_counts(values: Iterable[Any]) -> dict[str, int]:
     series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     out: dict[str, int] = {}
     for key, n in series.value_counts(dropna=True).items():
-        name = str(key)
+        name = storable(str(key))
         out[name] = out.get(name, 0) + int(n)
     return out
+
+
+MAX_NAME = 200
+
+
+def storable(text: str) -> str:
+    """Text every database stores and every reader shows: NUL and lone surrogates escaped, at most 200 characters.
+
+    Category values and column names are data: a check records them whatever they hold.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + "…"
 
 
 def merge(*counts: Sequence[int]) -> list[int]:

@@ -26,8 +26,9 @@ from covex.monitoring.check import Tally, judge, overall_status
 from covex.monitoring.reference import build_reference
 from covex.monitoring.sources import Chunk, file_chunks, frame_chunks, log_chunks, parse_time
 
-log = logging.getLogger("covex.monitoring")
+logger = logging.getLogger("covex.monitoring")
 LABELS = "labels"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def reference_of(
@@ -50,7 +51,7 @@ def reference_of(
         try:
             predictions = predict(frame)
         except (CovexError, ValueError, TypeError, KeyError) as exc:
-            log.warning("the reference has no predictions: %s", exc)
+            logger.warning("the reference has no predictions: %s", exc)
     return build_reference(features, predictions)
 
 
@@ -80,7 +81,7 @@ def make_reference(client: Client, uri: str, data: Any, *, predictions: bool = T
         try:
             model = ScoringModel.load(client, version.uri)
         except (CovexError, ImportError, OSError) as exc:
-            log.warning("%s cannot be loaded, its predictions are not referenced: %s", version.uri, exc)
+            logger.warning("%s cannot be loaded, its predictions are not referenced: %s", version.uri, exc)
     columns = model.input_columns if model is not None else None
     predict = None
     if model is not None:
@@ -120,6 +121,7 @@ def add_labels(
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
     from fsspec.core import url_to_fs
 
+    key = [key] if isinstance(key, str) else list(key)
     if isinstance(labels, str | os.PathLike):
         frame = performance.read_labels(os.fspath(labels), list(key), target)
     else:
@@ -187,9 +189,14 @@ class Window:
             begin = parse_time(start, "from")
         else:
             seconds = parse_duration(since, "since") if since is not None else default_s
-            begin = until - timedelta(seconds=seconds)
+            try:
+                begin = until - timedelta(seconds=seconds)
+            except OverflowError:
+                raise InvalidInput("the window starts before the year 1") from None
         if begin >= until:
             raise InvalidInput("the window's start must be before its end")
+        if begin < EPOCH:
+            raise InvalidInput("the window must start in 1970 or later (the inference log's timestamps)")
         return cls(begin, until)
 
 
@@ -232,6 +239,7 @@ def check(
             raise InvalidInput("the spark engine checks 'data' (a file, folder or Spark DataFrame), not the log")
         if labels is not None or predictions is not None:
             raise InvalidInput("labels and a predictions file are joined locally: leave out the spark engine")
+    key = [key] if isinstance(key, str) else list(key)
     version = client.get_version(uri)
     name, number = version.name, version.version
     try:
@@ -273,20 +281,19 @@ def check(
         elif target is not None:
             label_sets = [(performance.check_labels(labels, list(key), target), list(key))]
         else:
-            label_sets = [(labels, list(key))]
+            raise InvalidInput("'target' names the labels' outcome column")
     elif data is None and not (engine == "spark" or spark_frame):
         label_sets = stored_labels(location, name) or None
     earlier = client.monitoring.list_results(name, number, max_results=performance.PREVIOUS_WINDOWS)
     ignore = {*id_columns, *(k for s in label_sets or () for k in s[1])}
     body = _run(chunks, reference, config, label_sets, version.metrics, _previous(earlier), counted, ignore)
     status = overall_status(body["rows"], config, body, bool(body.get("degraded")))
-    if (
+    roll_back = (
         record
         and status == "DEGRADED"
         and config.rollback_when_degraded
         and (not earlier or earlier[0].status != status)
-    ):
-        body["actions"] = _roll_back(client, version)
+    )
     window_ms = (_ms(window.start), _ms(window.end)) if window is not None else (None, None)
     if not record:
         return MonitorResult(
@@ -294,10 +301,15 @@ def check(
             window_start=window_ms[0], window_end=window_ms[1], created_at=_ms(datetime.now(UTC)),
             created_by="", body=body,
         )  # fmt: skip
-    return client.monitoring.record_result(
+    recorded = client.monitoring.record_result(
         name, number, status=status, source=source, rows=body["rows"], body=body,
         window_start=window_ms[0], window_end=window_ms[1],
     )  # fmt: skip
+    if not roll_back:
+        return recorded
+    # After the result is recorded (a rollback without its reason on record would puzzle everyone); what
+    # it did is in the audit trail and the placement history, and in the result returned here.
+    return recorded.model_copy(update={"body": {**recorded.body, "actions": _roll_back(client, version)}})
 
 
 def _ms(moment: datetime) -> int:
@@ -312,6 +324,14 @@ def _roll_back(client: Client, version: Any) -> list[str]:
     done = []
     for kind, target in places:
         why = f"{version.uri} is DEGRADED"
+        # Only a place this version still holds: a concurrent check may have rolled it back already.
+        holder = client.get_version(f"models:/{version.name}@{target}") if kind == "alias" else None
+        if holder is not None and holder.version != version.version:
+            done.append(f"{kind} {target!r} not rolled back: it holds version {holder.version} now")
+            continue
+        if kind == "stage" and client.get_version(version.uri).stage != target:
+            done.append(f"{kind} {target!r} not rolled back: version {version.version} is no longer in it")
+            continue
         try:
             rolled = client.approvals.rollback(version.name, **{kind: target}, comment=why)
         except CovexError as exc:
@@ -393,4 +413,7 @@ def run_all(
             out.append((d.uri, check(client, d.uri, log=location, since=since)))
         except CovexError as exc:
             out.append((d.uri, exc))
+        except Exception as exc:  # one version's failure must not keep the others unchecked
+            logger.exception("monitor: %s could not be checked", d.uri)
+            out.append((d.uri, CovexError(f"could not be checked: {type(exc).__name__}: {exc}")))
     return out

@@ -61,12 +61,14 @@ def check_labels(frame: Any, key: Sequence[str], target: str, where: str = "the 
     for name in [*key, target]:
         if name not in frame.columns:
             raise InvalidInput(f"{where} has no column {name!r}")
+    if len(frame) == 0:
+        raise InvalidInput(f"{where} has no rows")
     for name in key:
-        nulls = frame[name].isna()
-        if nulls.any():
-            line = int(nulls.to_numpy().argmax()) + 1
+        empty = frame[name].isna() | (frame[name].astype(str).str.strip() == "")
+        if empty.any():
+            line = int(empty.to_numpy().argmax()) + 1
             raise InvalidInput(f"{where}: key column {name!r} is empty in record {line} (of {len(frame)})")
-    keys = frame[list(key)].astype(str)
+    keys = key_text(frame[list(key)])
     duplicated = keys.duplicated()
     if duplicated.any():
         first = keys[duplicated].iloc[0].tolist()
@@ -81,9 +83,46 @@ def check_labels(frame: Any, key: Sequence[str], target: str, where: str = "the 
         raise InvalidInput(f"{where}: target {target!r} is {labels.dtype}; labels are numbers, text or booleans")
     if labels.isna().all():
         raise InvalidInput(f"{where}: target {target!r} has no values")
+    if labels.dtype == object:
+        odd = labels.map(lambda v: v is not None and not isinstance(v, str | int | float | bool))
+        if odd.any():
+            line = int(odd.to_numpy().argmax()) + 1
+            kind = type(labels.iloc[line - 1]).__name__
+            raise InvalidInput(
+                f"{where}: target {target!r} holds a {kind} in record {line}; labels are numbers, text or booleans"
+            )
     out = keys.copy()
     out[LABEL] = labels.to_numpy()
     return out[out[LABEL].notna()].reset_index(drop=True)
+
+
+def key_text(keys: Any) -> Any:
+    """Key columns as text that matches across types: 7, 7.0 and "7" are one key."""
+    import pandas as pd
+
+    out = {}
+    for name in keys.columns:
+        column = keys[name]
+        numbers = pd.to_numeric(column, errors="coerce") if not pd.api.types.is_bool_dtype(column) else None
+        if numbers is not None and numbers.notna().all() and (numbers % 1 == 0).all():
+            out[name] = numbers.astype("int64").astype(str)
+        else:
+            out[name] = column.astype(str)
+    return pd.DataFrame(out, index=keys.index)
+
+
+def class_text(values: Any) -> Any:
+    """Class labels as text that matches across types: True, 1, 1.0 and "1" are one class."""
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(values)
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(int).astype(str).to_numpy()
+    numbers = pd.to_numeric(series, errors="coerce")
+    if numbers.notna().all() and (numbers % 1 == 0).all():
+        return numbers.astype("int64").astype(str).to_numpy()
+    return np.asarray([str(int(v)) if isinstance(v, bool) else str(v) for v in series], dtype=object)
 
 
 LabelSet = tuple[Any, Sequence[str]]
@@ -109,7 +148,7 @@ def joined(chunks: Iterator[Chunk], label_sets: Sequence[LabelSet]) -> Iterator[
             for labels, key in ordered:
                 if not all(k in keys.columns for k in key):
                     continue
-                frame = keys[list(key)].astype(str)
+                frame = key_text(keys[list(key)])
                 if "row" in keys.columns and "row" not in key:  # the log: a request of several rows has no one label
                     frame = frame[keys.groupby("request_id")["row"].transform("size").to_numpy() == 1]
                 frame = frame.assign(__at__=frame.index)
@@ -160,7 +199,7 @@ def metrics(predictions: Any, labels: Any, config: MonitorConfig) -> tuple[str, 
             "r2": lambda: m.r2_score(y, p),
         }
     else:
-        y = labels.astype(str).to_numpy()
+        y = class_text(labels)
         classes = sorted(set(y))
         scores = _scores(predictions, classes)
         if scores is not None:  # probabilities: the predicted class is the most probable
@@ -170,9 +209,10 @@ def metrics(predictions: Any, labels: Any, config: MonitorConfig) -> tuple[str, 
                 else np.where(scores >= 0.5, classes[-1], classes[0])
             )
         else:
-            hard = predictions.iloc[:, 0].astype(str).to_numpy()
+            hard = class_text(predictions.iloc[:, 0])
         binary = len(set(classes) | set(hard)) <= 2
-        positive = config.performance.positive or (classes[-1] if classes else "1")
+        given = config.performance.positive
+        positive = str(class_text([given])[0]) if given is not None else (classes[-1] if classes else "1")
         kwargs: dict[str, Any] = {"pos_label": positive} if binary else {"average": "macro"}
         funcs = {
             "accuracy": lambda: m.accuracy_score(y, hard),

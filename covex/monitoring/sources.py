@@ -30,6 +30,7 @@ class Chunk:
     features: Any  # DataFrame
     predictions: Any = None  # DataFrame, or None when the source has none
     keys: Any = None  # DataFrame of the columns labels may join on
+    skipped: int = 0  # records of the source that could not be read (a damaged log row)
 
 
 def frame_chunks(frame: Any, prediction_columns: Sequence[str] = (), chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
@@ -128,7 +129,7 @@ def log_chunks(location: str, name: str, version: int, start: datetime, end: dat
         try:
             with fs.open(path, "rb") as f:
                 table = pq.read_table(f, columns=["request_id", "timestamp", "inputs", "outputs"])
-        except Exception as exc:  # noqa: BLE001 - a damaged file is named and skipped, the check goes on
+        except Exception as exc:  # noqa: BLE001 - pyarrow and fsspec raise many kinds: the file is named
             raise InvalidInput(f"inference log file {path} cannot be read: {exc}") from None
         ts = table.column("timestamp")
         table = table.filter(pc.and_(pc.greater_equal(ts, low), pc.less(ts, high)))
@@ -144,22 +145,29 @@ def _decode(columns: dict[str, list[Any]]) -> Chunk:
     records: list[Any] = []
     outputs: list[Any] = []
     keys: list[tuple[str, int]] = []
+    skipped = 0
     for request_id, inputs, answered in zip(columns["request_id"], columns["inputs"], columns["outputs"], strict=True):
-        rows = json.loads(inputs)
-        predicted = json.loads(answered)
+        try:
+            rows = json.loads(inputs)
+            predicted = json.loads(answered) if answered is not None else None
+        except (TypeError, ValueError):  # a damaged record: counted, left out, the check goes on
+            skipped += 1
+            continue
         if isinstance(predicted, dict) and len(predicted) == 1:  # {"predictions": [...]}
             predicted = next(iter(predicted.values()))
-        if not isinstance(rows, list) or not isinstance(predicted, list) or len(predicted) != len(rows):
-            predicted = [None] * len(rows) if isinstance(rows, list) else []
-        if isinstance(rows, list):
-            records.extend(rows)
-            outputs.extend(predicted)
-            keys.extend((request_id, i) for i in range(len(rows)))
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            skipped += 1
+            continue
+        if not isinstance(predicted, list) or len(predicted) != len(rows):
+            predicted = [None] * len(rows)
+        records.extend(rows)
+        outputs.extend(predicted)
+        keys.extend((request_id, i) for i in range(len(rows)))
     features = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     predictions = pd.DataFrame(
         prediction_columns(pd.DataFrame.from_records(outputs) if outputs and isinstance(outputs[0], dict) else outputs)
     )
-    return Chunk(features, predictions, pd.DataFrame(keys, columns=["request_id", "row"]))
+    return Chunk(features, predictions, pd.DataFrame(keys, columns=["request_id", "row"]), skipped)
 
 
 def parse_time(value: str, field: str) -> datetime:

@@ -160,15 +160,19 @@ class MonitoringService(ServiceBase):
         start, end = _window(window_start, "window_start"), _window(window_end, "window_end")
         if start is not None and end is not None and end < start:
             raise InvalidInput("'window_end' is before 'window_start'")
-        text = _json_text(body, "body", dom.MAX_RESULT_LENGTH)
+        dom.check_result_body(body)
+        text = _json_text(body, "body", dom.MAX_RESULT_BODY)
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "editor", "monitor.result.record")
-            previous = conn.execute(
+            earlier = (
                 select(monitor_results.c.status)
                 .where(monitor_results.c.model_id == model.id, monitor_results.c.version == version)
                 .order_by(monitor_results.c.id.desc())
                 .limit(1)
-            ).scalar_one_or_none()
+            )
+            previous = conn.execute(earlier).scalar_one_or_none()
+            # Events compare judged statuses: a quiet night (NOT_ENOUGH_DATA) between two DRIFTs is no new drift.
+            judged = conn.execute(earlier.where(monitor_results.c.status != "NOT_ENOUGH_DATA")).scalar_one_or_none()
             new_id = conn.execute(
                 insert(monitor_results).returning(monitor_results.c.id),
                 {
@@ -189,14 +193,14 @@ class MonitoringService(ServiceBase):
             target = f"model:{name}/{version}"
             summary = {"id": found.id, "status": status, "rows": rows, "source": source}
             self._audit(conn, "monitor.result", target, None if previous is None else {"status": previous}, summary)
-            event = dom.event_for_change(previous, status)
+            event = dom.event_for_change(judged, status)
             if event is not None:
                 payload = {
                     "model": name,
                     "version": version,
                     "result": found.id,
                     "status": status,
-                    "previous": previous,
+                    "previous": judged,
                     "rows": rows,
                     "source": source,
                     "drifted": body.get("drifted", []),

@@ -85,14 +85,17 @@ def test_a_change_of_status_is_audited_and_announced(churn: covex.Client) -> Non
     record(churn, "OK")  # no change: no event
     record(churn, "WARNING")  # audited, announced by none of the three events
     record(churn, "DRIFT", drifted=["age"])
+    record(churn, "NOT_ENOUGH_DATA")  # a quiet night: no event, and the next DRIFT is no news
+    record(churn, "DRIFT", drifted=["age"])
     record(churn, "DEGRADED", degraded=["accuracy"])
+    record(churn, "NOT_ENOUGH_DATA")
     record(churn, "OK")
     events = [d.event for d in reversed(churn.webhooks.list_deliveries(hook.id).items)]
     assert ["monitor.drift_detected", "monitor.performance_degraded", "monitor.recovered"] == events
     payload = churn.webhooks.list_deliveries(hook.id).items[-1]
     assert payload.event == "monitor.drift_detected"
     records = churn.audit.list_records(since=first.created_at, max_results=50).items
-    assert 6 == len([r for r in records if r.action == "monitor.result"])
+    assert 9 == len([r for r in records if r.action == "monitor.result"])
 
 
 def test_a_config_is_validated_stored_as_written_and_reset(churn: covex.Client) -> None:
@@ -117,9 +120,14 @@ def test_a_config_is_validated_stored_as_written_and_reset(churn: covex.Client) 
          "'body' is not valid JSON"),
         (lambda c: c.monitoring.record_result("churn", 1, status="OK", source="x", rows=1, body={},
                                               window_start=10, window_end=5), "'window_end' is before"),
-        (lambda c: c.monitoring.record_result("churn", 1, status="OK", source="x", rows=1, body={"x": "y" * 2_000_000}),
+        (lambda c: c.monitoring.record_result("churn", 1, status="OK", source="x", rows=1, body={"x": "y" * 5_000_000}),
          "the limit is"),
         (lambda c: c.monitoring.list_results("churn", max_results=0), "'max_results'"),
+        (lambda c: record(c, "OK", drifted=[1, 2]), "'body.drifted' must be a list of text"),
+        (lambda c: record(c, "OK", performance={"metrics": {"accuracy": 0.9}}),
+         "'body.performance.metrics.accuracy' must be of type object"),
+        (lambda c: record(c, "OK", features={"a": {"value": "high"}}), "'body.features.a.value' must be of type"),
+        (lambda c: record(c, "OK", features={"a": {"plot": {"reference": [1], "current": []}}}), "as many reference"),
         (lambda c: c.monitoring.set_monitor_config("churn", "thresholds:\n  psi: {warn: 0.3, drift: 0.2}\n"),
          "line 2: 'thresholds.psi': drift must be at least warn"),
     ],

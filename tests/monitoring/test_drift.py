@@ -104,3 +104,10 @@ def test_chi_squared_equals_scipys_and_new_categories_count() -> None:
     assert (result.statistic, result.p_value) == pytest.approx((expected.statistic, expected.pvalue))
     assert ["a", "b", "c"] == result.categories
     assert 1.0 == chi_squared({"a": 5}, {"a": 9}).p_value  # one category: nothing to test
+
+
+def test_a_constant_reference_has_a_bin_of_its_own() -> None:
+    ref = NumericReference.from_values([5.0] * 100)
+    assert (0, 100, 0) == ref.counts
+    assert psi(ref.counts, ref.current([500.0] * 100)) > 1
+    assert psi(ref.counts, ref.current([5.0] * 100)) == 0.0

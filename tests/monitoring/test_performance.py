@@ -103,3 +103,30 @@ def test_a_drop_beyond_the_tolerance_is_a_degradation() -> None:
     assert compared["accuracy"] == {"value": 0.80, "registered": 0.86, "previous": None, "degraded": True}
     assert not compared["roc_auc"]["degraded"]  # 0.90 against 0.91: within 5%
     assert compared["rmse"]["degraded"] and pytest.approx(10.1) == compared["rmse"]["previous"]  # higher is worse
+
+
+def test_classes_and_keys_match_across_types() -> None:
+    y = pd.Series([True, False, True, True])
+    floats = pd.DataFrame({"prediction": [1.0, 0.0, 1.0, 0.0]})
+    _, values, _ = performance.metrics(floats, y, MonitorConfig())
+    assert 0.75 == values["accuracy"] and 1.0 == values["precision"]
+    config = MonitorConfig(performance=Performance(positive="1"))
+    assert 1.0 == performance.metrics(floats, pd.Series([1, 0, 1, 0]), config)[1]["precision"]
+    keys = pd.DataFrame({"id": [1.0, 2.0]})
+    chunk = Chunk(pd.DataFrame({"x": [0, 0]}), pd.DataFrame({"prediction": [5, 6]}), pd.DataFrame({"id": [1, 2]}))
+    labels = performance.check_labels(keys.assign(y=[1, 2]), ["id"], "y")
+    ((_, (predictions, outcomes)),) = performance.joined(iter([chunk]), [(labels, ["id"])])
+    assert ([5, 6], [1, 2]) == (predictions["prediction"].tolist(), outcomes.tolist())
+
+
+@pytest.mark.parametrize(
+    ("frame", "says"),
+    [
+        (pd.DataFrame({"id": pd.Series([], dtype=int), "y": pd.Series([], dtype=int)}), "has no rows"),
+        (pd.DataFrame({"id": ["a", " "], "y": [0, 1]}), "key column 'id' is empty in record 2"),
+        (pd.DataFrame({"id": ["a", "b"], "y": [[1], [2]]}), "holds a list in record 1"),
+    ],
+)
+def test_labels_that_cannot_be_judged_are_refused(frame: pd.DataFrame, says: str) -> None:
+    with pytest.raises(InvalidInput, match=says):
+        performance.check_labels(frame, ["id"], "y")
