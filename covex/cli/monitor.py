@@ -215,6 +215,10 @@ def run(
     if (name is None) == (not every):
         raise InvalidInput("name a model, or give --all")
     failing = _fail_on(fail_on)
+    if since is not None:
+        from covex.domain.monitoring import parse_duration
+
+        parse_duration(since, "since")  # once, before any deployment is checked
     with needs_extra("covex monitor"):
         done = run_all(client(), name, log=log, since=since)
     results = [r for _, r in done if isinstance(r, MonitorResult)]
@@ -290,6 +294,8 @@ def status(
         if name is None:
             raise InvalidInput("'--history' and '--version' need the model's NAME")
         found = c.monitoring.list_results(name, version)
+        if version is not None and not found:
+            c.get_version(name, version)  # a version that never existed is not found (exit 3)
     else:
         found = c.monitoring.monitor_status(name)
     if as_json:

@@ -207,9 +207,12 @@ class _Reader:
             if method not in METHODS:
                 self.bad(loc, f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
                 continue
-            rule = self.rule(
-                loc, {"method": method, **self.mapping(loc, pair, f"thresholds.{method}")}, f"thresholds.{method}"
-            )
+            where = f"thresholds.{method}"
+            given = self.mapping(loc, pair, where)
+            if "method" in given:
+                self.bad((*loc, "method"), f"'{where}' sets the thresholds of {method}: give warn and drift only")
+                continue
+            rule = self.rule(loc, {"method": method, **given}, where)
             if rule is not None:
                 thresholds[method] = (rule.warn, rule.drift)
         out["thresholds"] = thresholds
@@ -392,6 +395,9 @@ def check_reference(body: object) -> None:
     if body.get("version") != REFERENCE_VERSION:
         raise InvalidInput(f"'reference.version' must be {REFERENCE_VERSION}, got {body.get('version')!r}")
     _count(body.get("rows"), "reference.rows")
+    ignored = body.get("ignored", [])
+    if not isinstance(ignored, list) or not all(isinstance(c, str) for c in ignored):
+        raise InvalidInput("'reference.ignored' must be a list of column names")
     for part in ("columns", "predictions"):
         columns = body.get(part)
         if columns is None and part == "predictions":

@@ -99,7 +99,8 @@ class Tally:
         self, reference: Mapping[str, Any], features: Iterable[str] | None = None, ignore: Iterable[str] = ()
     ) -> None:
         self.reference = reference
-        self.ignore = set(ignore)  # id and key columns: neither features nor new columns
+        # id and key columns, and the reference's time columns: neither features nor new columns
+        self.ignore = set(ignore) | set(reference.get("ignored") or ())
         columns = reference.get("columns") or {}
         wanted = list(columns) if features is None else [f for f in features if f in columns]
         self.unknown_features = [] if features is None else [f for f in features if f not in columns]

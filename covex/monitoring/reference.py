@@ -6,6 +6,7 @@ reads the training data again. Its shape is checked by ``covex.domain.monitoring
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from covex.domain.monitoring import MAX_CATEGORIES, REFERENCE_VERSION
@@ -45,6 +46,8 @@ def column_reference(series: Any, bins: int = DEFAULT_BINS, categories: int = MA
                 "missing": missing,
             }
         ref = NumericReference.from_values(finite, bins)
+        scale = float(np.max(np.abs(finite))) or 1.0  # huge values: the spread without overflowing
+        spread = min(float((finite / scale).std()) * scale, sys.float_info.max)
         return {
             "kind": "numeric",
             "dtype": str(series.dtype),
@@ -52,7 +55,7 @@ def column_reference(series: Any, bins: int = DEFAULT_BINS, categories: int = MA
             "counts": list(ref.counts),
             "low": ref.low,
             "high": ref.high,
-            "std": float(finite.std()),
+            "std": spread,
             "missing": missing,
         }
     counts = category_counts(series)
@@ -75,14 +78,20 @@ def build_reference(frame: Any, predictions: Any = None, *, bins: int = DEFAULT_
     import json
 
     predicted = prediction_columns(predictions) if predictions is not None else None
+    # Times are when a row happened, not what it says: every later window would hold only "new" ones.
+    times = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c]) or
+             pd.api.types.is_timedelta64_dtype(frame[c])]  # fmt: skip
+    features = [c for c in frame.columns if c not in times]
     categories = MAX_CATEGORIES
     while True:
         out: dict[str, Any] = {
             "version": REFERENCE_VERSION,
             "rows": len(frame),
             "bins": bins,
-            "columns": {str(name): column_reference(frame[name], bins, categories) for name in frame.columns},
+            "columns": {str(name): column_reference(frame[name], bins, categories) for name in features},
         }
+        if times:
+            out["ignored"] = [str(c) for c in times]
         if predicted is not None:
             out["predictions"] = {name: column_reference(s, bins, categories) for name, s in predicted.items()}
         if categories <= FEWEST_CATEGORIES or len(json.dumps(out)) <= BUDGET:

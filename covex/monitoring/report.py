@@ -12,7 +12,9 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,11 @@ from covex.domain.monitoring import MonitorResult
 HISTORY = 200
 TIMELINE_FEATURES = 12
 REFERENCE_COLOUR, CURRENT_COLOUR = "#4c72b0", "#dd8452"
+
+
+def _plain(text: str) -> str:
+    """Text matplotlib shows as written: a ``$`` would start mathematics (and a bad formula, an error)."""
+    return text.replace("$", r"\$")
 
 
 def _figure(width: float = 6.4, height: float = 3.2) -> Any:
@@ -40,7 +47,7 @@ def distribution_figure(name: str, feature: dict[str, Any]) -> Any:
     ax = fig.subplots()
     plot = feature["plot"]
     if "categories" in plot:
-        labels = [str(c) for c in plot["categories"]]
+        labels = [_plain(str(c)) for c in plot["categories"]]
     else:
         edges = [f"{e:.3g}" for e in plot["edges"]]
         labels = [f"< {edges[0]}" if edges else "all"] + [f"≥ {e}" for e in edges]
@@ -51,7 +58,7 @@ def distribution_figure(name: str, feature: dict[str, Any]) -> Any:
     ax.set_ylabel("share of rows")
     value = feature.get("value")
     shown = "" if value is None else f"{feature['method']} {value:.3g}, "
-    ax.set_title(f"{name}: {shown}{feature['verdict']}", loc="left")
+    ax.set_title(_plain(f"{name}: {shown}{feature['verdict']}"), loc="left")
     ax.legend(frameon=False)
     return fig
 
@@ -67,7 +74,7 @@ def drift_timeline_figure(results: Sequence[MonitorResult]) -> Any:
     names = sorted(latest, key=lambda n: -(latest[n].get("value") or 0.0))[:TIMELINE_FEATURES]
     for name in names:
         values = [r.body.get("features", {}).get(name, {}).get("value") for r in ordered]
-        ax.plot(times, [float("nan") if v is None else v for v in values], marker="o", label=name)
+        ax.plot(times, [float("nan") if v is None else v for v in values], marker="o", label=_plain(name))
     share.plot(times, [r.body.get("share_drifted", 0.0) for r in ordered], linestyle="--", color="black",
                label="share of features drifting (right)")  # fmt: skip
     share.set_ylim(0, 1.05)
@@ -105,7 +112,7 @@ def performance_timeline_figure(results: Sequence[MonitorResult]) -> Any | None:
     for i, name in enumerate(names):
         colour = f"C{i % 10}"
         values = [r.body["performance"]["metrics"].get(name, {}).get("value") for r in ordered]
-        ax.plot(times, [float("nan") if v is None else v for v in values], marker="o", label=name, color=colour)
+        ax.plot(times, [float("nan") if v is None else v for v in values], marker="o", label=_plain(name), color=colour)
         registered = ordered[-1].body["performance"]["metrics"].get(name, {}).get("registered")
         if registered is not None:
             ax.axhline(registered, linestyle="--", linewidth=1, color=colour, label=f"{name} registered")
@@ -115,11 +122,19 @@ def performance_timeline_figure(results: Sequence[MonitorResult]) -> Any | None:
     return fig
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """A glyph the font lacks is drawn as a box, not announced once per character on stderr."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Gg]lyph .* missing from")
+        yield
+
+
 def _svg(fig: Any) -> str:
     import matplotlib
 
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: smaller, and it can be searched
+    with _quiet(), matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: smaller, searchable
         fig.savefig(buffer, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # the XML prolog and doctype do not belong inside HTML
@@ -150,6 +165,8 @@ def history(client: Client, uri: str) -> list[MonitorResult]:
 
 def write_html(results: Sequence[MonitorResult], out: str | Path) -> Path:
     """Write the report of ``results`` (newest first) to ``out``; nothing is left there if it fails."""
+    if not str(out).strip() or Path(out).name in ("", ".", ".."):
+        raise InvalidInput(f"'--out' must name a file, got {str(out)!r}")
     target = Path(out)
     page = render_html(results)
     partial = target.with_name(f".{target.name}.partial")
@@ -174,7 +191,8 @@ def write_png(results: Sequence[MonitorResult], folder: str | Path) -> list[Path
     for stem, _, fig in _figures(results):
         name = _file_name(stem, used)
         path = root / f"{name}.png"
-        fig.savefig(path, format="png", dpi=110)
+        with _quiet():
+            fig.savefig(path, format="png", dpi=110)
         written.append(path)
     return written
 

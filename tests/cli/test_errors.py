@@ -467,6 +467,8 @@ CASES: list[Case] = [
     C("monitor", "report", "models:/ghost/1", "--png", "p", code=3, message="'ghost'"),
     C("monitor", "status", "ghost", code=3, message="'ghost'"),
     C("monitor", "status", "--history", code=2, message="need the model's NAME"),
+    C("monitor", "status", "churn", "--version", "99", code=3, message="version 99"),
+    C("monitor", "run", "--all", "--since", "5y", code=2, message="'since'"),
     C("monitor", "show", ABSENT_ID, code=3, message=ABSENT_ID),
     C("monitor", "config", "set", "churn", MISSING, code=2, message="cannot read"),
     C("monitor", "config", "set", "churn", "afile", code=2, message="line 1: the config must be a mapping"),

@@ -84,6 +84,8 @@ colour: blue
         ("features: []\n", "'features' must be a list of column names"),
         ("drift_share: 1.5\n", "'drift_share' must be a number from 0 to 1"),
         ("window: 400d\n", "at most a year"),
+        ("drift_share: 0\n", "'drift_share' must be more than 0"),
+        ("thresholds:\n  psi: {method: js, warn: 0.1}\n", "line 2: 'thresholds.psi' sets the thresholds of psi"),
         ("a: [\n", "line"),
     ],
 )

@@ -81,3 +81,25 @@ def test_the_cli_writes_both_and_refuses_a_version_never_checked(monitored: cove
     r = run_cli("--uri", registry, "monitor", "report", "models:/churn/2", "--out", str(tmp_path / "two.html"))
     assert 3 == r.exit_code and "models:/churn/2 has no monitoring result yet" in r.stderr
     assert not (tmp_path / "two.html").exists()
+
+
+def test_dollars_in_names_are_drawn_as_written(tmp_path: Path) -> None:
+    from covex.monitoring.report import distribution_figure
+
+    plot = {"categories": ["$5 - $10", r"$\nosuch$"], "reference": [0.5, 0.5], "current": [0.9, 0.1]}
+    feature = {"method": "psi", "value": 0.3, "verdict": "drift", "plot": plot}
+    distribution_figure("$price$", feature).savefig(tmp_path / "p.png")  # a bad formula would raise here
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_time_columns_are_not_features(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": np.arange(300.0), "at": pd.date_range("2026-01-01", periods=300, freq="h")})
+    reference = reference_of(frame)
+    assert (["x"], ["at"]) == (list(reference["columns"]), reference["ignored"])
+    with covex.Client(tmp_path / "registry") as c:
+        c.create_model("m")
+        c.create_version("m", source="s3://b/m")
+        c.monitoring.set_reference("m", 1, reference)
+        later = frame.assign(at=frame["at"] + pd.Timedelta(days=30))
+        result = check(c, "models:/m/1", data=later, record=False)
+    assert ("OK", []) == (result.status, result.body["findings"])
