@@ -176,7 +176,8 @@ def log_model(
     ``model``: a scikit-learn, XGBoost or LightGBM estimator, an ``mlflow.pyfunc.PythonModel``
     or a function taking a DataFrame. ``input_example`` infers the signature and is run through
     the packaged model. Other keyword arguments: ``metrics``, ``params``, ``tags``,
-    ``description``, ``datasets``, ``reference_data`` (a DataFrame to profile), ``card``,
+    ``description``, ``datasets``, ``reference_data`` (a DataFrame: profiled, and the drift reference),
+    ``card``,
     ``parent`` (with ``parent_required=False``: recorded only if it exists), ``run_id``,
     ``run_link``, ``code_path``, ``aliases``, ``stage``, ``source``.
 
