@@ -531,5 +531,7 @@ def _check_performance(part: object, field: str) -> None:
         for key in ("registered", "previous"):
             _typed(metric.get(key), _NUMBER_OR_NONE, f"{where}.{key}")
         _typed(metric.get("degraded", False), (bool,), f"{where}.degraded")
-    for name, value in part.get("preliminary", {}).items():
+    preliminary = part.get("preliminary", {})
+    _typed(preliminary, (Mapping,), f"{field}.preliminary")
+    for name, value in preliminary.items():
         _typed(value, (int, float), f"{field}.preliminary.{name}")

@@ -50,7 +50,8 @@ class NumericReference:
         low = float(array.min())
         edges = tuple(float(e) for e in np.unique(quantiles) if e > low)  # an edge at the minimum: an empty bin
         if not edges:  # one value only: a bin of its own, so that any other value is seen to be elsewhere
-            edges = (low, float(np.nextafter(low, np.inf)))
+            above = float(np.nextafter(low, np.inf))
+            edges = (low, above) if np.isfinite(above) else (low,)
         return cls(edges, tuple(bucketise(array, edges)), low, float(array.max()))
 
     def current(self, values: Any) -> list[int]:

@@ -29,6 +29,7 @@ from covex.monitoring.sources import Chunk, file_chunks, frame_chunks, log_chunk
 logger = logging.getLogger("covex.monitoring")
 LABELS = "labels"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LAST_DAY = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def reference_of(
@@ -195,6 +196,8 @@ class Window:
                 raise InvalidInput("the window starts before the year 1") from None
         if begin >= until:
             raise InvalidInput("the window's start must be before its end")
+        if until >= LAST_DAY:
+            raise InvalidInput("the window must end before the year 9999")
         if begin < EPOCH:
             raise InvalidInput("the window must start in 1970 or later (the inference log's timestamps)")
         return cls(begin, until)
@@ -413,7 +416,7 @@ def run_all(
             out.append((d.uri, check(client, d.uri, log=location, since=since)))
         except CovexError as exc:
             out.append((d.uri, exc))
-        except Exception as exc:  # one version's failure must not keep the others unchecked
-            logger.exception("monitor: %s could not be checked", d.uri)
+        except Exception as exc:  # noqa: BLE001 - one version's failure must not keep the others unchecked
+            logger.warning("monitor: %s could not be checked: %s: %s", d.uri, type(exc).__name__, exc)
             out.append((d.uri, CovexError(f"could not be checked: {type(exc).__name__}: {exc}")))
     return out

@@ -50,7 +50,10 @@ def read_labels(location: str, key: Sequence[str], target: str) -> Any:
         raise InvalidInput(f"'target' {target!r} is also a key column")
     import pandas as pd
 
-    frame = pd.concat([t.to_pandas() for t in source.chunks([*key, target], 500_000)], ignore_index=True)
+    tables = [t.to_pandas() for t in source.chunks([*key, target], 500_000)]
+    if not tables:
+        raise InvalidInput(f"the labels file {location} has no rows")
+    frame = pd.concat(tables, ignore_index=True)
     return check_labels(frame, key, target, location)
 
 
@@ -97,15 +100,19 @@ def check_labels(frame: Any, key: Sequence[str], target: str, where: str = "the 
 
 
 def key_text(keys: Any) -> Any:
-    """Key columns as text that matches across types: 7, 7.0 and "7" are one key."""
+    """Key columns as text: a numeric column's whole numbers without their ``.0`` (7 and 7.0 are one key).
+
+    Text stays as written: "0007" and "7" are two keys (zip codes, padded ids).
+    """
     import pandas as pd
 
     out = {}
     for name in keys.columns:
         column = keys[name]
-        numbers = pd.to_numeric(column, errors="coerce") if not pd.api.types.is_bool_dtype(column) else None
-        if numbers is not None and numbers.notna().all() and (numbers % 1 == 0).all():
-            out[name] = numbers.astype("int64").astype(str)
+        numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        if numeric and pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+            within = column.dropna().abs().max() < 2**53 if len(column.dropna()) else True
+            out[name] = column.astype("Int64").astype(str) if within else column.astype(str)
         else:
             out[name] = column.astype(str)
     return pd.DataFrame(out, index=keys.index)

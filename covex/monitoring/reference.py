@@ -69,6 +69,17 @@ def column_reference(series: Any, bins: int = DEFAULT_BINS, categories: int = MA
     }
 
 
+def _is_time(series: Any) -> bool:
+    """Dates, times and durations, typed as such or held as Python objects (a Parquet date column)."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return True
+    if series.dtype != object:
+        return False
+    return pd.api.types.infer_dtype(series, skipna=True) in ("date", "datetime", "time", "timedelta")
+
+
 def build_reference(frame: Any, predictions: Any = None, *, bins: int = DEFAULT_BINS) -> dict[str, Any]:
     """The reference of a DataFrame (and of the model's ``predictions`` on it: a Series, array or frame)."""
     import pandas as pd
@@ -77,10 +88,14 @@ def build_reference(frame: Any, predictions: Any = None, *, bins: int = DEFAULT_
         frame = pd.DataFrame(frame)
     import json
 
+    from covex.domain.errors import InvalidInput
+
+    twice = frame.columns[frame.columns.duplicated()]
+    if len(twice):
+        raise InvalidInput(f"the reference data has two columns named {str(twice[0])!r}")
     predicted = prediction_columns(predictions) if predictions is not None else None
     # Times are when a row happened, not what it says: every later window would hold only "new" ones.
-    times = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c]) or
-             pd.api.types.is_timedelta64_dtype(frame[c])]  # fmt: skip
+    times = [c for c in frame.columns if _is_time(frame[c])]
     features = [c for c in frame.columns if c not in times]
     categories = MAX_CATEGORIES
     while True:

@@ -124,6 +124,7 @@ def test_a_config_is_validated_stored_as_written_and_reset(churn: covex.Client) 
          "the limit is"),
         (lambda c: c.monitoring.list_results("churn", max_results=0), "'max_results'"),
         (lambda c: record(c, "OK", drifted=[1, 2]), "'body.drifted' must be a list of text"),
+        (lambda c: record(c, "OK", performance={"preliminary": [1, 2]}), "'body.performance.preliminary'"),
         (lambda c: record(c, "OK", performance={"metrics": {"accuracy": 0.9}}),
          "'body.performance.metrics.accuracy' must be of type object"),
         (lambda c: record(c, "OK", features={"a": {"value": "high"}}), "'body.features.a.value' must be of type"),

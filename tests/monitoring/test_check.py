@@ -174,3 +174,14 @@ def test_a_reference_of_many_wide_columns_keeps_fewer_categories_to_fit() -> Non
     assert 3000 == sum(column["counts"].values()) + column["other"]
     body = run(reference, wide)  # the same rows: the rare categories fall in "other" on both sides
     assert [] == body["drifted"]
+
+
+def test_date_columns_held_as_objects_are_not_features_and_twin_names_are_refused() -> None:
+    import datetime
+
+    frame = pd.DataFrame({"x": [1.0, 2.0], "day": [datetime.date(2026, 1, 1), datetime.date(2026, 1, 2)]})
+    assert (["x"], ["day"]) == (list(build_reference(frame)["columns"]), build_reference(frame)["ignored"])
+    from covex.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="two columns named 'x'"):
+        build_reference(pd.DataFrame([[1.0, 2.0]], columns=["x", "x"]))

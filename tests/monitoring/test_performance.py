@@ -130,3 +130,18 @@ def test_classes_and_keys_match_across_types() -> None:
 def test_labels_that_cannot_be_judged_are_refused(frame: pd.DataFrame, says: str) -> None:
     with pytest.raises(InvalidInput, match=says):
         performance.check_labels(frame, ["id"], "y")
+
+
+def test_text_keys_stay_as_written_and_numeric_ones_lose_their_point_zero() -> None:
+    text = performance.key_text(pd.DataFrame({"id": ["0007", "7", "1e1"]}))
+    numbers = performance.key_text(pd.DataFrame({"id": [7.0, 10.0]}))
+    assert (["0007", "7", "1e1"], ["7", "10"]) == (text["id"].tolist(), numbers["id"].tolist())
+    labels = pd.DataFrame({"id": ["1", "0001"], "y": [0, 1]})
+    assert 2 == len(performance.check_labels(labels, ["id"], "y"))  # two customers, not a duplicate
+
+
+def test_a_labels_file_with_no_rows_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("id,y\n")
+    with pytest.raises(InvalidInput, match="has no rows"):
+        performance.read_labels(str(path), ["id"], "y")

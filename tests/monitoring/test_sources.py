@@ -72,3 +72,8 @@ def test_bad_windows_are_refused(since: str | None, start: str | None, end: str 
 def test_times_without_a_zone_are_utc() -> None:
     assert datetime(2026, 12, 1, 8, tzinfo=UTC) == parse_time("2026-12-01T08:00", "from")
     assert Window.of(None, "2026-12-01", "2026-12-02", 60).start == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_a_window_ending_in_the_year_9999_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="before the year 9999"):
+        Window.of("1d", None, "9999-12-31T23:00", 60)
