@@ -169,7 +169,11 @@ def read_yaml(text: str, *, limits: Limits | None = None, scalar: ScalarHook | N
     (an ``InvalidInput``) naming the line, for bad YAML as for anything over ``limits``.
     """
     limits = limits or Limits()
-    composer = _Composer(text, limits)
+    try:  # PyYAML checks the characters first: a control character is refused before any parsing
+        composer = _Composer(text, limits)
+    except yaml.reader.ReaderError as exc:
+        line = text[: max(0, exc.position)].count("\n") + 1
+        raise YamlProblem(line, (), f"not valid YAML: character #x{exc.character:04x} is not allowed") from None
     try:
         root = composer.get_single_node()
     except yaml.MarkedYAMLError as exc:

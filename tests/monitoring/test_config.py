@@ -87,6 +87,7 @@ colour: blue
         ("drift_share: 0\n", "'drift_share' must be more than 0"),
         ("thresholds:\n  psi: {method: js, warn: 0.1}\n", "line 2: 'thresholds.psi' sets the thresholds of psi"),
         ("a: [\n", "line"),
+        ("window: 1h\nmin_rows: \x88\n", "line 2: not valid YAML: character #x0088 is not allowed"),
     ],
 )
 def test_bad_configs_are_refused(text: str, says: str) -> None:
