@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from covex.cli import output
+from covex.cli.context import listed
 
 if TYPE_CHECKING:
     from covex.batch import BatchResult
@@ -53,8 +54,8 @@ def batch(
     from covex.domain.errors import InvalidInput
     from covex.extras import needs_extra, require_extra
 
-    columns = _split(columns)
-    ids = _split(id_column)
+    columns = listed(columns)
+    ids = listed(id_column)
     if engine not in ("local", "spark"):
         raise InvalidInput(f"'--engine' must be local or spark, got {engine!r}")
     require_extra("'covex batch'", "ml")
@@ -67,11 +68,6 @@ def batch(
         with needs_extra("'covex batch'"), _progress(show) as (advance, start):
             result = _local(uri, input, output_path, chunk_rows, columns, ids, overwrite, advance, start, record)
     _summary(result, as_json)
-
-
-def _split(values: list[str] | None) -> list[str]:
-    """Repeated options, each of which may also hold a comma-separated list."""
-    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
 def _local(

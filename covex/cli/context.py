@@ -87,6 +87,11 @@ class CovexGroup(TyperGroup):
             fail(f"{exc.strerror or exc}{where}", 1)
 
 
+def listed(values: list[str] | None) -> list[str]:
+    """Repeated options, each of which may also hold a comma-separated list (``--key a --key b`` or ``a,b``)."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
 def fail(message: str, code: int) -> NoReturn:
     """Print ``message`` as one ``error:`` line on stderr and exit with ``code``."""
     line = re.sub(r"\s*\n\s*", " ", message.strip())  # one line whatever the message holds

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from covex.cli import output
-from covex.cli.context import client
+from covex.cli.context import client, listed
 from covex.domain.errors import CovexError, InvalidInput
 from covex.domain.monitoring import STATUSES, MonitorResult
 from covex.extras import needs_extra
@@ -111,13 +111,8 @@ def show_result(r: MonitorResult) -> None:
         output.console.print(f"action: {action}")
 
 
-def _names(values: Sequence[str] | None) -> list[str]:
-    """Repeated options, each of which may also hold a comma-separated list."""
-    return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
-
-
 def _fail_on(values: Sequence[str] | None) -> set[str]:
-    wanted = {v.strip().upper() for item in values or () for v in item.split(",") if v.strip()}
+    wanted = {v.upper() for v in listed(list(values or ()))}
     unknown = sorted(wanted - set(STATUSES))
     if unknown:
         raise InvalidInput(f"'--fail-on' takes {', '.join(STATUSES)}, got {unknown[0]!r}")
@@ -192,8 +187,8 @@ def check(
     with needs_extra("covex monitor"):
         result = run_check(
             client(), uri, data=data, predictions=predictions, prediction_columns=prediction_column or (),
-            log=log, since=since, start=start, end=end, labels=labels, key=_names(key) or ["request_id"], target=target,
-            record=record, engine=engine, master=master, id_columns=_names(id_column),
+            log=log, since=since, start=start, end=end, labels=labels, key=listed(key) or ["request_id"], target=target,
+            record=record, engine=engine, master=master, id_columns=listed(id_column),
         )  # fmt: skip
     output.emit_json(result) if as_json else show_result(result)
     if result.status in failing:
@@ -257,7 +252,7 @@ def labels(
     from covex.monitoring import add_labels
 
     with needs_extra("covex monitor"):
-        kept = add_labels(client(), uri, file, key=_names(key) or ["request_id"], target=target, log=log)
+        kept = add_labels(client(), uri, file, key=listed(key) or ["request_id"], target=target, log=log)
     output.console.print(f"stored {kept} label(s) for {uri}")
 
 
