@@ -19,6 +19,7 @@ EXTRA_OF: dict[str, str] = {
     "s3fs": "s3",
     "prometheus_client": "serving",
     "pyspark": "spark",
+    "shap": "explain",
 }
 
 
