@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from covex.client.governance import Access, Approvals, Audit, Monitoring, Webhooks
 from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.evaluations import Evaluation
 from covex.domain.uris import ModelRef
 
 if TYPE_CHECKING:
@@ -104,3 +105,26 @@ class Backend(Protocol):
     def list_deployments(
         self, name: str | None = None, version: int | None = None, *, active: bool = False
     ) -> list[Deployment]: ...
+    def record_evaluation(
+        self,
+        name: str,
+        version: int,
+        *,
+        kind: str,
+        key: str,
+        data_digest: str,
+        source: str,
+        rows: int,
+        body: dict[str, Any],
+        data_tags: list[str] | None = None,
+    ) -> Evaluation: ...
+    def get_evaluation(self, evaluation_id: int) -> Evaluation: ...
+    def list_evaluations(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        kind: str | None = None,
+        key: str | None = None,
+        max_results: int = 100,
+    ) -> list[Evaluation]: ...

@@ -15,8 +15,8 @@ from typing import Any
 from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.client.governance import Access, Approvals, Audit, Monitoring, Webhooks
+from covex.client.records import RecordsMixin
 from covex.domain.cards import render_card
-from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, NewVersion, Page
 from covex.domain.errors import (
     ArtifactCorrupted,
@@ -36,7 +36,7 @@ Progress = Callable[[int], None]
 UPLOAD_ATTEMPTS = 12
 
 
-class Client:
+class Client(RecordsMixin):
     """The registry, from Python.
 
     ``Client()`` is embedded in ``./covex-data`` (or ``$COVEX_URI``);
@@ -482,51 +482,6 @@ class Client:
         finally:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-
-    # -- deployments ----------------------------------------------------------------
-
-    def start_deployment(
-        self,
-        name_or_uri: str,
-        kind: str,
-        target: str,
-        version: int | str | None = None,
-        *,
-        status: str | None = None,
-        message: str = "",
-        log_location: str | None = None,
-    ) -> Deployment:
-        """Record that the version ``name_or_uri`` resolves to starts running as ``kind`` ('serving' at the
-        URL ``target``, or 'batch' writing to ``target``); the reader role on the model is enough.
-        ``log_location``: where it writes its inference log (monitoring reads it from there)."""
-        name, number = self._number(name_or_uri, version)
-        return self._backend.start_deployment(
-            name, number, kind, target, status=status, message=message, log_location=log_location
-        )
-
-    def update_deployment(
-        self,
-        deployment_id: int,
-        *,
-        status: str | None = None,
-        version: int | None = None,
-        message: str | None = None,
-        rows: int | None = None,
-        duration_s: float | None = None,
-    ) -> Deployment:
-        """Heartbeat a deployment, changing what is given: its status, the version it serves now, counts."""
-        return self._backend.update_deployment(
-            deployment_id, status=status, version=version, message=message, rows=rows, duration_s=duration_s
-        )
-
-    def get_deployment(self, deployment_id: int) -> Deployment:
-        return self._backend.get_deployment(deployment_id)
-
-    def deployments(
-        self, name: str | None = None, version: int | None = None, *, active: bool = False
-    ) -> list[Deployment]:
-        """Where versions run, newest first: of one model (and version), or of every model you may read."""
-        return self._backend.list_deployments(name, version, active=active)
 
     def gc(self, *, apply: bool = False, grace_seconds: float = 3600.0) -> GcReport:
         """Find blobs no version references; delete them only with ``apply=True``."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
+from covex.domain.evaluations import Evaluation
 from covex.domain.uris import ModelRef
 from covex.settings import Settings
 
@@ -240,6 +241,45 @@ class EmbeddedBackend:
         self, name: str | None = None, version: int | None = None, *, active: bool = False
     ) -> list[Deployment]:
         return self._read().list_deployments(name, version, active=active)
+
+    def record_evaluation(
+        self,
+        name: str,
+        version: int,
+        *,
+        kind: str,
+        key: str,
+        data_digest: str,
+        source: str,
+        rows: int,
+        body: dict[str, Any],
+        data_tags: list[str] | None = None,
+    ) -> Evaluation:
+        return self._write().record_evaluation(
+            name,
+            version,
+            kind=kind,
+            key=key,
+            data_digest=data_digest,
+            source=source,
+            rows=rows,
+            body=body,
+            data_tags=data_tags,
+        )
+
+    def get_evaluation(self, evaluation_id: int) -> Evaluation:
+        return self._read().get_evaluation(evaluation_id)
+
+    def list_evaluations(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        kind: str | None = None,
+        key: str | None = None,
+        max_results: int = 100,
+    ) -> list[Evaluation]:
+        return self._read().list_evaluations(name, version, kind=kind, key=key, max_results=max_results)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
         return self._write().set_version_tag(name, version, key, value)

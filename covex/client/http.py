@@ -21,6 +21,7 @@ from covex.domain.errors import (
     ServiceUnavailable,
     error_from_code,
 )
+from covex.domain.evaluations import Evaluation
 from covex.domain.names import (
     check_encodable,
     validate_alias,
@@ -350,6 +351,43 @@ class HttpBackend:
             params["version"] = version
         found = self._call("GET", f"{API}/deployments", params=params)["deployments"]
         return [Deployment.model_validate(d) for d in found]
+
+    # -- evaluations ----------------------------------------------------------------
+
+    def record_evaluation(
+        self,
+        name: str,
+        version: int,
+        *,
+        kind: str,
+        key: str,
+        data_digest: str,
+        source: str,
+        rows: int,
+        body: dict[str, Any],
+        data_tags: list[str] | None = None,
+    ) -> Evaluation:
+        payload = {"kind": kind, "key": key, "data_digest": data_digest, "source": source, "rows": rows}
+        payload |= {"body": body, "data_tags": list(data_tags or [])}
+        return Evaluation.model_validate(self._call("POST", f"{_v(name, version)}/evaluations", json=payload))
+
+    def get_evaluation(self, evaluation_id: int) -> Evaluation:
+        validate_id(evaluation_id, "evaluation_id")
+        return Evaluation.model_validate(self._call("GET", f"{API}/evaluations/{evaluation_id}"))
+
+    def list_evaluations(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        kind: str | None = None,
+        key: str | None = None,
+        max_results: int = 100,
+    ) -> list[Evaluation]:
+        given = {"version": version, "kind": kind, "key": key, "max_results": max_results}
+        params = {k: v for k, v in given.items() if v is not None}
+        found = self._call("GET", f"{_m(name)}/-/evaluations", params=params)["evaluations"]
+        return [Evaluation.model_validate(e) for e in found]
 
     # -- blobs ----------------------------------------------------------------------
 

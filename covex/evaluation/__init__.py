@@ -1,1 +1,5 @@
 """Comparing versions fairly: every version scored on the same rows, with intervals and paired tests."""
+
+from covex.evaluation.compare import Comparison, compare
+
+__all__ = ["Comparison", "compare"]

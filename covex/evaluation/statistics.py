@@ -3,28 +3,20 @@
 Two versions scored on the same rows are compared pairwise, row by row, which is far more sensitive
 than comparing two numbers computed apart:
 
-- ``bootstrap_interval``: a metric's percentile interval over resamples of the rows;
-- ``paired_bootstrap``: the difference of a metric between two versions, resampling the same rows for
-  both, with its interval and a two-sided p-value (how often the resampled difference crosses 0);
 - ``mcnemar``: for accuracy, the exact (binomial) test on the rows exactly one version gets right,
   or the chi-squared approximation with continuity correction once those are many;
 - ``delong``: for ROC AUC, DeLong's test of two correlated AUCs (the fast algorithm of Sun and Xu,
   2014), with the difference's standard error and a normal interval.
 
-Resamples are drawn in blocks so memory stays bounded on large evaluations, from a seeded generator
-so a comparison gives the same numbers twice.
+Bootstrap intervals and the paired bootstrap test of every other metric are in ``covex.evaluation.paired``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Metric = Callable[[Any, Any], float]
-RESAMPLES = 1000
 LEVEL = 0.95
-BLOCK_CELLS = 5_000_000  # rows x resamples drawn at once
 
 
 @dataclass(frozen=True)
@@ -50,19 +42,6 @@ class PairedTest:
         return self.p_value < 1 - LEVEL
 
 
-def _resample_indexes(rows: int, resamples: int, seed: int) -> Any:
-    """Blocks of resampled row indexes (``resamples x rows`` in total), bounded in memory."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    per_block = max(1, BLOCK_CELLS // max(rows, 1))
-    done = 0
-    while done < resamples:
-        n = min(per_block, resamples - done)
-        yield rng.integers(0, rows, size=(n, rows))
-        done += n
-
-
 def _check(y: Any, *scores: Any) -> tuple[Any, ...]:
     import numpy as np
 
@@ -72,54 +51,6 @@ def _check(y: Any, *scores: Any) -> tuple[Any, ...]:
     if len(arrays[0]) < 2:
         raise ValueError("a comparison needs at least two rows")
     return tuple(arrays)
-
-
-def bootstrap_interval(
-    metric: Metric, y: Any, predicted: Any, *, resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0
-) -> Interval:
-    """``metric(y, predicted)`` with its bootstrap percentile interval (resamples where it is undefined are skipped)."""
-    import numpy as np
-
-    y, predicted = _check(y, predicted)
-    values = []
-    for block in _resample_indexes(len(y), resamples, seed):
-        for index in block:
-            try:
-                values.append(metric(y[index], predicted[index]))
-            except ValueError:  # e.g. AUC of a resample holding one class only
-                continue
-    point = metric(y, predicted)
-    if not values:
-        return Interval(point, float("nan"), float("nan"), level)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return Interval(float(point), float(low), float(high), level)
-
-
-def paired_bootstrap(
-    metric: Metric, y: Any, a: Any, b: Any, *, resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0
-) -> PairedTest:
-    """``metric(y, b) - metric(y, a)`` on the same resampled rows: interval and two-sided p-value."""
-    import numpy as np
-
-    y, a, b = _check(y, a, b)
-    differences = []
-    for block in _resample_indexes(len(y), resamples, seed):
-        for index in block:
-            try:
-                differences.append(metric(y[index], b[index]) - metric(y[index], a[index]))
-            except ValueError:
-                continue
-    point = metric(y, b) - metric(y, a)
-    if not differences:
-        return PairedTest("paired bootstrap", float(point), float("nan"), float("nan"), 1.0)
-    d = np.asarray(differences)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(d, [tail, 100 - tail])
-    # Two-sided: twice the smaller share of resamples on either side of 0 (ties count half), at most 1.
-    below = (np.sum(d < 0) + 0.5 * np.sum(d == 0)) / len(d)
-    p_value = min(1.0, 2 * min(below, 1 - below))
-    return PairedTest("paired bootstrap", float(point), float(low), float(high), float(p_value))
 
 
 def mcnemar(y: Any, a: Any, b: Any) -> PairedTest:

@@ -35,7 +35,8 @@ def git_state(path: str | Path | None = None) -> dict[str, Any] | None:
     }
 
 
-def _frame_digest(frame: Any) -> str:
+def frame_digest(frame: Any) -> str:
+    """A digest of a DataFrame's column names, types and every value (hex): the same rows give the same digest."""
     import pandas as pd
 
     h = hashlib.sha256()
@@ -93,7 +94,7 @@ def describe_dataset(spec: Any, index: int = 0) -> dict[str, Any]:
     if frame is not None:
         if not isinstance(frame, pd.DataFrame):
             raise InvalidInput(f"'{field}.data' must be a pandas DataFrame")
-        out.setdefault("digest", _frame_digest(frame))
+        out.setdefault("digest", frame_digest(frame))
         out["rows"] = len(frame)
         out["columns"] = [{"name": str(c), "type": str(t)} for c, t in frame.dtypes.items()]
     for key in ("digest", "rows", "columns"):

@@ -208,7 +208,7 @@ def metrics(predictions: Any, labels: Any, config: MonitorConfig) -> tuple[str, 
     else:
         y = class_text(labels)
         classes = sorted(set(y))
-        scores = _scores(predictions, classes)
+        scores = scores_of(predictions, classes)
         if scores is not None:  # probabilities: the predicted class is the most probable
             hard = (
                 np.asarray(classes)[scores.argmax(axis=1)]
@@ -249,7 +249,7 @@ def metrics(predictions: Any, labels: Any, config: MonitorConfig) -> tuple[str, 
     return task, out, notes
 
 
-def _scores(predictions: Any, classes: list[str]) -> Any:
+def scores_of(predictions: Any, classes: list[str]) -> Any:
     """Class probabilities when the model answered them (one column in [0, 1] for two classes, or one per class)."""
     import numpy as np
     import pandas as pd

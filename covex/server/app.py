@@ -21,7 +21,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covex import __version__
 from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound, ServiceUnavailable
-from covex.server import access, approvals, audit, deployments, housekeeping, maintenance, monitoring, webhooks
+from covex.server import (
+    access,
+    approvals,
+    audit,
+    deployments,
+    evaluations,
+    housekeeping,
+    maintenance,
+    monitoring,
+    webhooks,
+)
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
 from covex.server.protocol import GuardedHttpProtocol
@@ -119,7 +129,7 @@ def create_app(
     # pick the router, once inside it), which cost more than most endpoints. None has a prefix or dependency.
     areas = [
         r
-        for area in (access, approvals, audit, deployments, maintenance, monitoring, webhooks)
+        for area in (access, approvals, audit, deployments, evaluations, maintenance, monitoring, webhooks)
         for r in area.router.routes
     ]
     core = set(map(id, router.routes))

@@ -56,7 +56,8 @@ def _window(value: object, field: str) -> int | None:
     return value
 
 
-def _json_text(body: object, field: str, limit: int) -> str:
+def json_text(body: object, field: str, limit: int) -> str:
+    """``body`` (a JSON object) as compact JSON text, refused when it is not storable or longer than ``limit``."""
     if not isinstance(body, Mapping):
         raise InvalidInput(f"'{field}' must be a JSON object")
     check_json(body, field)
@@ -115,7 +116,7 @@ class MonitoringService(ServiceBase):
         validate_model_name(name)
         validate_id(version, "version")
         dom.check_reference(reference)
-        text = _json_text(reference, "reference", dom.MAX_RESULT_LENGTH)
+        text = json_text(reference, "reference", dom.MAX_RESULT_LENGTH)
         with self._tx(write=True) as conn:
             _, row = self._version_for(conn, name, version, "editor", "monitor.reference.set")
             if row.status != "READY":
@@ -161,7 +162,7 @@ class MonitoringService(ServiceBase):
         if start is not None and end is not None and end < start:
             raise InvalidInput("'window_end' is before 'window_start'")
         dom.check_result_body(body)
-        text = _json_text(body, "body", dom.MAX_RESULT_BODY)
+        text = json_text(body, "body", dom.MAX_RESULT_BODY)
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "editor", "monitor.result.record")
             earlier = (

@@ -7,7 +7,8 @@ server, CLI) hold one object:
 - ``covex.service.versions``: versions, their files, metadata and documents (cards);
 - ``covex.service.placement``: stage and alias moves and their history;
 - ``covex.service.blobs``: the files themselves and who may write or read them;
-- ``covex.service.deployments``: where versions run (scoring servers, batch runs).
+- ``covex.service.deployments``: where versions run (scoring servers, batch runs);
+- ``covex.service.evaluations``: what versions scored on named data (comparisons, explanations).
 
 Governance and upkeep are services beside it, reached as ``access``, ``approvals``, ``audit``,
 ``webhooks``, ``monitoring`` and ``maintenance``.
@@ -26,6 +27,7 @@ from covex.service.approvals import ApprovalService
 from covex.service.audit import AuditService
 from covex.service.blobs import BlobService
 from covex.service.deployments import DeploymentService
+from covex.service.evaluations import EvaluationService
 from covex.service.maintenance import FSCK_BATCH, GC_GRACE_SECONDS, MaintenanceService
 from covex.service.models import ModelService
 from covex.service.monitoring import MonitoringService
@@ -36,7 +38,9 @@ from covex.service.webhooks import WebhookService
 log = logging.getLogger("covex.service")
 
 
-class RegistryService(ModelService, VersionService, PlacementService, BlobService, DeploymentService):
+class RegistryService(
+    ModelService, VersionService, PlacementService, BlobService, DeploymentService, EvaluationService
+):
     """The registry over one metadata database and one blob store, acting as one principal."""
 
     def close(self) -> None:

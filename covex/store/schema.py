@@ -346,6 +346,29 @@ monitor_results = Table(
     sqlite_autoincrement=True,
 )
 
+# What a version scored on a set of rows (covex.domain.evaluations); ``key`` finds the same one again.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("data_digest", String(80), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("data_tags", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_evaluations_model_id_version", "model_id", "version"),
+    Index("ix_evaluations_model_id_key", "model_id", "key"),
+    Index("ix_evaluations_version_id", "version_id"),
+    sqlite_autoincrement=True,
+)
+
 # Who runs a job that only one process may run at a time (the monitor runner), until when.
 worker_leases = Table(
     "worker_leases",

@@ -1,0 +1,246 @@
+"""The numbers of a comparison: metrics with bootstrap intervals, paired tests against the baseline,
+the same per segment, agreement, and the rows where two versions disagree most.
+
+One draw of bootstrap counts per resample serves every version, metric and segment, so every
+difference is paired (the same rows, drawn as often, for both versions). Accuracy is tested with
+McNemar's test and a two-class ROC AUC with DeLong's; every other metric with the paired bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from covex.evaluation.metrics import HIGHER_IS_BETTER, Outputs, classification, regression
+from covex.evaluation.statistics import PairedTest, delong, mcnemar
+
+if TYPE_CHECKING:
+    from covex.evaluation.compare import Settings
+    from covex.evaluation.scoring import Scored
+
+TOP_DISAGREEMENTS = 10
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy or pandas scalar as a JSON value."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float):
+        return _number(value)
+    return value if isinstance(value, int | str | bool) or value is None else str(value)
+
+
+class _Group:
+    """One set of rows (all, or a segment) with every version's outputs on them and the resampled values."""
+
+    def __init__(self, label: dict[str, str] | None, rows: Any, outputs: list[Outputs]) -> None:
+        self.label, self.rows, self.outputs = label, rows, outputs
+        self.points = [o.values() for o in outputs]
+        self.draws: list[dict[str, list[float]]] = [{name: [] for name in p} for p in self.points]
+
+    def draw(self, counts: Any) -> None:
+        w = counts if self.rows is None else counts[self.rows]
+        for out, draws in zip(self.outputs, self.draws, strict=True):
+            for name, value in out.values(w).items():
+                draws[name].append(value)
+
+
+def _outputs(s: Scored, y: Any, rows: Any, settings: Settings, classes: list[str], positive: str) -> Outputs:
+    def pick(values: Any) -> Any:
+        return values if rows is None else values[rows]
+
+    if settings.task == "classification":
+        scores = None if s.scores is None else pick(s.scores)
+        return classification(pick(y), pick(s.hard), scores, classes, positive, settings.metrics)
+    return regression(pick(y), pick(s.hard), settings.metrics)
+
+
+def _segments(frame: Any, by: Sequence[str]) -> tuple[list[tuple[dict[str, str], Any]], list[str]]:
+    """The row indexes of each segment (the largest ``MAX_SEGMENTS``), and notes on what was left out."""
+    import numpy as np
+
+    from covex.evaluation.compare import MAX_SEGMENTS
+
+    if not by:
+        return [], []
+    keys = frame[list(by)].astype(str).agg("\x1f".join, axis=1) if len(by) > 1 else frame[by[0]].astype(str)
+    codes, uniques = keys.factorize()
+    sizes = np.bincount(codes, minlength=len(uniques))
+    order = np.argsort(-sizes, kind="stable")
+    notes = []
+    if len(order) > MAX_SEGMENTS:
+        notes.append(f"{len(order)} segments: the {MAX_SEGMENTS} largest are shown")
+        order = order[:MAX_SEGMENTS]
+    out = []
+    for i in order:
+        if sizes[i] < 2:
+            continue
+        label = dict(zip(by, str(uniques[i]).split("\x1f") if len(by) > 1 else [str(uniques[i])], strict=True))
+        out.append((label, np.flatnonzero(codes == i)))
+    return out, notes
+
+
+def _interval(values: list[float], point: float, level: float) -> dict[str, float | None]:
+    import numpy as np
+
+    finite = np.asarray([v for v in values if math.isfinite(v)])
+    low = high = None
+    if len(finite):
+        tail = (1 - level) / 2 * 100
+        low, high = (_number(x) for x in np.percentile(finite, [tail, 100 - tail]))
+    return {"value": _number(point), "low": low, "high": high}
+
+
+def _bootstrap_test(a: list[float], b: list[float], point: float, level: float) -> PairedTest | None:
+    import numpy as np
+
+    d = np.asarray(b) - np.asarray(a)
+    d = d[np.isfinite(d)]
+    if not len(d) or not math.isfinite(point):
+        return None
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(d, [tail, 100 - tail])
+    below = (np.sum(d < 0) + 0.5 * np.sum(d == 0)) / len(d)
+    p_value = min(1.0, 2 * min(below, 1 - below))
+    return PairedTest("paired bootstrap", float(point), float(low), float(high), float(p_value))
+
+
+def _verdict(name: str, test: PairedTest, level: float) -> str:
+    if not test.p_value < 1 - level:
+        return "no significant difference"
+    better = test.difference > 0 if name in HIGHER_IS_BETTER else test.difference < 0
+    return "better" if better else "worse"
+
+
+def _against(
+    group: _Group, i: int, settings: Settings, y: Any, base: Scored, this: Scored, positive: str
+) -> dict[str, Any]:
+    """Challenger ``i`` against the baseline (0) on ``group``'s rows: each metric's difference and test."""
+    rows = group.rows if group.rows is not None else slice(None)
+    out: dict[str, Any] = {}
+    for name, point in group.points[i].items():
+        difference = point - group.points[0].get(name, float("nan"))
+        test: PairedTest | None = None
+        try:
+            if name == "accuracy":
+                test = mcnemar(y[rows], base.hard[rows], this.hard[rows])
+            elif name == "roc_auc" and base.scores is not None and base.scores.ndim == 1 and this.scores is not None:
+                test = delong(y[rows] == positive, base.scores[rows], this.scores[rows], positive=True)
+        except ValueError:
+            test = None
+        if test is None and settings.resamples:
+            test = _bootstrap_test(group.draws[0].get(name, []), group.draws[i][name], difference, settings.level)
+        if test is None:
+            out[name] = {"difference": _number(difference), "test": None, "p_value": None, "low": None, "high": None}
+            continue
+        out[name] = {
+            "difference": _number(test.difference),
+            "low": _number(test.low),
+            "high": _number(test.high),
+            "test": test.test,
+            "p_value": _number(test.p_value),
+            "verdict": _verdict(name, test, settings.level),
+        }
+    return out
+
+
+def _agreement(base: Scored, this: Scored, y: Any, task: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    import numpy as np
+
+    if task == "classification":
+        agreement: dict[str, Any] = {"share": _number(np.mean(base.hard == this.hard))}
+        if base.scores is not None and this.scores is not None and base.scores.shape == this.scores.shape:
+            gap = np.abs(this.scores - base.scores)
+            gap = gap.sum(axis=1) / 2 if gap.ndim == 2 else gap
+        else:
+            gap = (base.hard != this.hard).astype(float)
+    else:
+        gap = np.abs(this.hard - base.hard)
+        corr = np.corrcoef(base.hard, this.hard)[0, 1] if np.std(base.hard) and np.std(this.hard) else float("nan")
+        agreement = {"mean_abs_difference": _number(gap.mean()), "correlation": _number(corr)}
+    top = np.argsort(-gap, kind="stable")[:TOP_DISAGREEMENTS]
+    rows = []
+    for r in top:
+        if gap[r] <= 0:
+            break
+        entry = {"row": int(r), "target": _plain(y[r]), "baseline": _plain(base.hard[r]), "this": _plain(this.hard[r])}
+        if task == "classification" and base.scores is not None and this.scores is not None and base.scores.ndim == 1:
+            entry |= {"baseline_score": _number(base.scores[r]), "this_score": _number(this.scores[r])}
+        rows.append(entry)
+    return agreement, rows
+
+
+def _reversals(overall: dict[str, Any], segments: list[dict[str, Any]], level: float) -> list[dict[str, Any]]:
+    """Segments where the challenger's difference is significant and of the other sign than overall."""
+    found = []
+    for seg in segments:
+        for name, test in seg.get("against_baseline", {}).items():
+            whole = overall.get(name, {}).get("difference")
+            d, p = test.get("difference"), test.get("p_value")
+            if whole is None or d is None or p is None or not whole or not d:
+                continue
+            if (whole > 0) != (d > 0) and p < 1 - level:
+                found.append(
+                    {"segment": seg["segment"], "metric": name, "overall": whole, "difference": d, "p_value": p}
+                )
+    return found
+
+
+def evaluate(
+    scored: list[Scored], y: Any, frame: Any, settings: Settings, classes: list[str], positive: str
+) -> list[dict[str, Any]]:
+    """The evaluation body of each version (baseline first), ready to store."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=object) if settings.task == "classification" else np.asarray(y, dtype=float)
+    rows = len(y)
+    segments, notes = _segments(frame, settings.by)
+    groups = [
+        _Group(label, idx, [_outputs(s, y, idx, settings, classes, positive) for s in scored])
+        for label, idx in [(None, None), *segments]
+    ]
+    rng = np.random.default_rng(settings.seed)
+    for _ in range(settings.resamples):
+        counts = np.bincount(rng.integers(0, rows, rows), minlength=rows)
+        for group in groups:
+            group.draw(counts)
+    bodies = []
+    base = scored[0]
+    for i, s in enumerate(scored):
+        overall = groups[0]
+        body: dict[str, Any] = {
+            "task": settings.task,
+            "target": settings.target,
+            "positive": positive if settings.task == "classification" else None,
+            "level": settings.level,
+            "resamples": settings.resamples,
+            "seed": settings.seed,
+            "baseline": base.version.uri,
+            "metrics": {n: _interval(overall.draws[i][n], p, settings.level) for n, p in overall.points[i].items()},
+            "latency_ms_per_row": _number(s.latency_ms_per_row),
+            "size_bytes": int(s.version.size),
+            "notes": sorted(set(notes + overall.outputs[i].notes)),
+        }
+        seg_docs = []
+        for g in groups[1:]:
+            doc: dict[str, Any] = {
+                "segment": g.label,
+                "rows": len(g.rows),
+                "metrics": {n: _interval(g.draws[i][n], p, settings.level) for n, p in g.points[i].items()},
+            }
+            if i:
+                doc["against_baseline"] = _against(g, i, settings, y, base, s, positive)
+            seg_docs.append(doc)
+        body["segments"] = {"by": list(settings.by), "groups": seg_docs}
+        if i:
+            body["against_baseline"] = _against(overall, i, settings, y, base, s, positive)
+            body["agreement"], body["disagreements"] = _agreement(base, s, y, settings.task)
+            body["reversals"] = _reversals(body["against_baseline"], seg_docs, settings.level)
+        bodies.append(body)
+    return bodies
