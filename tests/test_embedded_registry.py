@@ -39,6 +39,7 @@ WRITES = {
     "put_blob",
     "start_deployment",
     "update_deployment",
+    "record_evaluation",
 }
 REF = ModelRef("churn", "version", "1")
 ARGS: dict[str, tuple[Any, ...]] = {
@@ -51,6 +52,8 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "history": ("churn",),
     "get_deployment": (1,),
     "list_deployments": (),
+    "get_evaluation": (1,),
+    "list_evaluations": ("churn",),
     "missing_blobs": (["0" * 64],),
     "read_blob": ("0" * 64,),
     "gc": (),

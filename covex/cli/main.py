@@ -13,12 +13,14 @@ from covex.cli import access as access_cli
 from covex.cli import approvals as approvals_cli
 from covex.cli import audit as audit_cli
 from covex.cli import deployments as deployments_cli
+from covex.cli import evaluations as evaluations_cli
 from covex.cli import maintenance as maintenance_cli
 from covex.cli import monitor as monitor_cli
 from covex.cli import output
 from covex.cli import server as server_cli
 from covex.cli import webhooks as webhooks_cli
 from covex.cli.batch import batch
+from covex.cli.compare import compare
 from covex.cli.context import CovexGroup, client, numbers, pairs, read_text_file, state, version_number
 from covex.cli.mlflow_import import import_app
 from covex.cli.register import register
@@ -55,6 +57,7 @@ for _area in (
     approvals_cli,
     audit_cli,
     deployments_cli,
+    evaluations_cli,
     maintenance_cli,
     monitor_cli,
     webhooks_cli,
@@ -103,6 +106,7 @@ def main_options(
 app.command("register")(register)
 app.command("batch")(batch)
 app.command("serve")(serve)
+app.command("compare")(compare)
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -266,6 +270,7 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
         lineage = None
     deployed = c.deployments(v.name, v.version)
     checked = c.monitoring.list_results(v.name, v.version, max_results=1)
+    evaluated = c.evaluations(v.uri, max_results=20)
     if as_json:
         output.emit_json(
             {
@@ -273,10 +278,11 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
                 "lineage": lineage,
                 "deployments": [d.model_dump() for d in deployed],
                 "monitoring": checked[0].model_dump(mode="json") if checked else None,
+                "evaluations": [e.model_dump(mode="json") for e in evaluated],
             }
         )
     else:
-        output.show_version(v, lineage, deployed, checked)
+        output.show_version(v, lineage, deployed, checked, evaluated)
 
 
 @versions_app.command("history")

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from covex.domain.deployments import ENDED, Deployment
 from covex.domain.entities import Model, ModelEvent, ModelVersion
+from covex.domain.evaluations import Evaluation
 from covex.domain.monitoring import MonitorResult
 
 console = Console()
@@ -164,11 +165,24 @@ def _monitoring_rows(results: Sequence[MonitorResult]) -> list[tuple[str, str]]:
     return [("monitoring", f"{r.status} ({r.rows} rows, {_when(r.created_at)}){f'; {seen}' if seen else ''}")]
 
 
+def _evaluation_rows(evaluations: Sequence[Evaluation]) -> list[tuple[str, str]]:
+    """The newest comparison and the newest explanation, a line each (``covex evaluations list`` has all)."""
+    from covex.domain.evaluations import summary
+
+    rows = []
+    for kinds, label in ((("offline", "online"), "evaluation"), (("explanation",), "explanation")):
+        e = next((e for e in evaluations if e.kind in kinds), None)
+        if e is not None:
+            rows.append((label, f"{summary(e.kind, e.body)} ({e.rows} rows of {e.source}, {_when(e.created_at)})"))
+    return rows
+
+
 def show_version(
     v: ModelVersion,
     lineage: dict[str, Any] | None = None,
     deployments: Sequence[Deployment] = (),
     monitoring: Sequence[MonitorResult] = (),
+    evaluations: Sequence[Evaluation] = (),
 ) -> None:
     table = Table(show_header=False, box=None)
     rows = [
@@ -190,6 +204,7 @@ def show_version(
         *_lineage_rows(lineage),
         *_deployment_rows(deployments),
         *_monitoring_rows(monitoring),
+        *_evaluation_rows(evaluations),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)

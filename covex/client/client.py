@@ -36,6 +36,17 @@ Progress = Callable[[int], None]
 UPLOAD_ATTEMPTS = 12
 
 
+def _latest_of_each(evaluations: list[dict[str, Any]], most: int = 5) -> list[dict[str, Any]]:
+    """The newest evaluation of each key (a comparison asked again is one entry), at most ``most``."""
+    seen: set[str] = set()
+    out = []
+    for e in evaluations:
+        if e["key"] not in seen:
+            seen.add(e["key"])
+            out.append(e)
+    return out[:most]
+
+
 class Client(RecordsMixin):
     """The registry, from Python.
 
@@ -409,6 +420,7 @@ class Client(RecordsMixin):
         events = [e.model_dump() for e in self._backend.history(mv.name, mv.version)]
         deployed = [d.model_dump() for d in self._backend.list_deployments(mv.name, mv.version)]
         checked = [r.model_dump() for r in self._backend.monitoring.list_results(mv.name, mv.version, max_results=5)]
+        evaluated = [e.model_dump() for e in self._backend.list_evaluations(mv.name, mv.version, max_results=20)]
         return render_card(
             mv,
             docs["card"] or {},
@@ -417,6 +429,7 @@ class Client(RecordsMixin):
             history=events,
             deployments=deployed,
             monitoring=checked,
+            evaluations=_latest_of_each(evaluated),
         )
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:

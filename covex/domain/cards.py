@@ -72,6 +72,7 @@ def render_card(
     history: list[dict[str, Any]] | None = None,
     deployments: list[dict[str, Any]] | None = None,
     monitoring: list[dict[str, Any]] | None = None,
+    evaluations: list[dict[str, Any]] | None = None,
 ) -> str:
     """Markdown combining the author's card with metrics, signature, lineage, history, deployments and the
     latest monitoring results (newest first)."""
@@ -164,4 +165,40 @@ def render_card(
         ]
         out += [*_table(["checked", "status", "rows", "drifting", "degraded"], rows), ""]
         out += [f"The latest {len(monitoring)} checks; every one: `covex monitor status {version.name} --history`.", ""]
+    out += _evaluations(version, evaluations or [])
     return "\n".join(out).rstrip() + "\n"
+
+
+def _evaluations(version: ModelVersion, evaluations: list[dict[str, Any]]) -> list[str]:
+    """The latest comparisons (``covex compare``) and the latest explanation's top features."""
+    from covex.domain.evaluations import importances, summary
+
+    out: list[str] = []
+    compared = [e for e in evaluations if e["kind"] != "explanation"]
+    if compared:
+        out += ["## Evaluations", ""]
+        rows = [
+            [
+                _when(e["created_at"]),
+                e["kind"],
+                f"{e['source']} ({e['rows']} rows{', ' + ', '.join(e['data_tags']) if e.get('data_tags') else ''})",
+                summary(e["kind"], e["body"]),
+            ]
+            for e in compared
+        ]
+        out += [*_table(["when", "kind", "data", "result"], rows), ""]
+        out += [f"Every evaluation: `covex evaluations list {version.uri}`.", ""]
+    explained = [e for e in evaluations if e["kind"] == "explanation"]
+    if explained:
+        e = explained[0]
+        out += ["## Explanation", ""]
+        out += [
+            f"Global importance (mean |SHAP| over {e['rows']} rows of {e['source']}, "
+            f"{e['body'].get('explainer', '?')} explainer, {_when(e['created_at'])}):",
+            "",
+        ]
+        out += [
+            *_table(["feature", "mean abs. contribution"], [[n, f"{v:.4g}"] for n, v in importances(e["body"])[:10]]),
+            "",
+        ]
+    return out

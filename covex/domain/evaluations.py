@@ -94,3 +94,46 @@ def check_rows(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
         raise InvalidInput(f"'rows' must be a non-negative integer, got {value!r}")
     return value
+
+
+def importances(body: dict[str, Any]) -> list[tuple[str, float]]:
+    """An explanation's global importances as (feature, mean |contribution|), largest first."""
+    out = []
+    for item in body.get("importances") or []:
+        if isinstance(item, dict):
+            name, value = item.get("feature"), item.get("importance", item.get("mean_abs_shap"))
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            name, value = item
+        else:
+            continue
+        if isinstance(name, str) and isinstance(value, int | float):
+            out.append((name, float(value)))
+    return sorted(out, key=lambda x: -x[1])
+
+
+def summary(kind: str, body: dict[str, Any]) -> str:
+    """One line a person reads: the metrics with intervals and the verdicts against the baseline, or the
+    top features of an explanation."""
+    if kind == "explanation":
+        top = ", ".join(f"{name} {value:.3g}" for name, value in importances(body)[:5])
+        return f"top features (mean |SHAP|, {body.get('explainer', '?')}): {top or '-'}"
+    parts = []
+    for name, m in sorted((body.get("metrics") or {}).items()):
+        if isinstance(m, dict) and isinstance(m.get("value"), int | float):
+            low, high = m.get("low"), m.get("high")
+            within = (
+                f" [{low:.3g}, {high:.3g}]" if isinstance(low, int | float) and isinstance(high, int | float) else ""
+            )
+            parts.append(f"{name} {m['value']:.4g}{within}")
+    line = "; ".join(parts)
+    against = body.get("against_baseline") or {}
+    verdicts = [
+        f"{name} {t['difference']:+.3g} (p={t['p_value']:.3g}, {t.get('verdict', '?')})"
+        for name, t in sorted(against.items())
+        if isinstance(t, dict)
+        and isinstance(t.get("difference"), int | float)
+        and isinstance(t.get("p_value"), int | float)
+    ]
+    if verdicts:
+        line += f" | vs {body.get('baseline', 'baseline')}: " + "; ".join(verdicts)
+    return line or "-"

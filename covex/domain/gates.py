@@ -1,9 +1,13 @@
 """Gates and requirements: what a version must show to enter a protected stage or alias. Pure: no I/O.
 
 A gate compares numbers: ``metrics.auc >= 0.80``, ``metrics.auc >= champion.metrics.auc - 0.005``,
-``params.depth <= 8``. A requirement names something the version must have: ``description``,
-``signature``, ``lineage``, ``card``, ``card.<field>`` or ``tags.<key>``; ``monitoring`` requires that
-its latest monitoring result shows neither drift nor degraded performance.
+``params.depth <= 8``. An evaluation gate asks for a fair comparison (``covex compare``) with the
+champion: ``evaluation.auc beats champion on holdout p < 0.05`` passes when the version's latest
+evaluation against the champion on data tagged ``holdout`` finds it significantly better.
+
+A requirement names something the version must have: ``description``, ``signature``, ``lineage``,
+``card``, ``card.<field>`` or ``tags.<key>``; ``monitoring`` requires that its latest monitoring
+result shows neither drift nor degraded performance.
 """
 
 from __future__ import annotations
@@ -67,6 +71,17 @@ class Gate:
         return "champion" in (self.left.source, self.right.source)
 
 
+@dataclass(frozen=True)
+class EvaluationGate:
+    """``evaluation.<metric> beats champion [on <data tag>] [p < <limit>]``."""
+
+    text: str
+    metric: str
+    data_tag: str | None = None
+    p_limit: float = 0.05
+    uses_champion: bool = True
+
+
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _KEY = r"[A-Za-z0-9_.\-/]+?"
 _OPERAND = rf"(?:(?:champion\.metrics|metrics|params)\.{_KEY}|{_NUMBER})(?:\s*[-+]\s*{_NUMBER})?"
@@ -92,10 +107,30 @@ def _operand(text: str) -> Operand:
     return Operand(source, key=m["key"].strip(), offset=offset)  # type: ignore[arg-type]
 
 
-def parse_gate(text: object) -> Gate:
-    """Parse ``metrics.auc >= champion.metrics.auc - 0.005``; ``InvalidInput`` names the gate."""
+_EVALUATION_GATE = re.compile(
+    r"\s*evaluation\.(?P<metric>[A-Za-z0-9_]+)\s+beats\s+champion"
+    r"(?:\s+on\s+(?P<tag>[A-Za-z0-9][A-Za-z0-9._\-]{0,63}))?"
+    rf"(?:\s+p\s*<\s*(?P<p>{_NUMBER}))?\s*"
+)
+METRIC_ALIASES = {"auc": "roc_auc", "logloss": "log_loss", "acc": "accuracy"}
+
+
+def parse_gate(text: object) -> Gate | EvaluationGate:
+    """Parse ``metrics.auc >= champion.metrics.auc - 0.005`` or ``evaluation.auc beats champion on holdout
+    p < 0.05``; ``InvalidInput`` names the gate."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput(f"gate {text!r} is not a comparison: {_GRAMMAR}")
+    if text.strip().startswith("evaluation."):
+        e = _EVALUATION_GATE.fullmatch(text)
+        if e is None:
+            raise InvalidInput(
+                f"gate {text!r} is not valid: write 'evaluation.<metric> beats champion [on <data tag>] [p < <limit>]'"
+            )
+        p_limit = float(e["p"]) if e["p"] else 0.05
+        if not 0 < p_limit <= 1:
+            raise InvalidInput(f"gate {text!r}: the p-value limit must be more than 0 and at most 1")
+        metric = METRIC_ALIASES.get(e["metric"].lower(), e["metric"].lower())
+        return EvaluationGate(" ".join(text.split()), metric, e["tag"], p_limit)
     m = _GATE.fullmatch(text)
     if m is None:
         raise InvalidInput(f"gate {text!r} is not valid: {_GRAMMAR}")
@@ -140,6 +175,9 @@ class Candidate:
     card: Mapping[str, Any] = field(default_factory=dict)
     documents: frozenset[str] = frozenset()
     monitor_status: str | None = None  # the latest monitoring result's status; None: never checked
+    # The version's evaluations (newest first): each {"baseline": URI, "data_tags": [...], "against_baseline": {...}}
+    evaluations: Sequence[Mapping[str, Any]] = ()
+    name: str = ""
 
 
 class GateResult(BaseModel):
@@ -197,6 +235,49 @@ def evaluate_gate(gate: Gate, version: Candidate, champion: Candidate | None) ->
     return GateResult(gate=gate.text, value=value, threshold=threshold, passed=passed, message=message)
 
 
+HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
+
+
+def evaluate_evaluation_gate(gate: EvaluationGate, version: Candidate, champion: Candidate | None) -> GateResult:
+    """Pass when the newest evaluation of ``version`` against the champion (on data with the gate's tag)
+    finds it better on the metric, with a p-value under the limit."""
+    if champion is None:
+        return GateResult(gate=gate.text, passed=True, message="no champion")
+    baseline = f"models:/{champion.name or version.name}/{champion.version}"
+    on = f" on data tagged {gate.data_tag!r}" if gate.data_tag else ""
+    for e in version.evaluations:
+        if e.get("baseline") != baseline or (gate.data_tag and gate.data_tag not in e.get("data_tags", [])):
+            continue
+        test = (e.get("against_baseline") or {}).get(gate.metric)
+        if not isinstance(test, dict):
+            continue
+        d, p = test.get("difference"), test.get("p_value")
+        if not isinstance(d, int | float) or not isinstance(p, int | float):
+            continue
+        better = d > 0 if gate.metric in HIGHER_IS_BETTER else d < 0
+        passed = better and p < gate.p_limit
+        shown = (
+            f"{gate.metric} {d:+.4g} vs version {champion.version}{on} ({test.get('test', 'test')}, p={p:.3g}"
+            f"{' <' if p < gate.p_limit else ' >='} {gate.p_limit:g}, evaluation {e.get('id')})"
+        )
+        verdict = "better" if passed else ("not significant" if better else "not better")
+        return GateResult(gate=gate.text, value=float(d), passed=passed, message=f"{shown}: {verdict}")
+    hint = f" --data-tag {gate.data_tag}" if gate.data_tag else ""
+    return GateResult(
+        gate=gate.text,
+        passed=False,
+        message=(
+            f"no evaluation of version {version.version} against the champion, version {champion.version}, "
+            f"measures {gate.metric}{on}: run 'covex compare {baseline} models:/{champion.name or version.name}/"
+            f"{version.version} --data FILE --target COLUMN{hint}'"
+        ),
+    )
+
+
+def needs_evaluations(gates: Sequence[str]) -> bool:
+    return any(g.strip().startswith("evaluation.") for g in gates)
+
+
 def evaluate_requirement(item: str, version: Candidate) -> GateResult:
     kind, _, key = item.partition(".")
     if item == MONITORING:
@@ -236,7 +317,11 @@ def evaluate(
     results = [
         GateResult(gate=g.text, passed=True, message=ROLLBACK_SKIP)
         if rollback and g.uses_champion
-        else evaluate_gate(g, version, champion)
+        else (
+            evaluate_evaluation_gate(g, version, champion)
+            if isinstance(g, EvaluationGate)
+            else evaluate_gate(g, version, champion)
+        )
         for g in map(parse_gate, gates)
     ]
     return results + [evaluate_requirement(r, version) for r in require]

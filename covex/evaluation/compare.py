@@ -62,6 +62,9 @@ class Comparison:
     settings: Settings
     evaluations: list[Evaluation] = field(default_factory=list)
     reused: bool = False
+    scored: list[Scored] = field(default_factory=list)  # the answers, when computed in this run (for plots)
+    truth: Any = None  # the target's values, likewise
+    positive: str = ""  # the positive class of a classification
 
     @property
     def baseline(self) -> Evaluation:
@@ -142,19 +145,20 @@ def compare(
     settings = Settings(target, task, tuple(metric_names(task, metrics)), tuple(by), resamples, level, seed, positive)
     digest = "sha256:" + frame_digest(frame)
     keys = [settings.key(digest, v, versions[0]) for v in versions]
-    result = Comparison(data, digest, len(frame), settings)
+    result = Comparison(data, digest, len(frame), settings, positive=chosen)
     if not force:
         found = [_stored(client, v, k) for v, k in zip(versions, keys, strict=True)]
         if all(e is not None for e in found):
-            result.evaluations = [e for e in found if e is not None]
+            result.evaluations = [_tagged(client, e, data_tags) for e in found if e is not None]
             result.reused = True
             return result
     models = [load(client, v.uri) for v in versions]
     differences.check_signatures(models)
     scored = [score(m, frame, task, classes, chosen) for m in models]
     bodies = paired.evaluate(scored, y, frame, settings, classes, chosen)
+    result.scored, result.truth, result.positive = scored, y, chosen
     for body, s in zip(bodies, scored, strict=True):
-        body["differences"] = differences.between(client, s.version, scored[0].version, s.model, scored[0].model)
+        body["differences"] = differences.between(client, s.version, scored[0].version)
         body["compared_with"] = [v.uri for v in versions]
     for v, key, body in zip(versions, keys, bodies, strict=True):
         recorded = client.record_evaluation(
@@ -169,6 +173,22 @@ def compare(
         )
         result.evaluations.append(recorded)
     return result
+
+
+def _tagged(client: Client, found: Evaluation, data_tags: Sequence[str]) -> Evaluation:
+    """A stored evaluation reused on data now given more tags: the same numbers, recorded with them all."""
+    if set(data_tags) <= set(found.data_tags):
+        return found
+    return client.record_evaluation(
+        found.uri,
+        kind=found.kind,
+        key=found.key,
+        data_digest=found.data_digest,
+        source=found.source,
+        rows=found.rows,
+        body=found.body,
+        data_tags=sorted(set(found.data_tags) | set(data_tags)),
+    )
 
 
 def _stored(client: Client, version: ModelVersion, key: str) -> Evaluation | None:

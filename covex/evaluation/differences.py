@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,24 @@ def _commit(lineage: dict[str, Any]) -> Any:
     return git.get("commit") if isinstance(git, dict) else None
 
 
-def between(
-    client: Client, this: ModelVersion, base: ModelVersion, this_model: ScoringModel, base_model: ScoringModel
-) -> dict[str, Any]:
+def input_types(client: Client, version: ModelVersion) -> dict[str, str]:
+    """The signature's input column types by name, from the version's signature document."""
+    try:
+        signature = client.get_document(version.uri, "signature")
+    except NotFound:
+        return {}
+    inputs = signature.get("inputs") or []
+    if isinstance(inputs, str):  # MLflow keeps the columns as JSON text
+        try:
+            inputs = json.loads(inputs)
+        except ValueError:
+            return {}
+    if not isinstance(inputs, list):
+        return {}
+    return {str(c.get("name")): str(c.get("type")) for c in inputs if isinstance(c, dict) and c.get("name")}
+
+
+def between(client: Client, this: ModelVersion, base: ModelVersion) -> dict[str, Any]:
     """What differs from the baseline: params, signature columns and types, datasets, and lineage."""
     if this.name == base.name and this.version == base.version:
         return {}
@@ -62,7 +78,7 @@ def between(
     )
     return {
         "params": _changed(dict(base.params), dict(this.params)),
-        "signature": _changed(base_model.input_types, this_model.input_types),
+        "signature": _changed(input_types(client, base), input_types(client, this)),
         "datasets": _changed(_datasets(old), _datasets(new)),
         "lineage": lineage,
     }

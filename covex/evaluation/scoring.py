@@ -16,18 +16,10 @@ if TYPE_CHECKING:
 
 
 def read_frame(location: str) -> Any:
-    """The rows of a Parquet or CSV file, or of a folder of them, as one DataFrame."""
-    import pyarrow as pa  # type: ignore[import-untyped]
+    """The rows of a Parquet or CSV file, or of a folder of them, as one DataFrame (refused when empty)."""
+    from covex.monitoring.monitor import read_frame as read_whole
 
-    from covex.batch.sources import open_source
-
-    source = open_source(location)
-    if not source.paths:
-        raise InvalidInput(f"'--data': {location!r} holds no Parquet or CSV file")
-    tables = list(source.chunks(source.columns, 1_000_000))
-    if not tables:
-        raise InvalidInput(f"'--data': {location!r} has no rows")
-    frame = pa.concat_tables(tables).to_pandas()
+    frame = read_whole(location)
     if frame.empty:
         raise InvalidInput(f"'--data': {location!r} has no rows")
     return frame
@@ -38,7 +30,7 @@ class Scored:
     """One version's answers on the evaluation rows."""
 
     version: ModelVersion
-    model: ScoringModel
+    model: ScoringModel | None  # None: answers read from the inference log
     hard: Any  # class labels as text (classification) or numbers (regression), one per row
     scores: Any  # probabilities: of the positive class (two classes) or one column per class; None: labels only
     seconds: float
@@ -57,10 +49,9 @@ def load(client: Client, uri: str) -> ScoringModel:
 def score(model: ScoringModel, frame: Any, task: str, classes: list[str], positive: str) -> Scored:
     """Score ``frame`` with ``model``; for a classifier, ask for probabilities where the model has them."""
     import numpy as np
-    import pandas as pd
 
     from covex.batch.model import prediction_frame
-    from covex.monitoring.performance import class_text, scores_of
+    from covex.monitoring.performance import class_text
 
     uri = model.version.uri
     features = frame[model.feature_columns(list(frame.columns), None, "the evaluation data")]
@@ -81,14 +72,24 @@ def score(model: ScoringModel, frame: Any, task: str, classes: list[str], positi
         return Scored(model.version, model, hard, scores, seconds)
     predictions = prediction_frame(_call(uri, model.pyfunc.predict, features), len(frame))
     seconds = time.perf_counter() - started
+    hard, scores = answers(uri, predictions, task, classes, positive)
+    return Scored(model.version, model, hard, scores, seconds)
+
+
+def answers(uri: str, predictions: Any, task: str, classes: list[str], positive: str) -> tuple[Any, Any]:
+    """(labels or values, probabilities or None) from what a version answered (a frame of prediction columns)."""
+    import numpy as np
+    import pandas as pd
+
+    from covex.monitoring.performance import class_text, scores_of
+
     if task == "regression":
         try:
-            values = predictions.iloc[:, 0].to_numpy(dtype=float)
+            return predictions.iloc[:, 0].to_numpy(dtype=float), None
         except (TypeError, ValueError):
             raise InvalidInput(
                 f"{uri} answers text, not numbers: it is not a regressor (use --task classification)"
             ) from None
-        return Scored(model.version, model, values, None, seconds)
     scores = scores_of(predictions, classes)
     if scores is not None:
         negative = next((c for c in classes if c != positive), "")
@@ -97,15 +98,14 @@ def score(model: ScoringModel, frame: Any, task: str, classes: list[str], positi
             if scores.ndim == 2
             else np.where(scores >= 0.5, positive, negative).astype(object)
         )
-    else:
-        column = predictions.iloc[:, 0]
-        if pd.api.types.is_float_dtype(column) and not (column.dropna() % 1 == 0).all():
-            raise InvalidInput(
-                f"{uri} answers numbers that are not classes (such as {column.iloc[0]!r}): it is not a classifier "
-                "of this target (use --task regression for a regressor)"
-            )
-        hard = np.asarray(class_text(column), dtype=object)
-    return Scored(model.version, model, hard, scores, seconds)
+        return hard, scores
+    column = predictions.iloc[:, 0]
+    if pd.api.types.is_float_dtype(column) and not (column.dropna() % 1 == 0).all():
+        raise InvalidInput(
+            f"{uri} answers numbers that are not classes (such as {column.iloc[0]!r}): it is not a classifier "
+            "of this target (use --task regression for a regressor)"
+        )
+    return np.asarray(class_text(column), dtype=object), None
 
 
 def _raw_model(model: ScoringModel) -> Any:

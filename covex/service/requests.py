@@ -26,6 +26,7 @@ from covex.service.placement import PlacementService
 from covex.service.policies import PolicyService, applicable_policy
 from covex.store import queries
 from covex.store.schema import (
+    evaluations,
     model_aliases,
     model_versions,
     models,
@@ -65,7 +66,7 @@ class RequestService(PolicyService):
 
     # -- what gates look at ---------------------------------------------------------
 
-    def _candidate(self, conn: Connection, row: Row[Any]) -> Candidate:
+    def _candidate(self, conn: Connection, row: Row[Any], *, evaluations: bool = False) -> Candidate:
         version = queries.load_versions(conn, [row])[0]
         docs = dict(
             conn.execute(
@@ -88,7 +89,30 @@ class RequestService(PolicyService):
                 .order_by(monitor_results.c.id.desc())
                 .limit(1)
             ).scalar_one_or_none(),
+            evaluations=self._evaluations_of(conn, row.id) if evaluations else (),
+            name=version.name,
         )
+
+    def _evaluations_of(self, conn: Connection, version_id: int) -> list[dict[str, Any]]:
+        """What evaluation gates read of a version's comparisons, newest first."""
+        found = conn.execute(
+            select(evaluations.c.id, evaluations.c.data_tags, evaluations.c.body)
+            .where(evaluations.c.version_id == version_id, evaluations.c.kind.in_(("offline", "online")))
+            .order_by(evaluations.c.id.desc())
+            .limit(50)
+        ).all()
+        out = []
+        for e in found:
+            body = json.loads(e.body)
+            out.append(
+                {
+                    "id": e.id,
+                    "baseline": body.get("baseline"),
+                    "data_tags": json.loads(e.data_tags),
+                    "against_baseline": body.get("against_baseline") or {},
+                }
+            )
+        return out
 
     def _holder(self, conn: Connection, model_id: int, kind: str, target: str) -> Row[Any] | None:
         """The champion: the version holding the alias, or the newest READY version in the stage."""
@@ -107,7 +131,7 @@ class RequestService(PolicyService):
         return checks.evaluate(
             policy.gates,
             policy.require,
-            self._candidate(conn, row),
+            self._candidate(conn, row, evaluations=checks.needs_evaluations(policy.gates)),
             None if champion is None or champion.id == row.id else self._candidate(conn, champion),
             rollback=rollback,
         )
