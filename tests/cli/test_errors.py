@@ -473,6 +473,15 @@ CASES: list[Case] = [
     C("monitor", "config", "set", "churn", MISSING, code=2, message="cannot read"),
     C("monitor", "config", "set", "churn", "afile", code=2, message="line 1: the config must be a mapping"),
     C("monitor", "config", "show", "ghost", code=3, message="'ghost'"),
+    # compare and evaluations
+    C("compare", "models:/churn/1", code=2, message="'--data' and '--target' are required"),
+    C("compare", "models:/churn/1", "--data", MISSING, "--target", "y", code=2, message="does not exist"),
+    C("compare", "models:/ghost/1", "--data", "afile", "--target", "y", code=3, message="'ghost'"),
+    C("compare", "models:/churn/1", "--online", "--data", "afile", code=2, message="leave out '--data'"),
+    C("compare", "models:/churn/1", "--data", "afile", "--target", "y", "--since", "1d", code=2, message="'--online'"),
+    C("evaluations", "list", "ghost", code=3, message="'ghost'"),
+    C("evaluations", "list", "churn", "--kind", "nope", code=2, message="'kind'"),
+    C("evaluations", "show", ABSENT_ID, code=3, message=ABSENT_ID),
 ]
 
 
