@@ -9,10 +9,11 @@ McNemar's test and a two-class ROC AUC with DeLong's; every other metric with th
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from covex.evaluation.metrics import HIGHER_IS_BETTER, Outputs, classification, regression
+from covex.evaluation.metrics import HIGHER_IS_BETTER, Draw, Outputs, classification, regression
 from covex.evaluation.statistics import PairedTest, delong, mcnemar
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from covex.evaluation.scoring import Scored
 
 TOP_DISAGREEMENTS = 10
+BLOCK = 25  # resamples drawn from one seeded stream
+MAX_THREADS = 8
 
 
 def _number(value: Any) -> float | None:
@@ -44,11 +47,41 @@ class _Group:
         self.points = [o.values() for o in outputs]
         self.draws: list[dict[str, list[float]]] = [{name: [] for name in p} for p in self.points]
 
-    def draw(self, counts: Any) -> None:
-        w = counts if self.rows is None else counts[self.rows]
-        for out, draws in zip(self.outputs, self.draws, strict=True):
-            for name, value in out.values(w).items():
+    def measure(self, whole: Draw) -> list[dict[str, float]]:
+        """Every version's metrics on this group's rows, weighted by one resample."""
+        part = whole if self.rows is None else whole.subset(self.rows)
+        return [out.values(part) for out in self.outputs]
+
+    def keep(self, measured: list[dict[str, float]]) -> None:
+        for values, draws in zip(measured, self.draws, strict=True):
+            for name, value in values.items():
                 draws[name].append(value)
+
+
+def _resample(groups: list[_Group], rows: int, seed: int, block: int, size: int) -> list[list[list[dict[str, float]]]]:
+    """Resamples ``block * BLOCK`` onwards (``size`` of them), from their own seeded stream: the same
+    numbers whichever thread draws them."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, block])
+    out = []
+    for _ in range(size):
+        draw = Draw(np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(np.uint8))
+        out.append([group.measure(draw) for group in groups])
+    return out
+
+
+def _bootstrap(groups: list[_Group], rows: int, resamples: int, seed: int) -> None:
+    """Draw the resamples in blocks, on as many threads as there are cores (numpy releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blocks = [(b, min(BLOCK, resamples - b * BLOCK)) for b in range((resamples + BLOCK - 1) // BLOCK)]
+    workers = max(1, min(len(blocks), os.cpu_count() or 1, MAX_THREADS))
+    with ThreadPoolExecutor(workers) as pool:
+        for measured_block in pool.map(lambda bs: _resample(groups, rows, seed, *bs), blocks):
+            for measured in measured_block:
+                for group, values in zip(groups, measured, strict=True):
+                    group.keep(values)
 
 
 def _outputs(s: Scored, y: Any, rows: Any, settings: Settings, classes: list[str], positive: str) -> Outputs:
@@ -205,11 +238,7 @@ def evaluate(
         _Group(label, idx, [_outputs(s, y, idx, settings, classes, positive) for s in scored])
         for label, idx in [(None, None), *segments]
     ]
-    rng = np.random.default_rng(settings.seed)
-    for _ in range(settings.resamples):
-        counts = np.bincount(rng.integers(0, rows, rows), minlength=rows)
-        for group in groups:
-            group.draw(counts)
+    _bootstrap(groups, rows, settings.resamples, settings.seed)
     bodies = []
     base = scored[0]
     for i, s in enumerate(scored):

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from covex.evaluation.metrics import classification
+from covex.evaluation.metrics import Draw, classification
 from covex.evaluation.statistics import delong, mcnemar
 
 
@@ -25,7 +25,7 @@ def bootstrap_auc_differences(y: np.ndarray, a: np.ndarray, b: np.ndarray, resam
     rng = np.random.default_rng(0)
     out = []
     for _ in range(resamples):
-        counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
+        counts = Draw(np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.uint8))
         out.append(auc_b.values(counts)["roc_auc"] - auc_a.values(counts)["roc_auc"])
     return np.asarray(out)
 
