@@ -155,7 +155,12 @@ def compare(
 
     with needs_extra("'covex compare'"):
         from covex.evaluation import compare as run
+        from covex.evaluation import report
 
+        if out is not None:
+            report.check_out(out)  # before the comparison: a bad path loses no work
+        if png is not None:
+            report.check_png(png)
         c = client()
         if online:
             if data is not None:
@@ -196,8 +201,6 @@ def compare(
                 data_tags=listed(data_tag),
             )
         if out is not None or png is not None:
-            from covex.evaluation import report
-
             curves = None
             if result.scored:
                 curves = report.curves_from(result.scored, result.truth, result.settings.task, result.positive)

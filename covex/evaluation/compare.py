@@ -9,6 +9,7 @@ version's and the baseline's files). Asking again finds the stored results and r
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Sequence
@@ -77,7 +78,7 @@ class Comparison:
             "rows": self.rows,
             "reused": self.reused,
             "settings": self.settings.__dict__ | {"metrics": list(self.settings.metrics), "by": list(self.settings.by)},
-            "versions": [{"uri": e.uri, "evaluation": e.id, **e.body} for e in self.evaluations],
+            "versions": [{"uri": e.uri, "evaluation": e.id, **copy.deepcopy(e.body)} for e in self.evaluations],
         }
 
 

@@ -140,7 +140,8 @@ def _bootstrap_test(a: list[float], b: list[float], point: float, level: float) 
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(d, [tail, 100 - tail])
     below = (np.sum(d < 0) + 0.5 * np.sum(d == 0)) / len(d)
-    p_value = min(1.0, 2 * min(below, 1 - below))
+    # Never 0: with B resamples none crossing 0 says only p < 1/(B + 1).
+    p_value = min(1.0, max(2 * min(below, 1 - below), 1 / (len(d) + 1)))
     return PairedTest("paired bootstrap", float(point), float(low), float(high), float(p_value))
 
 

@@ -48,3 +48,22 @@ def test_bad_input_exits_2_with_one_line(registered: Registered, holdout: Path) 
     assert r.exit_code == 2 and "column 'nope' is not in" in r.stderr and "Traceback" not in r.stderr
     r = registered.cli("compare", "models:/churn/1", "--data", str(holdout), "--target", "churned", "--task", "x")
     assert r.exit_code == 2 and "'--task'" in r.stderr
+
+
+def test_report_files_and_a_bad_path_refused_before_any_work(
+    registered: Registered, holdout: Path, tmp_path: Path
+) -> None:
+    args = ["compare", "models:/churn/1", "models:/churn/2", "--data", str(holdout), "--target", "churned"]
+    with registered.client() as c:
+        before = len(c.evaluations("churn", max_results=1000))
+    bad = registered.cli(*args, "--resamples", "20", "--seed", "99", "--out", str(tmp_path))
+    assert bad.exit_code == 2 and "'--out'" in bad.stderr
+    with registered.client() as c:
+        assert len(c.evaluations("churn", max_results=1000)) == before  # nothing compared, nothing stored
+    r = registered.cli(
+        *args, "--resamples", "20", "--seed", "99", "--out", str(tmp_path / "r.html"), "--png", str(tmp_path / "plots")
+    )
+    assert r.exit_code == 0, r.stderr
+    assert (
+        "<html" in (tmp_path / "r.html").read_text() and (tmp_path / "plots" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    )
