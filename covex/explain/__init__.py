@@ -2,11 +2,13 @@
 
     from covex.batch.model import ScoringModel
     from covex.explain import explain
+    from covex.explain.plots import write_report
 
     model = ScoringModel.load(client, "models:/churn@champion")
     e = explain(model, X, background=reference, rows=500)
     e.global_importance()         # [("tenure", 0.21), ("spend", 0.08), ...]
     e.to_record(top=20)           # a small JSON-able summary to keep on the version
+    write_report(e, "explanation.html", rows=[0, 1])
 
 The explainer fits the model: exact tree and linear SHAP for tree ensembles (scikit-learn, XGBoost,
 LightGBM) and linear models, the permutation explainer for anything else. Everything here works on a
