@@ -101,6 +101,8 @@ def _explain(
     picked = np.arange(len(x))
     explained = outputs[picked, column]
     tree = _tree_explainer(plan.estimator) if plan.explainer == "tree" else None
+    # Made (and checked) even when the tree explainer does without it: a background that does not fit is a mistake.
+    bg = background_frame(model, features, background, seed)
     background_rows = 0
     with _shap_errors(uri):
         if tree is not None:
@@ -108,7 +110,6 @@ def _explain(
             values, base = _shaped(*_tree(tree, x), len(x), outputs.shape[1], uri)
             contributions, base_values = values[picked, :, column], base[picked, column]
         else:
-            bg = background_frame(model, features, background, seed)
             background_rows = len(bg)
             if plan.explainer == "linear":
                 explainer = "linear"

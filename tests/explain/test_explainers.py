@@ -132,9 +132,10 @@ def test_a_missing_column_is_named(registry: Registry) -> None:
         explain(registry.load("linear"), frame(10).drop(columns="b"))
 
 
-def test_the_background_must_have_the_columns_too(registry: Registry) -> None:
+@pytest.mark.parametrize("name", ["linear", "forest-regressor"])  # the tree explainer does without, but checks it
+def test_the_background_must_have_the_columns_too(registry: Registry, name: str) -> None:
     with pytest.raises(InvalidInput, match="column 'c' is not in the background data"):
-        explain(registry.load("linear"), frame(10), background=frame(10).drop(columns="c"))
+        explain(registry.load(name), frame(10), background=frame(10).drop(columns="c"))
 
 
 def test_text_where_the_signature_wants_numbers_is_named(registry: Registry) -> None:
