@@ -180,3 +180,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     open_service(settings, create=True).close()
     with covex.Client(settings=settings) as client:
         yield Registry(client)
+
+
+@pytest.fixture(scope="session")
+def shap() -> Any:
+    """The shap module (its import warns about matplotlib deprecations in shap's own colour maps)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import shap
+    return shap

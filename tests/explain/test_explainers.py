@@ -49,9 +49,7 @@ def test_each_kind_of_model_gets_its_explainer_and_contributions_that_add_up(
     assert ["a", "b", "c"] == [name for name, _ in e.global_importance()]  # built that way: a strongly, b weakly
 
 
-def test_tree_contributions_are_shaps_own(registry: Registry) -> None:
-    import shap
-
+def test_tree_contributions_are_shaps_own(registry: Registry, shap: Any) -> None:
     model = registry.load("forest-regressor")
     data = frame(50, seed=3)
     e = explain(model, data)
@@ -170,9 +168,9 @@ def test_a_model_with_two_outputs_is_refused(registry: Registry) -> None:
         explain(registry.load("two-outputs"), frame(5))
 
 
-def test_an_error_inside_shap_is_one_line_naming_the_model(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shap
-
+def test_an_error_inside_shap_is_one_line_naming_the_model(
+    registry: Registry, shap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the trees are\nnot what they seem")
 
@@ -182,10 +180,8 @@ def test_an_error_inside_shap_is_one_line_naming_the_model(registry: Registry, m
 
 
 def test_contributions_that_do_not_add_up_are_refused_naming_the_row(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch
+    registry: Registry, shap: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shap
-
     real = shap.TreeExplainer.shap_values
 
     def skewed(self: Any, x: Any, **kwargs: Any) -> Any:
