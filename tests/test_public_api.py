@@ -14,7 +14,7 @@ import covex.client
 import covex.ml
 from covex.settings import Settings
 
-PACKAGES = ["covex", "covex.client", "covex.ml", "covex.monitoring"]
+PACKAGES = ["covex", "covex.client", "covex.evaluation", "covex.explain", "covex.ml", "covex.monitoring"]
 # Dunder names a package may export (httpx exports ``__version__`` the same way).
 EXPORTED_DUNDERS = {"__version__"}
 
@@ -61,6 +61,14 @@ def test_monitoring_exported_members() -> None:
     import covex.monitoring
 
     assert ["add_labels", "check", "make_reference", "reference_of", "run_all"] == covex.monitoring.__all__
+
+
+def test_evaluation_and_explain_exported_members() -> None:
+    import covex.evaluation
+    import covex.explain
+
+    assert ["Comparison", "compare", "compare_online"] == covex.evaluation.__all__
+    assert ["Explained", "Explanation", "explain", "explain_version"] == covex.explain.__all__
 
 
 def test_ml_exported_members() -> None:

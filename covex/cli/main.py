@@ -22,6 +22,7 @@ from covex.cli import webhooks as webhooks_cli
 from covex.cli.batch import batch
 from covex.cli.compare import compare
 from covex.cli.context import CovexGroup, client, numbers, pairs, read_text_file, state, version_number
+from covex.cli.explain import explain
 from covex.cli.mlflow_import import import_app
 from covex.cli.register import register
 from covex.cli.serving import serve
@@ -107,6 +108,7 @@ app.command("register")(register)
 app.command("batch")(batch)
 app.command("serve")(serve)
 app.command("compare")(compare)
+app.command("explain")(explain)
 
 
 # -- models ---------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def importances(body: dict[str, Any]) -> list[tuple[str, float]]:
     out = []
     for item in body.get("importances") or []:
         if isinstance(item, dict):
-            name, value = item.get("feature"), item.get("importance", item.get("mean_abs_shap"))
+            name, value = item.get("feature"), item.get("mean_abs")
         elif isinstance(item, list | tuple) and len(item) == 2:
             name, value = item
         else:

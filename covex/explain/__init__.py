@@ -10,6 +10,8 @@
     e.to_record(top=20)           # a small JSON-able summary to keep on the version
     write_report(e, "explanation.html", rows=[0, 1])
 
+    explain_version(client, "models:/churn@champion", X)   # the same, stored on the version
+
 The explainer fits the model: exact tree and linear SHAP for tree ensembles (scikit-learn, XGBoost,
 LightGBM) and linear models, the permutation explainer for anything else. Everything here works on a
 loaded model and a DataFrame; storing the result is the caller's. Needs the ``explain`` extra (shap).
@@ -17,5 +19,6 @@ loaded model and a DataFrame; storing the result is the caller's. Needs the ``ex
 
 from covex.explain.explainers import explain
 from covex.explain.result import Explanation
+from covex.explain.stored import Explained, explain_version
 
-__all__ = ["Explanation", "explain"]
+__all__ = ["Explained", "Explanation", "explain", "explain_version"]

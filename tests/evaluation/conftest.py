@@ -90,7 +90,15 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registered]
     with covex.Client(settings=settings) as c, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         log_model(c, models["churn1"], "churn", input_example=x.head(), aliases=["champion"], params={"C": "1.0"})
-        log_model(c, models["churn2"], "churn", input_example=x.head(), aliases=["challenger"], params={"C": "1.0"})
+        log_model(
+            c,
+            models["churn2"],
+            "churn",
+            input_example=x.head(),
+            aliases=["challenger"],
+            params={"C": "1.0"},
+            reference_data=x,
+        )
         log_model(c, models["churn3"], "churn", input_example=x.head(), params={"C": "0.99"})
         log_model(c, models["sales1"], "sales", input_example=sales[FEATURES].head())
         log_model(c, models["sales2"], "sales", input_example=sales[FEATURES].head())

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import covex.explain
 from covex.domain.errors import InvalidInput
 from covex.explain import Explanation
 
@@ -29,10 +28,6 @@ def explanation(contributions: Any, features: list[str] | None = None, classes: 
         data=pd.DataFrame(np.zeros(values.shape), columns=names),
         classes=classes,
     )
-
-
-def test_exported_members() -> None:
-    assert ["Explanation", "explain"] == covex.explain.__all__
 
 
 def test_global_importance_is_the_mean_absolute_contribution_largest_first() -> None:
