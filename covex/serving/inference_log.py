@@ -4,7 +4,8 @@ Layout (Hive-style partitions, so pyarrow, pandas, Spark and DuckDB read the fol
 
     DIR/model=<name>/version=<n>/date=<YYYY-MM-DD>/part-<unix ms>-<pid>-<seq>.parquet
 
-One row per request, with these columns (the format is stable; new columns may be added at the end):
+One row per request and version that scored it, with these columns (the format is stable; new
+columns may be added at the end):
 
     request_id   string                 the X-Request-ID of the request
     timestamp    timestamp[ms, UTC]     when it was answered
@@ -13,6 +14,12 @@ One row per request, with these columns (the format is stable; new columns may b
     rows         int64                  rows scored
     inputs       string                 the checked input as JSON records ([{"col": value, ...}, ...])
     outputs      string                 the predictions as JSON (as answered)
+    role         string                 served (this version answered the caller) | shadow (it scored the
+                                        request silently after the answer: ``covex serve --shadow``)
+
+A request scored in the shadow has two rows with one ``request_id``: ``served`` under the version
+that answered, ``shadow`` under the shadow version. Files written before ``role`` existed lack the
+column: read it as ``served``.
 
 The model, the version that scored the request and the day are the partition keys: they are in the
 path, not in the files, as Hive-style readers expect (reading the folder adds them as columns).
@@ -62,12 +69,20 @@ class InferenceLog:
         self._thread.start()
 
     def record(
-        self, request_id: str, served: Any, parsed: Any, predictions: Any, elapsed: float, *, endpoint: str
+        self,
+        request_id: str,
+        served: Any,
+        parsed: Any,
+        predictions: Any,
+        elapsed: float,
+        *,
+        endpoint: str,
+        role: str = "served",
     ) -> None:
         """Queue one scored request (never blocks; a full queue drops it, counted)."""
         try:
             self._queue.put_nowait(
-                (request_id, time.time(), served.name, served.version, endpoint, elapsed, parsed, predictions)
+                (request_id, time.time(), served.name, served.version, endpoint, elapsed, parsed, predictions, role)
             )
         except queue.Full:
             self._on_drop()
@@ -102,9 +117,9 @@ class InferenceLog:
 
     def _flush(self, records: list[Any]) -> None:
         groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-        for request_id, ts, model, version, endpoint, elapsed, parsed, predictions in records:
+        for request_id, ts, model, version, endpoint, elapsed, parsed, predictions, role in records:
             try:
-                row = _row(request_id, ts, model, version, endpoint, elapsed, parsed, predictions)
+                row = _row(request_id, ts, endpoint, elapsed, parsed, predictions, role)
             except Exception as exc:  # noqa: BLE001 - a record that cannot be serialised is dropped, not fatal
                 log.warning("inference log: dropped request %s: %s", request_id, exc)
                 self._on_drop()
@@ -187,12 +202,13 @@ def arrow_schema() -> Any:
             ("rows", pa.int64()),
             ("inputs", pa.string()),
             ("outputs", pa.string()),
+            ("role", pa.string()),
         ]
     )
 
 
 def _row(
-    request_id: str, ts: float, model: str, version: int, endpoint: str, elapsed: float, parsed: Any, predictions: Any
+    request_id: str, ts: float, endpoint: str, elapsed: float, parsed: Any, predictions: Any, role: str
 ) -> dict[str, Any]:
     from covex.serving.payloads import dumps, jsonable
 
@@ -209,6 +225,7 @@ def _row(
         "rows": parsed.rows,
         "inputs": inputs,
         "outputs": dumps(jsonable(predictions)).decode(),
+        "role": role,
     }
 
 
