@@ -2,7 +2,9 @@
 
 Routes parse the request (``payloads``, ``oip``), score it on the version they read once from the
 holder, and render. Every response carries ``X-Request-ID`` and, once a version is loaded,
-``Covex-Model-Version`` (the version that answered).
+``Covex-Model-Version`` (the version that answered); with ``--split``, ``Covex-Model-Role`` too
+(``champion`` or ``challenger``). A second holder follows the shadow or challenger URI
+(``covex.serving.challenger``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -33,6 +36,7 @@ from covex.domain.deployments import MAX_MESSAGE
 from covex.domain.errors import CovexError, MethodNotAllowed, NotFound, RequestTooLarge, Unauthenticated
 from covex.domain.webhooks import verify_signature
 from covex.serving import oip
+from covex.serving.challenger import ShadowScorer, Splitter
 from covex.serving.errors import BadInput, ModelFailed, NotReady, kind_of
 from covex.serving.holder import ModelHolder, Served
 from covex.serving.metrics import CONTENT_TYPE, Metrics
@@ -47,7 +51,11 @@ class ScoringServer:
     """The state one worker's routes share: options, the holder, metrics, the inference log."""
 
     def __init__(
-        self, options: ServeOptions, holder: ModelHolder | None = None, refresh_stamp: Path | None = None
+        self,
+        options: ServeOptions,
+        holder: ModelHolder | None = None,
+        refresh_stamp: Path | None = None,
+        challenger: ModelHolder | None = None,
     ) -> None:
         self.options = options
         self.metrics = Metrics()
@@ -71,6 +79,28 @@ class ScoringServer:
                 interval=options.log_batch_seconds,
                 on_drop=self.metrics.log_dropped.inc,
             )
+        # A second version (covex.serving.challenger): scored in the shadow, or answering a share of requests.
+        self.challenger: ModelHolder | None = None
+        self.shadow: ShadowScorer | None = None
+        self.splitter: Splitter | None = None
+        other, role = (options.shadow, "shadow") if options.shadow else (options.split, "challenger")
+        if other is not None:
+            self.challenger = challenger or ModelHolder(
+                options.client,
+                other,
+                poll_seconds=options.poll_seconds,
+                cache_dir=options.registry.get("cache_dir"),
+                refresh_stamp=refresh_stamp,
+            )
+            self.challenger.add_listener(
+                lambda old, new: self.metrics.challenger_version.labels(new.name, role).set(new.version)
+            )
+        if options.shadow is not None and self.challenger is not None:
+            self.shadow = ShadowScorer(
+                self.challenger, self.inference_log, self.metrics, max_queue=options.shadow_queue
+            )
+        if options.split is not None:
+            self.splitter = Splitter(options.split_percent, options.split_key)
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -79,8 +109,8 @@ class ScoringServer:
 
     async def infer(self, request: Request) -> Response:
         self._authorize(request)  # before the name: without the token, learn nothing of what is served
-        self._served_named(request)
-        return await self._score(request, "v2_infer", self._parse_infer, _oip_answer)
+        served = self._served_named(request, route=True)
+        return await self._score(request, "v2_infer", self._parse_infer, _oip_answer, served)
 
     async def _parse_invocation(self, request: Request, served: Served) -> tuple[ModelInput, Any]:
         body = await self._body(request)
@@ -94,25 +124,48 @@ class ScoringServer:
         body = await self._body(request)
         return await _off_loop_if_large(body, _parse_infer, body, served.schema)  # type: ignore[no-any-return]
 
-    async def _score(self, request: Request, endpoint: str, parse: Callable[..., Any], answer: Any) -> Response:
+    async def _score(
+        self, request: Request, endpoint: str, parse: Callable[..., Any], answer: Any, served: Served | None = None
+    ) -> Response:
         started = time.perf_counter()
         self._authorize(request)
-        served = self._served(request)
+        served = served or self._routed(request)
         parsed, extra = await parse(request, served)
         predictions = await run_in_threadpool(_predict, served, parsed)
         body = answer(predictions, served, extra)
         elapsed = time.perf_counter() - started
         self.metrics.rows.inc(parsed.rows)
         self.metrics.latency.labels(endpoint).observe(elapsed)
+        request_id = request.state.request_id
         if self.inference_log is not None:
-            self.inference_log.record(request.state.request_id, served, parsed, predictions, elapsed, endpoint=endpoint)
-        return Response(body, media_type=JSON)
+            self.inference_log.record(request_id, served, parsed, predictions, elapsed, endpoint=endpoint)
+        if self.shadow is None:
+            return Response(body, media_type=JSON)
+        # Queued once the answer is sent: the shadow costs the caller nothing.
+        shadowed = BackgroundTask(self.shadow.submit, request_id, served, parsed, endpoint)
+        return Response(body, media_type=JSON, background=shadowed)
 
     def _served(self, request: Request) -> Served:
         served = self.holder.current
         if served is None:
             raise NotReady(f"no version of {self.options.uri} is loaded yet; see /version")
         request.state.served_version = served.version
+        return served
+
+    def _routed(self, request: Request) -> Served:
+        """The version that answers this request: the served one, or with ``--split`` now and then the challenger."""
+        served = self._served(request)
+        if self.splitter is None:
+            return served
+        challenger = self.challenger.current if self.challenger is not None else None
+        # Until a challenger version is loaded, the served one answers its share too.
+        if challenger is not None and self.splitter.to_challenger(request.headers):
+            served, role = challenger, "challenger"
+        else:
+            role = "champion"
+        request.state.served_version = served.version
+        request.state.served_role = role
+        self.metrics.split_requests.labels(role).inc()
         return served
 
     def _authorize(self, request: Request) -> None:
@@ -154,6 +207,8 @@ class ScoringServer:
             if secret is not None or self.options.token is not None:
                 self._authorize(request)
         self.holder.refresh()
+        if self.challenger is not None:
+            self.challenger.refresh()
         return _json({"refreshing": True, "uri": self.options.uri}, 202)
 
     async def version(self, request: Request) -> Response:
@@ -178,7 +233,29 @@ class ScoringServer:
                 "manifest_digest": served.manifest_digest,
                 "loaded_since": _iso(served.loaded_since),
             }
+        if self.challenger is not None:
+            doc["shadow" if self.shadow is not None else "split"] = self._challenger_doc()
         return _json(doc)
+
+    def _challenger_doc(self) -> dict[str, Any]:
+        """The ``shadow`` or ``split`` part of ``/version``: which version, and how it fares."""
+        assert self.challenger is not None
+        other, status = self.challenger.current, self.challenger.status
+        doc: dict[str, Any] = {
+            "uri": self.challenger.uri,
+            "ready": other is not None,
+            "model": other.name if other else None,
+            "version": other.version if other else None,
+            "version_uri": other.uri if other else None,
+            "loaded_since": _iso(other.loaded_since) if other else None,
+            "swaps": status.swaps,
+            "failed_swaps": status.failures,
+            "last_swap_error": status.last_error,
+        }
+        if self.shadow is not None:
+            return doc | self.shadow.describe()
+        assert self.splitter is not None
+        return doc | {"percent": self.splitter.percent, "key": self.options.split_key}
 
     async def ping(self, request: Request) -> Response:
         return _json({"status": "alive"})
@@ -202,20 +279,31 @@ class ScoringServer:
         served = self._served_named(request)
         return _json({"name": served.name, "ready": True})
 
-    def _served_named(self, request: Request) -> Served:
-        """The served version, if the path names its model (and, in ``/versions/N/``, its version)."""
+    def _served_named(self, request: Request, *, route: bool = False) -> Served:
+        """The served version, if the path names its model (and, in ``/versions/N/``, its version).
+
+        With ``--split``, the challenger is served too: a path naming its version reaches it, and
+        ``route`` (infer) sends a path without a version where ``/invocations`` would go.
+        """
+        name, version = request.path_params["name"], request.path_params.get("version")
         served = self._served(request)
-        if request.path_params["name"] != served.name:
-            raise NotFound(
-                f"model {request.path_params['name']!r} is not served here; this server serves {served.name!r}"
-            )
-        version = request.path_params.get("version")
-        if version is not None and version != str(served.version):
-            raise NotFound(
-                f"version {version!r} of {served.name!r} is not served here; this server serves version "
-                f"{served.version} (or omit /versions/... to ask whichever version it serves)"
-            )
-        return served
+        challenger = self.challenger.current if self.splitter is not None and self.challenger is not None else None
+        if name != served.name and (challenger is None or name != challenger.name):
+            raise NotFound(f"model {name!r} is not served here; this server serves {served.name!r}")
+        if version is None:
+            if route:
+                return self._routed(request)
+            return served if name == served.name or challenger is None else challenger
+        for candidate, role in ((served, "champion"), (challenger, "challenger")):
+            if candidate is not None and (candidate.name, str(candidate.version)) == (name, version):
+                request.state.served_version = candidate.version
+                if self.splitter is not None:
+                    request.state.served_role = role
+                return candidate
+        raise NotFound(
+            f"version {version!r} of {name!r} is not served here; this server serves version "
+            f"{served.version} (or omit /versions/... to ask whichever version it serves)"
+        )
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
@@ -226,10 +314,18 @@ class ScoringServer:
         self.holder.start()
         if self.inference_log is not None:
             self.inference_log.start()
+        if self.challenger is not None:
+            self.challenger.start()
+        if self.shadow is not None:
+            self.shadow.start()
         try:
             yield
         finally:
             self.holder.stop()
+            if self.challenger is not None:
+                self.challenger.stop()
+            if self.shadow is not None:  # before the log closes: the request being scored is written
+                self.shadow.stop()
             if self.inference_log is not None:
                 self.inference_log.close()
             if self.record is not None:
@@ -380,6 +476,9 @@ class Headers:
                     version = server.holder.current.version
                 if version is not None:
                     headers.append((b"covex-model-version", str(version).encode()))
+                role = state.get("served_role")
+                if role is not None:  # --split: champion or challenger
+                    headers.append((b"covex-model-role", role.encode()))
                 message["headers"] = headers
                 if endpoint is not None and message["status"] < 400:
                     server.metrics.requests.labels(endpoint, str(message["status"])).inc()
@@ -389,14 +488,19 @@ class Headers:
 
 
 def create_app(
-    options: ServeOptions, holder: ModelHolder | None = None, *, refresh_stamp: Path | None = None
+    options: ServeOptions,
+    holder: ModelHolder | None = None,
+    *,
+    refresh_stamp: Path | None = None,
+    challenger: ModelHolder | None = None,
 ) -> Starlette:
     """The scoring app for ``options`` (it loads and follows the version while it runs).
 
     ``refresh_stamp``: a file the workers of one server share; ``/-/refresh`` on any of them touches it,
-    and every worker looks where the URI points.
+    and every worker looks where the URI points. ``challenger``: the holder of ``options.shadow`` or
+    ``options.split`` (made from the options when not given).
     """
-    server = ScoringServer(options, holder, refresh_stamp)
+    server = ScoringServer(options, holder, refresh_stamp, challenger)
     routes = [
         Route("/invocations", server.invocations, methods=["POST"]),
         Route("/v2/models/{name:path}/versions/{version}/infer", server.infer, methods=["POST"]),

@@ -59,6 +59,39 @@ class Metrics:
             "Inference log records dropped (queue full or write failed).",
             registry=r,
         )
+        # A second version beside the served one (covex.serving.challenger): --shadow, or --split.
+        self.shadow_scored = Counter(
+            "covex_serving_shadow_scored", "Answered requests scored again on the shadow version.", registry=r
+        )
+        self.shadow_skipped = Counter(
+            "covex_serving_shadow_skipped",
+            "Answered requests the shadow did not score (its queue was full, or no shadow version is loaded).",
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "covex_serving_shadow_errors",
+            "Requests the shadow version raised on (the caller never sees it).",
+            registry=r,
+        )
+        self.shadow_latency = Histogram(
+            "covex_serving_shadow_seconds",
+            "Time the shadow version took to score a request.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.split_requests = Counter(
+            "covex_serving_split_requests",
+            "Scoring requests routed by --split, by the role of the version that answered.",
+            ["role"],
+            registry=r,
+        )
+        self.challenger_version = Gauge(
+            "covex_serving_challenger_version",
+            "The version of the shadow or split challenger, by model and role.",
+            ["model", "role"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
 
     def served(self, old: Any, new: Any) -> None:
         """A swap listener: the gauge follows the served version."""
