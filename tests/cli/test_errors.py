@@ -479,6 +479,7 @@ CASES: list[Case] = [
     C("compare", "models:/ghost/1", "--data", "afile", "--target", "y", code=3, message="'ghost'"),
     C("compare", "models:/churn/1", "--online", "--data", "afile", code=2, message="leave out '--data'"),
     C("compare", "models:/churn/1", "--data", "afile", "--target", "y", "--since", "1d", code=2, message="'--online'"),
+    C("serve", "models:/churn/1", "--split", "challenger=100%", code=2, message="'--split'"),
     C("explain", "models:/churn/1", "--data", MISSING, code=2, message="does not exist"),
     C("explain", "models:/churn/1", "--data", "afile", "--rows", "0", code=2, message="'--rows'"),
     C("explain", "models:/churn/1", "--data", "afile", "--out", ".", code=2, message="'--out'"),
