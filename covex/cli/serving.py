@@ -81,6 +81,10 @@ def serve(
             help="Header whose value keeps each caller on one side of --split (random without it).",
         ),
     ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Answer POST /explain with SHAP contributions (needs the explain extra)."),
+    ] = False,
 ) -> None:
     """Serve a registered model over HTTP, following the URI as it moves.
 
@@ -89,11 +93,14 @@ def serve(
     says which version answers; `GET /metrics` is for Prometheus. When the alias or stage moves,
     the new version is loaded, verified and warmed up in the background, then swapped in.
     `--shadow` scores every request on a second version after answering it, for the log only;
-    `--split` lets a second version answer a share of the requests.
+    `--split` lets a second version answer a share of the requests. `--explain` adds `POST /explain`:
+    each feature's SHAP contribution to each row, for the version that answers.
     """
     from covex.extras import needs_extra, require_extra
 
     require_extra("'covex serve'", "serving")
+    if explain:
+        require_extra("'covex serve --explain'", "explain")
     with needs_extra("'covex serve'"):
         _serve(
             uri,
@@ -108,6 +115,7 @@ def serve(
             access_log,
             (advertise or _address(host, port)) if record else None,
             Challenger(shadow, shadow_queue, split, split_key),
+            explain,
         )
 
 
@@ -132,6 +140,7 @@ def _serve(
     access_log: bool,
     record_target: str | None,
     challenger: Challenger,
+    explain: bool = False,
 ) -> None:
     from covex.cli.context import client, state
     from covex.domain.deployments import MAX_TARGET
@@ -172,6 +181,7 @@ def _serve(
         webhook_secret=secret,
         log_inferences=log_inferences,
         record_target=record_target,
+        explain=explain,
         **challenger.options(),
     )
     state.close()

@@ -101,11 +101,26 @@ class ScoringServer:
             )
         if options.split is not None:
             self.splitter = Splitter(options.split_percent, options.split_key)
+        self.explaining: Any = None
+        if options.explain:
+            from covex.serving.explaining import Explaining
+
+            self.explaining = Explaining(options.client)
 
     # -- scoring ---------------------------------------------------------------------------
 
     async def invocations(self, request: Request) -> Response:
         return await self._score(request, "invocations", self._parse_invocation, _mlflow_answer)
+
+    async def explain(self, request: Request) -> Response:
+        """``POST /explain``: SHAP contributions per row for the version that answers (``covex.serving.explaining``)."""
+        if self.explaining is None:
+            raise NotFound("/explain is off on this server: start it with 'covex serve --explain'")
+        self._authorize(request)
+        served = self._routed(request)
+        parsed, _ = await self._parse_invocation(request, served)
+        doc = await run_in_threadpool(self.explaining.explain, served, parsed.data)
+        return Response(dumps(doc), media_type=JSON)
 
     async def infer(self, request: Request) -> Response:
         self._authorize(request)  # before the name: without the token, learn nothing of what is served
@@ -503,6 +518,7 @@ def create_app(
     server = ScoringServer(options, holder, refresh_stamp, challenger)
     routes = [
         Route("/invocations", server.invocations, methods=["POST"]),
+        Route("/explain", server.explain, methods=["POST"]),
         Route("/v2/models/{name:path}/versions/{version}/infer", server.infer, methods=["POST"]),
         Route("/v2/models/{name:path}/versions/{version}/ready", server.v2_model_ready, methods=["GET"]),
         Route("/v2/models/{name:path}/versions/{version}", server.v2_model, methods=["GET"]),

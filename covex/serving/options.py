@@ -45,6 +45,7 @@ class ServeOptions(BaseModel):
     split_key: str | None = Field(
         default=None, description="header whose value sticks a caller to one side of the split; None: random"
     )
+    explain: bool = Field(default=False, description="answer POST /explain with SHAP contributions")
 
     @model_validator(mode="after")
     def _one_challenger(self) -> ServeOptions:
