@@ -66,11 +66,15 @@ def plan_columns(
     return features
 
 
-def score_table(model: ScoringModel, table: Any, features: list[str], ids: Sequence[str]) -> Any:
-    """The output rows for one chunk: its id columns, the predictions, and the model's name and version."""
+def score_table(model: ScoringModel, table: Any, features: list[str], ids: Sequence[str], explainer: Any = None) -> Any:
+    """The output rows for one chunk: its id columns, the predictions (and, with ``explainer``, each
+    feature's SHAP contribution), and the model's name and version."""
     import pyarrow as pa  # type: ignore[import-untyped]
 
-    predictions = model.predict(table.select(features).to_pandas())
+    frame = table.select(features).to_pandas()
+    predictions = model.predict(frame)
+    if explainer is not None:
+        predictions = pd_concat(predictions, explainer(frame))
     check_names(ids, list(predictions.columns))
     out = pa.Table.from_pandas(predictions, preserve_index=False)
     for i, name in enumerate(ids):
@@ -93,14 +97,17 @@ def score_file(
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[ScoringModel, Source], None] | None = None,
     record: bool = True,
+    explain: bool = False,
 ) -> BatchResult:
     """Score every row of ``input`` (Parquet/CSV file, folder, URL) with ``uri``; write ``output`` (Parquet).
 
     The input is read ``chunk_rows`` rows at a time; the output holds ``id_columns``, the prediction
     column(s), ``model_name`` and ``model_version``, in input order. It appears under its name only
-    once complete. ``progress`` is called with the number of rows of each chunk scored; ``on_start``
-    once the model and the input are open. With ``record``, the run is recorded on the version as a
-    batch deployment (``RUNNING``, then ``SUCCEEDED`` with its rows and duration, or ``FAILED``).
+    once complete. ``explain`` adds each feature's SHAP contribution (``shap_<feature>``) and
+    ``shap_base_value`` (``covex.explain``). ``progress`` is called with the number of rows of each
+    chunk scored; ``on_start`` once the model and the input are open. With ``record``, the run is
+    recorded on the version as a batch deployment (``RUNNING``, then ``SUCCEEDED`` with its rows and
+    duration, or ``FAILED``).
 
     Raises:
         InvalidInput: the input is missing or unreadable, or lacks a column the model needs.
@@ -123,12 +130,13 @@ def score_file(
         features = plan_columns(model, source.columns, columns, ids, f"input {location!r}")
         if on_start is not None:
             on_start(model, source)
+        explainer = contributions_of(c, model) if explain else None
         read = list(dict.fromkeys([*ids, *features]))
         with recorded(c, model.version.uri, destination.path, record) as run, ParquetSink(destination) as sink:
             # The next chunk is read and the last one written while this one is scored.
             with WriteBehind(sink.write) as writer:
                 for chunk in read_ahead(source.chunks(read, chunk_rows)):
-                    writer.submit(score_table(model, chunk, features, ids))
+                    writer.submit(score_table(model, chunk, features, ids, explainer))
                     if progress is not None:
                         progress(chunk.num_rows)
             path = sink.commit(_empty_schema(source, ids))
@@ -146,6 +154,46 @@ def score_file(
         sink.rows,
         time.perf_counter() - started,
     )
+
+
+def pd_concat(predictions: Any, contributions: Any) -> Any:
+    import pandas as pd
+
+    return pd.concat([predictions.reset_index(drop=True), contributions.reset_index(drop=True)], axis=1)
+
+
+def contributions_of(client: Client, model: ScoringModel) -> Callable[[Any], Any]:
+    """A function from a chunk's features to its ``shap_<feature>`` and ``shap_base_value`` columns.
+
+    The background of linear and model-agnostic explainers is drawn from the version's drift reference
+    when it has one (else from each chunk itself); tree ensembles need none.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from covex.domain.errors import NotFound
+    from covex.explain import explain
+    from covex.explain.stored import BACKGROUND_ROWS, background_from_reference
+
+    background = None
+    columns = model.input_columns or []
+    if columns:
+        try:
+            reference = client.get_document(model.version.uri, "reference")
+            background = background_from_reference(reference, columns, BACKGROUND_ROWS, seed=0)
+        except NotFound:
+            background = None
+
+    def contributions(frame: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            e = explain(model, frame, background=background)
+        out = pd.DataFrame(e.contributions, columns=[f"shap_{f}" for f in e.features])
+        out["shap_base_value"] = e.base_values
+        return out
+
+    return contributions
 
 
 @contextmanager

@@ -44,6 +44,12 @@ def batch(
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="Record the run on the version (covex deployments list).")
     ] = True,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Add each feature's SHAP contribution (shap_<feature>) and shap_base_value columns."
+        ),
+    ] = False,
 ) -> None:
     """Score every row of --input and write the id columns, predictions, model name and version to --output.
 
@@ -59,6 +65,10 @@ def batch(
     if engine not in ("local", "spark"):
         raise InvalidInput(f"'--engine' must be local or spark, got {engine!r}")
     require_extra("'covex batch'", "ml")
+    if explain:
+        if engine == "spark":
+            raise InvalidInput("'--explain' runs with '--engine local' (SHAP on Spark executors is not supported)")
+        require_extra("'covex batch --explain'", "explain")
     show = progress if progress is not None else output.err_console.is_terminal
     if engine == "spark":
         require_extra("'covex batch --engine spark'", "spark")
@@ -66,7 +76,9 @@ def batch(
             result = _spark(uri, input, output_path, columns, ids, overwrite, master, record)
     else:
         with needs_extra("'covex batch'"), _progress(show) as (advance, start):
-            result = _local(uri, input, output_path, chunk_rows, columns, ids, overwrite, advance, start, record)
+            result = _local(
+                uri, input, output_path, chunk_rows, columns, ids, overwrite, advance, start, record, explain
+            )
     _summary(result, as_json)
 
 
@@ -81,6 +93,7 @@ def _local(
     advance: Callable[[int], None],
     start: Callable[[Any, Any], None],
     record: bool,
+    explain: bool,
 ) -> BatchResult:
     from covex.batch import score_file
     from covex.cli.context import client
@@ -97,6 +110,7 @@ def _local(
         progress=advance,
         on_start=start,
         record=record,
+        explain=explain,
     )
 
 
