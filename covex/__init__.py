@@ -28,6 +28,7 @@ from covex.domain.errors import (
     TooManyRequests,
     Unauthenticated,
 )
+from covex.domain.evaluations import Evaluation
 from covex.domain.monitoring import MonitorResult
 from covex.domain.uris import ModelRef, parse_model_uri
 from covex.settings import Settings
@@ -48,6 +49,7 @@ __all__ = [
     "Client",
     "CovexError",
     "Deployment",
+    "Evaluation",
     "FileEntry",
     "GcReport",
     "HeadersTooLarge",

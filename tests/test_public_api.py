@@ -26,6 +26,7 @@ def test_exported_members() -> None:
         "Client",
         "CovexError",
         "Deployment",
+        "Evaluation",
         "FileEntry",
         "GcReport",
         "HeadersTooLarge",
