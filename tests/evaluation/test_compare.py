@@ -118,3 +118,16 @@ def test_missing_feature_column_is_named(registered: Registered, tmp_path: Path)
     with registered.client() as c, pytest.raises(InvalidInput, match="'b'"):
         compare(c, ["models:/churn/1"], str(path), "churned", resamples=10)
     assert np.isfinite(1.0)
+
+
+def test_versions_whose_signatures_disagree_on_a_column_type_are_refused() -> None:
+    from types import SimpleNamespace
+
+    from covex.evaluation.differences import check_signatures
+
+    def model(uri: str, **types: str) -> SimpleNamespace:
+        return SimpleNamespace(input_types=types, version=SimpleNamespace(uri=uri))
+
+    check_signatures([model("models:/a/1", x="double"), model("models:/b/1", x="double", y="long")])
+    with pytest.raises(InvalidInput, match="models:/b/1 and models:/a/1 take input column 'x' as string and double"):
+        check_signatures([model("models:/a/1", x="double"), model("models:/b/1", x="string")])
