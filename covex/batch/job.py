@@ -165,25 +165,18 @@ def pd_concat(predictions: Any, contributions: Any) -> Any:
 def contributions_of(client: Client, model: ScoringModel) -> Callable[[Any], Any]:
     """A function from a chunk's features to its ``shap_<feature>`` and ``shap_base_value`` columns.
 
-    The background of linear and model-agnostic explainers is drawn from the version's drift reference
-    when it has one (else from each chunk itself); tree ensembles need none.
+    The background of linear and model-agnostic explainers is drawn from the version's data profile or
+    drift reference when it has one (else from each chunk itself); tree ensembles need none.
     """
     import warnings
 
     import pandas as pd
 
-    from covex.domain.errors import NotFound
     from covex.explain import explain
-    from covex.explain.stored import BACKGROUND_ROWS, background_from_reference
+    from covex.explain.stored import background_of
 
-    background = None
     columns = model.input_columns or []
-    if columns:
-        try:
-            reference = client.get_document(model.version.uri, "reference")
-            background = background_from_reference(reference, columns, BACKGROUND_ROWS, seed=0)
-        except NotFound:
-            background = None
+    background = background_of(client, model.version.uri, columns) if columns else None
 
     def contributions(frame: Any) -> Any:
         with warnings.catch_warnings():

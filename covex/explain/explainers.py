@@ -253,7 +253,9 @@ def _shaped(values: Any, base: Any, rows: int, outputs: int, uri: str) -> tuple[
     if values.ndim == 2:
         values = values[:, :, None]
     base = np.asarray(base, dtype=np.float64)
-    if base.ndim == 0 or (base.ndim == 1 and len(base) != rows):
+    # The tree and linear explainers give one expected value per output (a scalar for one output), never
+    # one per row: with as many rows as outputs (2 rows of a binary classifier) it is still per output.
+    if base.ndim == 0 or (base.ndim == 1 and (len(base) == values.shape[2] or len(base) != rows)):
         base = np.broadcast_to(base.reshape(1, -1), (rows, base.size))
     elif base.ndim == 1:
         base = base.reshape(rows, 1)

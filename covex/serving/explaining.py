@@ -3,8 +3,8 @@ with the base value, for the version that answers the request.
 
 The body is what ``/invocations`` takes (a table: ``dataframe_split``, ``dataframe_records``, CSV,
 Parquet). Tree ensembles are explained on their own paths; linear and other models against a
-background drawn once per version from its drift reference (``covex.explain.stored``): a version
-without a reference explains only with the tree explainer, since one row is no background.
+background drawn once per version from its data profile or drift reference (``covex.explain.stored``):
+a version without either explains only with the tree explainer, since one row is no background.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from covex.explain.stored import BACKGROUND_ROWS
 from covex.serving.errors import BadInput
 
 if TYPE_CHECKING:
     from covex.serving.holder import Served
-
-BACKGROUND_ROWS = 100
 
 
 class Explaining:
@@ -30,18 +29,14 @@ class Explaining:
 
     def background(self, served: Served, columns: list[str]) -> Any:
         """Rows drawn from ``served``'s drift reference (None when it has none), kept per version."""
-        from covex.domain.errors import NotFound
-        from covex.explain.stored import background_from_reference
+        from covex.explain.stored import background_of
 
         with self._lock:
             if served.uri in self._backgrounds:
                 return self._backgrounds[served.uri]
         client = self._client_factory()
         try:
-            reference = client.get_document(served.uri, "reference")
-            found = background_from_reference(reference, columns, BACKGROUND_ROWS, seed=0)
-        except NotFound:
-            found = None
+            found = background_of(client, served.uri, columns, BACKGROUND_ROWS, seed=0)
         finally:
             client.close()
         with self._lock:
@@ -78,8 +73,8 @@ class Explaining:
             background = self.background(served, columns)
             if background is None and plan_for(model).explainer != "tree":
                 raise BadInput(
-                    f"{served.uri} has no drift reference to explain against (only tree ensembles explain "
-                    "without one): register it with reference_data= or run 'covex monitor reference'"
+                    f"{served.uri} has no data profile or drift reference to explain against (only tree ensembles "
+                    "explain without one): register it with reference_data= or run 'covex monitor reference'"
                 )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -31,7 +31,7 @@ def test_the_agnostic_explainer_draws_its_background_from_the_reference(register
     with registered.client() as c:
         done = explain_version(c, "models:/churn@challenger", churn_frame(300, seed=4), rows=30, force=True)
     body = done.evaluation.body
-    assert body["background"] == "reference" and body["explainer"] in ("exact", "permutation")
+    assert body["background"] == "registered" and body["explainer"] in ("exact", "permutation")
     assert body["importances"][0]["feature"] == "noise"  # the challenger sees only noise
 
 
@@ -70,3 +70,17 @@ def test_covex_explain_prints_stores_and_draws(registered: Registered, tmp_path:
     churn_frame(50).drop(columns=["b"]).to_parquet(missing)
     bad = registered.cli("explain", "models:/churn/3", "--data", str(missing))
     assert bad.exit_code == 2 and "'b'" in bad.stderr
+
+
+def test_a_background_from_skewed_data_keeps_its_mean() -> None:
+    from covex.explain.stored import background_from_profile
+    from covex.ml.profile import profile_frame
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"visits": rng.poisson(3, 5000), "spend": rng.lognormal(3, 1, 5000)})
+    for drawn in (
+        background_from_reference(build_reference(frame), ["visits", "spend"], 2000, seed=0),
+        background_from_profile(profile_frame(frame), ["visits", "spend"], 2000, seed=0),
+    ):
+        for column in ("visits", "spend"):
+            assert abs(drawn[column].mean() - frame[column].mean()) < 0.12 * frame[column].std()

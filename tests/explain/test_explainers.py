@@ -58,6 +58,16 @@ def test_tree_contributions_are_shaps_own(registry: Registry, shap: Any) -> None
     assert 0 == e.background_rows  # the tree explainer follows the training data's paths instead
 
 
+@pytest.mark.parametrize("name", ["forest-classifier", "logistic", "xgboost-classifier"])
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_as_many_rows_as_classes_is_not_mistaken_for_a_base_value_per_row(
+    registry: Registry, name: str, rows: int
+) -> None:
+    e = explain(registry.load(name), frame(rows, seed=6))
+    assert e.rows == rows and e.contributions.shape == (rows, len(FEATURES))
+    assert len(set(e.base_values.tolist())) == 1  # one expected value, whatever the rows
+
+
 def test_binary_classifiers_explain_the_positive_class(registry: Registry) -> None:
     e = explain(registry.load("forest-classifier"), frame(20, seed=4))
     assert e.classes is not None

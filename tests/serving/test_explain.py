@@ -62,7 +62,7 @@ def test_explain_on_a_tree_and_a_linear_model(registry: Path) -> None:
 def test_explain_refuses_what_it_cannot_do(registry: Path) -> None:
     with serve_process("models:/churn/1", str(registry), "--explain") as s, httpx.Client(timeout=60) as http:
         r = http.post(s.url + "/explain", json=split(ROWS))
-        assert r.status_code == 400 and "no drift reference" in r.json()["message"]
+        assert r.status_code == 400 and "drift reference to explain against" in r.json()["message"]
         r = http.post(s.url + "/explain", json=split([[0.1, 0.2]], COLUMNS[:2]))
         assert r.status_code == 400 and "'calls'" in r.json()["message"]
     with serve_process("models:/forest/1", str(registry)) as s, httpx.Client(timeout=60) as http:
