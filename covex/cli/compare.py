@@ -28,13 +28,13 @@ def _difference(t: dict[str, Any]) -> str:
     return d if t.get("low") is None else f"{d} [{t['low']:+.4g}, {t['high']:+.4g}]"
 
 
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _p(t: dict[str, Any]) -> str:
     p = t.get("p_value")
     return "-" if p is None else ("<0.0001" if p < 1e-4 else f"{p:.4f}")
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
 def show(result: Any) -> None:
@@ -43,8 +43,9 @@ def show(result: Any) -> None:
     versions = doc["versions"]
     s = doc["settings"]
     reused = " (stored evaluations reused; --force computes again)" if doc["reused"] else ""
+    target = "the labels" if s["target"] == "__label__" else repr(s["target"])
     output.console.print(
-        f"{doc['rows']} rows of {doc['source']} ({doc['data_digest'][:19]}...), target {s['target']!r}, "
+        f"{doc['rows']} rows of {doc['source']} ({doc['data_digest'][:19]}...), target {target}, "
         f"{s['task']}; {s['resamples']} resamples, {s['level']:.0%} intervals{reused}",
         highlight=False,
         soft_wrap=True,
@@ -77,29 +78,29 @@ def show(result: Any) -> None:
             for name in s["metrics"]:
                 values = [_value(gs[i]["metrics"].get(name)) for gs in groups]
                 found = [gs[i].get("against_baseline", {}).get(name, {}) for gs in groups[1:]]
-                verdicts = [f"{_difference(t)} {t.get('verdict', '')}".strip() for t in found]
+                verdicts = [f"{_difference(t)} p={_p(t)} {t.get('verdict', '')}".strip() for t in found]
                 seg.add_row(label, str(g["rows"]), name, *values, *verdicts)
         output.console.print(seg)
     facts = Table("version", "agreement with baseline", "latency per row", "size", title="Agreement, latency, size")
     for v in versions:
         a = v.get("agreement") or {}
         agree = (
-            f"{a['share']:.1%} same label"
+            f"{a['share']:.2%} same label" + (f", {a['differing']} rows differ" if a.get("differing") else "")
             if a.get("share") is not None
             else (f"mean |diff| {a['mean_abs_difference']:.4g}" if a.get("mean_abs_difference") is not None else "-")
         )
         latency = v.get("latency_ms_per_row")
-        facts.add_row(v["uri"], agree, "-" if latency is None else f"{latency:.4f} ms", _size(v["size_bytes"]))
+        facts.add_row(v["uri"], agree, "-" if latency is None else f"{latency:.4f} ms", output._size(v["size_bytes"]))
     output.console.print(facts)
     for v in versions[1:]:
         rows = v.get("disagreements") or []
         if rows:
             top = Table("row", "target", uris[0], v["uri"], title=f"Rows where {v['uri']} disagrees most")
             for r in rows[:5]:
-                base, this = str(r["baseline"]), str(r["this"])
+                base, this = r["baseline"], r["this"]
                 if "baseline_score" in r:
                     base, this = f"{base} ({r['baseline_score']:.3f})", f"{this} ({r['this_score']:.3f})"
-                top.add_row(str(r["row"]), str(r["target"]), base, this)
+                top.add_row(_cell(r.get("request_id", r["row"])), _cell(r["target"]), _cell(base), _cell(this))
             output.console.print(top)
         changed = [
             f"{part} {key}: {c['baseline']!r} -> {c['this']!r}"

@@ -130,6 +130,13 @@ def parse_gate(text: object) -> Gate | EvaluationGate:
         if not 0 < p_limit <= 1:
             raise InvalidInput(f"gate {text!r}: the p-value limit must be more than 0 and at most 1")
         metric = METRIC_ALIASES.get(e["metric"].lower(), e["metric"].lower())
+        from covex.domain.monitoring import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+        known = CLASSIFICATION_METRICS + REGRESSION_METRICS
+        if metric not in known:
+            raise InvalidInput(
+                f"gate {text!r}: {e['metric']!r} is not a metric covex compare measures ({', '.join(known)})"
+            )
         return EvaluationGate(" ".join(text.split()), metric, e["tag"], p_limit)
     m = _GATE.fullmatch(text)
     if m is None:

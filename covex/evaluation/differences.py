@@ -77,6 +77,10 @@ def between(client: Client, this: ModelVersion, base: ModelVersion) -> dict[str,
         {"parent": new.get("parent"), "run_id": new.get("run_id"), "git_commit": _commit(new)},
     )
     return {
+        "model": _changed(
+            {"source": base.source, "flavors": old.get("flavors")},
+            {"source": this.source, "flavors": new.get("flavors")},
+        ),
         "params": _changed(dict(base.params), dict(this.params)),
         "signature": _changed(input_types(client, base), input_types(client, this)),
         "datasets": _changed(_datasets(old), _datasets(new)),

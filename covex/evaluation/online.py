@@ -122,6 +122,9 @@ def compare_online(
         hard, scores = answers(v.uri, predictions, task, classes, chosen)
         scored.append(Scored(v, None, hard, scores, float("nan")))
     bodies = paired.evaluate(scored, y, labelled, settings, classes, chosen)
+    for body in bodies:  # a logged row is found by its request, not by its place in this comparison
+        for d in body.get("disagreements", []):
+            d["request_id"], d["row"] = str(labelled["request_id"].iat[d["row"]]), int(labelled["row"].iat[d["row"]])
     result.scored, result.truth = scored, np.asarray(y)
     for v, key, body in zip(versions, keys, bodies, strict=True):
         body["differences"] = differences.between(client, v, versions[0])

@@ -188,7 +188,8 @@ def _agreement(base: Scored, this: Scored, y: Any, task: str) -> tuple[dict[str,
     import numpy as np
 
     if task == "classification":
-        agreement: dict[str, Any] = {"share": _number(np.mean(base.hard == this.hard))}
+        same = base.hard == this.hard
+        agreement: dict[str, Any] = {"share": _number(np.mean(same)), "differing": int(np.sum(~same))}
         if base.scores is not None and this.scores is not None and base.scores.shape == this.scores.shape:
             gap = np.abs(this.scores - base.scores)
             gap = gap.sum(axis=1) / 2 if gap.ndim == 2 else gap

@@ -188,7 +188,7 @@ _segment_key = functools.partial(json.dumps, sort_keys=True, default=str)  # a s
 
 def segments_figure(doc: dict[str, Any]) -> Any | None:
     """Each version's first metric in each segment, with its interval; segments that reverse the
-    overall result are labelled in red."""
+    overall result are labelled in bold with (!)."""
     import numpy as np
 
     versions = doc["versions"]
@@ -214,8 +214,14 @@ def segments_figure(doc: dict[str, Any]) -> Any | None:
     ax.set_xticks(x, labels, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     for tick, key in zip(ax.get_xticklabels(), keys, strict=True):
         if key in reversed_:
-            tick.set_color(VERDICT_COLOURS["worse"])
-    ax.set_title(f"{name} per segment ({_direction(name)}; red: a reversal)", loc="left", fontsize="medium")
+            tick.set_fontweight("bold")
+            tick.set_text(f"{tick.get_text()} (!)")
+    ax.set_xticks(x, [t.get_text() for t in ax.get_xticklabels()], rotation=45 if rotate else 0,
+                  ha="right" if rotate else "center")  # fmt: skip
+    for tick, key in zip(ax.get_xticklabels(), keys, strict=True):
+        if key in reversed_:
+            tick.set_fontweight("bold")
+    ax.set_title(f"{name} per segment ({_direction(name)}; (!): a reversal)", loc="left", fontsize="medium")
     ax.legend(frameon=False, fontsize="small")
     return fig
 

@@ -18,7 +18,12 @@ GATE = "evaluation.auc beats champion on holdout p < 0.05"
 def test_the_gate_parses_and_bad_ones_are_named() -> None:
     assert parse_gate(GATE) == EvaluationGate(GATE, "roc_auc", "holdout", 0.05)
     assert parse_gate("evaluation.rmse beats champion") == EvaluationGate("evaluation.rmse beats champion", "rmse")
-    for bad in ("evaluation.auc beats", "evaluation.auc beats champion p < 2", "evaluation.auc > 0.8"):
+    for bad in (
+        "evaluation.auc beats",
+        "evaluation.auc beats champion p < 2",
+        "evaluation.auc > 0.8",
+        "evaluation.aucc beats champion",
+    ):
         with pytest.raises(InvalidInput, match="evaluation"):
             parse_gate(bad)
 
