@@ -193,8 +193,9 @@ def _evaluations(version: ModelVersion, evaluations: list[dict[str, Any]]) -> li
         e = explained[0]
         out += ["## Explanation", ""]
         out += [
-            f"Global importance (mean |SHAP| over {e['rows']} rows of {e['source']}, "
-            f"{e['body'].get('explainer', '?')} explainer, {_when(e['created_at'])}):",
+            f"Global importance (mean |SHAP|, in units of the {e['body'].get('output', 'output')} explained, over "
+            f"{e['rows']} rows of {e['source']}, {e['body'].get('explainer', '?')} explainer, "
+            f"{_when(e['created_at'])}):",
             "",
         ]
         out += [
