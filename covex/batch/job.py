@@ -166,22 +166,27 @@ def contributions_of(client: Client, model: ScoringModel) -> Callable[[Any], Any
     """A function from a chunk's features to its ``shap_<feature>`` and ``shap_base_value`` columns.
 
     The background of linear and model-agnostic explainers is drawn from the version's data profile or
-    drift reference when it has one (else from each chunk itself); tree ensembles need none.
+    drift reference when it has one (else a sample of the first chunk, the same for every chunk); tree
+    ensembles need none.
     """
     import warnings
 
     import pandas as pd
 
     from covex.explain import explain
-    from covex.explain.stored import background_of
+    from covex.explain.stored import BACKGROUND_ROWS, background_of
 
     columns = model.input_columns or []
     background = background_of(client, model.version.uri, columns) if columns else None
 
+    kept: dict[str, Any] = {"background": background}
+
     def contributions(frame: Any) -> Any:
+        if kept["background"] is None:  # no registered one: a sample of the first chunk, kept for every chunk
+            kept["background"] = frame.sample(min(len(frame), BACKGROUND_ROWS), random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            e = explain(model, frame, background=background)
+            e = explain(model, frame, background=kept["background"])
         out = pd.DataFrame(e.contributions, columns=[f"shap_{f}" for f in e.features])
         out["shap_base_value"] = e.base_values
         return out

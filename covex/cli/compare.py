@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from covex.cli import output
@@ -29,7 +30,7 @@ def _difference(t: dict[str, Any]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else escape(str(value))
 
 
 def _p(t: dict[str, Any]) -> str:
@@ -45,27 +46,29 @@ def show(result: Any) -> None:
     reused = " (stored evaluations reused; --force computes again)" if doc["reused"] else ""
     target = "the labels" if s["target"] == "__label__" else repr(s["target"])
     output.console.print(
-        f"{doc['rows']} rows of {doc['source']} ({doc['data_digest'][:19]}...), target {target}, "
+        f"{doc['rows']} rows of {escape(doc['source'])} ({doc['data_digest'][:19]}...), target {escape(target)}, "
         f"{s['task']}; {s['resamples']} resamples, {s['level']:.0%} intervals{reused}",
         highlight=False,
         soft_wrap=True,
     )
-    uris = [v["uri"] for v in versions]
+    uris = [escape(v["uri"]) for v in versions]
     table = Table("metric", *[f"{u}{' (baseline)' if i == 0 else ''}" for i, u in enumerate(uris)], title="Metrics")
     for name in s["metrics"]:
         table.add_row(name, *[_value(v["metrics"].get(name)) for v in versions])
     output.console.print(table)
     for v in versions[1:]:
-        tests = Table("metric", "difference [interval]", "test", "p", "verdict", title=f"{v['uri']} - {uris[0]}")
+        tests = Table(
+            "metric", "difference \\[interval]", "test", "p", "verdict", title=f"{escape(v['uri'])} - {uris[0]}"
+        )
         against = v.get("against_baseline", {})
         for name in [m for m in s["metrics"] if m in against]:
             t = against[name]
             tests.add_row(name, _difference(t), t.get("test") or "-", _p(t), t.get("verdict", "-"))
         output.console.print(tests)
         for r in v.get("reversals", []):
-            where = ", ".join(f"{k}={val}" for k, val in r["segment"].items())
+            where = escape(", ".join(f"{k}={val}" for k, val in r["segment"].items()))
             output.console.print(
-                f"[yellow]reversal:[/] on {r['metric']}, {v['uri']} is {r['overall']:+.4g} overall but "
+                f"[yellow]reversal:[/] on {r['metric']}, {escape(v['uri'])} is {r['overall']:+.4g} overall but "
                 f"{r['difference']:+.4g} where {where} (p={r['p_value']:.4f})",
                 highlight=False,
                 soft_wrap=True,
@@ -74,7 +77,7 @@ def show(result: Any) -> None:
         seg = Table("segment", "rows", "metric", *uris, *[f"{u} vs baseline" for u in uris[1:]], title="Segments")
         groups = [v["segments"]["groups"] for v in versions]
         for i, g in enumerate(groups[0]):
-            label = ", ".join(f"{k}={val}" for k, val in g["segment"].items())
+            label = escape(", ".join(f"{k}={val}" for k, val in g["segment"].items()))
             for name in s["metrics"]:
                 values = [_value(gs[i]["metrics"].get(name)) for gs in groups]
                 found = [gs[i].get("against_baseline", {}).get(name, {}) for gs in groups[1:]]
@@ -90,12 +93,16 @@ def show(result: Any) -> None:
             else (f"mean |diff| {a['mean_abs_difference']:.4g}" if a.get("mean_abs_difference") is not None else "-")
         )
         latency = v.get("latency_ms_per_row")
-        facts.add_row(v["uri"], agree, "-" if latency is None else f"{latency:.4f} ms", output._size(v["size_bytes"]))
+        facts.add_row(
+            escape(v["uri"]), agree, "-" if latency is None else f"{latency:.4f} ms", output._size(v["size_bytes"])
+        )
     output.console.print(facts)
     for v in versions[1:]:
         rows = v.get("disagreements") or []
         if rows:
-            top = Table("row", "target", uris[0], v["uri"], title=f"Rows where {v['uri']} disagrees most")
+            top = Table(
+                "row", "target", uris[0], escape(v["uri"]), title=f"Rows where {escape(v['uri'])} disagrees most"
+            )
             for r in rows[:5]:
                 base, this = r["baseline"], r["this"]
                 if "baseline_score" in r:
@@ -108,7 +115,7 @@ def show(result: Any) -> None:
             for key, c in entries.items()
         ]
         if changed:
-            output.console.print(f"[bold]{v['uri']} differs from the baseline in[/]", highlight=False)
+            output.console.print(f"[bold]{escape(v['uri'])} differs from the baseline in[/]", highlight=False)
             for line in changed[:30]:
                 output.console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     for v in versions:

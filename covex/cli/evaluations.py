@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from covex.cli import output
@@ -45,7 +46,8 @@ def list_evaluations(
     table = Table("id", "version", "kind", "when", "rows", "data", "result")
     for e in found:
         data = e.source + (f" [{', '.join(e.data_tags)}]" if e.data_tags else "")
-        table.add_row(str(e.id), e.uri, e.kind, _when(e.created_at), str(e.rows), data, summary(e.kind, e.body))
+        cells = (e.uri, e.kind, _when(e.created_at), str(e.rows), data, summary(e.kind, e.body))
+        table.add_row(str(e.id), *map(escape, cells))
     output.console.print(table)
 
 

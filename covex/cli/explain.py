@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from covex.cli import output
@@ -39,6 +40,11 @@ def explain(
     require_extra("'covex explain'", "explain")
     if rows < 1:
         raise InvalidInput(f"'--rows' must be at least 1, got {rows}")
+    if not 1 <= top <= 100:
+        raise InvalidInput(f"'--top' must be from 1 to 100, got {top}")
+    bad = [r for r in row or [] if not 0 <= r < rows]
+    if bad:
+        raise InvalidInput(f"'--row' {bad[0]} is not one of the {rows} rows explained (0 to {rows - 1})")
     with needs_extra("'covex explain'"):
         from covex.evaluation import report
         from covex.evaluation.scoring import read_frame
@@ -50,6 +56,11 @@ def explain(
         if png is not None:
             report.check_png(png)
         frame = read_frame(data)
+        bad = [r for r in row or [] if r >= len(frame)]
+        if bad:
+            raise InvalidInput(
+                f"'--row' {bad[0]} is not one of the {len(frame)} rows of {data} (0 to {len(frame) - 1})"
+            )
         drawing = out is not None or png is not None
         done = explain_version(client(), uri, frame, source=data, rows=rows, seed=seed, top=top, force=force or drawing)
         if done.explanation is not None:
@@ -75,7 +86,7 @@ def explain(
     )
     table = Table("feature", "mean |SHAP|", title="Global importance")
     for item in body.get("importances", []):
-        table.add_row(str(item["feature"]), f"{item['mean_abs']:.4g}")
+        table.add_row(escape(str(item["feature"])), f"{item['mean_abs']:.4g}")
     output.console.print(table)
     if body.get("importances_left_off"):
         output.console.print(f"and {body['importances_left_off']} more features", highlight=False)

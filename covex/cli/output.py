@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -173,7 +174,8 @@ def _evaluation_rows(evaluations: Sequence[Evaluation]) -> list[tuple[str, str]]
     for kinds, label in ((("offline", "online"), "evaluation"), (("explanation",), "explanation")):
         e = next((e for e in evaluations if e.kind in kinds), None)
         if e is not None:
-            rows.append((label, f"{summary(e.kind, e.body)} ({e.rows} rows of {e.source}, {_when(e.created_at)})"))
+            line = f"{summary(e.kind, e.body)} ({e.rows} rows of {e.source}, {_when(e.created_at)})"
+            rows.append((label, escape(line)))
     return rows
 
 

@@ -265,7 +265,8 @@ def evaluate_evaluation_gate(gate: EvaluationGate, version: Candidate, champion:
         passed = better and p < gate.p_limit
         shown = (
             f"{gate.metric} {d:+.4g} vs version {champion.version}{on} ({test.get('test', 'test')}, p={p:.3g}"
-            f"{' <' if p < gate.p_limit else ' >='} {gate.p_limit:g}, evaluation {e.get('id')})"
+            f"{' <' if p < gate.p_limit else ' >='} {gate.p_limit:g}, evaluation {e.get('id')} "
+            f"recorded by {e.get('created_by', '?')})"
         )
         verdict = "better" if passed else ("not significant" if better else "not better")
         return GateResult(gate=gate.text, value=float(d), passed=passed, message=f"{shown}: {verdict}")

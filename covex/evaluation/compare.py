@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 KIND = "offline"
 MAX_SEGMENTS = 50
+MAX_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ def compare(
     frame: Any = None,
 ) -> Comparison:
     """Compare the versions ``uris`` (the first is the baseline) on the rows of ``data`` (or ``frame``)."""
+    import numpy as np
+    import pandas as pd
+
     from covex.ml.lineage import frame_digest
     from covex.monitoring.performance import class_text, infer_task
 
@@ -128,12 +132,21 @@ def compare(
         if column == target:
             raise InvalidInput(f"'--by': {column!r} is the target; segment by a feature")
     frame = frame[frame[target].notna()].reset_index(drop=True)
+    numbers = pd.to_numeric(frame[target], errors="coerce")
+    infinite = int(np.isinf(numbers.to_numpy(dtype=float, na_value=np.nan)).sum())
+    if infinite:
+        raise InvalidInput(f"'--target': column {target!r} holds {infinite} infinite value(s); leave them out first")
     if len(frame) < 2:
         raise InvalidInput(f"{data} has fewer than 2 rows with a {target!r} value to evaluate on")
     task = task or infer_task(frame[target])
     if task == "classification":
         y = class_text(frame[target])
         classes = sorted(set(y))
+        if len(classes) > MAX_CLASSES:
+            raise InvalidInput(
+                f"'--target' {target!r} has {len(classes)} classes; a comparison handles at most {MAX_CLASSES} "
+                "(is it a regression target? --task regression)"
+            )
         chosen = class_text([positive])[0] if positive is not None else classes[-1]
         if positive is not None and chosen not in classes:
             raise InvalidInput(f"'--positive': {positive!r} is not a class of {target!r}")
@@ -156,6 +169,8 @@ def compare(
     models = [load(client, v.uri) for v in versions]
     differences.check_signatures(models)
     scored = [score(m, frame, task, classes, chosen) for m in models]
+    for s in scored:
+        check_finite(s)
     bodies = paired.evaluate(scored, y, frame, settings, classes, chosen)
     result.scored, result.truth, result.positive = scored, y, chosen
     for body, s in zip(bodies, scored, strict=True):
@@ -174,6 +189,18 @@ def compare(
         )
         result.evaluations.append(recorded)
     return result
+
+
+def check_finite(s: Scored) -> None:
+    """Refuse a version whose answers hold NaN or infinity: no metric can be computed from them."""
+    import numpy as np
+
+    for values in (s.hard if s.hard.dtype.kind == "f" else None, s.scores):
+        if values is None:
+            continue
+        bad = int((~np.isfinite(np.asarray(values, dtype=float))).sum())
+        if bad:
+            raise InvalidInput(f"{s.version.uri} answered {bad} value(s) that are not finite numbers (NaN or infinity)")
 
 
 def _tagged(client: Client, found: Evaluation, data_tags: Sequence[str]) -> Evaluation:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from covex.domain.errors import InvalidInput
 from covex.evaluation import differences, paired
-from covex.evaluation.compare import Comparison, Settings
+from covex.evaluation.compare import Comparison, Settings, check_finite
 from covex.evaluation.metrics import TASKS, metric_names
 from covex.evaluation.scoring import Scored, answers
 
@@ -121,6 +121,7 @@ def compare_online(
         predictions = labelled[columns].rename(columns=lambda c: c[2:].removesuffix("#2"))
         hard, scores = answers(v.uri, predictions, task, classes, chosen)
         scored.append(Scored(v, None, hard, scores, float("nan")))
+        check_finite(scored[-1])
     bodies = paired.evaluate(scored, y, labelled, settings, classes, chosen)
     for body in bodies:  # a logged row is found by its request, not by its place in this comparison
         for d in body.get("disagreements", []):

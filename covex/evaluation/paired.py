@@ -102,21 +102,32 @@ def _segments(frame: Any, by: Sequence[str]) -> tuple[list[tuple[dict[str, str],
 
     if not by:
         return [], []
-    keys = frame[list(by)].astype(str).agg("\x1f".join, axis=1) if len(by) > 1 else frame[by[0]].astype(str)
-    codes, uniques = keys.factorize()
-    sizes = np.bincount(codes, minlength=len(uniques))
-    order = np.argsort(-sizes, kind="stable")
+    # Grouped on the values themselves (a missing value is a segment of its own), never on joined text.
+    groups = frame.groupby(list(by), dropna=False, sort=False).indices
+    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))
     notes = []
-    if len(order) > MAX_SEGMENTS:
-        notes.append(f"{len(order)} segments: the {MAX_SEGMENTS} largest are shown")
-        order = order[:MAX_SEGMENTS]
+    if len(ranked) > MAX_SEGMENTS:
+        notes.append(f"{len(ranked)} segments: the {MAX_SEGMENTS} largest are shown")
+        ranked = ranked[:MAX_SEGMENTS]
     out = []
-    for i in order:
-        if sizes[i] < 2:
+    for key, rows in ranked:
+        if len(rows) < 2:
             continue
-        label = dict(zip(by, str(uniques[i]).split("\x1f") if len(by) > 1 else [str(uniques[i])], strict=True))
-        out.append((label, np.flatnonzero(codes == i)))
+        values = key if isinstance(key, tuple) else (key,)
+        label = {c: "(missing)" if _missing(v) else str(v) for c, v in zip(by, values, strict=True)}
+        out.append((label, np.sort(np.asarray(rows))))
+    if ranked and not out:
+        notes.append("every segment has a single row: none is compared")
     return out, notes
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _interval(values: list[float], point: float, level: float) -> dict[str, float | None]:
@@ -163,9 +174,11 @@ def _against(
         test: PairedTest | None = None
         try:
             if name == "accuracy":
-                test = mcnemar(y[rows], base.hard[rows], this.hard[rows])
+                test = mcnemar(y[rows], base.hard[rows], this.hard[rows], level=settings.level)
             elif name == "roc_auc" and base.scores is not None and base.scores.ndim == 1 and this.scores is not None:
-                test = delong(y[rows] == positive, base.scores[rows], this.scores[rows], positive=True)
+                test = delong(
+                    y[rows] == positive, base.scores[rows], this.scores[rows], positive=True, level=settings.level
+                )
         except ValueError:
             test = None
         if test is None and settings.resamples:

@@ -332,13 +332,21 @@ def _document(comparison: Comparison | dict[str, Any]) -> dict[str, Any]:
 
 def _write(path: Path, data: bytes, option: str) -> None:
     """Write ``data`` under a temporary name, then move it to ``path``: never a half-written file there."""
-    partial = path.with_name(f".{path.name}.partial")
+    import tempfile
+
+    partial: Path | None = None
     try:
-        partial.write_bytes(data)
+        # A temporary file of this writer's own: two reports written to one path at once do not mix.
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        partial = Path(name)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(partial, 0o644)
         os.replace(partial, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
         raise InvalidInput(f"'{option}' {path}: {exc.strerror or exc}") from None
 
 

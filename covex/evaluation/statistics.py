@@ -53,7 +53,7 @@ def _check(y: Any, *scores: Any) -> tuple[Any, ...]:
     return tuple(arrays)
 
 
-def mcnemar(y: Any, a: Any, b: Any) -> PairedTest:
+def mcnemar(y: Any, a: Any, b: Any, *, level: float = LEVEL) -> PairedTest:
     """McNemar's test of two classifiers' accuracies on the same rows (exact below 25 discordant rows)."""
     import numpy as np
     from scipy import stats
@@ -74,8 +74,9 @@ def mcnemar(y: Any, a: Any, b: Any) -> PairedTest:
         p_value = float(stats.chi2.sf(statistic, 1))
     # The accuracy difference's standard error under pairing (Agresti): a normal interval.
     se = np.sqrt(max(discordant / rows - difference**2, 0.0) / rows)
-    z = stats.norm.ppf(0.5 + LEVEL / 2)
-    return PairedTest("McNemar", float(difference), float(difference - z * se), float(difference + z * se), p_value)
+    z = stats.norm.ppf(0.5 + level / 2)
+    low, high = max(difference - z * se, -1.0), min(difference + z * se, 1.0)
+    return PairedTest("McNemar", float(difference), float(low), float(high), p_value)
 
 
 def _midranks(x: Any) -> Any:
@@ -84,7 +85,7 @@ def _midranks(x: Any) -> Any:
     return stats.rankdata(x, method="average")
 
 
-def delong(y: Any, a: Any, b: Any, *, positive: Any = 1) -> PairedTest:
+def delong(y: Any, a: Any, b: Any, *, positive: Any = 1, level: float = LEVEL) -> PairedTest:
     """DeLong's test of two correlated ROC AUCs (scores ``a`` and ``b`` of the same rows, labels ``y``)."""
     import numpy as np
     from scipy import stats
@@ -107,9 +108,11 @@ def delong(y: Any, a: Any, b: Any, *, positive: Any = 1) -> PairedTest:
     variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
     difference = aucs[1] - aucs[0]
     if variance <= 0:
-        p_value = 1.0 if difference == 0 else 0.0
-        return PairedTest("DeLong", float(difference), float(difference), float(difference), p_value)
+        if difference == 0:
+            return PairedTest("DeLong", 0.0, 0.0, 0.0, 1.0)
+        # No spread to judge the difference by (a handful of rows): no test rather than a false certainty.
+        raise ValueError("DeLong's variance is zero: too few rows to test the difference")
     se = float(np.sqrt(variance))
-    z = stats.norm.ppf(0.5 + LEVEL / 2)
+    z = stats.norm.ppf(0.5 + level / 2)
     p_value = float(2 * stats.norm.sf(abs(difference) / se))
     return PairedTest("DeLong", float(difference), float(difference - z * se), float(difference + z * se), p_value)

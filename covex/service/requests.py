@@ -96,7 +96,7 @@ class RequestService(PolicyService):
     def _evaluations_of(self, conn: Connection, version_id: int) -> list[dict[str, Any]]:
         """What evaluation gates read of a version's comparisons, newest first."""
         found = conn.execute(
-            select(evaluations.c.id, evaluations.c.data_tags, evaluations.c.body)
+            select(evaluations.c.id, evaluations.c.data_tags, evaluations.c.body, evaluations.c.created_by)
             .where(evaluations.c.version_id == version_id, evaluations.c.kind.in_(("offline", "online")))
             .order_by(evaluations.c.id.desc())
             .limit(50)
@@ -109,6 +109,7 @@ class RequestService(PolicyService):
                     "id": e.id,
                     "baseline": body.get("baseline"),
                     "data_tags": json.loads(e.data_tags),
+                    "created_by": e.created_by,
                     "against_baseline": body.get("against_baseline") or {},
                 }
             )

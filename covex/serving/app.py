@@ -118,8 +118,10 @@ class ScoringServer:
             raise NotFound("/explain is off on this server: start it with 'covex serve --explain'")
         self._authorize(request)
         served = self._routed(request)
+        started = time.perf_counter()
         parsed, _ = await self._parse_invocation(request, served)
         doc = await run_in_threadpool(self.explaining.explain, served, parsed.data)
+        self.metrics.latency.labels("explain").observe(time.perf_counter() - started)
         return Response(dumps(doc), media_type=JSON)
 
     async def infer(self, request: Request) -> Response:
@@ -461,6 +463,8 @@ def _error(request: Request, error: CovexError, server: ScoringServer) -> Respon
 def _endpoint(path: str) -> str | None:
     if path == "/invocations":
         return "invocations"
+    if path == "/explain":
+        return "explain"
     if path.startswith("/v2/models/") and path.endswith("/infer"):
         return "v2_infer"
     return None

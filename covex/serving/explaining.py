@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from covex.explain.stored import BACKGROUND_ROWS
 from covex.serving.errors import BadInput
 
+MAX_ROWS = 1000  # a model-agnostic explanation costs hundreds of model calls a row
+
 if TYPE_CHECKING:
     from covex.serving.holder import Served
 
@@ -58,6 +60,11 @@ class Explaining:
         if not isinstance(data, pd.DataFrame):
             raise BadInput(
                 "/explain takes a table with column names (dataframe_split, dataframe_records, CSV, Parquet)"
+            )
+        if len(data) > MAX_ROWS:
+            raise BadInput(
+                f"/explain explains at most {MAX_ROWS} rows a request, got {len(data)}: "
+                "use 'covex batch --explain' for more"
             )
         version = ModelVersion(
             name=served.name,

@@ -34,3 +34,15 @@ def test_explain_is_refused_on_spark(registered: Registered, data: Callable[...,
         "batch", "models:/churn/2", "-i", str(data()), "-o", str(tmp_path / "o"), "--engine", "spark", "--explain"
     )
     assert r.exit_code == 2 and "'--explain'" in r.stderr
+
+
+def test_without_a_registered_background_every_chunk_shares_the_first_ones(
+    registered: Registered, data: Callable[..., Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "linear.parquet"
+    r = registered.cli(
+        "batch", "models:/churn/1", "-i", str(data(df=frame(301))), "-o", str(out), "--explain", "--chunk-rows", "100"
+    )
+    assert r.exit_code == 0, r.stderr
+    got = pd.read_parquet(out)
+    assert got["shap_base_value"].nunique() == 1  # the last chunk holds one row: no background of its own

@@ -483,6 +483,8 @@ CASES: list[Case] = [
     C("explain", "models:/churn/1", "--data", MISSING, code=2, message="does not exist"),
     C("explain", "models:/churn/1", "--data", "afile", "--rows", "0", code=2, message="'--rows'"),
     C("explain", "models:/churn/1", "--data", "afile", "--out", ".", code=2, message="'--out'"),
+    C("explain", "models:/churn/1", "--data", "afile", "--top", "0", code=2, message="'--top'"),
+    C("explain", "models:/churn/1", "--data", "afile", "--rows", "3", "--row", "5", code=2, message="'--row' 5"),
     C("evaluations", "list", "ghost", code=3, message="'ghost'"),
     C("evaluations", "list", "churn", "--kind", "nope", code=2, message="'kind'"),
     C("evaluations", "show", ABSENT_ID, code=3, message=ABSENT_ID),

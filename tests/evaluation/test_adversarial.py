@@ -21,10 +21,7 @@ from covex.evaluation.paired import _segments
 from covex.evaluation.statistics import delong
 from tests.evaluation.conftest import Registered, churn_frame
 
-KNOWN = pytest.mark.xfail(strict=True, reason="known defect; see the test's docstring")
 
-
-@KNOWN
 def test_a_missing_value_in_a_segment_column_is_a_segment_of_its_own() -> None:
     """``--by`` on a column holding NaN raised ``ValueError: 'list' argument must have no negative elements``."""
     frame = pd.DataFrame({"f": [1.0, 1.0, np.nan, np.nan]})
@@ -32,7 +29,6 @@ def test_a_missing_value_in_a_segment_column_is_a_segment_of_its_own() -> None:
     assert sorted(len(rows) for _, rows in segments) == [2, 2]
 
 
-@KNOWN
 def test_segment_values_holding_the_join_character_keep_their_columns() -> None:
     """Two ``--by`` columns whose values hold ``\\x1f`` raised ``ValueError`` from ``zip(strict=True)``."""
     frame = pd.DataFrame({"x": ["a\x1fb", "a\x1fb", "c", "c"], "y": ["p", "p", "q", "q"]})
@@ -40,15 +36,13 @@ def test_segment_values_holding_the_join_character_keep_their_columns() -> None:
     assert {tuple(label.items()) for label, _ in segments} == {(("x", "a\x1fb"), ("y", "p")), (("x", "c"), ("y", "q"))}
 
 
-@KNOWN
 def test_delong_on_four_rows_is_not_certain() -> None:
     """A constant-score baseline against a perfect ranking on 4 rows gave p = 0.0 (zero variance), which
     passes any evaluation gate; McNemar on the same rows says p = 0.125."""
-    test = delong(np.array([0, 0, 1, 1]), np.full(4, 0.5), np.array([0.1, 0.2, 0.8, 0.9]))
-    assert test.p_value > 0.05
+    with pytest.raises(ValueError, match="variance is zero"):  # the comparison falls back to the bootstrap
+        delong(np.array([0, 0, 1, 1]), np.full(4, 0.5), np.array([0.1, 0.2, 0.8, 0.9]))
 
 
-@KNOWN
 def test_paired_test_intervals_follow_the_level(registered: Registered, holdout: Path) -> None:
     """McNemar's and DeLong's intervals were always 95%, whatever ``--level`` asked for."""
     uris = ["models:/churn/1", "models:/churn/2"]
@@ -61,7 +55,6 @@ def test_paired_test_intervals_follow_the_level(registered: Registered, holdout:
         assert w["high"] - w["low"] > n["high"] - n["low"]
 
 
-@KNOWN
 def test_an_infinite_target_is_refused(registered: Registered) -> None:
     """A target holding ``inf`` was compared as a regression whose every metric is empty, stored, exit 0."""
     frame = churn_frame(200, seed=3).astype({"churned": float})
@@ -96,7 +89,6 @@ def _document(segment: str) -> dict[str, Any]:
     }
 
 
-@KNOWN
 @pytest.mark.parametrize("segment", ["[/]", "north[eu]"])
 def test_segment_values_are_printed_as_text(segment: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Segment values went through rich markup: ``[/]`` raised ``MarkupError`` after the evaluations were
@@ -109,7 +101,6 @@ def test_segment_values_are_printed_as_text(segment: str, monkeypatch: pytest.Mo
     assert f"region={segment}" in console.export_text()
 
 
-@KNOWN
 def test_evaluations_list_shows_the_data_tags(registered: Registered) -> None:
     """``covex evaluations list`` printed ``source [holdout]`` through rich markup, which ate the tags."""
     with registered.client() as c:
@@ -127,7 +118,6 @@ def test_evaluations_list_shows_the_data_tags(registered: Registered) -> None:
     assert r.exit_code == 0 and "[holdout]" in r.stdout
 
 
-@KNOWN
 def test_a_report_does_not_write_into_another_writers_partial_file(tmp_path: Path) -> None:
     """Every writer of ``--out r.html`` used the same ``.r.html.partial``: two compares writing one report
     at once truncated each other's bytes, and the slower failed with 'No such file or directory' after
@@ -140,3 +130,9 @@ def test_a_report_does_not_write_into_another_writers_partial_file(tmp_path: Pat
     report._write(target, b"mine", "--out")
     assert target.read_bytes() == b"mine"
     assert other.read_bytes() == b"another writer's bytes"
+
+
+def test_a_target_with_too_many_classes_is_refused_before_scoring(registered: Registered) -> None:
+    frame = churn_frame(1200, seed=4).assign(churned=[f"c{i}" for i in range(1200)])
+    with registered.client() as c, pytest.raises(InvalidInput, match="1200 classes"):
+        compare(c, ["models:/churn/1"], "frame", "churned", frame=frame, resamples=0)

@@ -65,6 +65,8 @@ def test_explain_refuses_what_it_cannot_do(registry: Path) -> None:
         assert r.status_code == 400 and "drift reference to explain against" in r.json()["message"]
         r = http.post(s.url + "/explain", json=split([[0.1, 0.2]], COLUMNS[:2]))
         assert r.status_code == 400 and "'calls'" in r.json()["message"]
+        r = http.post(s.url + "/explain", json=split(ROWS * 334))
+        assert r.status_code == 400 and "at most 1000 rows" in r.json()["message"]
     with serve_process("models:/forest/1", str(registry)) as s, httpx.Client(timeout=60) as http:
         r = http.post(s.url + "/explain", json=split(ROWS))
         assert r.status_code == 404 and "--explain" in r.json()["message"]
