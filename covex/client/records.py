@@ -18,8 +18,9 @@ class RecordsMixin:
 
     _backend: Backend
 
-    def _number(self, name_or_uri: str, version: int | str | None) -> tuple[str, int]:
-        raise NotImplementedError  # covex.Client's
+    if TYPE_CHECKING:  # covex.Client's
+
+        def _number(self, name_or_uri: str, version: int | str | None) -> tuple[str, int]: ...
 
     # -- deployments ----------------------------------------------------------------
 
