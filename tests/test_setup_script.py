@@ -72,14 +72,14 @@ def setup(repo: Path) -> Setup:
 
 def test_serve_then_test_then_serve_installs_twice(setup: Setup) -> None:
     assert [".[ml,s3]"] == setup("s3,ml").installs
-    assert [".[dev,ml,s3,serving,spark]"] == setup("dev").installs  # dev adds serving and spark
+    assert [".[dev,explain,ml,s3,serving,spark]"] == setup("dev").installs  # dev adds serving, spark and explain
     assert [] == setup("s3,ml").installs  # dev brought them: nothing to do
     assert [] == setup(None).installs  # the default is dev
     assert [] == setup("ml").installs
 
 
 def test_test_then_serve_installs_once(setup: Setup) -> None:
-    assert [".[dev,ml,s3,serving,spark]"] == setup(None).installs
+    assert [".[dev,explain,ml,s3,serving,spark]"] == setup(None).installs
     assert [] == setup("s3,ml").installs
     assert [] == setup("dev").installs
 
@@ -107,5 +107,5 @@ def test_an_unknown_extra_is_refused_by_name(setup: Setup) -> None:
 def test_the_stamp_of_earlier_versions_is_replaced(setup: Setup, repo: Path) -> None:
     old = repo / ".venv" / ".covex-installed"
     old.write_text("0123 dev\n")
-    assert [".[dev,ml,s3,serving,spark]"] == setup("dev").installs
+    assert [".[dev,explain,ml,s3,serving,spark]"] == setup("dev").installs
     assert not old.exists()
