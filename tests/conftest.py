@@ -191,3 +191,37 @@ def spark() -> Iterator[Any]:
     )
     yield session
     session.stop()
+
+
+# The longest tests, longest first. Run in parallel, each should start at once on a worker of its own,
+# not queue behind another at the end of the run.
+LONGEST = (
+    "tests/test_readme.py::test_readme_runs_embedded",
+    "tests/test_readme.py::test_readme_runs_against_a_server",
+    "tests/server/test_fuzz.py::test_fuzz_with_token",
+    "tests/server/test_fuzz.py::test_fuzz_stateful",
+    "tests/server/test_fuzz.py::test_fuzz_without_token",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, put the longest tests where its scheduler hands each worker its first test.
+
+    xdist's load scheduler gives each of N workers a first chunk of consecutive tests (a quarter of
+    its share); a long test at the head of each chunk starts at once, in parallel, and the rest
+    follow at the head of what remains. Every worker computes the same order from the same collection.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers < 2:
+        return
+    position = {nodeid: rank for rank, nodeid in enumerate(LONGEST)}
+    longest = sorted(
+        (i for i in items if i.nodeid.split("[")[0] in position), key=lambda i: position[i.nodeid.split("[")[0]]
+    )
+    if not longest:
+        return
+    rest = [i for i in items if i not in longest]
+    chunk = max(len(items) // workers // 4, 2)
+    for n, item in enumerate(longest):
+        rest.insert(min(n * chunk, len(rest)) if n < workers else min(workers * chunk + n - workers, len(rest)), item)
+    items[:] = rest

@@ -19,11 +19,12 @@ from tests.serving.conftest import Serving, serve_process, split, training_data
 from tests.serving.test_shadow import wait_until
 
 
-@pytest.fixture
-def shadowed(template: Path, tmp_path: Path) -> Any:
+@pytest.fixture(scope="module")
+def shadowed(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A registry copy whose churn v1 answered 150 labelled requests with v2 as its shadow; the log folder."""
     import shutil
 
+    tmp_path = tmp_path_factory.mktemp("online")
     registry = tmp_path / "registry"
     shutil.copytree(template, registry)
     folder = tmp_path / "log"
