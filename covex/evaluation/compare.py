@@ -161,9 +161,9 @@ def compare(
     keys = [settings.key(digest, v, versions[0]) for v in versions]
     result = Comparison(data, digest, len(frame), settings, positive=chosen)
     if not force:
-        found = [_stored(client, v, k) for v, k in zip(versions, keys, strict=True)]
-        if all(e is not None for e in found):
-            result.evaluations = [_tagged(client, e, data_tags) for e in found if e is not None]
+        found = stored(client, versions, keys, KIND)
+        if found is not None:
+            result.evaluations = [_tagged(client, e, data_tags) for e in found]
             result.reused = True
             return result
     models = [load(client, v.uri) for v in versions]
@@ -219,9 +219,10 @@ def _tagged(client: Client, found: Evaluation, data_tags: Sequence[str]) -> Eval
     )
 
 
-def _stored(client: Client, version: ModelVersion, key: str) -> Evaluation | None:
-    found = client.evaluations(version.uri, kind=KIND, key=key, max_results=1)
-    return found[0] if found else None
+def stored(client: Client, versions: Sequence[ModelVersion], keys: Sequence[str], kind: str) -> list[Evaluation] | None:
+    """The newest stored evaluation of each version under its key; None unless every version has one."""
+    found = [client.evaluations(v.uri, kind=kind, key=k, max_results=1) for v, k in zip(versions, keys, strict=True)]
+    return [f[0] for f in found] if all(found) else None
 
 
 __all__ = ["Comparison", "Scored", "Settings", "compare"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from covex.domain.errors import InvalidInput
 from covex.evaluation import differences, paired
-from covex.evaluation.compare import Comparison, Settings, check_finite
+from covex.evaluation.compare import Comparison, Settings, check_finite, stored
 from covex.evaluation.metrics import TASKS, metric_names
 from covex.evaluation.scoring import Scored, answers
 
@@ -109,11 +109,9 @@ def compare_online(
     source = f"inference log {location} from {window.start:%Y-%m-%dT%H:%M}Z to {window.end:%Y-%m-%dT%H:%M}Z"
     result = Comparison(source, digest, len(labelled), settings, positive=chosen)
     if not force:
-        found_all = [
-            client.evaluations(v.uri, kind=KIND, key=k, max_results=1) for v, k in zip(versions, keys, strict=True)
-        ]
-        if all(found_all):
-            result.evaluations, result.reused = [f[0] for f in found_all], True
+        found = stored(client, versions, keys, KIND)
+        if found is not None:
+            result.evaluations, result.reused = found, True
             return result
     scored = []
     for v, suffix in zip(versions, ("", "#2"), strict=True):
