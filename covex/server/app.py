@@ -34,6 +34,7 @@ from covex.server import (
 )
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
+from covex.server.mlflow.errors import EndpointNotFound, is_mlflow_path
 from covex.server.protocol import GuardedHttpProtocol
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
@@ -86,18 +87,21 @@ def create_app(
     app.state.uploads = UploadSlots(settings.max_uploads_per_caller)
 
     @app.exception_handler(CovexError)
-    async def _covex_error(_: Request, exc: CovexError) -> JSONResponse:
-        return error_response(exc)
+    async def _covex_error(request: Request, exc: CovexError) -> JSONResponse:
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"'{_field(tuple(e['loc']))}': {e['msg']}" for e in exc.errors()[:5]]
-        return error_response(InvalidInput("invalid request: " + "; ".join(problems)))
+        return error_response(InvalidInput("invalid request: " + "; ".join(problems)), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path = request.url.path
         if isinstance(exc, Refusal):
-            return error_response(exc.error)
+            return error_response(exc.error, path)
+        if is_mlflow_path(path) and exc.status_code in (404, 405):
+            return error_response(EndpointNotFound(f"no such endpoint: {request.method} {path}"), path)
         if exc.status_code == 404:
             return error_response(NotFound(f"no such endpoint: {exc.detail}"))
         if exc.status_code == 405:
@@ -109,20 +113,20 @@ def create_app(
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    async def _database_away(_: Request, exc: Exception) -> JSONResponse:
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
-        return error_response(ServiceUnavailable("the database is unavailable; see the server log"))
+        return error_response(ServiceUnavailable("the database is unavailable; see the server log"), request.url.path)
 
     @app.exception_handler(UnicodeEncodeError)
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
-    async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(unstorable(exc))
+    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(unstorable(exc), request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return error_response(InternalError("internal error; see the server log"))
+        return error_response(InternalError("internal error; see the server log"), request.url.path)
 
     # The areas' routes before routes.py's: it ends in catch-alls like GET /api/v1/models/{name:path}.
     # Flat, not ``include_router``: FastAPI matches an included router's routes twice per request (once to

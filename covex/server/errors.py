@@ -7,6 +7,7 @@ import json
 from fastapi.responses import JSONResponse
 
 from covex.domain.errors import CovexError, InvalidInput
+from covex.server.mlflow.errors import is_mlflow_path, mlflow_error_response
 
 
 class _AsciiJSON(JSONResponse):
@@ -15,8 +16,11 @@ class _AsciiJSON(JSONResponse):
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
 
-def error_response(error: CovexError) -> JSONResponse:
-    """The one rendering of an error: ``{"error_code": ..., "message": ...}`` with the class's status."""
+def error_response(error: CovexError, path: str = "") -> JSONResponse:
+    """The one rendering of an error: ``{"error_code": ..., "message": ...}`` with the class's status
+    (under MLflow's API, ``path``, with MLflow's code and status)."""
+    if is_mlflow_path(path):
+        return mlflow_error_response(error)
     return _AsciiJSON(error.to_dict(), status_code=error.status)
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 from dataclasses import dataclass
 
@@ -31,8 +32,9 @@ from covex.domain.errors import (
 )
 from covex.server.errors import error_response
 
-API = "/api/v1/"
-BLOB_UPLOAD = "/api/v1/blobs/"
+API = ("/api/v1/", "/api/2.0/")
+# File uploads: Covex's own and MLflow's artifact proxy.
+BLOB_UPLOAD = ("/api/v1/blobs/", "/api/2.0/mlflow-artifacts/artifacts/")
 # Bodies up to this size are parsed before their token is checked (in the action's own transaction):
 # reading them costs less than a second round trip to the database.
 SMALL_BODY = 64 * 1024
@@ -57,12 +59,26 @@ def dot_segments(path: str) -> bool:
     return any(part in (".", "..") for part in path.split("/"))
 
 
-def bearer_token(scope: Scope) -> str | None:
+def credentials(scope: Scope) -> tuple[str | None, str | None]:
+    """The API token and, for ``Basic`` auth, the user name it must belong to.
+
+    MLflow's clients send ``MLFLOW_TRACKING_TOKEN`` as a bearer token and ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` as basic auth; with Covex the password is one of that user's API tokens.
+    """
     for key, value in scope["headers"]:
         if key == b"authorization":
             scheme, _, secret = value.decode("latin-1").partition(" ")
-            return secret.strip() or None if scheme.lower() == "bearer" else None
-    return None
+            scheme = scheme.lower()
+            if scheme == "bearer":
+                return secret.strip() or None, None
+            if scheme == "basic":
+                try:
+                    user, colon, password = base64.b64decode(secret.strip(), validate=True).decode().partition(":")
+                except (ValueError, UnicodeDecodeError):
+                    return None, None
+                return (password or None, user) if colon else (None, None)
+            return None, None
+    return None, None
 
 
 def client_address(scope: Scope) -> str:
@@ -138,11 +154,11 @@ async def _authenticate_first(scope: Scope, *, verify: bool) -> CovexError | Non
     app = scope["app"]
     if not app.state.auth:
         return None
-    token = bearer_token(scope)
+    token, user = credentials(scope)
     if token is not None and not verify:
         return None  # checked in the action's own transaction, after a cheap read
     service = app.state.service.with_credentials(
-        token, scope.get("state", {}).get("request_id", ""), source=client_address(scope)
+        token, scope.get("state", {}).get("request_id", ""), source=client_address(scope), user=user
     )
     try:
         await run_in_threadpool(lambda: service.principal)
@@ -172,7 +188,7 @@ def _too_large(limit: int, upload: bool) -> RequestTooLarge:
 
 
 async def _reply(scope: Scope, send: Send, error: CovexError) -> None:
-    await error_response(error)(scope, _no_receive, send)
+    await error_response(error, scope["path"])(scope, _no_receive, send)
 
 
 async def _no_receive() -> Message:

@@ -23,7 +23,7 @@ from covex.domain.errors import CovexError, HeadersTooLarge, RequestTimeout
 from covex.settings import Settings
 
 END_OF_HEAD = b"\r\n\r\n"
-BLOB_UPLOAD = b"/api/v1/blobs/"
+BLOB_UPLOAD = (b"/api/v1/blobs/", b"/api/2.0/mlflow-artifacts/artifacts/")  # Covex's and MLflow's uploads
 UPLOAD_HIGH_WATER = 4 * 1024 * 1024  # per uploading connection; the number of uploads at once is bounded
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 

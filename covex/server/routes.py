@@ -19,7 +19,7 @@ from covex.domain.entities import GcReport, Model, ModelEvent, ModelVersion, New
 from covex.domain.errors import InvalidInput
 from covex.domain.uris import parse_model_uri
 from covex.server import schemas
-from covex.server.guard import UploadSlots, bearer_token, client_address
+from covex.server.guard import UploadSlots, client_address, credentials
 from covex.server.uploads import BodyChunks
 from covex.service import RegistryService
 
@@ -45,7 +45,8 @@ async def service(request: Request) -> RegistryService:
     request_id: str = getattr(request.state, "request_id", "")
     if not request.app.state.auth:
         return base.as_principal(base.principal, request_id)
-    return base.with_credentials(bearer_token(request.scope), request_id, source=client_address(request.scope))
+    token, user = credentials(request.scope)
+    return base.with_credentials(token, request_id, source=client_address(request.scope), user=user)
 
 
 class _BlobFileResponse(FileResponse):

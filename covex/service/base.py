@@ -95,6 +95,7 @@ class ServiceBase:
         )
         # An API token not checked yet: the first transaction checks it (see ``with_credentials``).
         self._credentials: str | None = None
+        self._user: str | None = None
         self._check_every_call = False
         self.request_id = request_id
         self.initial_stage = self.stages[0]
@@ -128,7 +129,13 @@ class ServiceBase:
         return clone
 
     def with_credentials(
-        self, token: str | None, request_id: str = "", *, every_call: bool = False, source: str = "local"
+        self,
+        token: str | None,
+        request_id: str = "",
+        *,
+        every_call: bool = False,
+        source: str = "local",
+        user: str | None = None,
     ) -> Self:
         """The same service, acting as the owner of API ``token``.
 
@@ -137,9 +144,11 @@ class ServiceBase:
         ``every_call`` checks it again in every transaction (a long-lived embedded client:
         revoking the token, disabling the user or changing its groups applies at once).
         ``source`` (the client's address) is what refusals without a valid token are counted by.
+        ``user`` (basic auth's user name) must be the token's owner.
         """
         clone = copy.copy(self)
         clone._principal, clone._credentials = None, token or ""
+        clone._user = user
         clone._check_every_call = every_call
         clone.request_id = request_id
         clone.source = source
@@ -165,7 +174,7 @@ class ServiceBase:
             with database.transaction(self.engine, write=write) as conn:
                 conn.info["covex_request_id"] = self.request_id or uuid.uuid4().hex
                 if self._principal is None or self._check_every_call:
-                    self._principal = _authenticate(conn, self._credentials)
+                    self._principal = _authenticate(conn, self._credentials, self._user)
                     if not self._check_every_call:
                         self._credentials = None
                 yield conn
@@ -365,8 +374,8 @@ class ServiceBase:
         )
 
 
-def _authenticate(conn: Connection, secret: str | None) -> Principal:
-    """The principal an API token belongs to, or ``Unauthenticated`` saying why not."""
+def _authenticate(conn: Connection, secret: str | None, user: str | None = None) -> Principal:
+    """The principal an API token belongs to (who must be ``user`` when given), or ``Unauthenticated``."""
     if not secret:
         raise Unauthenticated("no API token: send 'Authorization: Bearer <token>'")
     rows = _TOKEN.all(conn, {"token_hash": hash_token(secret)})  # one row per group
@@ -377,6 +386,8 @@ def _authenticate(conn: Connection, secret: str | None) -> Principal:
         raise Unauthenticated("the API token was revoked")
     if row.expires_at is not None and row.expires_at <= now_ms():
         raise Unauthenticated("the API token has expired")
+    if user is not None and user != row.name:
+        raise Unauthenticated("the password is not an API token of that user")
     if row.disabled:
         raise Unauthenticated(f"user {row.name!r} is disabled")
     return Principal(
