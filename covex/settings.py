@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_STAGES = ["None", "Dev", "Test", "Production", "Archived"]
 DEFAULT_DATA_DIR = "./covex-data"
+# MLflow's fixed stages -> Covex's default ones.
+DEFAULT_MLFLOW_STAGES = {"None": "None", "Staging": "Test", "Production": "Production", "Archived": "Archived"}
 
 
 def _default_user() -> str:
@@ -73,6 +75,18 @@ class Settings(BaseSettings):
         default_factory=list,
         description="webhook targets allowed despite being internal: host:port or CIDR, comma-separated",
     )
+    # -- the MLflow-compatible API (see the README's "Using Covex from MLflow") ----------------
+    mlflow_stages: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_MLFLOW_STAGES),
+        description='MLflow stage -> Covex stage, as JSON, e.g. {"Staging": "Dev"}; merged over the defaults',
+    )
+    mlflow_open_requests: bool = Field(
+        default=False, description="a policy-protected MLflow transition opens a Covex request (still refused)"
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="the team's MLflow server: model sources Covex does not hold are copied from it"
+    )
+    mlflow_tracking_token: str | None = Field(default=None, description="bearer token for mlflow_tracking_uri")
 
     @field_validator("stages", "webhook_allow", mode="before")
     @classmethod
@@ -89,6 +103,11 @@ class Settings(BaseSettings):
         if len({s.lower() for s in value}) != len(value):
             raise ValueError("stage names must be unique (case-insensitive)")
         return value
+
+    @field_validator("mlflow_stages")
+    @classmethod
+    def _merge_mlflow_stages(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_MLFLOW_STAGES, **value}
 
     @field_validator("webhook_allow")
     @classmethod

@@ -34,7 +34,9 @@ from covex.server import (
 )
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
+from covex.server.mlflow import registry as mlflow_registry
 from covex.server.mlflow.errors import EndpointNotFound, is_mlflow_path
+from covex.server.mlflow.shapes import StageMap
 from covex.server.protocol import GuardedHttpProtocol
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
@@ -85,6 +87,8 @@ def create_app(
     app.state.service = service
     app.state.auth = auth
     app.state.uploads = UploadSlots(settings.max_uploads_per_caller)
+    app.state.mlflow_settings = settings
+    app.state.mlflow_stages = StageMap(settings.mlflow_stages, service.stages)
 
     @app.exception_handler(CovexError)
     async def _covex_error(request: Request, exc: CovexError) -> JSONResponse:
@@ -133,7 +137,17 @@ def create_app(
     # pick the router, once inside it), which cost more than most endpoints. None has a prefix or dependency.
     areas = [
         r
-        for area in (access, approvals, audit, deployments, evaluations, maintenance, monitoring, webhooks)
+        for area in (
+            access,
+            approvals,
+            audit,
+            deployments,
+            evaluations,
+            maintenance,
+            monitoring,
+            webhooks,
+            mlflow_registry,
+        )
         for r in area.router.routes
     ]
     core = set(map(id, router.routes))

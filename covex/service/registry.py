@@ -8,7 +8,8 @@ server, CLI) hold one object:
 - ``covex.service.placement``: stage and alias moves and their history;
 - ``covex.service.blobs``: the files themselves and who may write or read them;
 - ``covex.service.deployments``: where versions run (scoring servers, batch runs);
-- ``covex.service.evaluations``: what versions scored on named data (comparisons, explanations).
+- ``covex.service.evaluations``: what versions scored on named data (comparisons, explanations);
+- ``covex.service.sources``: versions registered from where MLflow says a model is.
 
 Governance and upkeep are services beside it, reached as ``access``, ``approvals``, ``audit``,
 ``webhooks``, ``monitoring`` and ``maintenance``.
@@ -32,6 +33,7 @@ from covex.service.maintenance import FSCK_BATCH, GC_GRACE_SECONDS, MaintenanceS
 from covex.service.models import ModelService
 from covex.service.monitoring import MonitoringService
 from covex.service.placement import PlacementService
+from covex.service.sources import SourceService
 from covex.service.versions import VersionService
 from covex.service.webhooks import WebhookService
 
@@ -39,7 +41,7 @@ log = logging.getLogger("covex.service")
 
 
 class RegistryService(
-    ModelService, VersionService, PlacementService, BlobService, DeploymentService, EvaluationService
+    ModelService, VersionService, PlacementService, BlobService, DeploymentService, EvaluationService, SourceService
 ):
     """The registry over one metadata database and one blob store, acting as one principal."""
 

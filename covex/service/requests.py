@@ -16,14 +16,17 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from covex.domain import gates as checks
 from covex.domain import policy as rules
+from covex.domain.entities import ModelVersion
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from covex.domain.gates import Candidate, GateResult
 from covex.domain.names import MAX_COMMENT_LENGTH, validate_id, validate_text
 from covex.domain.policy import Comment, Policy, PolicyRules, Review, TransitionRequest
+from covex.domain.uris import ModelRef
 from covex.service.base import Refused, now_ms
 from covex.service.deployments import DeploymentService
 from covex.service.placement import PlacementService
 from covex.service.policies import PolicyService, applicable_policy
+from covex.service.versions import VersionService
 from covex.store import queries
 from covex.store.schema import (
     evaluations,
@@ -253,6 +256,21 @@ class RequestService(PolicyService):
         With a policy needing no approvals the move happens at once (status APPLIED).
         """
         return self._create_request(name, version, stage=stage, alias=alias, comment=comment)
+
+    def move_or_request(
+        self, name: str, version: int, stage: str, *, archive_existing: bool = False, comment: str = ""
+    ) -> ModelVersion | TransitionRequest:
+        """Move ``version`` into ``stage``; where a policy protects the stage, open a request for the move instead
+        (its result: the request, or the moved version when the policy needs no approval)."""
+        try:
+            return self._placement.transition_stage(
+                name, version, stage, archive_existing=archive_existing, comment=comment
+            )
+        except Refused:
+            request = self._create_request(name, version, stage=stage, alias=None, comment=comment)
+        if request.status == "APPLIED":
+            return self._sibling(VersionService).get_version(ModelRef(name, "version", str(version)))
+        return request
 
     def _create_request(
         self,

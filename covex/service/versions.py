@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, func, insert, select, update
 
 from covex.artifacts import check_digest, manifest_digest
 from covex.domain.cards import validate_card
@@ -303,7 +303,7 @@ class VersionService(ServiceBase):
     def finalize_version(self, name: str, version: int) -> ModelVersion:
         """Turn a PENDING version READY once every one of its blobs is stored and verified."""
         with self._tx(write=False) as conn:
-            model, row = self._version_for(conn, name, version, "editor", "version.finalize", lock=False)
+            _, row = self._version_for(conn, name, version, "editor", "version.finalize", lock=False)
             if row.status == "READY":
                 return self._version(conn, row)
             if row.status == "FAILED":
@@ -328,6 +328,9 @@ class VersionService(ServiceBase):
         if problems:
             shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise InvalidState(f"version {version} of {name!r} is missing files: {shown}")
+        return self._mark_ready(name, version)
+
+    def _mark_ready(self, name: str, version: int) -> ModelVersion:
         with self._tx(write=True) as conn:
             model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
@@ -339,6 +342,20 @@ class VersionService(ServiceBase):
             elif row.status == "FAILED":
                 raise InvalidState(f"version {version} of {name!r} has FAILED ({row.status_message})")
             return self._version(conn, self._version_row(conn, model, version))
+
+    def create_held_version(self, name: str, new: NewVersion) -> ModelVersion:
+        """Create a version from files this service holds proof of, READY at once.
+
+        For the service's own use only, never for files a caller lists: the blobs were stored by the
+        service itself (copied from elsewhere) or belong to artifacts of its tracking store, which every
+        user may read. A blob that is missing or of another size fails the version.
+        """
+        created = self.create_version(name, new)
+        wrong = [f.path for f in new.files if self.blobs.size(f.digest) != f.size]
+        if wrong:
+            self.fail_version(name, created.version, f"files missing from the store: {', '.join(wrong[:5])}")
+            raise InvalidState(f"version {created.version} of {name!r} is missing files: {', '.join(wrong[:5])}")
+        return self._mark_ready(name, created.version)
 
     def fail_version(self, name: str, version: int, message: str) -> ModelVersion:
         """Mark a PENDING version FAILED with a message (a READY version stays READY)."""
@@ -386,6 +403,38 @@ class VersionService(ServiceBase):
             items = queries.load_versions(conn, rows[:limit])
         token = search.encode_page_token(offset + limit) if len(rows) > limit else None
         return Page[ModelVersion](items=items, next_page_token=token)
+
+    def latest_versions(
+        self, names: Sequence[str], stages: Sequence[str] | None = None
+    ) -> dict[str, list[ModelVersion]]:
+        """The newest version of each named model in each stage (or in ``stages``), in stage order.
+
+        One statement for all the models: listing models with their latest versions costs no query per model.
+        Models the caller may not read, or that do not exist, are left out (one name alone: NotFound).
+        """
+        wanted = [self.stage(s) for s in stages] if stages else None
+        with self._tx(write=False) as conn:
+            if len(names) == 1:
+                ids = [self._model_for(conn, names[0], "reader", "model.read", lock=False).id]
+            else:
+                q = select(models.c.id).where(models.c.name.in_(list(names)))
+                readable = self.readable_model_ids(conn)
+                ids = list(conn.execute(q if readable is None else q.where(models.c.id.in_(readable))).scalars())
+            newest = select(model_versions.c.model_id, func.max(model_versions.c.version).label("newest")).where(
+                model_versions.c.model_id.in_(ids)
+            )
+            if wanted is not None:
+                newest = newest.where(model_versions.c.stage.in_(wanted))
+            sub = newest.group_by(model_versions.c.model_id, model_versions.c.stage).subquery()
+            q = queries.version_select().join(
+                sub, (model_versions.c.model_id == sub.c.model_id) & (model_versions.c.version == sub.c.newest)
+            )
+            found = queries.load_versions(conn, conn.execute(q).all()) if ids else []
+        order = {s: i for i, s in enumerate(self.stages)}
+        latest: dict[str, list[ModelVersion]] = {}
+        for v in sorted(found, key=lambda v: (order.get(v.stage, len(order)), v.version)):
+            latest.setdefault(v.name, []).append(v)
+        return latest
 
     def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
         description = validate_text(description, "description")

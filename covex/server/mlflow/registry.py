@@ -1,0 +1,308 @@
+"""MLflow's model-registry API (``/api/2.0/mlflow/registered-models/*``, ``model-versions/*``) over Covex.
+
+Each route reads MLflow's message, calls one service method and answers in MLflow's shape. The same
+routes answer under ``/api/2.0/preview/mlflow/``, which MLflow's clients still call for some requests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from covex.domain.entities import Model, ModelVersion, NewVersion, Page
+from covex.domain.errors import InvalidInput, PermissionDenied
+from covex.domain.policy import TransitionRequest
+from covex.domain.uris import ModelRef
+from covex.server.mlflow import shapes
+from covex.server.mlflow.messages import Fields, Message
+from covex.server.mlflow.sources import check_source, copy_from_mlflow
+from covex.server.routes import Service, read
+from covex.service import RegistryService
+
+router = APIRouter(include_in_schema=False)
+PREFIXES = ("/api/2.0/mlflow", "/api/2.0/preview/mlflow")
+# MLflow's limits on one page of a search.
+MAX_MODELS_PAGE = 1_000
+MAX_VERSIONS_PAGE = 200_000
+DOWNLOADS = "/api/2.0/mlflow-artifacts/artifacts/registry"
+
+
+def _routes(path: str, methods: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        for prefix in PREFIXES:
+            router.add_api_route(prefix + path, endpoint, methods=methods)
+        return endpoint
+
+    return register
+
+
+def _answer(body: dict[str, Any]) -> Response:
+    return JSONResponse(body)
+
+
+def _stages(request: Request) -> shapes.StageMap:
+    return request.app.state.mlflow_stages  # type: ignore[no-any-return]
+
+
+def _version_number(msg: Message) -> int:
+    text = msg.text("version")
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidInput(f"Parameter 'version' must be an integer, got {text!r}.")
+    return int(text)
+
+
+def _latest(svc: RegistryService, models: list[Model]) -> dict[str, list[ModelVersion]]:
+    return svc.latest_versions([m.name for m in models]) if models else {}
+
+
+# -- registered models --------------------------------------------------------------------
+
+
+@_routes("/registered-models/create", ["POST"])
+def create_registered_model(request: Request, msg: Fields, svc: Service) -> Response:
+    model = svc.create_model(msg.text("name"), msg.text("description", ""), msg.tags())
+    return _answer({"registered_model": shapes.registered_model(model, [], _stages(request))})
+
+
+@_routes("/registered-models/get", ["GET"])
+async def get_registered_model(request: Request, msg: Fields, svc: Service) -> Response:
+    name = msg.text("name")
+    model = await read(svc, svc.get_model, name)
+    latest = await read(svc, svc.latest_versions, [name])
+    return _answer({"registered_model": shapes.registered_model(model, latest.get(name, []), _stages(request))})
+
+
+@_routes("/registered-models/rename", ["POST"])
+def rename_registered_model(request: Request, msg: Fields, svc: Service) -> Response:
+    model = svc.rename_model(msg.text("name"), msg.text("new_name"))
+    latest = svc.latest_versions([model.name])
+    return _answer({"registered_model": shapes.registered_model(model, latest.get(model.name, []), _stages(request))})
+
+
+@_routes("/registered-models/update", ["PATCH"])
+def update_registered_model(request: Request, msg: Fields, svc: Service) -> Response:
+    model = svc.update_model(msg.text("name"), description=msg.text("description", ""))
+    latest = svc.latest_versions([model.name])
+    return _answer({"registered_model": shapes.registered_model(model, latest.get(model.name, []), _stages(request))})
+
+
+@_routes("/registered-models/delete", ["DELETE"])
+def delete_registered_model(msg: Fields, svc: Service) -> Response:
+    svc.delete_model(msg.text("name"))
+    return _answer({})
+
+
+@_routes("/registered-models/search", ["GET"])
+async def search_registered_models(request: Request, msg: Fields, svc: Service) -> Response:
+    max_results = msg.integer("max_results", 100)
+    if not 1 <= max_results <= MAX_MODELS_PAGE:
+        raise InvalidInput(
+            f"Invalid value for request parameter max_results. It must be at most {MAX_MODELS_PAGE}, "
+            f"but got value {max_results}"
+        )
+    page: Page[Model] = await read(
+        svc,
+        svc.search_models,
+        translate_filter(msg.optional("filter")),
+        [translate_order(o, "model") for o in msg.strings("order_by")],
+        max_results,
+        msg.optional("page_token") or None,
+    )
+    latest = await read(svc, _latest, svc, page.items)
+    stages = _stages(request)
+    body: dict[str, Any] = {
+        "registered_models": [shapes.registered_model(m, latest.get(m.name, []), stages) for m in page.items]
+    }
+    if page.next_page_token:
+        body["next_page_token"] = page.next_page_token
+    return _answer(body)
+
+
+@_routes("/registered-models/get-latest-versions", ["POST", "GET"])
+async def get_latest_versions(request: Request, msg: Fields, svc: Service) -> Response:
+    name = msg.text("name")
+    stages = _stages(request)
+    wanted = [stages.covex(s) for s in msg.strings("stages")] or None
+    latest = await read(svc, svc.latest_versions, [name], wanted)
+    return _answer({"model_versions": [shapes.model_version(v, stages) for v in latest.get(name, [])]})
+
+
+@_routes("/registered-models/set-tag", ["POST"])
+def set_registered_model_tag(msg: Fields, svc: Service) -> Response:
+    svc.set_model_tag(msg.text("name"), msg.text("key"), msg.text("value", ""))
+    return _answer({})
+
+
+@_routes("/registered-models/delete-tag", ["DELETE"])
+def delete_registered_model_tag(msg: Fields, svc: Service) -> Response:
+    svc.delete_model_tag(msg.text("name"), msg.text("key"))
+    return _answer({})
+
+
+@_routes("/registered-models/alias", ["POST"])
+def set_registered_model_alias(msg: Fields, svc: Service) -> Response:
+    svc.set_alias(msg.text("name"), msg.text("alias"), _version_number(msg))
+    return _answer({})
+
+
+@_routes("/registered-models/alias", ["DELETE"])
+def delete_registered_model_alias(msg: Fields, svc: Service) -> Response:
+    svc.delete_alias(msg.text("name"), msg.text("alias"))
+    return _answer({})
+
+
+@_routes("/registered-models/alias", ["GET"])
+async def get_model_version_by_alias(request: Request, msg: Fields, svc: Service) -> Response:
+    ref = ModelRef(msg.text("name"), "alias", msg.text("alias"))
+    version = await read(svc, svc.get_version, ref)
+    return _answer({"model_version": shapes.model_version(version, _stages(request))})
+
+
+# -- model versions -----------------------------------------------------------------------
+
+
+@_routes("/model-versions/create", ["POST"])
+def create_model_version(request: Request, msg: Fields, svc: Service) -> Response:
+    """Register a version. A source Covex holds (its own tracking store) or can fetch (the team's MLflow
+    server, ``COVEX_MLFLOW_TRACKING_URI``) is copied in, verified and content-addressed; any other is
+    recorded as a pointer, as MLflow does."""
+    name = msg.text("name")
+    source = check_source(msg.text("source"))
+    new = NewVersion(
+        source=source,
+        run_id=msg.text("run_id", ""),
+        run_link=msg.text("run_link", ""),
+        description=msg.text("description", ""),
+        tags=msg.tags(),
+    )
+    settings = request.app.state.mlflow_settings
+    version = svc.register_source(name, new, fetch=copy_from_mlflow(settings))
+    return _answer({"model_version": shapes.model_version(version, _stages(request))})
+
+
+@_routes("/model-versions/get", ["GET"])
+async def get_model_version(request: Request, msg: Fields, svc: Service) -> Response:
+    ref = ModelRef(msg.text("name"), "version", str(_version_number(msg)))
+    version = await read(svc, svc.get_version, ref)
+    return _answer({"model_version": shapes.model_version(version, _stages(request))})
+
+
+@_routes("/model-versions/update", ["PATCH"])
+def update_model_version(request: Request, msg: Fields, svc: Service) -> Response:
+    version = svc.update_version(msg.text("name"), _version_number(msg), description=msg.text("description", ""))
+    return _answer({"model_version": shapes.model_version(version, _stages(request))})
+
+
+@_routes("/model-versions/delete", ["DELETE"])
+def delete_model_version(msg: Fields, svc: Service) -> Response:
+    svc.delete_version(msg.text("name"), _version_number(msg))
+    return _answer({})
+
+
+@_routes("/model-versions/search", ["GET"])
+async def search_model_versions(request: Request, msg: Fields, svc: Service) -> Response:
+    max_results = msg.integer("max_results", 10_000)
+    if not 1 <= max_results <= MAX_VERSIONS_PAGE:
+        raise InvalidInput(
+            f"Invalid value for request parameter max_results. It must be at most {MAX_VERSIONS_PAGE}, "
+            f"but got value {max_results}"
+        )
+    page: Page[ModelVersion] = await read(
+        svc,
+        svc.search_versions,
+        translate_filter(msg.optional("filter")),
+        [translate_order(o, "version") for o in msg.strings("order_by")] or ["name ASC", "version DESC"],
+        min(max_results, 10_000),
+        msg.optional("page_token") or None,
+    )
+    stages = _stages(request)
+    body: dict[str, Any] = {"model_versions": [shapes.model_version(v, stages) for v in page.items]}
+    if page.next_page_token:
+        body["next_page_token"] = page.next_page_token
+    return _answer(body)
+
+
+@_routes("/model-versions/set-tag", ["POST"])
+def set_model_version_tag(msg: Fields, svc: Service) -> Response:
+    svc.set_version_tag(msg.text("name"), _version_number(msg), msg.text("key"), msg.text("value", ""))
+    return _answer({})
+
+
+@_routes("/model-versions/delete-tag", ["DELETE"])
+def delete_model_version_tag(msg: Fields, svc: Service) -> Response:
+    svc.delete_version_tag(msg.text("name"), _version_number(msg), msg.text("key"))
+    return _answer({})
+
+
+@_routes("/model-versions/transition-stage", ["POST"])
+def transition_model_version_stage(request: Request, msg: Fields, svc: Service) -> Response:
+    """Move a version between stages. Into a stage a policy protects, it is refused with the request to open;
+    with ``COVEX_MLFLOW_OPEN_REQUESTS`` the request is opened (and the answer still says it is not done)."""
+    name, number = msg.text("name"), _version_number(msg)
+    stage = _stages(request).covex(msg.text("stage"))
+    archive = msg.flag("archive_existing_versions")
+    if request.app.state.mlflow_settings.mlflow_open_requests:
+        moved = svc.approvals.move_or_request(name, number, stage, archive_existing=archive, comment="from MLflow")
+        if isinstance(moved, TransitionRequest):
+            raise PermissionDenied(
+                f"stage {stage!r} is protected by a policy: request #{moved.id} to move version {number} of "
+                f"{name!r} there is {moved.status} (covex requests show {moved.id})"
+            )
+        version = moved
+    else:
+        version = svc.transition_stage(name, number, stage, archive_existing=archive)
+    return _answer({"model_version": shapes.model_version(version, _stages(request))})
+
+
+@_routes("/model-versions/get-download-uri", ["GET"])
+async def get_model_version_download_uri(request: Request, msg: Fields, svc: Service) -> Response:
+    """Where MLflow's client downloads the version's files: Covex's artifact endpoint, which checks digests;
+    a version that only points elsewhere answers its source."""
+    name, number = msg.text("name"), _version_number(msg)
+    version = await read(svc, svc.get_version, ModelRef(name, "version", str(number)))
+    if not version.manifest_digest:
+        return _answer({"artifact_uri": version.source})
+    base = str(request.base_url).rstrip("/")
+    return _answer({"artifact_uri": f"{base}{DOWNLOADS}/{quote(name)}/-/{number}"})
+
+
+# -- MLflow's filters in Covex's language -------------------------------------------------
+
+# The same language but for a few names: MLflow's attribute names and its ``tag.`` short form.
+_RENAMED = {"version_number": "version", "source_path": "source", "tag": "tags", "timestamp": "last_updated_timestamp"}
+# MLflow's clients add this clause to leave prompts out of model searches; Covex keeps no prompts, and in its
+# language a tag comparison holds only where the tag is set, so the clause would leave every model out.
+_NOT_PROMPTS = re.compile(r"\s*(?:\bAND\s+)?tags?\.`mlflow\.prompt\.is_prompt`\s*!=\s*'true'\s*$", re.IGNORECASE)
+_QUOTED_OR_WORD = re.compile(r"""('(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|`[^`]*`)|([A-Za-z_][A-Za-z0-9_]*)""")
+
+
+def _rename(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _QUOTED_OR_WORD.finditer(text):
+        out.append(text[pos : m.start()])
+        word = m.group(2)
+        at_field = word is not None and (m.start() == 0 or text[m.start() - 1] not in ".`")
+        if at_field and word in _RENAMED and (word != "tag" or text[m.end() : m.end() + 1] == "."):
+            out.append(_RENAMED[word])
+        else:
+            out.append(m.group(0))
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def translate_filter(text: str | None) -> str | None:
+    """An MLflow search filter in Covex's filter language (which errors name, as MLflow's do)."""
+    text = _NOT_PROMPTS.sub("", text or "")
+    return _rename(text) if text.strip() else None
+
+
+def translate_order(clause: str, kind: str) -> str:
+    del kind  # both kinds rename alike
+    return _rename(clause)
