@@ -471,3 +471,148 @@ webhook_attempts = Table(
     Index("ix_webhook_attempts_delivery_id", "delivery_id"),
     sqlite_autoincrement=True,
 )
+
+# -- MLflow tracking (covex.domain.tracking) ----------------------------------------------
+# What MLflow clients log through Covex's MLflow API: experiments, runs, logged models, artifacts.
+
+tracking_experiments = Table(
+    "tracking_experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(500), nullable=False),
+    Column("lifecycle_stage", String(16), nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    UniqueConstraint("name"),
+    sqlite_autoincrement=True,
+)
+
+tracking_experiment_tags = Table(
+    "tracking_experiment_tags",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("tracking_experiments.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tracking_runs = Table(
+    "tracking_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("tracking_experiments.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("lifecycle_stage", String(16), nullable=False),
+    Index("ix_tracking_runs_experiment_id_start_time", "experiment_id", "start_time"),
+)
+
+tracking_run_params = Table(
+    "tracking_run_params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tracking_run_tags = Table(
+    "tracking_run_tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Every logged value of a run's metrics (the history); the latest per key is kept beside it.
+tracking_metrics = Table(
+    "tracking_metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("model_id", String(40), nullable=True),
+    Column("dataset_name", String(500), nullable=True),
+    Column("dataset_digest", String(100), nullable=True),
+    Index("ix_tracking_metrics_run_id_key", "run_id", "key"),
+    Index("ix_tracking_metrics_model_id", "model_id"),
+    sqlite_autoincrement=True,
+)
+
+# The latest value per run and key, as MLflow picks it: the largest step, then timestamp, then value.
+tracking_latest_metrics = Table(
+    "tracking_latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+)
+
+# A run's inputs and outputs: datasets (``body`` as MLflow's JSON) and logged models.
+tracking_run_io = Table(
+    "tracking_run_io",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("model_id", String(40), nullable=True),
+    Column("step", BigInteger, nullable=False, default=0),
+    Column("body", Text, nullable=False, default=""),
+    Index("ix_tracking_run_io_run_id", "run_id"),
+    sqlite_autoincrement=True,
+)
+
+tracking_logged_models = Table(
+    "tracking_logged_models",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("tracking_experiments.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("model_type", String(250), nullable=False, default=""),
+    Column("source_run_id", String(32), nullable=False, default=""),
+    Column("status", String(32), nullable=False),
+    Column("status_message", Text, nullable=False, default=""),
+    Column("created_by", String(256), nullable=False),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    Column("lifecycle_stage", String(16), nullable=False),
+    Index("ix_tracking_logged_models_experiment_id", "experiment_id"),
+    Index("ix_tracking_logged_models_source_run_id", "source_run_id"),
+)
+
+tracking_logged_model_params = Table(
+    "tracking_logged_model_params",
+    metadata,
+    Column("model_id", String(40), ForeignKey("tracking_logged_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tracking_logged_model_tags = Table(
+    "tracking_logged_model_tags",
+    metadata,
+    Column("model_id", String(40), ForeignKey("tracking_logged_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# The files under a run's or logged model's artifact root (``root`` like "1/<run id>/artifacts"):
+# each a blob of the content-addressed store, like a version's files.
+tracking_artifacts = Table(
+    "tracking_artifacts",
+    metadata,
+    Column("root", String(128), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_tracking_artifacts_digest", "digest"),
+)
