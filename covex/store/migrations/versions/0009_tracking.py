@@ -19,7 +19,7 @@ def _fk(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
     )
 
 
-def _key_value(table: str, owner: str, owner_type: sa.types.TypeEngine, target: str) -> None:
+def _key_value(table: str, owner: str, owner_type: sa.types.TypeEngine[str] | sa.Integer, target: str) -> None:
     op.create_table(
         table,
         sa.Column(owner, owner_type, nullable=False),
