@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import posixpath
+import re
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -240,12 +241,12 @@ def artifact_path_of(source: str) -> str | None:
         rest = source[len(ARTIFACTS_SCHEME) :]
         if rest.startswith("//"):  # mlflow-artifacts://host:port/path
             rest = rest[2:].partition("/")[2]
-        return check_path(rest)
+        return check_path(rest.lstrip("/"))
     if source.startswith(("http://", "https://")):
         _, found, rest = source.partition(ARTIFACTS_API)
         if not found or (rest and not rest.startswith("/")):
             return None
-        return check_path(rest.split("?", 1)[0])
+        return check_path(rest.split("?", 1)[0].lstrip("/"))
     return None
 
 
@@ -255,3 +256,76 @@ def model_folder(paths: list[str], folder: str) -> str:
     if marker not in paths:
         raise InvalidInput(f"no MLmodel file in {folder or 'the artifact root'!r}: it is not an MLflow model")
     return folder
+
+
+# -- search ------------------------------------------------------------------------------
+# The basic part of MLflow's search syntax: clauses joined by AND, each ``<kind>.<key> <op> <value>``.
+
+_CLAUSE = re.compile(
+    r"""\s*(?:(?P<kind>attributes?|params?|tags?|metrics?|run|datasets?)\.)?(?P<key>`[^`]+`|"[^"]+"|[\w.\-]+)\s*"""
+    r"""(?P<op>!=|>=|<=|=|<|>|\bLIKE\b|\bILIKE\b)\s*(?P<value>'[^']*'|"[^"]*"|-?[\d.eE+\-]+)\s*$""",
+    re.IGNORECASE,
+)
+_KIND = {"attribute": "attributes", "run": "attributes", "param": "params", "tag": "tags", "metric": "metrics"}
+
+
+class Clause(BaseModel, frozen=True):
+    kind: str  # attributes, params, tags or metrics
+    key: str
+    op: str
+    value: str | float
+
+
+def parse_filter(text: str | None) -> list[Clause]:
+    """``text`` as clauses, or InvalidInput naming what is not understood."""
+    if not text or not text.strip():
+        return []
+    clauses = []
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        found = _CLAUSE.match(part)
+        if found is None:
+            raise InvalidInput(f"Invalid filter {text!r}: could not parse {part.strip()!r}")
+        kind = (found["kind"] or "attributes").lower()
+        kind = _KIND.get(kind, kind)
+        raw = found["value"]
+        value: str | float = raw[1:-1] if raw[0] in "'\"" else _number(raw, text)
+        if kind == "metrics" and isinstance(value, str):
+            raise InvalidInput(f"Invalid filter {text!r}: a metric compares with a number")
+        clauses.append(Clause(kind=kind, key=found["key"].strip("`\""), op=found["op"].upper(), value=value))
+    return clauses
+
+
+def _number(raw: str, text: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(f"Invalid filter {text!r}: {raw!r} is not a number") from None
+
+
+def matches(clauses: list[Clause], fields: dict[str, dict[str, Any]]) -> bool:
+    """Whether one record (its ``attributes``, ``params``, ``tags`` and ``metrics``) meets every clause."""
+    for clause in clauses:
+        have = fields.get(clause.kind, {}).get(clause.key)
+        if have is None or not _holds(have, clause.op, clause.value):
+            return False
+    return True
+
+
+def _holds(have: Any, op: str, want: str | float) -> bool:
+    if op in ("LIKE", "ILIKE"):
+        pattern = "^" + re.escape(str(want)).replace("%", ".*").replace("_", ".") + "$"
+        return re.match(pattern, str(have), re.IGNORECASE if op == "ILIKE" else 0) is not None
+    if isinstance(want, float):
+        try:
+            have = float(have)
+        except (TypeError, ValueError):
+            return False
+    else:
+        have = str(have)
+    if op == "=":
+        return bool(have == want)
+    if op == "!=":
+        return bool(have != want)
+    if isinstance(want, str):
+        raise InvalidInput(f"Invalid filter: {op!r} compares numbers only")
+    return bool({"<": have < want, ">": have > want, "<=": have <= want, ">=": have >= want}[op])

@@ -12,7 +12,8 @@ server, CLI) hold one object:
 - ``covex.service.sources``: versions registered from where MLflow says a model is.
 
 Governance and upkeep are services beside it, reached as ``access``, ``approvals``, ``audit``,
-``webhooks``, ``monitoring`` and ``maintenance``.
+``webhooks``, ``monitoring``, ``tracking`` (MLflow's experiments, runs and logged models) and
+``maintenance``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from covex.service.models import ModelService
 from covex.service.monitoring import MonitoringService
 from covex.service.placement import PlacementService
 from covex.service.sources import SourceService
+from covex.service.tracking import TrackingService
 from covex.service.versions import VersionService
 from covex.service.webhooks import WebhookService
 
@@ -72,6 +74,11 @@ class RegistryService(
     def monitoring(self) -> MonitoringService:
         """Monitor configs, drift references and the results of checks."""
         return self._sibling(MonitoringService)
+
+    @property
+    def tracking(self) -> TrackingService:
+        """MLflow's tracking records: experiments, runs, logged models and their artifacts."""
+        return self._sibling(TrackingService)
 
     @property
     def maintenance(self) -> MaintenanceService:
