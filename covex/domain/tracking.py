@@ -291,7 +291,7 @@ def parse_filter(text: str | None) -> list[Clause]:
         value: str | float = raw[1:-1] if raw[0] in "'\"" else _number(raw, text)
         if kind == "metrics" and isinstance(value, str):
             raise InvalidInput(f"Invalid filter {text!r}: a metric compares with a number")
-        clauses.append(Clause(kind=kind, key=found["key"].strip("`\""), op=found["op"].upper(), value=value))
+        clauses.append(Clause(kind=kind, key=found["key"].strip('`"'), op=found["op"].upper(), value=value))
     return clauses
 
 

@@ -34,13 +34,22 @@ from covex.service.tracking_models import (
     _page,
     _put,
     _rank,
+    _stored,
     _tags,
+    _value,
     _view,
 )
 from covex.store import schema as s
 from covex.store.search import decode_page_token, encode_page_token
 
 _RUN_ORDER = {"start_time", "end_time", "run_name", "status", "run_id"}
+
+
+class _Point:
+    """A stored metric row as ``_rank`` reads it."""
+
+    def __init__(self, row: Any) -> None:
+        self.step, self.timestamp, self.value = row.step, row.timestamp, _value(row)
 
 
 class TrackingService(LoggedModelService):
@@ -335,16 +344,30 @@ class TrackingService(LoggedModelService):
     def _log_metrics(self, conn: Connection, run_id: str, metrics: list[Metric]) -> None:
         if not metrics:
             return
-        conn.execute(
-            insert(s.tracking_metrics),
-            [
-                m.model_dump(
-                    include={"key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest"}
-                )
-                | {"run_id": run_id}
-                for m in metrics
-            ],
+        # A value logged again (MLflow's client does so to link a run's metrics to a logged model) is one
+        # point of the history, as in MLflow's store; it gains the logged model's id.
+        t = s.tracking_metrics
+        q = select(t.c.id, t.c.key, t.c.timestamp, t.c.step, t.c.value, t.c.is_nan, t.c.model_id).where(
+            t.c.run_id == run_id, t.c.key.in_(list({m.key for m in metrics}))
         )
+        have = {(r.key, r.timestamp, r.step, _rank(_Point(r))[2]): r for r in conn.execute(q)}
+        fresh = []
+        for m in metrics:
+            same = have.get((m.key, m.timestamp, m.step, _rank(m)[2]))
+            if same is None:
+                fresh.append(m)
+            elif m.model_id and not same.model_id:
+                conn.execute(update(t).where(t.c.id == same.id).values(model_id=m.model_id))
+        if fresh:
+            conn.execute(
+                insert(t),
+                [
+                    m.model_dump(include={"key", "timestamp", "step", "model_id", "dataset_name", "dataset_digest"})
+                    | _stored(m.value)
+                    | {"run_id": run_id}
+                    for m in fresh
+                ],
+            )
         lm = s.tracking_latest_metrics
         keys = list({m.key for m in metrics})
         best = {r.key: r for r in conn.execute(select(lm).where(lm.c.run_id == run_id, lm.c.key.in_(keys)))}
@@ -359,7 +382,7 @@ class TrackingService(LoggedModelService):
             if old is not None:
                 conn.execute(delete(lm).where(lm.c.run_id == run_id, lm.c.key == key))
             conn.execute(
-                insert(lm), {"run_id": run_id, "key": key, "value": m.value, "timestamp": m.timestamp, "step": m.step}
+                insert(lm), {"run_id": run_id, "key": key, "timestamp": m.timestamp, "step": m.step} | _stored(m.value)
             )
 
     def _runs(self, conn: Connection, rows: list[Row[Any]]) -> list[Run]:
@@ -373,7 +396,7 @@ class TrackingService(LoggedModelService):
                 select(s.tracking_latest_metrics).where(s.tracking_latest_metrics.c.run_id.in_(chunk))
             ):
                 metrics.setdefault(r.run_id, []).append(
-                    Metric(key=r.key, value=r.value, timestamp=r.timestamp, step=r.step, run_id=r.run_id)
+                    Metric(key=r.key, value=_value(r), timestamp=r.timestamp, step=r.step, run_id=r.run_id)
                 )
             for r in conn.execute(
                 select(s.tracking_run_io).where(s.tracking_run_io.c.run_id.in_(chunk)).order_by(s.tracking_run_io.c.id)

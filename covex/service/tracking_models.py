@@ -208,7 +208,7 @@ def _grouped(conn: Connection, table: Any, owner: str, ids: list[Any]) -> dict[A
 def _metric(r: Row[Any]) -> Metric:
     return Metric(
         key=r.key,
-        value=r.value,
+        value=_value(r),
         timestamp=r.timestamp,
         step=r.step,
         run_id=r.run_id,
@@ -245,3 +245,12 @@ def _page(items: list[T], offset: int, limit: int) -> Page[T]:
     return Page(
         items=items[offset : offset + limit], next_page_token=encode_page_token(offset + limit) if more else None
     )
+
+
+def _stored(value: float) -> dict[str, Any]:
+    """A metric's value as stored: NaN as 0 with ``is_nan`` (SQLite would store NaN as NULL)."""
+    return {"value": 0.0, "is_nan": True} if math.isnan(value) else {"value": value, "is_nan": False}
+
+
+def _value(row: Row[Any]) -> float:
+    return math.nan if row.is_nan else float(row.value)

@@ -534,6 +534,7 @@ tracking_metrics = Table(
     Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), nullable=False),
     Column("key", String(250), nullable=False),
     Column("value", Float, nullable=False),
+    Column("is_nan", Boolean, nullable=False),  # SQLite stores NaN as NULL: value holds 0 then
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("model_id", String(40), nullable=True),
@@ -551,6 +552,7 @@ tracking_latest_metrics = Table(
     Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Float, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
 )
