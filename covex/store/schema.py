@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -472,8 +474,17 @@ webhook_attempts = Table(
     sqlite_autoincrement=True,
 )
 
-# -- MLflow tracking (covex.domain.tracking) ----------------------------------------------
-# What MLflow clients log through Covex's MLflow API: experiments, runs, logged models, artifacts.
+# -- MLflow tracking (covex.domain.tracking): what MLflow clients log through Covex's MLflow API --
+
+
+LOGGED = "tracking_logged_models"
+
+
+def _key_values(name: str, owner: str, owner_type: Any, target: str) -> Table:
+    owner_column = Column(owner, owner_type, ForeignKey(f"{target}.id", ondelete="CASCADE"), primary_key=True)
+    key, value = Column("key", String(250), primary_key=True), Column("value", Text, nullable=False)
+    return Table(name, metadata, owner_column, key, value)
+
 
 tracking_experiments = Table(
     "tracking_experiments",
@@ -488,13 +499,7 @@ tracking_experiments = Table(
     sqlite_autoincrement=True,
 )
 
-tracking_experiment_tags = Table(
-    "tracking_experiment_tags",
-    metadata,
-    Column("experiment_id", Integer, ForeignKey("tracking_experiments.id", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(250), primary_key=True),
-    Column("value", Text, nullable=False),
-)
+tracking_experiment_tags = _key_values("tracking_experiment_tags", "experiment_id", Integer, "tracking_experiments")
 
 tracking_runs = Table(
     "tracking_runs",
@@ -510,21 +515,8 @@ tracking_runs = Table(
     Index("ix_tracking_runs_experiment_id_start_time", "experiment_id", "start_time"),
 )
 
-tracking_run_params = Table(
-    "tracking_run_params",
-    metadata,
-    Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(250), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
-tracking_run_tags = Table(
-    "tracking_run_tags",
-    metadata,
-    Column("run_id", String(32), ForeignKey("tracking_runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(250), primary_key=True),
-    Column("value", Text, nullable=False),
-)
+tracking_run_params = _key_values("tracking_run_params", "run_id", String(32), "tracking_runs")
+tracking_run_tags = _key_values("tracking_run_tags", "run_id", String(32), "tracking_runs")
 
 # Every logged value of a run's metrics (the history); the latest per key is kept beside it.
 tracking_metrics = Table(
@@ -590,24 +582,11 @@ tracking_logged_models = Table(
     Index("ix_tracking_logged_models_source_run_id", "source_run_id"),
 )
 
-tracking_logged_model_params = Table(
-    "tracking_logged_model_params",
-    metadata,
-    Column("model_id", String(40), ForeignKey("tracking_logged_models.id", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(250), primary_key=True),
-    Column("value", Text, nullable=False),
-)
+tracking_logged_model_params = _key_values("tracking_logged_model_params", "model_id", String(40), LOGGED)
 
-tracking_logged_model_tags = Table(
-    "tracking_logged_model_tags",
-    metadata,
-    Column("model_id", String(40), ForeignKey("tracking_logged_models.id", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(250), primary_key=True),
-    Column("value", Text, nullable=False),
-)
+tracking_logged_model_tags = _key_values("tracking_logged_model_tags", "model_id", String(40), LOGGED)
 
-# The files under a run's or logged model's artifact root (``root`` like "1/<run id>/artifacts"):
-# each a blob of the content-addressed store, like a version's files.
+# Files under a run's or logged model's artifact root (like "1/<run id>/artifacts"), each a blob like a version's.
 tracking_artifacts = Table(
     "tracking_artifacts",
     metadata,
