@@ -5,6 +5,9 @@ one process, no access log), and one ``async def`` route returning a fixed versi
 without touching any database. What a Covex call costs above this is Covex's own work::
 
     python benchmarks/floor.py --port 8123      # GET /floor
+
+``GET /api/2.0/mlflow/registered-models/alias`` answers a fixed version in MLflow's shape: what MLflow's
+own client costs against a server doing nothing.
 """
 
 from __future__ import annotations
@@ -45,12 +48,37 @@ BODY = json.dumps(
 ).encode()
 
 
+# A version as MLflow's API answers it: the floor of MLflow's own client (``MlflowClient.get_model_version_by_alias``).
+MLFLOW_BODY = json.dumps(
+    {
+        "model_version": {
+            "name": "sequential",
+            "version": "250",
+            "creation_timestamp": 1764540000000,
+            "last_updated_timestamp": 1764540000000,
+            "user_id": "admin",
+            "current_stage": "None",
+            "source": "s3://bench/sequential/249",
+            "status": "READY",
+            "tags": [],
+            "run_link": "",
+            "aliases": ["champion"],
+        }
+    },
+    separators=(",", ":"),
+).encode()
+
+
 def create_app() -> FastAPI:
     app = FastAPI()
 
     @app.get("/floor")
     async def floor() -> Response:
         return Response(BODY, media_type="application/json")
+
+    @app.get("/api/2.0/mlflow/registered-models/alias")
+    async def mlflow_floor() -> Response:
+        return Response(MLFLOW_BODY, media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:

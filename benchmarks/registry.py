@@ -4,7 +4,8 @@ In one run, on loopback, side by side:
 
 1. the registry workload through each REST API (``workload.py``: sequential and concurrent creates,
    get by alias, search, list), next to the empty-endpoint floor of the same HTTP stack (``floor.py``);
-2. SDK to SDK: ``covex.Client`` against ``mlflow.MlflowClient``, and in-process reads (``sdk.py``);
+2. SDK to SDK: ``covex.Client`` against ``mlflow.MlflowClient``, and in-process reads (``sdk.py``); then
+   MLflow's own client against both servers, Covex through its MLflow-compatible API (``mlflow_client.py``);
 3. one big file up and down through each server's SDK, against one core's SHA-256 (``transfers.py``);
 4. ``covex server --workers 1`` and ``2`` on PostgreSQL under concurrent load (``scaling.py``).
 
@@ -35,12 +36,14 @@ from typing import Any
 
 from harness import Measure, Server, covex_server, free_port, http_client, log, machine, mlflow_server, ok, running
 from harness import run_sequential as sequential
+from mlflow_client import MLFLOW_CLIENT_PHASES, run_mlflow_client
 from scaling import QUICK_SCALE, ScaleSizes, postgres_available, run_scaling
 from sdk import QUICK_SDK, SDK_PHASES, CovexSdk, MlflowSdk, SdkSizes, run_sdk
 from transfers import run_transfers
 from workload import PHASES, QUICK, Api, CovexApi, MlflowApi, Sizes, Target, run_registry, search_prefixes, warm_up
 
 RATIO_TARGET = 10.0
+MLFLOW_CLIENT_TARGET = 5.0  # MLflow's client on Covex against on MLflow's server
 FLOOR_TARGET = 2.0  # get by alias and search: p50 at most this many times the floor's
 EMBEDDED_TARGET_MS = 0.1
 TRANSFER_TARGET = 0.6  # of one core's SHA-256 throughput
@@ -88,6 +91,14 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     sdk = results.get("sdk", {})
     for phase in SDK_PHASES if sdk else ():
         out[f"{phase}_ratio"] = _ratio(sdk[phase]["Covex"]["ops_per_s"], sdk[phase].get("MLflow", {}).get("ops_per_s"))
+    through = results.get("mlflow_client", {})
+    for phase in MLFLOW_CLIENT_PHASES if through else ():
+        out[f"{phase}_ratio"] = _ratio(
+            through[phase]["Covex"]["ops_per_s"], through[phase].get("MLflow", {}).get("ops_per_s")
+        )
+    if through:
+        get = through["mlflow_client_get_by_alias"]
+        out["mlflow_client_get_by_alias_over_floor"] = _ratio(get["Covex"]["p50_ms"], get["floor"]["p50_ms"])
     if sdk:
         out["embedded_get_by_alias_ms"] = sdk["embedded_get_by_alias"]["Covex"]["p50_ms"]
     big = results.get("big")
@@ -161,6 +172,19 @@ def report(results: dict[str, Any]) -> list[str]:
         r = s["sdk_create_version_ratio"]
         if r is not None:
             targets.append(f"  {'SDK create version >= 10x MLflow':<46} {verdict(r >= RATIO_TARGET)}  {r:.1f}x")
+    through = results.get("mlflow_client")
+    if through:
+        lines += ["", "MLflow's client (mlflow.MlflowClient) on each server: Covex's MLflow-compatible API vs MLflow's"]
+        lines += _latency_table("call", through, MLFLOW_CLIENT_PHASES)
+        f = through["mlflow_client_get_by_alias"]["floor"]
+        lines.append(
+            f"  MLflow's client against a route answering a fixed version (its own cost): p50 {f['p50_ms']:.3f} ms; "
+            f"Covex's get by alias = {s['mlflow_client_get_by_alias_over_floor']:.2f}x that"
+        )
+        for phase in MLFLOW_CLIENT_PHASES:
+            r = s[f"{phase}_ratio"]
+            if r is not None:
+                targets.append(f"  {phase + ' >= 5x MLflow':<46} {verdict(r >= MLFLOW_CLIENT_TARGET)}  {r:.1f}x")
     big = results.get("big")
     if big:
         lines += [
@@ -253,6 +277,14 @@ def run_side_by_side(args: argparse.Namespace, sizes: Sizes, tmp: Path, results:
             try:
                 sdk_sizes = QUICK_SDK if args.quick else SdkSizes()
                 results["sdk"] = run_sdk(sdks, sdk_sizes, prefixes, max(1, sizes.seq_versions // 2))
+                results["mlflow_client"] = run_mlflow_client(
+                    covex.url,
+                    mlflow.url if mlflow else None,
+                    floor.url,
+                    sdk_sizes,
+                    prefixes,
+                    max(1, sizes.seq_versions // 2),
+                )
             finally:
                 for sdk in sdks:
                     sdk.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -167,3 +168,48 @@ def raw_request(url: str, method: str, raw_path: str, headers: dict[str, str] | 
     head, _, content = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     return httpx.Response(status, content=content, headers=[h.split(b": ", 1) for h in head.split(b"\r\n")[1:]])
+
+
+@contextmanager
+def mlflow_server_process(root: Path) -> Iterator[str]:
+    """Run a real ``mlflow server`` (SQLite, proxied artifacts under ``root``); yield its URL once healthy."""
+    port = free_port()
+    log_path = root / "mlflow-server.log"
+    argv = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "mlartifacts"),
+        "--workers",
+        "1",
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {log_path.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not become healthy: {log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -34,8 +34,8 @@ from covex.server import (
 )
 from covex.server.errors import error_response, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
-from covex.server.mlflow import registry as mlflow_registry
 from covex.server.mlflow import artifacts as mlflow_artifacts
+from covex.server.mlflow import registry as mlflow_registry
 from covex.server.mlflow import tracking as mlflow_tracking
 from covex.server.mlflow.errors import EndpointNotFound, is_mlflow_path
 from covex.server.mlflow.shapes import StageMap

@@ -20,7 +20,7 @@ from covex.domain.errors import InvalidInput, StorageUnavailable
 from covex.domain.names import validate_model_name
 from covex.service.base import Refused, ServiceBase, now_ms
 from covex.store import database
-from covex.store.schema import model_versions, models, version_files
+from covex.store.schema import model_versions, models, tracking_artifacts, version_files
 
 # Blobs and temporary uploads younger than this are never collected: an upload may be in flight.
 GC_GRACE_SECONDS = 3600.0
@@ -115,7 +115,8 @@ class MaintenanceService(ServiceBase):
     # -- garbage collection -------------------------------------------------------------
 
     def gc(self, *, apply: bool = False, grace_seconds: float = GC_GRACE_SECONDS) -> GcReport:
-        """Find (and with ``apply`` delete) blobs no version references and abandoned partial uploads.
+        """Find (and with ``apply`` delete) blobs no version or tracking artifact references, and abandoned partial
+        uploads.
 
         With ``apply`` it also fails versions left PENDING past the timeout (``sweep_pending``).
         The report says what it kept and why: anything younger than ``grace_seconds``, and the
@@ -129,6 +130,7 @@ class MaintenanceService(ServiceBase):
         # Read references after listing: a version created meanwhile protects its blobs.
         with self._tx(write=False) as conn:
             referenced = set(conn.execute(select(version_files.c.digest).distinct()).scalars())
+            referenced |= set(conn.execute(select(tracking_artifacts.c.digest).distinct()).scalars())
             complete = set(conn.execute(_READY_DIGESTS).scalars())
         cutoff = time.time() - grace
         unreferenced = [d for d in sorted(stored) if d not in referenced]
@@ -177,6 +179,11 @@ class MaintenanceService(ServiceBase):
                     database.lock_blobs(conn, exclusive=True)
                     held = set(
                         conn.execute(select(version_files.c.digest).where(version_files.c.digest.in_(batch))).scalars()
+                    )
+                    held |= set(  # MLflow runs' and logged models' artifacts are blobs too
+                        conn.execute(
+                            select(tracking_artifacts.c.digest).where(tracking_artifacts.c.digest.in_(batch))
+                        ).scalars()
                     )
                     cutoff = time.time() - report.grace_seconds
                     for digest in batch:

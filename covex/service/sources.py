@@ -26,6 +26,7 @@ class CopiedModel:
     """What ``fetch`` learnt about a model it copied into a folder."""
 
     run_id: str = ""
+    run_link: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
 
@@ -49,14 +50,14 @@ class SourceService(ServiceBase):
             self._model_for(conn, name, "editor", "version.create", lock=False)
         stored = self._sibling(TrackingService).model_files(new.source)
         if stored is not None:
-            held = _with_run(new, stored.run_id, stored.metrics, stored.params)
+            held = _with_run(new, CopiedModel(stored.run_id, "", stored.metrics, stored.params))
             return versions.create_held_version(name, replace(held, files=stored.files))
         if fetch is not None:
             with tempfile.TemporaryDirectory(prefix="covex-copy-") as folder:
                 copied = fetch(new.source, Path(folder))
                 if copied is not None:
                     files = self._store_folder(Path(folder))
-                    held = _with_run(new, copied.run_id, copied.metrics, copied.params)
+                    held = _with_run(new, copied)
                     return versions.create_held_version(name, replace(held, files=files))
         return versions.create_version(name, new)
 
@@ -79,10 +80,11 @@ def _chunks(path: Path) -> Iterator[bytes]:
         yield from iter(lambda: f.read(CHUNK), b"")
 
 
-def _with_run(new: NewVersion, run_id: str, metrics: dict[str, float], params: dict[str, str]) -> NewVersion:
+def _with_run(new: NewVersion, run: CopiedModel) -> NewVersion:
     return replace(
         new,
-        run_id=new.run_id or run_id,
-        metrics={**metrics, **(new.metrics or {})},
-        params={**params, **(new.params or {})},
+        run_id=new.run_id or run.run_id,
+        run_link=new.run_link or run.run_link,
+        metrics={**run.metrics, **(new.metrics or {})},
+        params={**run.params, **(new.params or {})},
     )

@@ -18,10 +18,11 @@ from sqlalchemy import Connection, Row, delete, insert, select
 
 from covex.domain import tracking as dom
 from covex.domain.entities import FileEntry
-from covex.domain.errors import ArtifactCorrupted, InvalidInput, NotFound
+from covex.domain.errors import ArtifactCorrupted, InvalidInput, NotFound, ServiceUnavailable
 from covex.domain.tracking import ArtifactFile
 from covex.domain.uris import parse_model_uri
 from covex.service.base import Refused, ServiceBase, now_ms
+from covex.store import database
 from covex.store.schema import tracking_artifacts as artifacts
 from covex.store.schema import tracking_logged_models as logged
 from covex.store.schema import tracking_runs as runs
@@ -103,6 +104,9 @@ class TrackingBase(ServiceBase):
             if not inner:
                 raise InvalidInput(f"Invalid path {path!r}: it names the artifact root, not a file")
             entry = {"root": root, "path": inner, "digest": digest, "size": stored or 0, "created_at": now_ms()}
+            database.lock_blobs(conn, exclusive=False)  # gc deletes nothing while this reference lands
+            if self.blobs.size(digest) is None:  # gc took an identical old blob between the write and the lock
+                raise ServiceUnavailable(f"the file for {path!r} was removed while it was stored; upload it again")
             before = conn.execute(select(artifacts.c.digest).where(*_at(root, inner))).scalar_one_or_none()
             conn.execute(delete(artifacts).where(*_at(root, inner)))
             conn.execute(insert(artifacts), entry)

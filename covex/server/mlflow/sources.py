@@ -95,9 +95,12 @@ def _copy(http: httpx.Client, source: str, folder: Path, limit: int) -> CopiedMo
     _download_tree(http, root, folder, limit)
     if not (folder / "MLmodel").is_file():
         raise InvalidInput(f"{source!r} holds no MLflow model (no MLmodel file at {location!r})")
-    data = run.get("data", {})
+    data, info = run.get("data", {}), run.get("info", {})
+    base = str(http.base_url).rstrip("/")
+    link = f"{base}/#/experiments/{info['experiment_id']}/runs/{info['run_id']}" if info else ""
     return CopiedModel(
-        run_id=run.get("info", {}).get("run_id", ""),
+        run_id=info.get("run_id", ""),
+        run_link=link,
         metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
         params={p["key"]: str(p["value"]) for p in data.get("params", [])},
     )
