@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from covex.domain.entities import Model, ModelVersion, NewVersion, Page
-from covex.domain.errors import InvalidInput, PermissionDenied
+from covex.domain.errors import InvalidInput, NotFound, PermissionDenied
 from covex.domain.policy import TransitionRequest
 from covex.domain.uris import ModelRef
 from covex.server.mlflow import shapes
@@ -152,14 +152,27 @@ def set_registered_model_alias(msg: Fields, svc: Service) -> Response:
 
 @_routes("/registered-models/alias", ["DELETE"])
 def delete_registered_model_alias(msg: Fields, svc: Service) -> Response:
-    svc.delete_alias(msg.text("name"), msg.text("alias"))
+    """Delete an alias; one the model does not have is already gone, which MLflow answers as done."""
+    name = msg.text("name")
+    try:
+        svc.delete_alias(name, msg.text("alias"))
+    except NotFound:
+        svc.get_model(name)  # an unknown model is still RESOURCE_DOES_NOT_EXIST
     return _answer({})
 
 
 @_routes("/registered-models/alias", ["GET"])
 async def get_model_version_by_alias(request: Request, msg: Fields, svc: Service) -> Response:
-    ref = ModelRef(msg.text("name"), "alias", msg.text("alias"))
-    version = await read(svc, svc.get_version, ref)
+    """The version an alias names; ``latest`` is the newest version, as in MLflow."""
+    name, alias = msg.text("name"), msg.text("alias")
+    if alias.lower() == "latest":
+        version = await read(svc, svc.get_version, ModelRef(name, "latest"))
+    else:
+        await read(svc, svc.get_model, name)  # an unknown model is RESOURCE_DOES_NOT_EXIST ...
+        try:
+            version = await read(svc, svc.get_version, ModelRef(name, "alias", alias))
+        except NotFound:  # ... an unknown alias of a known model INVALID_PARAMETER_VALUE, as MLflow says
+            raise InvalidInput(f"Registered model alias {alias} not found.") from None
     return _answer({"model_version": shapes.model_version(version, _stages(request))})
 
 

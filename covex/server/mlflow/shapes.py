@@ -63,11 +63,14 @@ def model_version(v: ModelVersion, stages: StageMap) -> dict[str, Any]:
         "tags": _tags(v.tags),
         "run_link": v.run_link,
         "aliases": sorted(v.aliases),
+        # MLflow's server stores what its request message held, "" when unset, and answers it: its client
+        # reads "" then, never None.
+        "description": v.description,
+        "run_id": v.run_id,
     }
-    # MLflow leaves these out when unset; its client reads them as None then.
-    for key, value in (("description", v.description), ("run_id", v.run_id), ("status_message", v.status_message)):
-        if value:
-            shape[key] = value
+    # MLflow sets a status message only when there is one; its client reads None otherwise.
+    if v.status_message:
+        shape["status_message"] = v.status_message
     return shape
 
 
