@@ -168,11 +168,11 @@ async def get_model_version_by_alias(request: Request, msg: Fields, svc: Service
     if alias.lower() == "latest":
         version = await read(svc, svc.get_version, ModelRef(name, "latest"))
     else:
-        await read(svc, svc.get_model, name)  # an unknown model is RESOURCE_DOES_NOT_EXIST ...
         try:
             version = await read(svc, svc.get_version, ModelRef(name, "alias", alias))
-        except NotFound:  # ... an unknown alias of a known model INVALID_PARAMETER_VALUE, as MLflow says
-            raise InvalidInput(f"Registered model alias {alias} not found.") from None
+        except NotFound:
+            await read(svc, svc.get_model, name)  # an unknown model is RESOURCE_DOES_NOT_EXIST; an unknown
+            raise InvalidInput(f"Registered model alias {alias} not found.") from None  # alias, as MLflow says
     return _answer({"model_version": shapes.model_version(version, _stages(request))})
 
 
