@@ -47,7 +47,10 @@ def _audit(reg: Registry, request_id: str) -> list[tuple[str, str, str]]:
         ({}, "no API token"),
         ({"Authorization": ""}, "no API token"),
         ({"Authorization": "Bearer"}, "no API token"),
-        ({"Authorization": "Basic dGVzdGVyOnNlY3JldA=="}, "no API token"),
+        # Basic auth's password is an API token (how MLflow's clients send MLFLOW_TRACKING_PASSWORD).
+        ({"Authorization": "Basic dGVzdGVyOnNlY3JldA=="}, "not valid"),
+        ({"Authorization": "Basic bm90IGJhc2U2NA=="}, "no API token"),  # no ':' in it
+        ({"Authorization": "Basic %%%"}, "no API token"),
         ({"Authorization": "Token cvx_abc"}, "no API token"),
         ({"Authorization": "Bearer cvx_forged0000000000000000000000000000000000"}, "not valid"),
         ({"Authorization": "Bearer not a token"}, "not valid"),
@@ -63,6 +66,14 @@ def test_missing_malformed_or_forged_tokens_get_401_json(
     assert (401, "UNAUTHENTICATED") == (r.status_code, r.json()["error_code"])
     assert says in r.json()["message"]
     assert "Traceback" not in r.text
+
+
+def test_basic_auth_takes_a_token_of_the_named_user_as_password(reg: Registry, anonymous: httpx.Client) -> None:
+    assert reg.settings.token
+    r = anonymous.get("/api/v1/whoami", auth=("tester", reg.settings.token))
+    assert (200, "tester") == (r.status_code, r.json()["name"])
+    r = anonymous.get("/api/v1/whoami", auth=("someone-else", reg.settings.token))
+    assert (401, "the password is not an API token of that user") == (r.status_code, r.json()["message"])
 
 
 def test_bearer_scheme_is_case_insensitive(reg: Registry, anonymous: httpx.Client) -> None:

@@ -21,7 +21,7 @@ from covex.server.mlflow.tracking import reply
 from covex.server.routes import Service
 from covex.server.uploads import BodyChunks
 
-router = APIRouter(tags=["mlflow"])
+router = APIRouter(include_in_schema=False)  # MLflow's API is documented by MLflow, not in /docs
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
 

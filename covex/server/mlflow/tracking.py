@@ -27,11 +27,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def endpoint(method: str, path: str) -> Callable[[F], F]:
-    """Register a route under both of MLflow's prefixes (the preview one kept out of the API docs)."""
+    """Register a route under both of MLflow's prefixes (MLflow's API is documented by MLflow, not in /docs)."""
 
     def register(handler: F) -> F:
-        for i, prefix in enumerate(PREFIXES):
-            router.add_api_route(prefix + path, handler, methods=[method], include_in_schema=i == 0)
+        for prefix in PREFIXES:
+            router.add_api_route(prefix + path, handler, methods=[method], include_in_schema=False)
         return handler
 
     return register
