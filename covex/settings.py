@@ -6,7 +6,7 @@ import getpass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_STAGES = ["None", "Dev", "Test", "Production", "Archived"]
@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     )
     # -- the MLflow-compatible API (see the README's "Using Covex from MLflow") ----------------
     mlflow_stages: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_MLFLOW_STAGES),
-        description='MLflow stage -> Covex stage, as JSON, e.g. {"Staging": "Dev"}; merged over the defaults',
+        default_factory=dict,
+        description='MLflow stage -> Covex stage as JSON, e.g. {"Staging": "Dev"}, over mlflow_stage_map\'s defaults',
     )
     mlflow_open_requests: bool = Field(
         default=False, description="a policy-protected MLflow transition opens a Covex request (still refused)"
@@ -104,10 +104,16 @@ class Settings(BaseSettings):
             raise ValueError("stage names must be unique (case-insensitive)")
         return value
 
-    @field_validator("mlflow_stages")
-    @classmethod
-    def _merge_mlflow_stages(cls, value: dict[str, str]) -> dict[str, str]:
-        return {**DEFAULT_MLFLOW_STAGES, **value}
+    @model_validator(mode="after")
+    def _check_mlflow_stages(self) -> Settings:
+        known = {s.lower() for s in self.stages}
+        unknown = [f"{k}={v}" for k, v in self.mlflow_stages.items() if v.lower() not in known]
+        if unknown:
+            raise ValueError(
+                f"mlflow_stages maps to stages that do not exist: {', '.join(unknown)} "
+                f"(stages: {', '.join(self.stages)})"
+            )
+        return self
 
     @field_validator("webhook_allow")
     @classmethod
@@ -116,6 +122,13 @@ class Settings(BaseSettings):
 
         Allowlist.parse(value)  # a bad entry stops every process at start, workers included
         return value
+
+    @property
+    def mlflow_stage_map(self) -> dict[str, str]:
+        """MLflow's stages as Covex's: the defaults that exist here (MLflow's None: the first stage), then ours."""
+        known = {s.lower(): s for s in self.stages}
+        defaults = {k: known[v.lower()] for k, v in DEFAULT_MLFLOW_STAGES.items() if v.lower() in known}
+        return {"None": self.stages[0], **defaults, **self.mlflow_stages}
 
     @property
     def is_remote(self) -> bool:

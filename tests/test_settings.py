@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import covex
 from covex.settings import Settings
 
@@ -28,3 +30,13 @@ def test_gc_of_one_registry_never_deletes_the_files_of_another_beside_it(tmp_pat
         two.init()
         assert [] == two.gc(apply=True, grace_seconds=0).unreferenced
         assert [] == one.fsck().missing
+
+
+def test_mlflow_stages_default_to_the_stages_that_exist_and_refuse_unknown_ones() -> None:
+    assert {"None": "None", "Staging": "Test", "Production": "Production", "Archived": "Archived"} == (
+        Settings().mlflow_stage_map
+    )
+    assert {"None": "draft", "Production": "Production"} == Settings(stages=["draft", "Production"]).mlflow_stage_map
+    assert "Dev" == Settings(mlflow_stages={"Staging": "Dev"}).mlflow_stage_map["Staging"]
+    with pytest.raises(ValueError, match="Staging=Nope"):
+        Settings(mlflow_stages={"Staging": "Nope"})

@@ -90,7 +90,7 @@ def create_app(
     app.state.auth = auth
     app.state.uploads = UploadSlots(settings.max_uploads_per_caller)
     app.state.mlflow_settings = settings
-    app.state.mlflow_stages = StageMap(settings.mlflow_stages, service.stages)
+    app.state.mlflow_stages = StageMap(settings.mlflow_stage_map, service.stages)
 
     @app.exception_handler(CovexError)
     async def _covex_error(request: Request, exc: CovexError) -> JSONResponse:
