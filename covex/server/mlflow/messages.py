@@ -119,6 +119,8 @@ async def read_message(request: Request) -> Message:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the request body must be a JSON object") from None
+    except RecursionError:  # nesting deeper than the parser's stack: no MLflow message nests like that
+        raise BadRequest("the request body is nested too deeply") from None
     if not isinstance(parsed, dict):
         raise BadRequest("the request body must be a JSON object")
     return Message(parsed)
