@@ -114,7 +114,7 @@ class TrackingService(LoggedModelService):
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         tags = _tags({key: value})
         with self._tx(write=True) as conn:
-            row = self._experiment_row(conn, experiment_id)
+            row = self._experiment_row(conn, experiment_id, lock=True)
             self._require_owner(row.created_by, "tracking.experiment.tag.set", f"experiment:{row.id}")
             _put(conn, s.tracking_experiment_tags, "experiment_id", row.id, tags)
             self._audit(conn, "tracking.experiment.tag.set", f"experiment:{row.id}", None, tags)

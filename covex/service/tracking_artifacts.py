@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, Select, delete, insert, select
 
 from covex.domain import tracking as dom
 from covex.domain.entities import FileEntry
@@ -38,7 +38,7 @@ class TrackingBase(ServiceBase):
         """The run ``run_id``; with ``action``, checked active and changeable by the principal."""
         row = None
         if isinstance(run_id, str) and dom.is_run_id(run_id):
-            row = conn.execute(select(runs).where(runs.c.id == run_id)).one_or_none()
+            row = conn.execute(_for_change(conn, select(runs).where(runs.c.id == run_id), action)).one_or_none()
         if row is None:
             raise NotFound(f"Run with id={run_id!r} not found")
         if action is not None:
@@ -51,7 +51,7 @@ class TrackingBase(ServiceBase):
         """The logged model ``model_id``; with ``action``, checked changeable by the principal."""
         row = None
         if isinstance(model_id, str) and dom.is_model_id(model_id):
-            row = conn.execute(select(logged).where(logged.c.id == model_id)).one_or_none()
+            row = conn.execute(_for_change(conn, select(logged).where(logged.c.id == model_id), action)).one_or_none()
         if row is None:
             raise NotFound(f"Logged model with ID {model_id!r} not found.")
         if action is not None:
@@ -185,6 +185,16 @@ class TrackingBase(ServiceBase):
             raise NotFound(f"no artifact at {path!r}: registered files are at registry/<model>/-/<version>/<path>")
         _, files = self._sibling(VersionService).list_files(parse_model_uri(f"models:/{name}/{version}"))
         return inner, {f.path: f for f in files}
+
+
+def _for_change(conn: Connection, query: Select[Any], action: str | None) -> Select[Any]:
+    """``query`` locking its row when a writing transaction is about to change what hangs off it.
+
+    Writers of one run or logged model then queue (PostgreSQL) instead of both finding a key unset and
+    both inserting it, which the loser's primary key refused as an internal error. SQLite has one writer.
+    """
+    writing = action is not None and conn.get_execution_options().get("covex_write", False)
+    return query.with_for_update() if writing else query
 
 
 def _in_registry(path: str) -> bool:

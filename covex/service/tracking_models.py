@@ -23,9 +23,10 @@ T = TypeVar("T")
 class LoggedModelService(TrackingBase):
     """Logged models: what ``mlflow.<flavor>.log_model`` creates, then fills with artifacts and finalizes."""
 
-    def _experiment_row(self, conn: Connection, experiment_id: str) -> Row[Any]:
+    def _experiment_row(self, conn: Connection, experiment_id: str, *, lock: bool = False) -> Row[Any]:
         number = dom.check_experiment_id(experiment_id)
-        row = conn.execute(select(s.tracking_experiments).where(s.tracking_experiments.c.id == number)).one_or_none()
+        q = select(s.tracking_experiments).where(s.tracking_experiments.c.id == number)
+        row = conn.execute(q.with_for_update() if lock else q).one_or_none()  # lock: tag writers queue
         if row is None:
             raise NotFound(f"No Experiment with id={experiment_id} exists")
         return row
