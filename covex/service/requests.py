@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from covex.domain import gates as checks
 from covex.domain import policy as rules
@@ -261,13 +261,25 @@ class RequestService(PolicyService):
         self, name: str, version: int, stage: str, *, archive_existing: bool = False, comment: str = ""
     ) -> ModelVersion | TransitionRequest:
         """Move ``version`` into ``stage``; where a policy protects the stage, open a request for the move instead
-        (its result: the request, or the moved version when the policy needs no approval)."""
-        try:
+        (its result: the request, or the moved version when the policy needs no approval). Every other refusal
+        (leaving a protected stage takes the manager role) stands: only entering a protected stage asks.
+
+        A request already open for the same move is the answer again, so a retried call does not fail differently.
+        """
+        target = self.stage(stage)
+        with self._tx(write=False) as conn:
+            model, row = self._version_for(conn, name, version, "editor", "stage.transition", lock=False)
+            policy = applicable_policy(conn, model, "stage", target)
+            protected = policy is not None and not policy.direct and (row.stage != target or archive_existing)
+            open_id = conn.execute(_OPEN_REQUEST, {"model_id": model.id, "version": version, "target": target})
+            already = open_id.scalar_one_or_none()
+        if not protected:
             return self._placement.transition_stage(
-                name, version, stage, archive_existing=archive_existing, comment=comment
+                name, version, target, archive_existing=archive_existing, comment=comment
             )
-        except Refused:
-            request = self._create_request(name, version, stage=stage, alias=None, comment=comment)
+        if already is not None:
+            return self.get_request(already)
+        request = self._create_request(name, version, stage=target, alias=None, comment=comment)
         if request.status == "APPLIED":
             return self._sibling(VersionService).get_version(ModelRef(name, "version", str(version)))
         return request
@@ -459,3 +471,12 @@ class RequestService(PolicyService):
             )
             for r in rows
         ]
+
+
+_OPEN_REQUEST = select(transition_requests.c.id).where(
+    transition_requests.c.model_id == bindparam("model_id"),
+    transition_requests.c.version == bindparam("version"),
+    transition_requests.c.target_kind == "stage",
+    transition_requests.c.target == bindparam("target"),
+    transition_requests.c.status == "OPEN",
+)

@@ -12,7 +12,8 @@ from covex.domain.errors import CovexError, InvalidInput
 
 PREFIXES = ("/api/2.0/mlflow/", "/api/2.0/preview/mlflow/", "/api/2.0/mlflow-artifacts/")
 # MLflow's ERROR_CODE_TO_HTTP_STATUS where it differs from Covex's status for the same code.
-_STATUS = {"RESOURCE_ALREADY_EXISTS": 400, "INVALID_STATE": 500}
+# Covex's INVALID_STATE stays a 409: MLflow's 500 would make its clients retry for minutes.
+_STATUS = {"RESOURCE_ALREADY_EXISTS": 400}
 # Covex's own codes MLflow's clients do not know, as the MLflow code that means the same.
 _CODE = {
     "ARTIFACT_CORRUPTED": "DATA_LOSS",
@@ -47,4 +48,7 @@ def mlflow_error_response(exc: CovexError) -> JSONResponse:
     """``{"error_code", "message"}`` with MLflow's code and status for ``exc``."""
     code = _CODE.get(exc.code, exc.code)
     status = 404 if code == "ENDPOINT_NOT_FOUND" else _STATUS.get(code, exc.status)
-    return JSONResponse({"error_code": code, "message": exc.message}, status_code=status)
+    message = exc.message
+    if code == "UNAUTHENTICATED" and message.startswith("no API token"):
+        message += " (MLflow's clients: set MLFLOW_TRACKING_TOKEN to a Covex API token)"
+    return JSONResponse({"error_code": code, "message": message}, status_code=status)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from covex.domain.entities import Model, ModelVersion, NewVersion, Page
-from covex.domain.errors import InvalidInput, NotFound, PermissionDenied
+from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from covex.domain.policy import TransitionRequest
 from covex.domain.uris import ModelRef
 from covex.server.mlflow import shapes
@@ -260,7 +260,10 @@ def transition_model_version_stage(request: Request, msg: Fields, svc: Service) 
     stage = _stages(request).covex(msg.text("stage"))
     archive = msg.flag("archive_existing_versions")
     if request.app.state.mlflow_settings.mlflow_open_requests:
-        moved = svc.approvals.move_or_request(name, number, stage, archive_existing=archive, comment="from MLflow")
+        try:
+            moved = svc.approvals.move_or_request(name, number, stage, archive_existing=archive, comment="from MLflow")
+        except AlreadyExists as exc:  # opened meanwhile by another call
+            raise PermissionDenied(f"stage {stage!r} is protected by a policy: {exc.message}") from None
         if isinstance(moved, TransitionRequest):
             raise PermissionDenied(
                 f"stage {stage!r} is protected by a policy: request #{moved.id} to move version {number} of "

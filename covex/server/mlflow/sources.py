@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import posixpath
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
-from covex.domain.errors import InvalidInput, NotFound, ServiceUnavailable
+from covex.domain.errors import InvalidInput, InvalidState, NotFound
 from covex.service.sources import CopiedModel, Fetch
 from covex.settings import Settings
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 MAX_FILES = 10_000
+MAX_DEPTH = 64
 
 
 def check_source(source: str) -> str:
@@ -35,7 +37,8 @@ def check_source(source: str) -> str:
     if ".." in re.split(r"[/\\]", decoded):
         raise InvalidInput(f"Invalid model version source: {source!r}. It must not contain '..' path segments.")
     scheme = _SCHEME.match(source)
-    if scheme is None or len(scheme.group(1)) == 1 or scheme.group(1).lower() == "file":
+    # A file: anywhere (jar:file:///x!/) is a local path too.
+    if scheme is None or len(scheme.group(1)) == 1 or "file:" in decoded.lower():
         raise InvalidInput(
             f"Invalid model version source: {source!r}. Local paths are not allowed: give a URI Covex can reach "
             "(models:/, runs:/, mlflow-artifacts:/, s3://, ...)."
@@ -52,11 +55,13 @@ def copy_from_mlflow(settings: Settings) -> Fetch | None:
     limit = settings.max_blob_bytes
 
     def fetch(source: str, folder: Path) -> CopiedModel | None:
+        deadline = time.monotonic() + settings.http_timeout  # for the whole copy, not per read
         try:
             with httpx.Client(base_url=base, headers=headers, timeout=settings.http_timeout) as http:
-                return _copy(http, source, folder, limit)
+                return _copy(http, source, folder, limit, deadline)
         except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"could not copy {source!r} from the MLflow server {base}: {exc}") from None
+            # Not a 503: MLflow's client retries those for minutes and then shows none of this message.
+            raise InvalidState(f"could not copy {source!r} from the MLflow server {base}: {exc}") from None
 
     return fetch
 
@@ -71,7 +76,7 @@ def _get(http: httpx.Client, path: str, params: dict[str, str]) -> dict[str, Any
     return body
 
 
-def _copy(http: httpx.Client, source: str, folder: Path, limit: int) -> CopiedModel | None:
+def _copy(http: httpx.Client, source: str, folder: Path, limit: int, deadline: float) -> CopiedModel | None:
     run: dict[str, Any] = {}
     if source.startswith("models:/m-"):
         model = _get(http, f"/api/2.0/mlflow/logged-models/{source.removeprefix('models:/')}", {})["model"]
@@ -92,7 +97,7 @@ def _copy(http: httpx.Client, source: str, folder: Path, limit: int) -> CopiedMo
             "through the server's artifact proxy (mlflow server with --serve-artifacts, its default)"
         )
     root = re.sub(r"^mlflow-artifacts:(//[^/]*)?/", "", location).strip("/")
-    _download_tree(http, root, folder, limit)
+    _download_tree(http, root, folder, limit, deadline)
     if not (folder / "MLmodel").is_file():
         raise InvalidInput(f"{source!r} holds no MLflow model (no MLmodel file at {location!r})")
     data, info = run.get("data", {}), run.get("info", {})
@@ -106,10 +111,15 @@ def _copy(http: httpx.Client, source: str, folder: Path, limit: int) -> CopiedMo
     )
 
 
-def _download_tree(http: httpx.Client, root: str, folder: Path, limit: int) -> None:
-    pending, count = [""], 0
+def _download_tree(http: httpx.Client, root: str, folder: Path, limit: int, deadline: float) -> None:
+    pending, count, listed_dirs = [""], 0, 0
     while pending:
         relative = pending.pop()
+        listed_dirs += 1
+        if listed_dirs > MAX_FILES or relative.count("/") >= MAX_DEPTH:
+            raise InvalidInput(f"the model's folders nest deeper than {MAX_DEPTH} or number more than {MAX_FILES}")
+        if time.monotonic() > deadline:
+            raise InvalidState(f"copying the model took longer than COVEX_HTTP_TIMEOUT; {count} files were copied")
         listed = _get(http, _ARTIFACTS, {"path": posixpath.join(root, relative) if relative else root})
         for entry in listed.get("files", []):
             name = posixpath.join(relative, posixpath.basename(entry["path"]))

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -342,6 +343,7 @@ def test_version_tags_are_set_and_deleted(client: MlflowClient, name: str) -> No
         "s3://bucket/%252e%252e/x",
         "runs:/abc/../../x",
         "C:\\models\\x",
+        "jar:file:///tmp/x.jar!/model",
     ],
 )
 def test_sources_climbing_out_or_local_are_refused(client: MlflowClient, name: str, source: str) -> None:
@@ -459,6 +461,7 @@ def test_an_unknown_endpoint_is_endpoint_not_found(server: Server) -> None:
 def test_no_token_is_unauthenticated(server: Server, connect: Callable[..., MlflowClient]) -> None:
     answer = httpx.get(f"{server.url}/api/2.0/mlflow/registered-models/search")
     assert (answer.status_code, answer.json()["error_code"]) == (401, "UNAUTHENTICATED")
+    assert "MLFLOW_TRACKING_TOKEN" in answer.json()["message"]
     assert _code(lambda: connect(server, None).search_registered_models()) == "UNAUTHENTICATED"
 
 
@@ -558,6 +561,40 @@ def test_with_open_requests_a_protected_stage_opens_one(
     assert client.get_model_version(name, "1").current_stage == "None"
 
 
+def test_with_open_requests_a_retried_transition_names_the_same_request(
+    custom: Server, connect: Callable[..., MlflowClient], name: str
+) -> None:
+    client = connect(custom, custom.editor)
+    connect(custom).create_registered_model(name)
+    _versions(client, name, "s3://bucket/1")
+    custom.svc.approvals.set_policy("stage", "Production", {"approvals": 1}, model=name)
+    answers = []
+    for _ in range(2):
+        with _stage_api(), pytest.raises(MlflowException) as refused:
+            client.transition_model_version_stage(name, "1", "Production")
+        answers.append((refused.value.error_code, refused.value.message))
+    [opened] = custom.svc.approvals.list_requests(name)
+    assert answers[0] == answers[1] and answers[0][0] == "PERMISSION_DENIED"
+    assert f"request #{opened.id}" in answers[0][1]
+
+
+def test_with_open_requests_leaving_a_protected_stage_still_takes_a_manager(
+    custom: Server, connect: Callable[..., MlflowClient], name: str
+) -> None:
+    admin = connect(custom)
+    admin.create_registered_model(name)
+    _versions(admin, name, "s3://bucket/1")
+    with _stage_api():
+        admin.transition_model_version_stage(name, "1", "Production")
+    custom.svc.approvals.set_policy("stage", "Production", {"approvals": 1}, model=name)
+    editor = connect(custom, custom.editor)
+    with _stage_api(), pytest.raises(MlflowException) as refused:
+        editor.transition_model_version_stage(name, "1", "Staging")  # out of Production: the manager's
+    assert refused.value.error_code == "PERMISSION_DENIED" and "manager" in refused.value.message
+    assert admin.get_model_version(name, "1").current_stage == "Production"
+    assert custom.svc.approvals.list_requests(name) == []  # no request went around the rule
+
+
 def test_mlflow_stages_map_to_the_configured_covex_stages(
     custom: Server, connect: Callable[..., MlflowClient], name: str
 ) -> None:
@@ -569,3 +606,17 @@ def test_mlflow_stages_map_to_the_configured_covex_stages(
         assert custom.svc.get_version(ModelRef(name, "version", "1")).stage == "Dev"
         assert client.get_model_version(name, "1").current_stage == "Staging"
         assert [v.version for v in client.get_latest_versions(name, ["Staging"])] == ["1"]
+
+
+def test_a_copy_from_an_unreachable_mlflow_server_fails_at_once_and_creates_nothing(
+    tmp_path: Path, connect: Callable[..., MlflowClient], name: str
+) -> None:
+    closed = support.free_port()  # nothing listens there
+    with _server(str(tmp_path / "covex"), mlflow_tracking_uri=f"http://127.0.0.1:{closed}") as s:
+        client = connect(s)
+        client.create_registered_model(name)
+        with pytest.raises(MlflowException) as failed:  # not a 503: MLflow's client would retry it for minutes
+            client.create_model_version(name, "models:/m-0123456789abcdef0123456789abcdef")
+        assert failed.value.error_code == "INVALID_STATE"
+        assert f"127.0.0.1:{closed}" in failed.value.message
+        assert client.search_model_versions(f"name = '{name}'") == []
