@@ -9,17 +9,31 @@ Under ``registry/<model name>/-/<version>/`` the files of registered versions ar
 from __future__ import annotations
 
 import mimetypes
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from covex.domain.errors import InvalidInput
 from covex.server.guard import UploadSlots
 from covex.server.mlflow.messages import Fields
 from covex.server.mlflow.tracking import reply
 from covex.server.routes import Service
 from covex.server.uploads import BodyChunks
+
+
+def _utf8(request: Request, path: str) -> str:
+    """``path`` if the request's own bytes (path and query) are UTF-8: Starlette turns bad bytes into U+FFFD."""
+    raw = [request.scope.get("raw_path", b""), *request.scope.get("query_string", b"").split(b"&")]
+    try:
+        for part in raw:
+            unquote_to_bytes(part.replace(b"+", b" ").decode("latin-1")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("Invalid path: it must be valid UTF-8 once percent-decoded") from None
+    return path
+
 
 router = APIRouter(include_in_schema=False)  # MLflow's API is documented by MLflow, not in /docs
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -36,7 +50,7 @@ async def upload_artifact(path: str, request: Request, svc: Service) -> Response
     chunks = BodyChunks(request.stream())
     chunks.start()
     try:
-        await run_in_threadpool(svc.tracking.put_artifact, path, size, chunks)
+        await run_in_threadpool(svc.tracking.put_artifact, _utf8(request, path), size, chunks)
     except ClientDisconnect:
         return Response(status_code=400)
     finally:
@@ -46,21 +60,21 @@ async def upload_artifact(path: str, request: Request, svc: Service) -> Response
 
 
 @router.get(f"{ARTIFACTS}/{{path:path}}", response_class=Response)
-def download_artifact(path: str, svc: Service) -> Response:
+def download_artifact(path: str, request: Request, svc: Service) -> Response:
     """One file's content; the connection is cut short if it does not match the digest stored for it."""
-    size, content = svc.tracking.open_artifact(path)
+    size, content = svc.tracking.open_artifact(_utf8(request, path))
     kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
     return StreamingResponse(content, media_type=kind, headers={"Content-Length": str(size)})
 
 
 @router.get(ARTIFACTS)
-def list_artifacts(msg: Fields, svc: Service) -> Response:
+def list_artifacts(msg: Fields, request: Request, svc: Service) -> Response:
     """The files and folders directly in ``path``."""
-    found = svc.tracking.list_artifacts(msg.text("path", ""))
+    found = svc.tracking.list_artifacts(_utf8(request, msg.text("path", "")))
     return reply({"files": [f.model_dump(exclude_none=True) for f in found]})
 
 
 @router.delete(f"{ARTIFACTS}/{{path:path}}")
-def delete_artifact(path: str, svc: Service) -> Response:
-    svc.tracking.delete_artifacts(path)
+def delete_artifact(path: str, request: Request, svc: Service) -> Response:
+    svc.tracking.delete_artifacts(_utf8(request, path))
     return reply()

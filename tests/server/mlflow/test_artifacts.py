@@ -63,6 +63,7 @@ BAD = [
     "%2Fetc%2Fpasswd",
     "{root}/a%00b",
     "{root}/a\\..\\b",
+    "{root}/%ff%fe",  # not UTF-8
 ]
 
 
