@@ -46,13 +46,15 @@ class SourceService(ServiceBase):
         from covex.service.tracking import TrackingService  # the tracking store sits beside the registry
 
         versions = self._sibling(VersionService)
-        with self._tx(write=False) as conn:  # no copying for someone who may not register the result
-            self._model_for(conn, name, "editor", "version.create", lock=False)
+        if not _is_mlflow_model(new.source):  # s3://... and the like: a pointer, as MLflow records it
+            return versions.create_version(name, new)
         stored = self._sibling(TrackingService).model_files(new.source)
         if stored is not None:
             held = _with_run(new, CopiedModel(stored.run_id, "", stored.metrics, stored.params))
             return versions.create_held_version(name, replace(held, files=stored.files))
         if fetch is not None:
+            with self._tx(write=False) as conn:  # no copying for someone who may not register the result
+                self._model_for(conn, name, "editor", "version.create", lock=False)
             with tempfile.TemporaryDirectory(prefix="covex-copy-") as folder:
                 copied = fetch(new.source, Path(folder))
                 if copied is not None:
@@ -73,6 +75,13 @@ class SourceService(ServiceBase):
             blobs.put_blob(digest.hexdigest(), size, _chunks(path))
             files.append(FileEntry(path=path.relative_to(folder).as_posix(), digest=digest.hexdigest(), size=size))
         return files
+
+
+def _is_mlflow_model(source: str) -> bool:
+    """A source naming a model MLflow's tracking keeps (Covex's own, or the team's MLflow server's)."""
+    return source.startswith(("models:/m-", "runs:/", "mlflow-artifacts:")) or (
+        source.startswith(("http://", "https://")) and "/api/2.0/mlflow-artifacts/artifacts/" in source
+    )
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
