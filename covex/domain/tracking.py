@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from covex.domain.entities import FileEntry
 from covex.domain.errors import InvalidInput
+from covex.domain.filters import MAX_FILTER_LENGTH
 
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
@@ -277,29 +278,38 @@ class Clause(BaseModel, frozen=True):
 
 
 def parse_filter(text: str | None) -> list[Clause]:
-    """``text`` as clauses, or InvalidInput naming what is not understood."""
+    """``text`` as clauses, or InvalidInput naming what is not understood (cut short: a filter may be long)."""
     if not text or not text.strip():
         return []
+    if len(text) > MAX_FILTER_LENGTH:
+        raise InvalidInput(f"Invalid filter: it is {len(text)} characters long; the limit is {MAX_FILTER_LENGTH}")
+    shown = _shown(text)
     clauses = []
-    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+    # ``and`` between whitespace, found by lookarounds: ``\s+and\s+`` retried every run of spaces (quadratic).
+    for part in re.split(r"(?<=\s)and(?=\s)", text.strip(), flags=re.IGNORECASE):
         found = _CLAUSE.match(part)
         if found is None:
-            raise InvalidInput(f"Invalid filter {text!r}: could not parse {part.strip()!r}")
+            raise InvalidInput(f"Invalid filter {shown}: could not parse {_shown(part.strip())}")
         kind = (found["kind"] or "attributes").lower()
         kind = _KIND.get(kind, kind)
         raw = found["value"]
-        value: str | float = raw[1:-1] if raw[0] in "'\"" else _number(raw, text)
+        value: str | float = raw[1:-1] if raw[0] in "'\"" else _number(raw, shown)
         if kind == "metrics" and isinstance(value, str):
-            raise InvalidInput(f"Invalid filter {text!r}: a metric compares with a number")
+            raise InvalidInput(f"Invalid filter {shown}: a metric compares with a number")
         clauses.append(Clause(kind=kind, key=found["key"].strip('`"'), op=found["op"].upper(), value=value))
     return clauses
 
 
-def _number(raw: str, text: str) -> float:
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for an error message, cut to about ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def _number(raw: str, shown: str) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise InvalidInput(f"Invalid filter {text!r}: {raw!r} is not a number") from None
+        raise InvalidInput(f"Invalid filter {shown}: {_shown(raw)} is not a number") from None
 
 
 def matches(clauses: list[Clause], fields: dict[str, dict[str, Any]]) -> bool:
@@ -313,8 +323,7 @@ def matches(clauses: list[Clause], fields: dict[str, dict[str, Any]]) -> bool:
 
 def _holds(have: Any, op: str, want: str | float) -> bool:
     if op in ("LIKE", "ILIKE"):
-        pattern = "^" + re.escape(str(want)).replace("%", ".*").replace("_", ".") + "$"
-        return re.match(pattern, str(have), re.IGNORECASE if op == "ILIKE" else 0) is not None
+        return like(str(have), str(want), fold=op == "ILIKE")
     if isinstance(want, float):
         try:
             have = float(have)
@@ -329,3 +338,62 @@ def _holds(have: Any, op: str, want: str | float) -> bool:
     if isinstance(want, str):
         raise InvalidInput(f"Invalid filter: {op!r} compares numbers only")
     return bool({"<": have < want, ">": have > want, "<=": have <= want, ">=": have >= want}[op])
+
+
+# -- LIKE without a backtracking regex ---------------------------------------------------
+# ``%`` as ``.*`` in a regex backtracks: ``'%%%%%b'`` against 250 characters took seconds. Here a
+# pattern is its ``%``-free segments: the first fits at the start, the last at the end, the others
+# leftmost-first in order between them (taking each middle segment as early as it fits never loses a
+# match when ``%`` is the only wildcard of variable length). ``_`` is any one character; there is no
+# escape character (as before: ``\\`` is a plain character), and both wildcards match a newline.
+
+
+def like(value: str, pattern: str, *, fold: bool = False) -> bool:
+    """Whether ``value`` matches SQL LIKE ``pattern`` (``fold``: ILIKE, both casefolded); linear in the value."""
+    if fold:
+        value, pattern = value.casefold(), pattern.casefold()
+    first, *middle = pattern.split("%")
+    if not middle:
+        return len(value) == len(first) and _fits(value, 0, first)
+    last = middle.pop()
+    end = len(value) - len(last)
+    if end < len(first) or not _fits(value, 0, first) or not _fits(value, end, last):
+        return False
+    at = len(first)
+    for segment in middle:
+        found = _find(value, segment, at, end)
+        if found < 0:
+            return False
+        at = found + len(segment)
+    return True
+
+
+def _fits(value: str, at: int, segment: str) -> bool:
+    """Whether ``segment`` (``_`` any one character) matches ``value`` from ``at`` on (``value`` long enough)."""
+    if "_" not in segment:
+        return value.startswith(segment, at)
+    return all(c == "_" or c == value[at + i] for i, c in enumerate(segment))
+
+
+def _find(value: str, segment: str, start: int, end: int) -> int:
+    """The leftmost place of ``segment`` in ``value[start:end]``, or -1.
+
+    A segment holding ``_`` is found by one pass over the value (shift-and: bit i of ``state`` says
+    the last i + 1 characters read match the segment's first i + 1), so its cost is the value's
+    length times the segment's in machine words, whatever the characters.
+    """
+    if "_" not in segment:
+        return value.find(segment, start, end)
+    if not segment.strip("_"):  # only ``_``: any place with room
+        return start if end - start >= len(segment) else -1
+    anything = sum(1 << i for i, c in enumerate(segment) if c == "_")
+    masks: dict[str, int] = {}
+    for i, c in enumerate(segment):
+        if c != "_":
+            masks[c] = masks.get(c, anything) | 1 << i
+    done, state = 1 << (len(segment) - 1), 0
+    for j in range(start, end):
+        state = ((state << 1) | 1) & masks.get(value[j], anything)
+        if state & done:
+            return j - len(segment) + 1
+    return -1

@@ -126,3 +126,18 @@ def test_refusals_in_mlflow_words(as_user: MlflowServer) -> None:
     assert 200 == admin.status_code
     unknown = _call(as_user, "POST", "/api/2.0/mlflow/runs/no-such-thing", as_user.user_token, json={})
     assert (404, "ENDPOINT_NOT_FOUND") == (unknown.status_code, unknown.json()["error_code"])
+
+
+def test_like_patterns_that_stalled_the_server_answer_at_once(as_user: MlflowServer) -> None:
+    """``%`` became ``.*`` in a regex: ``'%%%%%b'`` against a 250-character run name took 10 s per request."""
+    client = mlflow.MlflowClient()
+    run = client.create_run("0", run_name="a" * 250)
+    client.set_tag(run.info.run_id, "long", "a" * 8000)
+    for stalling in ("attributes.run_name LIKE '%%%%%%%%b'", "tags.long ILIKE '%a%a%a%a%a%a%a%a%b'"):
+        assert run.info.run_id not in [r.info.run_id for r in client.search_runs(["0"], stalling)]
+    found = client.search_runs(["0"], "attributes.run_name LIKE 'a%a' and tags.long ILIKE '%A_A%'")
+    assert run.info.run_id in [r.info.run_id for r in found]
+    body = {"experiment_ids": ["0"], "filter": "attributes.run_name = '" + "x" * 10_000 + "'"}
+    too_long = _call(as_user, "POST", "/api/2.0/mlflow/runs/search", as_user.user_token, json=body)
+    assert (400, "INVALID_PARAMETER_VALUE") == (too_long.status_code, too_long.json()["error_code"])
+    assert "limit is 10000" in too_long.json()["message"] and len(too_long.json()["message"]) < 200
