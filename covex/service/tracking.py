@@ -4,11 +4,26 @@ What an MLflow client logs through Covex's MLflow API lands here (``covex.domain
 training script can log a model to Covex and register it from there without copying a byte: artifact
 files are blobs of the same content-addressed store as versions' files (``tracking_artifacts``).
 
-Access: any authenticated user may create experiments, runs and logged models, and read all of them
-(tracking is a shared lab notebook; governance starts at the registry); only the creator of an
-experiment, run or logged model, or an admin, may change it or write artifacts under it. Every
-change is audited (``tracking.experiment.create``, ``tracking.run.update``, ``tracking.artifact.put``,
-...), a refused one as refused.
+Access:
+
+- Experiments: every signed-in user may create them and read every one (their names are unique across
+  the server, so ``mlflow.set_experiment`` must find the one that exists); only the creator, or an
+  admin, may change one.
+- Runs and logged models, with all they hold (params, metrics and their history, tags, inputs and
+  outputs, artifacts: listing and downloading): every signed-in user may create them; only the
+  creator, an admin, or a user who may read every model (a reader-or-higher grant on all models) may
+  read them, since a model's files logged there are the registered version's files. Anyone else
+  gets "not found" for one (it does not say whether it exists) and searches leave them out. Only
+  the creator, or an admin, may change one or write artifacts under it (refused as PERMISSION_DENIED:
+  the ids are random, so saying that a named one exists tells nothing new).
+- Registering from a run or logged model (``model_files``) reads it: a source Covex holds that the
+  principal may not read is NotFound naming the source, so nothing is registered (it is not taken
+  for a source Covex does not hold, which would be recorded as a pointer).
+- Registered versions' files (``registry/<model>/-/<version>/...``) keep the registry's own rule: a
+  reader of the model reads them.
+
+Every change is audited (``tracking.experiment.create``, ``tracking.run.update``,
+``tracking.artifact.put``, ...), a refused one as refused.
 """
 
 from __future__ import annotations
@@ -314,7 +329,9 @@ class TrackingService(LoggedModelService):
         with self._tx(write=False) as conn:
             ids = [self._experiment_row(conn, e).id for e in experiment_ids]
             q = select(s.tracking_runs).where(
-                s.tracking_runs.c.experiment_id.in_(ids), *_view(s.tracking_runs, view_type)
+                s.tracking_runs.c.experiment_id.in_(ids),
+                *_view(s.tracking_runs, view_type),
+                *self._readable(conn, s.tracking_runs),
             )
             found = self._runs(
                 conn, list(conn.execute(q.order_by(s.tracking_runs.c.start_time.desc()).limit(MAX_SEARCHED)))
@@ -434,7 +451,9 @@ class TrackingService(LoggedModelService):
         """The files of an MLflow model source held by Covex's own tracking store: 'models:/m-<id>',
         'runs:/<run_id>/<path>', 'mlflow-artifacts:/<path>' or
         'http(s)://<any host>/api/2.0/mlflow-artifacts/artifacts/<path>'. None when the source is none of
-        Covex's (unknown ids, other schemes); InvalidInput when it is Covex's but holds no MLmodel file."""
+        Covex's (unknown ids, other schemes); InvalidInput when it is Covex's but holds no MLmodel file;
+        NotFound, naming the source, when it is a run or logged model the principal may not read (so
+        nothing is registered from it, not even a pointer)."""
         if not isinstance(source, str):
             return None
         with self._tx(write=False) as conn:
@@ -445,6 +464,8 @@ class TrackingService(LoggedModelService):
             if found is None:
                 return None
             run, model, root, folder = found
+            if any(row is not None and not self._may_read(conn, row.created_by) for row in (run, model)):
+                raise NotFound(f"Model source {source[:300]!r} not found: no run or logged model you may read")
             entries = self._entries(conn, root)
             dom.model_folder([e.path for e in entries], folder)
             prefix = folder + "/" if folder else ""
@@ -466,18 +487,21 @@ class TrackingService(LoggedModelService):
             )
 
     def _model_source(self, conn: Connection, source: str) -> tuple[Row[Any] | None, Row[Any] | None, str, str] | None:
-        """``(run row, logged model row, artifact root, model folder in it)`` of a source, None if not Covex's."""
+        """``(run row, logged model row, artifact root, model folder in it)`` of a source, None if not Covex's.
+
+        Rows are found whoever may read them: ``model_files`` tells an unreadable source from an unknown one.
+        """
         run = model = None
         if source.startswith("models:/"):
             model_id = source[len("models:/") :].strip("/")
             if not dom.is_model_id(model_id):
                 return None
-            model, folder = self._logged_row(conn, model_id), ""
+            model, folder = self._logged_row(conn, model_id, read=False), ""
         elif source.startswith("runs:/"):
             run_id, _, inner = source[len("runs:/") :].lstrip("/").partition("/")
             if not dom.is_run_id(run_id):
                 return None
-            run, folder = self._run_row(conn, run_id), dom.check_path(inner)
+            run, folder = self._run_row(conn, run_id, read=False), dom.check_path(inner)
             root = dom.run_root(str(run.experiment_id), run.id)
             paths = [e.path for e in self._entries(conn, root)]
             if folder and not any(p == f"{folder}/MLmodel" for p in paths):
@@ -496,12 +520,14 @@ class TrackingService(LoggedModelService):
                 return None
             kind, owner, folder = found
             if kind == "run":
-                run = self._run_row(conn, owner)
-                return run, None, self._artifact_root(conn, path, None)[0], folder
-            model = self._logged_row(conn, owner)
-            self._artifact_root(conn, path, None)
-        if model.source_run_id:
+                run = self._run_row(conn, owner, read=False)
+                return run, None, self._artifact_root(conn, path, None, read=False)[0], folder
+            model = self._logged_row(conn, owner, read=False)
+            self._artifact_root(conn, path, None, read=False)
+        if run is None and model.source_run_id:  # a run named in the source is checked by model_files
             run = conn.execute(select(s.tracking_runs).where(s.tracking_runs.c.id == model.source_run_id)).one_or_none()
+            if run is not None and not self._may_read(conn, run.created_by):
+                run = None  # the model's own source run: its metrics and params stay behind, the model's files go
         return run, model, dom.model_root(str(model.experiment_id), model.id), folder
 
 

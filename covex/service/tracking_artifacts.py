@@ -34,12 +34,15 @@ MAX_LISTED_FILES = 50_000
 class TrackingBase(ServiceBase):
     """Runs and logged models as owners of changes and of artifact roots."""
 
-    def _run_row(self, conn: Connection, run_id: str, action: str | None = None) -> Row[Any]:
-        """The run ``run_id``; with ``action``, checked active and changeable by the principal."""
+    def _run_row(self, conn: Connection, run_id: str, action: str | None = None, *, read: bool = True) -> Row[Any]:
+        """The run ``run_id``; with ``action``, checked active and changeable by the principal.
+
+        Without ``action`` (a read) it is NotFound for a principal who may not read it, unless ``read`` is False.
+        """
         row = None
         if isinstance(run_id, str) and dom.is_run_id(run_id):
             row = conn.execute(_for_change(conn, select(runs).where(runs.c.id == run_id), action)).one_or_none()
-        if row is None:
+        if row is None or (action is None and read and not self._may_read(conn, row.created_by)):
             raise NotFound(f"Run with id={run_id!r} not found")
         if action is not None:
             self._require_owner(row.created_by, action, f"run:{run_id}")
@@ -47,16 +50,27 @@ class TrackingBase(ServiceBase):
                 raise InvalidInput(f"The run {run_id} must be in the 'active' state. Current state is deleted.")
         return row
 
-    def _logged_row(self, conn: Connection, model_id: str, action: str | None = None) -> Row[Any]:
-        """The logged model ``model_id``; with ``action``, checked changeable by the principal."""
+    def _logged_row(self, conn: Connection, model_id: str, action: str | None = None, *, read: bool = True) -> Row[Any]:
+        """The logged model ``model_id``; with ``action``, checked changeable by the principal (as ``_run_row``)."""
         row = None
         if isinstance(model_id, str) and dom.is_model_id(model_id):
             row = conn.execute(_for_change(conn, select(logged).where(logged.c.id == model_id), action)).one_or_none()
-        if row is None:
+        if row is None or (action is None and read and not self._may_read(conn, row.created_by)):
             raise NotFound(f"Logged model with ID {model_id!r} not found.")
         if action is not None:
             self._require_owner(row.created_by, action, f"logged_model:{model_id}")
         return row
+
+    def _reads_all(self, conn: Connection) -> bool:
+        """Whether the principal reads every run and logged model: an admin, or a reader (or more) of every model."""
+        return self.principal.is_admin or self.readable_model_ids(conn) is None
+
+    def _may_read(self, conn: Connection, creator: str) -> bool:
+        return creator == self.principal.name or self._reads_all(conn)
+
+    def _readable(self, conn: Connection, table: Any) -> list[Any]:
+        """The conditions a search of runs or logged models adds: none, or "created by the principal"."""
+        return [] if self._reads_all(conn) else [table.c.created_by == self.principal.name]
 
     def _require_owner(self, creator: str, action: str, target: str) -> None:
         if not self.principal.is_admin and creator != self.principal.name:
@@ -70,8 +84,11 @@ class TrackingBase(ServiceBase):
 
     # -- artifacts ------------------------------------------------------------------
 
-    def _artifact_root(self, conn: Connection, path: str, action: str | None) -> tuple[str, str]:
-        """``(root, path inside it)`` for a path under a run's or logged model's root (NotFound otherwise)."""
+    def _artifact_root(self, conn: Connection, path: str, action: str | None, *, read: bool = True) -> tuple[str, str]:
+        """``(root, path inside it)`` for a path under a run's or logged model's root (NotFound otherwise).
+
+        Without ``action``, NotFound too for a root the principal may not read (unless ``read`` is False).
+        """
         found = dom.split_root(path)
         if found is None:
             if action is not None:
@@ -82,7 +99,11 @@ class TrackingBase(ServiceBase):
                 )
             raise NotFound(f"no artifact at {path!r}")
         kind, owner, inner = found
-        row = self._run_row(conn, owner, action) if kind == "run" else self._logged_row(conn, owner, action)
+        row = (
+            self._run_row(conn, owner, action, read=read)
+            if kind == "run"
+            else self._logged_row(conn, owner, action, read=read)
+        )
         root = (
             dom.run_root(str(row.experiment_id), owner)
             if kind == "run"

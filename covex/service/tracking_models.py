@@ -128,7 +128,7 @@ class LoggedModelService(TrackingBase):
         t = s.tracking_logged_models
         with self._tx(write=False) as conn:
             ids = [self._experiment_row(conn, e).id for e in experiment_ids]
-            q = select(t).where(t.c.experiment_id.in_(ids), t.c.lifecycle_stage == "active")
+            q = select(t).where(t.c.experiment_id.in_(ids), t.c.lifecycle_stage == "active", *self._readable(conn, t))
             found = self._logged_models(
                 conn, list(conn.execute(q.order_by(t.c.creation_timestamp.desc()).limit(MAX_SEARCHED)))
             )

@@ -113,13 +113,14 @@ def test_refusals_in_mlflow_words(as_user: MlflowServer) -> None:
         client.log_param(run.info.run_id, "long", "x" * 6001)
     assert "INVALID_PARAMETER_VALUE" == too_long.value.error_code
     body = {"run_id": run.info.run_id, "key": "beta", "value": "1"}
-    # Another user may read the run but not change it; nobody without a token may do either.
+    # Another user may not change the run, nor read it (test_tracking_access); nobody without a token may either.
     other = _call(as_user, "POST", "/api/2.0/mlflow/runs/log-parameter", as_user.other_token, json=body)
     assert (403, "PERMISSION_DENIED") == (other.status_code, other.json()["error_code"])
     reads = _call(
         as_user, "GET", "/api/2.0/preview/mlflow/runs/get", as_user.other_token, params={"run_id": run.info.run_id}
     )
-    assert 200 == reads.status_code and reads.json()["run"]["data"]["params"] == [{"key": "alpha", "value": "1"}]
+    assert (404, "RESOURCE_DOES_NOT_EXIST") == (reads.status_code, reads.json()["error_code"])
+    assert "alpha" not in reads.text
     anonymous = _call(as_user, "POST", "/api/2.0/mlflow/runs/log-parameter", None, json=body)
     assert (401, "UNAUTHENTICATED") == (anonymous.status_code, anonymous.json()["error_code"])
     admin = _call(as_user, "POST", "/api/2.0/mlflow/runs/log-parameter", as_user.admin_token, json=body)
