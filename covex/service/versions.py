@@ -347,8 +347,8 @@ class VersionService(ServiceBase):
         """Create a version from files this service holds proof of, READY at once.
 
         For the service's own use only, never for files a caller lists: the blobs were stored by the
-        service itself (copied from elsewhere) or belong to artifacts of its tracking store, which every
-        user may read. A blob that is missing or of another size fails the version.
+        service itself (copied from elsewhere) or belong to a run or logged model of its tracking store that
+        the caller may read. A blob that is missing or of another size fails the version.
         """
         created = self.create_version(name, new)
         wrong = [f.path for f in new.files if self.blobs.size(f.digest) != f.size]

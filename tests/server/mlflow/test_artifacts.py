@@ -46,9 +46,10 @@ def test_upload_download_list_and_delete(mlflow_server: MlflowServer) -> None:
         assert 200 == c.delete(f"{ARTIFACTS}/{root}/model/weights.bin").status_code
         gone = c.get(f"{ARTIFACTS}/{root}/model/weights.bin")
         assert (404, "RESOURCE_DOES_NOT_EXIST") == (gone.status_code, gone.json()["error_code"])
-    # Someone else's run: readable, not writable; outside any run's root: not writable either.
+    # Someone else's run: not readable (as if it did not exist), not writable; outside any run's root: not writable.
     with _client(mlflow_server, mlflow_server.other_token) as other:
-        assert 200 == other.get(f"{ARTIFACTS}/{root}/model/MLmodel").status_code
+        hidden = other.get(f"{ARTIFACTS}/{root}/model/MLmodel")
+        assert (404, "RESOURCE_DOES_NOT_EXIST") == (hidden.status_code, hidden.json()["error_code"])
         for path in (f"{root}/model/x", "0/stray.txt"):
             refused = other.put(f"{ARTIFACTS}/{path}", content=b"x")
             assert (403, "PERMISSION_DENIED") == (refused.status_code, refused.json()["error_code"])
