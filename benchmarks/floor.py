@@ -6,8 +6,9 @@ without touching any database. What a Covex call costs above this is Covex's own
 
     python benchmarks/floor.py --port 8123      # GET /floor
 
-``GET /api/2.0/mlflow/registered-models/alias`` answers a fixed version in MLflow's shape: what MLflow's
-own client costs against a server doing nothing.
+Under ``/api/2.0/mlflow/`` it answers fixed bodies in MLflow's shapes (a version for ``registered-models/alias``
+and ``model-versions/create``, a page of 100 models for ``registered-models/search``): what MLflow's own
+client costs against a server doing nothing.
 """
 
 from __future__ import annotations
@@ -69,6 +70,31 @@ MLFLOW_BODY = json.dumps(
 ).encode()
 
 
+# A page of 100 models as MLflow's API answers a search: what parsing one costs MLflow's client.
+MLFLOW_SEARCH_BODY = json.dumps(
+    {
+        "registered_models": [
+            {
+                "name": f"search-{i:05d}",
+                "creation_timestamp": 1764540000000,
+                "last_updated_timestamp": 1764540000000,
+                "user_id": "admin",
+                "latest_versions": [],
+                "tags": [],
+                "aliases": [],
+            }
+            for i in range(100)
+        ],
+        "next_page_token": "eyJvZmZzZXQiOiAxMDB9",
+    },
+    separators=(",", ":"),
+).encode()
+MLFLOW_MODEL_BODY = json.dumps(
+    {"registered_model": {"name": "mlflow-client", "creation_timestamp": 1764540000000, "last_updated_timestamp": 1}},
+    separators=(",", ":"),
+).encode()
+
+
 def create_app() -> FastAPI:
     app = FastAPI()
 
@@ -77,8 +103,17 @@ def create_app() -> FastAPI:
         return Response(BODY, media_type="application/json")
 
     @app.get("/api/2.0/mlflow/registered-models/alias")
+    @app.post("/api/2.0/mlflow/model-versions/create")
     async def mlflow_floor() -> Response:
         return Response(MLFLOW_BODY, media_type="application/json")
+
+    @app.get("/api/2.0/mlflow/registered-models/search")
+    async def mlflow_search_floor() -> Response:
+        return Response(MLFLOW_SEARCH_BODY, media_type="application/json")
+
+    @app.post("/api/2.0/mlflow/registered-models/create")
+    async def mlflow_create_floor() -> Response:
+        return Response(MLFLOW_MODEL_BODY, media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:
