@@ -48,6 +48,24 @@ from covex.store.schema import (
 VERSION_SORTABLE = {"name", "version", "creation_timestamp", "last_updated_timestamp", "metrics"}
 
 
+def _newest_of(newest: Select[Any]) -> Select[Any]:
+    """Version rows that are the newest of their model in their stage, among ``newest``'s groups."""
+    sub = newest.group_by(model_versions.c.model_id, model_versions.c.stage).subquery()
+    return queries.version_select().join(
+        sub, (model_versions.c.model_id == sub.c.model_id) & (model_versions.c.version == sub.c.newest)
+    )
+
+
+_NEWEST = (
+    select(model_versions.c.model_id, func.max(model_versions.c.version).label("newest"))
+    .join(models, models.c.id == model_versions.c.model_id)
+    .where(models.c.name.in_(bindparam("names", expanding=True)))
+)
+# Built once (the names and stages are bound): building them per call cost more than running them.
+_LATEST = _newest_of(_NEWEST)
+_LATEST_IN_STAGES = _newest_of(_NEWEST.where(model_versions.c.stage.in_(bindparam("stages", expanding=True))))
+
+
 @lru_cache(maxsize=search.SEARCHES_CACHED)
 def _version_search(filter: str | None, order_by: tuple[str, ...]) -> Select[Any]:
     """The statement finding the versions ``filter`` matches in ``order_by``'s order (any page of them)."""
@@ -413,23 +431,15 @@ class VersionService(ServiceBase):
         Models the caller may not read, or that do not exist, are left out (one name alone: NotFound).
         """
         wanted = [self.stage(s) for s in stages] if stages else None
+        params: dict[str, Any] = {"names": list(names), **({"stages": wanted} if wanted else {})}
         with self._tx(write=False) as conn:
+            q = _LATEST_IN_STAGES if wanted else _LATEST
             if len(names) == 1:
-                ids = [self._model_for(conn, names[0], "reader", "model.read", lock=False).id]
+                self._model_for(conn, names[0], "reader", "model.read", lock=False)
             else:
-                q = select(models.c.id).where(models.c.name.in_(list(names)))
                 readable = self.readable_model_ids(conn)
-                ids = list(conn.execute(q if readable is None else q.where(models.c.id.in_(readable))).scalars())
-            newest = select(model_versions.c.model_id, func.max(model_versions.c.version).label("newest")).where(
-                model_versions.c.model_id.in_(ids)
-            )
-            if wanted is not None:
-                newest = newest.where(model_versions.c.stage.in_(wanted))
-            sub = newest.group_by(model_versions.c.model_id, model_versions.c.stage).subquery()
-            q = queries.version_select().join(
-                sub, (model_versions.c.model_id == sub.c.model_id) & (model_versions.c.version == sub.c.newest)
-            )
-            found = queries.load_versions(conn, conn.execute(q).all()) if ids else []
+                q = q if readable is None else q.where(model_versions.c.model_id.in_(readable))
+            found = queries.load_versions(conn, conn.execute(q, params).all()) if names else []
         order = {s: i for i, s in enumerate(self.stages)}
         latest: dict[str, list[ModelVersion]] = {}
         for v in sorted(found, key=lambda v: (order.get(v.stage, len(order)), v.version)):

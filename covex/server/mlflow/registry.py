@@ -109,7 +109,7 @@ async def search_registered_models(request: Request, msg: Fields, svc: Service) 
         svc,
         svc.search_models,
         translate_filter(msg.optional("filter")),
-        [translate_order(o, "model") for o in msg.strings("order_by")],
+        translate_order(msg.strings("order_by"), "model"),
         max_results,
         msg.optional("page_token") or None,
     )
@@ -229,7 +229,7 @@ async def search_model_versions(request: Request, msg: Fields, svc: Service) -> 
         svc,
         svc.search_versions,
         translate_filter(msg.optional("filter")),
-        [translate_order(o, "version") for o in msg.strings("order_by")] or ["name ASC", "version DESC"],
+        translate_order(msg.strings("order_by"), "version"),
         min(max_results, 10_000),
         msg.optional("page_token") or None,
     )
@@ -319,6 +319,15 @@ def translate_filter(text: str | None) -> str | None:
     return _rename(text) if text.strip() else None
 
 
-def translate_order(clause: str, kind: str) -> str:
-    del kind  # both kinds rename alike
-    return _rename(clause)
+# MLflow's orders: versions newest-updated first by default; ties broken by name, then the newest version.
+_DEFAULT_ORDER = {"model": ["name ASC"], "version": ["last_updated_timestamp DESC", "name ASC", "version DESC"]}
+_TIE_BREAKERS = {"model": ["name ASC"], "version": ["name ASC", "version DESC"]}
+
+
+def translate_order(clauses: list[str], kind: str) -> list[str]:
+    """MLflow's ``order_by`` in Covex's names, with MLflow's default order and tie-breakers."""
+    if not clauses:
+        return list(_DEFAULT_ORDER[kind])
+    renamed = [_rename(c) for c in clauses]
+    fields = {c.strip().split(None, 1)[0].strip("`").lower() for c in renamed if c.strip()}
+    return renamed + [t for t in _TIE_BREAKERS[kind] if t.split()[0] not in fields]

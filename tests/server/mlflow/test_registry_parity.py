@@ -399,6 +399,23 @@ def test_versions_are_ordered_and_paged_without_duplicates_or_gaps(client: Mlflo
     assert [[v.version for v in p] for p in pages] == [["4", "3", "2"], ["1"]]
 
 
+def test_versions_come_in_mlflows_default_order_and_ties_are_broken_as_mlflow_does(
+    client: MlflowClient, name: str
+) -> None:
+    """MLflow: last updated first, then name, then the newest version; a given order keeps those tie-breakers."""
+    first, second = f"{name}-a", f"{name}-b"
+    for model in (first, second):
+        client.create_registered_model(model)
+    _versions(client, first, "s3://bucket/1", "s3://bucket/2")
+    _versions(client, second, "s3://bucket/1")
+    client.update_model_version(first, "1", description="touched last")  # the most recently updated
+    text = f"name LIKE '{name}-%'"
+    found = [(v.name, v.version) for v in client.search_model_versions(text)]
+    assert found[0] == (first, "1") and sorted(found) == [(first, "1"), (first, "2"), (second, "1")]
+    by_name = [(v.name, v.version) for v in client.search_model_versions(text, order_by=["name DESC"])]
+    assert by_name == [(second, "1"), (first, "2"), (first, "1")]
+
+
 # -- aliases and stages -------------------------------------------------------------------
 
 
