@@ -44,7 +44,8 @@ class Message:
         return value
 
     def optional(self, key: str) -> str | None:
-        return self.text(key) if key in self else None
+        """A string field that may be left out or empty (MLflow's clients send ``filter=""`` for no filter)."""
+        return self.text(key) if self._one(key) not in (None, "") else None
 
     def integer(self, key: str, default: int | None = None) -> int:
         value = self._one(key)

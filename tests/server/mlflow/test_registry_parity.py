@@ -199,6 +199,13 @@ def family(client: MlflowClient) -> str:
     return prefix
 
 
+def test_an_empty_filter_or_page_token_means_none(client: MlflowClient, family: str) -> None:
+    """MLflow's clients send ``filter=""`` and ``page_token=""`` for none; MLflow's own tests search so."""
+    every = {m.name for m in client.search_registered_models(filter_string="", page_token="", max_results=1000)}
+    assert {f"{family}-alpha", f"{family}-beta", f"{family}-Gamma"} <= every
+    assert isinstance(client.search_model_versions(filter_string=""), list)
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
