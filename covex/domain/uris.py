@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -39,6 +40,14 @@ class ModelRef:
 
 def is_model_uri(text: str) -> bool:
     return text.startswith(SCHEME)
+
+
+_LOGGED_MODEL = re.compile(r"models:/m-[0-9a-f]{32}/?")
+
+
+def is_logged_model_uri(text: str) -> bool:
+    """``models:/m-<32 hex digits>``: an MLflow logged model, not a registered model's version."""
+    return _LOGGED_MODEL.fullmatch(text) is not None
 
 
 def parse_model_uri(uri: str, stages: Sequence[str] | None = None) -> ModelRef:

@@ -1,7 +1,8 @@
 """Registering a version from where MLflow says a model is: copied in, never left as a pointer that can break.
 
-A source Covex's own tracking store holds (``models:/m-…``, ``runs:/…``, ``mlflow-artifacts:/…``) is
-registered from the files already stored; one the team's MLflow server holds is copied in by ``fetch``
+A source Covex's own tracking store holds (``models:/m-…``, ``runs:/…``, ``mlflow-artifacts:/…``), or a
+registered version (``models:/churn/3``: MLflow's ``copy_model_version``), is registered from the files
+already stored; one the team's MLflow server holds is copied in by ``fetch``
 (an adapter's port) and stored content-addressed; any other source is recorded as a pointer, as MLflow does.
 """
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from covex.domain.entities import FileEntry, ModelVersion, NewVersion
+from covex.domain.errors import InvalidInput
+from covex.domain.uris import ModelRef, is_logged_model_uri, is_model_uri, parse_model_uri
 from covex.service.base import ServiceBase
 from covex.service.blobs import BlobService
 from covex.service.versions import VersionService
@@ -46,6 +49,14 @@ class SourceService(ServiceBase):
         from covex.service.tracking import TrackingService  # the tracking store sits beside the registry
 
         versions = self._sibling(VersionService)
+        copied_from = _registered(new.source)
+        if copied_from is not None:  # MLflow's copy_model_version: the same files, stored once
+            _, files = versions.list_files(copied_from)  # the caller must read the original
+            return (
+                versions.create_held_version(name, replace(new, files=files))
+                if files
+                else (versions.create_version(name, new))
+            )
         if not _is_mlflow_model(new.source):  # s3://... and the like: a pointer, as MLflow records it
             return versions.create_version(name, new)
         stored = self._sibling(TrackingService).model_files(new.source)
@@ -77,10 +88,22 @@ class SourceService(ServiceBase):
         return files
 
 
+def _registered(source: str) -> ModelRef | None:
+    """The registered version a ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` source names."""
+    if not is_model_uri(source) or is_logged_model_uri(source):
+        return None
+    try:
+        return parse_model_uri(source)
+    except InvalidInput:
+        return None
+
+
 def _is_mlflow_model(source: str) -> bool:
     """A source naming a model MLflow's tracking keeps (Covex's own, or the team's MLflow server's)."""
-    return source.startswith(("models:/m-", "runs:/", "mlflow-artifacts:")) or (
-        source.startswith(("http://", "https://")) and "/api/2.0/mlflow-artifacts/artifacts/" in source
+    return (
+        is_logged_model_uri(source)
+        or source.startswith(("runs:/", "mlflow-artifacts:"))
+        or (source.startswith(("http://", "https://")) and "/api/2.0/mlflow-artifacts/artifacts/" in source)
     )
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from covex.domain.entities import Model, ModelVersion, NewVersion, Page
 from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from covex.domain.policy import TransitionRequest
-from covex.domain.uris import ModelRef
+from covex.domain.uris import ModelRef, is_logged_model_uri, is_model_uri, parse_model_uri
 from covex.server.mlflow import shapes
 from covex.server.mlflow.messages import Fields, Message
 from covex.server.mlflow.sources import check_source, copy_from_mlflow
@@ -30,6 +30,7 @@ PREFIXES = ("/api/2.0/mlflow", "/api/2.0/preview/mlflow")
 MAX_MODELS_PAGE = 1_000
 MAX_VERSIONS_PAGE = 200_000
 DOWNLOADS = "/api/2.0/mlflow-artifacts/artifacts/registry"
+MAX_COPIES = 10  # copies of copies followed by get-download-uri
 
 
 def _routes(path: str, methods: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -281,10 +282,17 @@ async def get_model_version_download_uri(request: Request, msg: Fields, svc: Ser
     a version that only points elsewhere answers its source."""
     name, number = msg.text("name"), _version_number(msg)
     version = await read(svc, svc.get_version, ModelRef(name, "version", str(number)))
+    for _ in range(MAX_COPIES):  # a copy of a version that only points elsewhere points there too
+        if version.manifest_digest or not is_model_uri(version.source) or is_logged_model_uri(version.source):
+            break
+        try:
+            version = await read(svc, svc.get_version, parse_model_uri(version.source))
+        except (InvalidInput, NotFound):
+            break
     if not version.manifest_digest:
         return _answer({"artifact_uri": version.source})
     base = str(request.base_url).rstrip("/")
-    return _answer({"artifact_uri": f"{base}{DOWNLOADS}/{quote(name)}/-/{number}"})
+    return _answer({"artifact_uri": f"{base}{DOWNLOADS}/{quote(version.name)}/-/{version.version}"})
 
 
 # -- MLflow's filters in Covex's language -------------------------------------------------

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import httpx
 
 from covex.domain.errors import InvalidInput, InvalidState, NotFound
+from covex.domain.uris import is_logged_model_uri
 from covex.service.sources import CopiedModel, Fetch
 from covex.settings import Settings
 
@@ -78,7 +79,7 @@ def _get(http: httpx.Client, path: str, params: dict[str, str]) -> dict[str, Any
 
 def _copy(http: httpx.Client, source: str, folder: Path, limit: int, deadline: float) -> CopiedModel | None:
     run: dict[str, Any] = {}
-    if source.startswith("models:/m-"):
+    if is_logged_model_uri(source):
         model = _get(http, f"/api/2.0/mlflow/logged-models/{source.removeprefix('models:/')}", {})["model"]
         location = model["info"]["artifact_uri"]
         if model["info"].get("source_run_id"):

@@ -644,3 +644,28 @@ def test_a_copy_from_an_unreachable_mlflow_server_fails_at_once_and_creates_noth
         assert failed.value.error_code == "INVALID_STATE"
         assert f"127.0.0.1:{closed}" in failed.value.message
         assert client.search_model_versions(f"name = '{name}'") == []
+
+
+def test_copy_model_version_copies_the_files_or_the_pointer(
+    server: Server, client: MlflowClient, name: str, tmp_path: Path
+) -> None:
+    import covex
+
+    client.create_registered_model(name)
+    pointer = client.create_model_version(name, "runs:/run_id/model", "run_id_1", description="dummy")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    with covex.Client(server.url, token=server.admin) as native:
+        held = native.create_version(name, tmp_path / "model")
+    client.set_registered_model_alias(name, "held", str(held.version))
+
+    copy = client.copy_model_version(f"models:/{name}/{pointer.version}", name)
+    assert (copy.source, copy.description, copy.run_id) == (f"models:/{name}/1", "dummy", "run_id_1")
+    assert client.get_model_version_download_uri(name, copy.version) == "runs:/run_id/model"  # as MLflow says
+
+    files = client.copy_model_version(f"models:/{name}@held", name)
+    original = server.svc.get_version(ModelRef(name, "version", str(held.version)))
+    duplicate = server.svc.get_version(ModelRef(name, "version", files.version))
+    assert duplicate.status == "READY" and duplicate.manifest_digest == original.manifest_digest
+    uri = client.get_model_version_download_uri(name, files.version)
+    assert uri.endswith(f"/registry/{name}/-/{files.version}")
