@@ -59,7 +59,7 @@ def server(
         bool, typer.Option("--no-auth", help="Accept calls without tokens, all as the local admin (experiments only).")
     ] = False,
 ) -> None:
-    """Run the registry server (REST API under /api/v1, docs at /docs).
+    """Run the registry server (REST API under /api/v1, docs at /docs, MLflow's API under /api/2.0/mlflow).
 
     Every API call needs a bearer token. On the first start the server creates the
     admin user 'admin' and prints its token once. A data folder that holds no registry
@@ -89,6 +89,11 @@ def server(
         )
     output.err_console.print(
         f"Covex on http://{host}:{port}  (data: {settings.database_url}, files: {settings.artifacts_url})",
+        highlight=False,
+    )
+    copies = f"; sources Covex does not hold are copied from {settings.mlflow_tracking_uri}"
+    output.err_console.print(
+        f"MLflow clients: MLFLOW_TRACKING_URI=http://{host}:{port}{copies if settings.mlflow_tracking_uri else ''}",
         highlight=False,
     )
     if workers > 1:
