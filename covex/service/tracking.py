@@ -239,6 +239,11 @@ class TrackingService(LoggedModelService):
             dom.check_key(m.key, "metric")
         with self._tx(write=True) as conn:
             self._run_row(conn, run_id, action)
+            for model_id in sorted({m.model_id for m in metrics if m.model_id}):
+                # A metric naming a logged model becomes one of that model's metrics (and so of versions
+                # registered from it): only what the principal may change takes it.
+                row = self._logged_row(conn, model_id)
+                self._require_owner(row.created_by, action, f"logged_model:{model_id}")
             self._log_params(conn, run_id, params)
             self._log_metrics(conn, run_id, metrics)
             _put(conn, s.tracking_run_tags, "run_id", run_id, tags)
