@@ -301,7 +301,12 @@ async def get_model_version_download_uri(request: Request, msg: Fields, svc: Ser
 _RENAMED = {"version_number": "version", "source_path": "source", "tag": "tags", "timestamp": "last_updated_timestamp"}
 # MLflow's clients add this clause to leave prompts out of model searches; Covex keeps no prompts, and in its
 # language a tag comparison holds only where the tag is set, so the clause would leave every model out.
-_NOT_PROMPTS = re.compile(r"\s*(?:\bAND\s+)?tags?\.`mlflow\.prompt\.is_prompt`\s*!=\s*'true'\s*$", re.IGNORECASE)
+# It is taken off as a whole filter or as the first or last term of an AND (with ``OR`` it stays: it is the
+# caller's own), never out of a string literal: the clause ends the text, or is followed by ``AND``.
+_PROMPT_CLAUSE = r"""tags?\.`mlflow\.prompt\.is_prompt`\s*!=\s*(?:'true'|"true")"""
+_NOT_PROMPTS = re.compile(
+    rf"^\s*{_PROMPT_CLAUSE}\s*$|\s*\bAND\s+{_PROMPT_CLAUSE}\s*$|^\s*{_PROMPT_CLAUSE}\s+AND\b\s*", re.IGNORECASE
+)
 _QUOTED_OR_WORD = re.compile(r"""('(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|`[^`]*`)|([A-Za-z_][A-Za-z0-9_]*)""")
 
 
@@ -323,7 +328,7 @@ def _rename(text: str) -> str:
 
 def translate_filter(text: str | None) -> str | None:
     """An MLflow search filter in Covex's filter language (which errors name, as MLflow's do)."""
-    text = _NOT_PROMPTS.sub("", text or "")
+    text = _NOT_PROMPTS.sub("", text or "", count=1)
     return _rename(text) if text.strip() else None
 
 

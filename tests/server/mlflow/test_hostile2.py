@@ -17,6 +17,7 @@ from covex.domain.entities import FileEntry, NewVersion
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, PermissionDenied
 from covex.domain.policy import TransitionRequest
 from covex.domain.uris import ModelRef
+from covex.server.mlflow.registry import translate_filter
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests.server.mlflow.conftest import MlflowServer
@@ -316,3 +317,30 @@ def test_an_order_policy_holds_for_requests_too(staged: Staged) -> None:
     moved = staged.editor.approvals.move_or_request(staged.name, 2, "Production")
     assert not isinstance(moved, TransitionRequest) and moved.stage == "Production"
     assert staged.svc.approvals.list_requests(staged.name) == []
+
+
+# -- MLflow's filters and orders in Covex's language -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mlflow", "covex"),
+    [
+        ("tags.`mlflow.prompt.is_prompt` != 'true'", None),
+        ('  TAG.`mlflow.prompt.is_prompt`!="true"  ', None),
+        ("name = 'a' and tags.`mlflow.prompt.is_prompt` != 'true'", "name = 'a'"),
+        ("tags.`mlflow.prompt.is_prompt` != 'true' AND name = 'a'", "name = 'a'"),
+        (
+            "name = 'x' OR tags.`mlflow.prompt.is_prompt` != 'true'",
+            "name = 'x' OR tags.`mlflow.prompt.is_prompt` != 'true'",
+        ),
+        # In a string literal nothing is renamed, nor taken off.
+        (
+            "name = 'q AND tags.`mlflow.prompt.is_prompt` != ''true'",
+            "name = 'q AND tags.`mlflow.prompt.is_prompt` != ''true'",
+        ),
+        ("tag.k = 'tag.version_number' AND version_number = 1", "tags.k = 'tag.version_number' AND version = 1"),
+        ("name = \"version_number\" AND tags.`tag.x` = 'tag.'", "name = \"version_number\" AND tags.`tag.x` = 'tag.'"),
+    ],
+)
+def test_mlflow_filters_translate(mlflow: str, covex: str | None) -> None:
+    assert translate_filter(mlflow) == covex
