@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from covex.domain.entities import Model, ModelVersion, NewVersion, Page
 from covex.domain.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
+from covex.domain.filters import MAX_ORDER_BY
 from covex.domain.policy import TransitionRequest
 from covex.domain.uris import ModelRef, is_logged_model_uri, is_model_uri, parse_model_uri
 from covex.server.mlflow import shapes
@@ -342,5 +343,9 @@ def translate_order(clauses: list[str], kind: str) -> list[str]:
     if not clauses:
         return list(_DEFAULT_ORDER[kind])
     renamed = [_rename(c) for c in clauses]
-    fields = {c.strip().split(None, 1)[0].strip("`").lower() for c in renamed if c.strip()}
-    return renamed + [t for t in _TIE_BREAKERS[kind] if t.split()[0] not in fields]
+    named = [c.strip().split(None, 1)[0].strip("`").lower() for c in renamed if isinstance(c, str) and c.strip()]
+    if len(set(named)) < len(named):  # as MLflow's server: a field sorted twice is a mistake, not the last word
+        raise InvalidInput(f"`order_by` contains duplicate fields: {clauses}")
+    # Tie-breakers fill what room Covex's limit on clauses leaves: the caller's own clauses never exceed it.
+    room = max(0, MAX_ORDER_BY - len(renamed))
+    return renamed + [t for t in _TIE_BREAKERS[kind] if t.split()[0] not in set(named)][:room]

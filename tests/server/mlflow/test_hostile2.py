@@ -17,7 +17,7 @@ from covex.domain.entities import FileEntry, NewVersion
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, PermissionDenied
 from covex.domain.policy import TransitionRequest
 from covex.domain.uris import ModelRef
-from covex.server.mlflow.registry import translate_filter
+from covex.server.mlflow.registry import translate_filter, translate_order
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests.server.mlflow.conftest import MlflowServer
@@ -344,3 +344,13 @@ def test_an_order_policy_holds_for_requests_too(staged: Staged) -> None:
 )
 def test_mlflow_filters_translate(mlflow: str, covex: str | None) -> None:
     assert translate_filter(mlflow) == covex
+
+
+def test_mlflow_orders_translate() -> None:
+    with pytest.raises(InvalidInput, match="duplicate"):
+        translate_order(["name ASC", "name DESC"], "version")
+    with pytest.raises(InvalidInput, match="duplicate"):
+        translate_order(["version_number DESC", "`version` ASC"], "version")
+    nine = [f"tags.t{i} DESC" for i in range(9)]
+    assert translate_order(nine, "version") == [*nine, "name ASC"]  # no "11 clauses" the caller never sent
+    assert len(translate_order([f"tags.t{i}" for i in range(10)], "model")) == 10
