@@ -351,7 +351,7 @@ def _holds(have: Any, op: str, want: str | float) -> bool:
 def like(value: str, pattern: str, *, fold: bool = False) -> bool:
     """Whether ``value`` matches SQL LIKE ``pattern`` (``fold``: ILIKE, both casefolded); linear in the value."""
     if fold:
-        value, pattern = value.casefold(), pattern.casefold()
+        value, pattern = _fold(value), _fold(pattern)
     first, *middle = pattern.split("%")
     if not middle:
         return len(value) == len(first) and _fits(value, 0, first)
@@ -366,6 +366,25 @@ def like(value: str, pattern: str, *, fold: bool = False) -> bool:
             return False
         at = found + len(segment)
     return True
+
+
+def _fold(text: str) -> str:
+    """``text`` casefolded one character for one, as SQL's ILIKE and a case-blind regex compare.
+
+    ``str.casefold`` turns ``ß`` into ``ss`` and ``ﬁ`` into ``fi``: ``_`` then no longer matched the one
+    character and ``'SS' ILIKE 'ß'`` held. A character whose fold is longer keeps its lower case, or itself.
+    """
+    folded = text.casefold()
+    if len(folded) == len(text):  # every character folded to one (none folds to none)
+        return folded
+    return "".join(_fold_char(c) for c in text)
+
+
+def _fold_char(c: str) -> str:
+    for candidate in (c.casefold(), c.lower()):
+        if len(candidate) == 1:
+            return candidate
+    return c
 
 
 def _fits(value: str, at: int, segment: str) -> bool:
