@@ -73,35 +73,43 @@ def server_process(
     which would block the server once it fills.
     """
     port = port or free_port()
+    argv = [sys.executable, "-m", "covex", *options, "server", "--port", str(port)]
     log_path = log_path or Path(tempfile.mkdtemp()) / "server.log"
+    with _until_answering("covex server", argv, {**os.environ, **env}, port, "/ready", log_path, group=False) as url:
+        yield url
+
+
+@contextmanager
+def _until_answering(
+    what: str, argv: list[str], env: dict[str, str], port: int, ready: str, log_path: Path, *, group: bool
+) -> Iterator[str]:
+    """Start ``argv``, yield its URL once ``ready`` answers 200 (polled, 180 s at most), stop it at the end
+    (``group``: with every process it started)."""
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "covex", *options, "server", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=group)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"covex server exited: {log_path.read_text(errors='replace')}")
+                raise RuntimeError(f"{what} exited: {log_path.read_text(errors='replace')}")
             try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{ready}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"covex server did not become ready: {log_path.read_text(errors='replace')}")
+                raise RuntimeError(f"{what} did not become ready: {log_path.read_text(errors='replace')}")
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
+        stop = (lambda sig: os.killpg(proc.pid, sig)) if group else (lambda sig: proc.send_signal(sig))
+        stop(signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            stop(signal.SIGKILL)
+            proc.wait()
 
 
 def postgres_available() -> str | None:
@@ -174,42 +182,17 @@ def raw_request(url: str, method: str, raw_path: str, headers: dict[str, str] | 
 def mlflow_server_process(root: Path) -> Iterator[str]:
     """Run a real ``mlflow server`` (SQLite, proxied artifacts under ``root``); yield its URL once healthy."""
     port = free_port()
-    log_path = root / "mlflow-server.log"
     argv = [
         str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "mlartifacts"),
-        "--workers",
-        "1",
+        *("server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *(
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "mlartifacts"),
+        ),
     ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not become healthy: {log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
+    with _until_answering(
+        "mlflow server", argv, dict(os.environ), port, "/health", root / "mlflow-server.log", group=True
+    ) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()

@@ -62,6 +62,17 @@ def _latest(svc: RegistryService, models: list[Model]) -> dict[str, list[ModelVe
     return svc.latest_versions([m.name for m in models]) if models else {}
 
 
+def _search(msg: Message, kind: str, default: int, most: int) -> tuple[str | None, list[str], int, str | None]:
+    """A search's filter, order, page size and page token in Covex's terms (a page holds at most 10,000)."""
+    max_results = msg.integer("max_results", default)
+    if not 1 <= max_results <= most:
+        raise InvalidInput(
+            f"Invalid value for request parameter max_results. It must be at most {most}, but got value {max_results}"
+        )
+    order = translate_order(msg.strings("order_by"), kind)
+    return translate_filter(msg.optional("filter")), order, min(max_results, 10_000), msg.optional("page_token")
+
+
 # -- registered models --------------------------------------------------------------------
 
 
@@ -101,20 +112,7 @@ def delete_registered_model(msg: Fields, svc: Service) -> Response:
 
 @_routes("/registered-models/search", ["GET"])
 async def search_registered_models(request: Request, msg: Fields, svc: Service) -> Response:
-    max_results = msg.integer("max_results", 100)
-    if not 1 <= max_results <= MAX_MODELS_PAGE:
-        raise InvalidInput(
-            f"Invalid value for request parameter max_results. It must be at most {MAX_MODELS_PAGE}, "
-            f"but got value {max_results}"
-        )
-    page: Page[Model] = await read(
-        svc,
-        svc.search_models,
-        translate_filter(msg.optional("filter")),
-        translate_order(msg.strings("order_by"), "model"),
-        max_results,
-        msg.optional("page_token") or None,
-    )
+    page: Page[Model] = await read(svc, svc.search_models, *_search(msg, "model", 100, MAX_MODELS_PAGE))
     latest = await read(svc, _latest, svc, page.items)
     stages = _stages(request)
     body: dict[str, Any] = {
@@ -221,20 +219,7 @@ def delete_model_version(msg: Fields, svc: Service) -> Response:
 
 @_routes("/model-versions/search", ["GET"])
 async def search_model_versions(request: Request, msg: Fields, svc: Service) -> Response:
-    max_results = msg.integer("max_results", 10_000)
-    if not 1 <= max_results <= MAX_VERSIONS_PAGE:
-        raise InvalidInput(
-            f"Invalid value for request parameter max_results. It must be at most {MAX_VERSIONS_PAGE}, "
-            f"but got value {max_results}"
-        )
-    page: Page[ModelVersion] = await read(
-        svc,
-        svc.search_versions,
-        translate_filter(msg.optional("filter")),
-        translate_order(msg.strings("order_by"), "version"),
-        min(max_results, 10_000),
-        msg.optional("page_token") or None,
-    )
+    page: Page[ModelVersion] = await read(svc, svc.search_versions, *_search(msg, "version", 10_000, MAX_VERSIONS_PAGE))
     stages = _stages(request)
     body: dict[str, Any] = {"model_versions": [shapes.model_version(v, stages) for v in page.items]}
     if page.next_page_token:

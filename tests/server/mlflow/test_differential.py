@@ -9,16 +9,11 @@ fields MLflow fills with its own defaults.
 from __future__ import annotations
 
 import inspect
-import os
-import subprocess
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -32,8 +27,6 @@ from tests import support
 
 pytestmark = pytest.mark.slow
 
-MLFLOW = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "mlflow"
-STARTUP_SECONDS = 90
 IGNORED = {
     "creation_timestamp",
     "last_updated_timestamp",
@@ -209,50 +202,8 @@ def _mlflow_names(data: Any, prefix: str) -> Any:
 @pytest.fixture(scope="module")
 def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``mlflow server`` on SQLite, started for this module and stopped after it."""
-    root = tmp_path_factory.mktemp("mlflow")
-    port = support.free_port()
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(MLFLOW),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(root / "art"),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-        start_new_session=True,  # its workers go with it when the group is stopped
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with support.mlflow_server_process(tmp_path_factory.mktemp("mlflow")) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")
