@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,6 +43,7 @@ from covex.server.protocol import GuardedHttpProtocol
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
+from covex.ui import pages as ui
 
 log = logging.getLogger("covex.server")
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -93,21 +94,28 @@ def create_app(
     app.state.mlflow_stages = StageMap(settings.mlflow_stage_map, service.stages)
 
     @app.exception_handler(CovexError)
-    async def _covex_error(request: Request, exc: CovexError) -> JSONResponse:
+    async def _covex_error(request: Request, exc: CovexError) -> Response:
+        if ui.is_ui_path(request.url.path):
+            return ui.error_page(request, exc)
         return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = [f"'{_field(tuple(e['loc']))}': {e['msg']}" for e in exc.errors()[:5]]
-        return error_response(InvalidInput("invalid request: " + "; ".join(problems)), request.url.path)
+        error = InvalidInput("invalid request: " + "; ".join(problems))
+        if ui.is_ui_path(request.url.path):
+            return ui.error_page(request, error)
+        return error_response(error, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         path = request.url.path
         if isinstance(exc, Refusal):
             return error_response(exc.error, path)
         if is_mlflow_path(path) and exc.status_code in (404, 405):
             return error_response(EndpointNotFound(f"no such endpoint: {request.method} {path}"), path)
+        if ui.is_ui_path(path) and exc.status_code in (404, 405):
+            return ui.error_page(request, NotFound(f"there is no page at {path}"))
         if exc.status_code == 404:
             return error_response(NotFound(f"no such endpoint: {exc.detail}"))
         if exc.status_code == 405:
@@ -151,12 +159,14 @@ def create_app(
             mlflow_registry,
             mlflow_tracking,
             mlflow_artifacts,
+            ui,
         )
         for r in area.router.routes
     ]
     core = set(map(id, router.routes))
     app.router.routes.extend(sorted([*areas, *router.routes], key=lambda r: _match_order(r, id(r) in core)))
     _api_docs(app)
+    ui.mount_static(app)
     return app
 
 

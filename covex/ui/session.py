@@ -1,0 +1,66 @@
+"""Who is looking at a page: an API token kept in an HttpOnly, SameSite=Strict cookie, checked on every request.
+
+Forms carry a CSRF token equal to a second cookie's value (double submit): a page from another site can
+neither read that cookie nor make the browser send the SameSite cookie with its form.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+
+from covex.domain.errors import PermissionDenied
+from covex.server.guard import client_address
+from covex.service import RegistryService
+
+SESSION = "covex_session"
+CSRF = "covex_csrf"
+MAX_AGE = 12 * 3600  # seconds a sign-in lasts in the browser (the token's own expiry still applies)
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token of this browser (made on first use; ``remember_csrf`` stores it)."""
+    token = request.cookies.get(CSRF, "")
+    if len(token) != 43:
+        token = request.state.__dict__.setdefault("new_csrf", secrets.token_urlsafe(32))
+    return token
+
+
+def remember_csrf(request: Request, response: Response) -> None:
+    new = request.state.__dict__.get("new_csrf")
+    if new:
+        response.set_cookie(CSRF, new, max_age=MAX_AGE, httponly=True, samesite="strict", secure=_secure(request))
+
+
+def check_csrf(request: Request, given: str) -> None:
+    expected = request.cookies.get(CSRF, "")
+    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise PermissionDenied("the form is stale or came from another site: reload the page and send it again")
+
+
+def sign_in(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(SESSION, token, max_age=MAX_AGE, httponly=True, samesite="strict", secure=_secure(request))
+
+
+def sign_out(response: Response) -> None:
+    response.delete_cookie(SESSION)
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+async def viewer(request: Request) -> RegistryService:
+    """The service acting as the signed-in user (with ``--no-auth``, as the local admin)."""
+    base: RegistryService = request.app.state.service
+    request_id: str = getattr(request.state, "request_id", "")
+    if not request.app.state.auth:
+        return base.as_principal(base.principal, request_id)
+    token = request.cookies.get(SESSION) or None
+    return base.with_credentials(token, request_id, source=client_address(request.scope))
+
+
+Viewer = Annotated[RegistryService, Depends(viewer)]

@@ -1,0 +1,183 @@
+"""The web UI in a real server: signing in with a token, CSRF, the models, model and version pages, errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from covex.domain.entities import NewVersion
+from covex.server import create_app
+from covex.service import RegistryService, open_service
+from covex.settings import Settings
+from tests import support
+from tests.server.test_docs import CHROMIUM_FLAGS
+
+CHROMIUM = shutil.which("chromium")
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    service: RegistryService
+    admin: str  # an admin's API token
+    stranger: str  # a user with no grants
+
+
+def _seed(service: RegistryService) -> None:
+    service.create_model("team/churn", description="<script>alert('x')</script> churn", tags={"team": "crm"})
+    for auc in (0.81, 0.86):
+        service.create_version("team/churn", NewVersion(source="s3://b/m", metrics={"auc": auc}, params={"C": "1"}))
+    service.set_alias("team/churn", "champion", 2)
+    for i in range(60):
+        service.create_model(f"bulk-{i:02d}")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    settings = Settings(uri=str(tmp_path_factory.mktemp("ui")), user="admin")
+    service = open_service(settings)
+    admin = service.access.bootstrap("admin").secret
+    service.access.create_user("stranger")
+    stranger = service.access.create_token("stranger").secret
+    _seed(service)
+    with support.server_thread(create_app(service, settings, auth=True), settings) as url:
+        yield Site(url, service, admin, stranger)
+    service.close()
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+@contextmanager
+def _signed_in(site: Site, token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=site.url, timeout=30) as browser:
+        form = browser.get("/sign-in")
+        data = {"token": token, "csrf": _csrf(form.text), "next": "/models/team/churn"}
+        answer = browser.post("/sign-in", data=data)
+        assert (303, "/models/team/churn") == (answer.status_code, answer.headers["location"])
+        yield browser
+
+
+def test_a_stranger_is_sent_to_sign_in_and_back(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        answer = browser.get("/models/team/churn")
+        assert (303, "/sign-in?next=/models/team/churn") == (answer.status_code, answer.headers["location"])
+
+
+def test_signing_in_keeps_the_token_in_an_httponly_samesite_cookie(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        form = browser.get("/sign-in")
+        answer = browser.post("/sign-in", data={"token": site.admin, "csrf": _csrf(form.text), "next": "/"})
+        cookie = answer.headers["set-cookie"]
+        assert cookie.startswith("covex_session=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert "Models" in browser.get("/").text
+
+
+def test_a_bad_token_or_a_form_without_its_csrf_token_is_refused(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        form = browser.get("/sign-in")
+        bad = browser.post("/sign-in", data={"token": "cvx_forged", "csrf": _csrf(form.text)})
+        assert (
+            401 == bad.status_code
+            and "not valid" in bad.text
+            and "covex_session" not in bad.headers.get("set-cookie", "")
+        )
+        forged = browser.post("/sign-in", data={"token": site.admin, "csrf": "x" * 43})
+        assert 403 == forged.status_code and "another site" in forged.text
+        assert "covex_session" not in forged.headers.get("set-cookie", "")
+
+
+def test_next_never_leaves_the_site(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        form = browser.get("/sign-in?next=https://evil.example/")
+        assert 'value="/"' in form.text
+        answer = browser.post("/sign-in", data={"token": site.admin, "csrf": _csrf(form.text), "next": "//evil"})
+        assert "/" == answer.headers["location"]
+
+
+def test_the_models_page_searches_sorts_and_pages(site: Site) -> None:
+    with _signed_in(site, site.admin) as browser:
+        first = browser.get("/")
+        assert 200 == first.status_code and "bulk-00" in first.text
+        assert 50 == first.text.count("<tr>") - 1  # one page, then a link to the next
+        following = re.search(r'rel="next" href="([^"]+)"', first.text)
+        assert following is not None
+        rest = browser.get(following.group(1).replace("&amp;", "&"))
+        assert 11 == rest.text.count("<tr>") - 1 and 'rel="next"' not in rest.text
+        assert "team/churn" in rest.text
+        assert "<script>alert" not in rest.text and "&lt;script&gt;" in rest.text  # escaped
+        found = browser.get("/", params={"filter": "tags.team = 'crm'", "order": "name DESC"})
+        assert ["team/churn"] == re.findall(r'<td><a href="/models/(?:(?!/-/)[^"])+">([^<]+)</a>', found.text)
+        bad = browser.get("/", params={"filter": "nonsense = 1"})
+        assert 400 == bad.status_code and "unknown field" in bad.text
+        assert 400 == browser.get("/", params={"order": "evil"}).status_code
+
+
+def test_the_model_and_version_pages_show_what_the_registry_knows(site: Site) -> None:
+    with _signed_in(site, site.admin) as browser:
+        model = browser.get("/models/team/churn")
+        assert 200 == model.status_code
+        for shown in ("@champion", "version 2", "auc=0.86", "team", "crm", "None"):
+            assert shown in model.text
+        version = browser.get("/models/team/churn/-/versions/2")
+        assert 200 == version.status_code
+        for shown in ("models:/team/churn/2", "s3://b/m", "0.86", "@champion", "alias"):
+            assert shown in version.text
+        assert version.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_errors_are_pages_that_say_what_went_wrong(site: Site) -> None:
+    with _signed_in(site, site.admin) as browser:
+        missing = browser.get("/models/nope")
+        assert (404, "text/html; charset=utf-8") == (missing.status_code, missing.headers["content-type"])
+        assert "does not exist" in missing.text and "Traceback" not in missing.text
+        assert 404 == browser.get("/models/team/churn/-/versions/9").status_code
+        assert 400 == browser.get("/models/team/churn/-/versions/x").status_code
+        assert 404 == browser.get("/no/such/page").status_code
+    with _signed_in(site, site.stranger) as browser:
+        refused = browser.get("/models/team/churn")
+        assert 403 == refused.status_code and "reader" in refused.text
+
+
+def test_signing_out_needs_the_form_and_clears_the_cookie(site: Site) -> None:
+    with _signed_in(site, site.admin) as browser:
+        page = browser.get("/")
+        assert 403 == browser.post("/sign-out", data={"csrf": "nope"}).status_code
+        answer = browser.post("/sign-out", data={"csrf": _csrf(page.text)})
+        assert 303 == answer.status_code and 'covex_session=""' in answer.headers["set-cookie"]
+        assert 303 == browser.get("/").status_code
+
+
+def test_api_paths_keep_their_json_errors(site: Site) -> None:
+    answer = httpx.get(f"{site.url}/api/v1/nope", headers={"Authorization": f"Bearer {site.admin}"})
+    assert (404, "application/json") == (answer.status_code, answer.headers["content-type"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/test installs it where apt-get works)")
+def test_a_browser_renders_the_pages_with_local_times(tmp_path: Path) -> None:
+    settings = Settings(uri=str(tmp_path / "open"), user="admin", auth=False)
+    service = open_service(settings)
+    _seed(service)
+    try:
+        with support.server_thread(create_app(service, settings, auth=False), settings) as url:
+            argv = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom"]
+            dom = subprocess.run([*argv, f"{url}/models/team/churn"], capture_output=True, text=True, timeout=180)
+    finally:
+        service.close()
+    assert 0 == dom.returncode, dom.stderr[-2000:]
+    assert "@champion" in dom.stdout
+    # The script ran: each time shows the viewer's local time, with the UTC value kept as its title.
+    stamps = re.findall(r'<time datetime="\d+" title="([^"]+)">([^<]+)</time>', dom.stdout)
+    assert stamps and all(title.endswith("UTC") and not shown.endswith("UTC") for title, shown in stamps)
