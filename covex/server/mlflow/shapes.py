@@ -45,7 +45,8 @@ class StageMap:
         return self._to_mlflow.get(stage, stage)
 
 
-def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+def pairs(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """Tags, params and the like as MLflow lists them: ``[{"key": ..., "value": ...}]``."""
     return [{"key": k, "value": v} for k, v in tags.items()]
 
 
@@ -60,7 +61,7 @@ def model_version(v: ModelVersion, stages: StageMap) -> dict[str, Any]:
         "current_stage": stages.mlflow(v.stage),
         "source": v.source or v.uri,
         "status": _STATUS[v.status],
-        "tags": _tags(v.tags),
+        "tags": pairs(v.tags),
         "run_link": v.run_link,
         "aliases": sorted(v.aliases),
         # MLflow's server stores what its request message held, "" when unset, and answers it: its client
@@ -82,7 +83,7 @@ def registered_model(m: Model, latest: Sequence[ModelVersion], stages: StageMap)
         "last_updated_timestamp": m.last_updated_timestamp,
         "user_id": m.created_by,
         "latest_versions": [model_version(v, stages) for v in latest],
-        "tags": _tags(m.tags),
+        "tags": pairs(m.tags),
         "aliases": [{"alias": a, "version": str(n)} for a, n in sorted(m.aliases.items())],
     }
     if m.description:

@@ -19,6 +19,7 @@ from covex.domain.entities import Page
 from covex.domain.errors import InvalidInput
 from covex.domain.tracking import Experiment, LoggedModel, Metric, Run, RunInfo
 from covex.server.mlflow.messages import Fields, Message
+from covex.server.mlflow.shapes import pairs
 from covex.server.routes import Service
 
 router = APIRouter(tags=["mlflow"])
@@ -280,10 +281,6 @@ def _page(key: str, page: Page[T], shape: Callable[[T], dict[str, Any]]) -> dict
     return body
 
 
-def _pairs(items: dict[str, str]) -> list[dict[str, str]]:
-    return [{"key": k, "value": v} for k, v in items.items()]
-
-
 def experiment(e: Experiment) -> dict[str, Any]:
     return {
         "experiment_id": e.experiment_id,
@@ -292,7 +289,7 @@ def experiment(e: Experiment) -> dict[str, Any]:
         "lifecycle_stage": e.lifecycle_stage,
         "last_update_time": e.last_update_time,
         "creation_time": e.creation_time,
-        "tags": _pairs(e.tags),
+        "tags": pairs(e.tags),
     }
 
 
@@ -315,7 +312,7 @@ def run_info(i: RunInfo) -> dict[str, Any]:
 def run(r: Run) -> dict[str, Any]:
     return {
         "info": run_info(r.info),
-        "data": {"metrics": [metric(m) for m in r.metrics], "params": _pairs(r.params), "tags": _pairs(r.tags)},
+        "data": {"metrics": [metric(m) for m in r.metrics], "params": pairs(r.params), "tags": pairs(r.tags)},
         "inputs": {"dataset_inputs": r.dataset_inputs, "model_inputs": [{"model_id": m} for m in r.model_inputs]},
         "outputs": {"model_outputs": [{"model_id": m, "step": step} for m, step in r.model_outputs]},
     }
@@ -333,6 +330,6 @@ def logged_model(m: LoggedModel) -> dict[str, Any]:
         "model_type": m.model_type,
         "source_run_id": m.source_run_id,
         "status_message": m.status_message,
-        "tags": _pairs(m.tags),
+        "tags": pairs(m.tags),
     }
-    return {"info": info, "data": {"params": _pairs(m.params), "metrics": [metric(x) for x in m.metrics]}}
+    return {"info": info, "data": {"params": pairs(m.params), "metrics": [metric(x) for x in m.metrics]}}
