@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from covex import __version__
+from covex import __version__, ui
 from covex.domain.errors import CovexError, InternalError, InvalidInput, MethodNotAllowed, NotFound, ServiceUnavailable
 from covex.server import (
     access,
@@ -43,7 +43,6 @@ from covex.server.protocol import GuardedHttpProtocol
 from covex.server.routes import router
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
-from covex.ui import pages as ui
 
 log = logging.getLogger("covex.server")
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

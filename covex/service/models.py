@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from covex.domain.access import RANK
 from covex.domain.entities import Model, Page
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from covex.domain.filters import MODEL_FIELDS, parse_filter, parse_order_by
@@ -86,6 +87,16 @@ class ModelService(ServiceBase):
         with self._tx(write=False) as conn:
             row = self._model_for(conn, name, "reader", "model.read", lock=False)
             return self._model(conn, row)
+
+    def role_on(self, name: str) -> str:
+        """The viewer's role on a model (``reader``, ``editor`` or ``manager``; admins are managers).
+
+        For showing only the actions the viewer may take: every action checks the role again itself.
+        """
+        with self._tx(write=False) as conn:
+            row = self._model_for(conn, name, "reader", "model.read", lock=False)
+            rank = self.model_role(conn, row.id)
+        return next(role for role, n in RANK.items() if n == rank)
 
     def rename_model(self, name: str, new_name: str) -> Model:
         return self.update_model(name, new_name=new_name)
