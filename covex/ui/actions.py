@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from covex.domain.cards import CARD_FIELDS
 from covex.domain.errors import InvalidInput
@@ -39,6 +39,17 @@ def version_number(text: str, field: str = "version") -> int:
     if not text.isascii() or not text.isdigit():
         raise InvalidInput(f"'{field}' must be a version number, got {text[:40]!r}")
     return int(text)
+
+
+@router.get(MODEL + "/{action}")
+def model_form(name: str, action: str) -> Response:
+    """A form's address opened as a page (say, signing in again after a form): the page the form is on."""
+    return RedirectResponse(model_url(name), status_code=303)
+
+
+@router.get(VERSION + "/{action}")
+def version_form(name: str, number: str, action: str) -> Response:
+    return RedirectResponse(f"{model_url(name)}/-/versions/{quote(number, safe='')}", status_code=303)
 
 
 # -- a model ---------------------------------------------------------------------

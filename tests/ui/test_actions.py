@@ -113,6 +113,11 @@ def test_an_editor_changes_a_model_from_its_page(site: Site) -> None:
         shown = _done(browser, _send(browser, page, "-/actions/tag-delete", key="team"), page)
         assert "Tag team deleted." in shown and "<dt>team</dt>" not in shown
         assert "Tag team deleted." not in browser.get(page).text  # the message shows once
+        # A form's address opened as a page (after signing in again, say) leads to the page the form is on.
+        opened = browser.get(f"{page}/-/actions/description")
+        assert (303, page) == (opened.status_code, opened.headers["location"])
+        opened = browser.get(f"{page}/-/versions/2/actions/stage")
+        assert (303, f"{page}/-/versions/2") == (opened.status_code, opened.headers["location"])
     model = site.service.get_model(name)
     assert ("new <b>words</b>", {}, {}) == (model.description, model.tags, model.aliases)
 
