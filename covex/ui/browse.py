@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from covex.domain.errors import InvalidInput
+from covex.domain.errors import InvalidInput, NotFound
 from covex.domain.uris import ModelRef
+from covex.service import RegistryService
 from covex.ui.session import Viewer
 from covex.ui.web import PAGE_SIZE, page, render
 
@@ -40,8 +41,16 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
         "role": role,
         "comments": comments,
         "stages": svc.stages,
+        "card": _card(svc, ref),
     }
     return render(request, "version.html", svc, v=found, **context)
+
+
+def _card(svc: RegistryService, ref: ModelRef) -> dict[str, Any]:
+    try:
+        return svc.get_document(ref, "card")
+    except NotFound:
+        return {}
 
 
 @router.get("/models/{name:path}")
