@@ -226,6 +226,7 @@ def test_the_list_filters_by_status_model_and_requester_and_pages(site: Site, mo
         ({"model": "m" * 10_000}, "'model' may hold at most"),
         ({"before": "x" * 10_000}, "'before' must be a request number"),
         ({"before": "9" * 40}, "'before' must be a request number"),
+        ({"model": "bad\x00name"}, "name"),
     ],
 )
 def test_hostile_filters_are_a_400_page(site: Site, params: dict[str, str], said: str) -> None:
