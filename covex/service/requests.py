@@ -388,9 +388,12 @@ class RequestService(PolicyService):
         status: str | None = None,
         *,
         version: int | None = None,
+        requester: str | None = None,
+        before: int | None = None,
         max_results: int = 100,
     ) -> list[TransitionRequest]:
-        """Requests, newest first, of one model or of every model the principal may read."""
+        """Requests, newest first, of one model or of every model the principal may read; ``requester`` keeps
+        one user's, ``before`` those with a smaller id (the next page after the request with that id)."""
         if status is not None and status.upper() not in STATUSES:
             raise InvalidInput(f"'status' must be one of {', '.join(STATUSES)}, got {status!r}")
         if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= 1000:
@@ -398,6 +401,11 @@ class RequestService(PolicyService):
         if version is not None:
             validate_id(version, "version")
         q = self._select()
+        if before is not None:
+            validate_id(before, "before")
+            q = q.where(transition_requests.c.id < before)
+        if requester is not None:
+            q = q.where(transition_requests.c.requester == text(requester, "requester"))
         if status is not None:
             q = q.where(transition_requests.c.status == status.upper())
         readable = None if model is not None else self.readable_model_ids()

@@ -19,7 +19,6 @@ from covex.ui.session import Viewer
 from covex.ui.web import PAGE_SIZE, Form, done, page, render
 
 router = APIRouter(include_in_schema=False)
-WINDOW = 1000  # the newest requests a filtered list pages through (the service's largest answer)
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,13 @@ def requests(
     if len(model) > MAX_NAME_LENGTH:
         raise InvalidInput(f"'model' may hold at most {MAX_NAME_LENGTH} characters")
     below = _number(before, "before") if before else None
-    narrowed = bool(mine) or below is not None
     found = svc.approvals.list_requests(
-        model or None, status or None, max_results=WINDOW if narrowed else PAGE_SIZE + 1
+        model or None,
+        status or None,
+        requester=svc.actor if mine else None,
+        before=below,
+        max_results=PAGE_SIZE + 1,
     )
-    if mine:
-        found = [r for r in found if r.requester == svc.actor]
-    if below is not None:
-        found = [r for r in found if r.id < below]
     shown, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
     context: dict[str, Any] = {"chosen": status, "model": model, "mine": bool(mine), "statuses": STATUSES}
     return render(
