@@ -12,11 +12,11 @@ ships in the package (``static/``).
 
 from fastapi import APIRouter
 
-from covex.ui import actions, admin, audit, browse, compare, inbox, signin
+from covex.ui import actions, admin, admin_hooks, audit, browse, compare, inbox, signin
 from covex.ui.web import error_page, is_ui_path, mount_static
 
 router = APIRouter(include_in_schema=False)
-for _area in (signin, actions, inbox, audit, admin, compare, browse):
+for _area in (signin, actions, inbox, audit, admin, admin_hooks, compare, browse):
     router.include_router(_area.router)
 
 __all__ = ["error_page", "is_ui_path", "mount_static", "router"]
