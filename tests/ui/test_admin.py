@@ -169,6 +169,15 @@ def test_a_bad_policy_key_is_shown_at_its_line_and_nothing_is_applied(site: Site
     assert [] == site.service.approvals.list_policies()
 
 
+def test_every_problem_of_a_policy_file_is_listed_at_its_line(admin: httpx.Client) -> None:
+    text = "policies:\n  - stage: Production\n    approvals: many\n  - stage: Nowhere\n    approvals: 1\n"
+    answer = _post(admin, "/admin/policies", {"text": text})
+    shown = re.findall(r'href="#policy-line-(\d+)">line \d+</a>: ([^<]+)<br><code>([^<]*)</code>', answer.text)
+    assert ["3", "4"] == [line for line, _, _ in shown]
+    assert "approvals" in html.unescape(shown[0][1]) and "Nowhere" in html.unescape(shown[1][1])
+    assert ["    approvals: many", "  - stage: Nowhere"] == [code for _, _, code in shown]
+
+
 def test_a_yaml_syntax_error_is_shown_at_its_line(site: Site, admin: httpx.Client) -> None:
     text = "policies:\n  - stage: Production\n    approvals: [1, 2\n"
     answer = _post(admin, "/admin/policies", {"text": text})
