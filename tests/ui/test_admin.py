@@ -159,6 +159,21 @@ def test_a_policy_file_is_shown_and_applied(site: Site, admin: httpx.Client) -> 
     assert [] == site.service.approvals.list_policies()
 
 
+def test_the_policy_file_shown_applies_back_unchanged(site: Site, admin: httpx.Client) -> None:
+    text = (
+        "policies:\n  - stage: Production\n    approvals: 2\n    approvers: [user:member]\n    from: [Test]\n"
+        "  - stage: Production\n    tag: team=crm\n    approvals: 1\n  - alias: champion\n    approvals: 1\n"
+    )
+    site.service.approvals.apply_policy_file(text, replace=True)
+    before = [p.model_dump(exclude={"last_updated_timestamp"}) for p in site.service.approvals.list_policies()]
+    shown = re.search(r'<textarea id="policy-text"[^>]*>\n(.*?)</textarea>', admin.get("/admin/policies").text, re.S)
+    assert shown is not None
+    assert 303 == _post(admin, "/admin/policies", {"text": html.unescape(shown.group(1)), "replace": "yes"}).status_code
+    after = [p.model_dump(exclude={"last_updated_timestamp"}) for p in site.service.approvals.list_policies()]
+    assert 3 == len(before) and before == after
+    site.service.approvals.apply_policy_file("policies: []\n", replace=True)
+
+
 def test_a_bad_policy_key_is_shown_at_its_line_and_nothing_is_applied(site: Site, admin: httpx.Client) -> None:
     text = "policies:\n  - stage: Production\n    approvals: 1\n    aprovers: [user:member]\n"
     answer = _post(admin, "/admin/policies", {"text": text, "replace": "yes"})
