@@ -87,3 +87,102 @@ def test_pages_fit_a_narrow_screen(site: b.Site, chromium: Any) -> None:
 
 def test_screenshots_are_written_outside_the_repository(site: b.Site) -> None:
     assert not b.SCREENSHOTS.resolve().is_relative_to(Path(__file__).resolve().parents[2])
+
+
+def _csrf(page: Any) -> str:
+    return str(page.locator("input[name=csrf]").first.input_value())
+
+
+def test_a_promotion_through_the_inbox_with_two_users(site: b.Site, chromium: Any) -> None:
+    alice = b.sign_in(chromium, site, "alice")
+    alice.goto("/models/shop/churn/-/versions/3")
+    alice.get_by_label("Stage", exact=True).select_option("Production")
+    alice.get_by_label("Comment", exact=True).first.fill("beats the champion")
+    alice.get_by_role("button", name="Move, or ask for approval").click()
+    message = alice.get_by_role("status").inner_text()
+    assert "request" in message and "waits for approval" in message, message
+    request_id = site.service.approvals.list_requests("shop/churn", "OPEN")[0].id
+    assert "None" == site.service.get_version(_ref(3)).stage
+    # The requester has nothing to approve, sees no Approve button, and a forced approval is refused.
+    alice.goto("/requests")
+    assert "No requests are waiting for your review." in alice.content()
+    alice.goto(f"/requests/{request_id}")
+    assert alice.get_by_role("button", name=f"Approve request {request_id}").count() == 0
+    forced = alice.request.post(f"{site.url}/requests/{request_id}/approve", form={"csrf": _csrf(alice)})
+    assert 403 == forced.status
+    assert "OPEN" == site.service.approvals.get_request(request_id).status
+    b.screenshot(alice, "request")
+    # The approver finds it in the inbox, sees the gates pass, and approves it.
+    bob = b.sign_in(chromium, site, "bob")
+    bob.goto("/requests")
+    bob.get_by_role("link", name=f"#{request_id}").first.click()
+    bob.wait_for_url(f"**/requests/{request_id}")
+    assert "pass" in bob.locator("table", has_text="metrics.auc").inner_text()
+    bob.get_by_label("Comment on approving (optional)").fill("looks good")
+    bob.get_by_role("button", name=f"Approve request {request_id}").click()
+    assert "Approved" in bob.get_by_role("status").inner_text()
+    bob.goto("/models/shop/churn/-/versions/3")
+    assert "Production" in bob.locator(".badge.stage").first.inner_text()
+    alice.context.close()
+    bob.context.close()
+
+
+def _ref(number: int) -> Any:
+    from covex.domain.uris import ModelRef
+
+    return ModelRef("shop/churn", "version", str(number))
+
+
+def test_a_reader_sees_no_edit_controls_and_a_forced_post_is_refused(site: b.Site, chromium: Any) -> None:
+    rita = b.sign_in(chromium, site, "rita")
+    for path in ("/models/shop/churn", "/models/shop/churn/-/versions/2"):
+        rita.goto(path)
+        actions = rita.locator("form[action*='/actions/']")
+        forms = [actions.nth(i).get_attribute("action") for i in range(actions.count())]
+        assert all(str(f).endswith("/actions/comment") for f in forms), forms  # readers may only comment
+    forced = rita.request.post(
+        f"{site.url}/models/shop/churn/-/versions/2/actions/tag",
+        form={"csrf": _csrf(rita), "key": "hacked", "value": "yes"},
+    )
+    assert 403 == forced.status
+    assert "needs the editor role" in forced.text()
+    assert "hacked" not in site.service.get_version(_ref(2)).tags
+    rita.context.close()
+
+
+def test_an_admin_creates_a_token_and_sees_it_once(site: b.Site, chromium: Any) -> None:
+    import httpx
+
+    admin = b.sign_in(chromium, site, "admin")
+    admin.goto("/admin/tokens")
+    admin.get_by_label("For user").fill("rita")
+    admin.get_by_label("Name (what it is for)").fill("notebook")
+    admin.get_by_role("button", name="Create token").click()
+    secret = admin.get_by_role("textbox", name="Secret").input_value()
+    assert secret.startswith("cvx_")
+    assert "it will not be shown again" in admin.content()
+    b.screenshot(admin, "token-created")
+    whoami = httpx.get(f"{site.url}/api/v1/whoami", headers={"Authorization": f"Bearer {secret}"})
+    assert (200, "rita") == (whoami.status_code, whoami.json()["name"])
+    admin.goto("/admin/tokens")
+    assert "notebook" in admin.content() and secret not in admin.content()
+    admin.reload()
+    assert secret not in admin.content()
+    admin.context.close()
+
+
+def test_audit_verify_shows_intact_then_broken_after_tampering(tmp_path: Path, chromium: Any) -> None:
+    import sqlite3
+
+    with b.site(tmp_path) as own:  # its own registry: the others keep an intact trail
+        admin = b.sign_in(chromium, own, "admin")
+        admin.goto("/audit")
+        b.screenshot(admin, "audit")
+        admin.get_by_role("button", name="Verify the chain").click()
+        assert "Intact" in admin.get_by_role("status").inner_text()
+        with sqlite3.connect(own.data / "covex.db") as db:
+            db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+        admin.reload()
+        alert = admin.get_by_role("alert").inner_text()
+        assert "Broken" in alert and "record 3" in alert, alert
+        admin.context.close()
