@@ -56,10 +56,19 @@ def test_a_form_without_its_csrf_token_is_refused(site: b.Site, chromium: Any) -
 
 
 def test_the_main_pages_have_no_serious_accessibility_violations(site: b.Site, chromium: Any) -> None:
+    alice = site.service.with_credentials(site.tokens["alice"])
+    request = alice.approvals.create_request("shop/churn", 2, stage="Production", comment="for the checks")
     pages = {
         "models": "/",
         "model": "/models/shop/churn",
         "version": "/models/shop/churn/-/versions/2",
+        "requests": "/requests",
+        "request-page": f"/requests/{request.id}",
+        "audit-trail": "/audit",
+        "audit-verify": "/audit/verify",
+        **{f"admin-{area}": f"/admin/{area}" for area in ("users", "groups", "tokens", "grants", "policies")},
+        "admin-webhooks": "/admin/webhooks",
+        "admin": "/admin",
     }
     page = b.sign_in(chromium, site, "admin")
     problems = {}
