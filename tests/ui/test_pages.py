@@ -53,17 +53,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     service.close()
 
 
-def _csrf(page: str) -> str:
+def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found is not None
     return found.group(1)
 
 
 @contextmanager
-def _signed_in(site: Site, token: str) -> Iterator[httpx.Client]:
+def signed_in(site: Site, token: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=site.url, timeout=30) as browser:
         form = browser.get("/sign-in")
-        data = {"token": token, "csrf": _csrf(form.text), "next": "/models/team/churn"}
+        data = {"token": token, "csrf": csrf_of(form.text), "next": "/models/team/churn"}
         answer = browser.post("/sign-in", data=data)
         assert (303, "/models/team/churn") == (answer.status_code, answer.headers["location"])
         yield browser
@@ -78,7 +78,7 @@ def test_a_stranger_is_sent_to_sign_in_and_back(site: Site) -> None:
 def test_signing_in_keeps_the_token_in_an_httponly_samesite_cookie(site: Site) -> None:
     with httpx.Client(base_url=site.url) as browser:
         form = browser.get("/sign-in")
-        answer = browser.post("/sign-in", data={"token": site.admin, "csrf": _csrf(form.text), "next": "/"})
+        answer = browser.post("/sign-in", data={"token": site.admin, "csrf": csrf_of(form.text), "next": "/"})
         cookie = answer.headers["set-cookie"]
         assert cookie.startswith("covex_session=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
         assert "Models" in browser.get("/").text
@@ -87,7 +87,7 @@ def test_signing_in_keeps_the_token_in_an_httponly_samesite_cookie(site: Site) -
 def test_a_bad_token_or_a_form_without_its_csrf_token_is_refused(site: Site) -> None:
     with httpx.Client(base_url=site.url) as browser:
         form = browser.get("/sign-in")
-        bad = browser.post("/sign-in", data={"token": "cvx_forged", "csrf": _csrf(form.text)})
+        bad = browser.post("/sign-in", data={"token": "cvx_forged", "csrf": csrf_of(form.text)})
         assert (
             401 == bad.status_code
             and "not valid" in bad.text
@@ -102,12 +102,12 @@ def test_next_never_leaves_the_site(site: Site) -> None:
     with httpx.Client(base_url=site.url) as browser:
         form = browser.get("/sign-in?next=https://evil.example/")
         assert 'value="/"' in form.text
-        answer = browser.post("/sign-in", data={"token": site.admin, "csrf": _csrf(form.text), "next": "//evil"})
+        answer = browser.post("/sign-in", data={"token": site.admin, "csrf": csrf_of(form.text), "next": "//evil"})
         assert "/" == answer.headers["location"]
 
 
 def test_the_models_page_searches_sorts_and_pages(site: Site) -> None:
-    with _signed_in(site, site.admin) as browser:
+    with signed_in(site, site.admin) as browser:
         first = browser.get("/")
         assert 200 == first.status_code and "bulk-00" in first.text
         assert 50 == first.text.count("<tr>") - 1  # one page, then a link to the next
@@ -125,7 +125,7 @@ def test_the_models_page_searches_sorts_and_pages(site: Site) -> None:
 
 
 def test_the_model_and_version_pages_show_what_the_registry_knows(site: Site) -> None:
-    with _signed_in(site, site.admin) as browser:
+    with signed_in(site, site.admin) as browser:
         model = browser.get("/models/team/churn")
         assert 200 == model.status_code
         for shown in ("@champion", "version 2", "auc=0.86", "team", "crm", "None"):
@@ -138,23 +138,23 @@ def test_the_model_and_version_pages_show_what_the_registry_knows(site: Site) ->
 
 
 def test_errors_are_pages_that_say_what_went_wrong(site: Site) -> None:
-    with _signed_in(site, site.admin) as browser:
+    with signed_in(site, site.admin) as browser:
         missing = browser.get("/models/nope")
         assert (404, "text/html; charset=utf-8") == (missing.status_code, missing.headers["content-type"])
         assert "does not exist" in missing.text and "Traceback" not in missing.text
         assert 404 == browser.get("/models/team/churn/-/versions/9").status_code
         assert 400 == browser.get("/models/team/churn/-/versions/x").status_code
         assert 404 == browser.get("/no/such/page").status_code
-    with _signed_in(site, site.stranger) as browser:
+    with signed_in(site, site.stranger) as browser:
         refused = browser.get("/models/team/churn")
         assert 403 == refused.status_code and "reader" in refused.text
 
 
 def test_signing_out_needs_the_form_and_clears_the_cookie(site: Site) -> None:
-    with _signed_in(site, site.admin) as browser:
+    with signed_in(site, site.admin) as browser:
         page = browser.get("/")
         assert 403 == browser.post("/sign-out", data={"csrf": "nope"}).status_code
-        answer = browser.post("/sign-out", data={"csrf": _csrf(page.text)})
+        answer = browser.post("/sign-out", data={"csrf": csrf_of(page.text)})
         assert 303 == answer.status_code and 'covex_session=""' in answer.headers["set-cookie"]
         assert 303 == browser.get("/").status_code
 
