@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from covex.domain.entities import ModelEvent, ModelVersion
 from covex.domain.errors import InvalidInput, InvalidState, NotFound
@@ -19,6 +19,8 @@ from covex.service.base import Refused, ServiceBase, now_ms
 from covex.service.deployments import DeploymentService
 from covex.service.policies import applicable_policy
 from covex.store.schema import model_aliases, model_events, model_versions
+
+MAX_RECENT = 1000
 
 
 class PlacementService(ServiceBase):
@@ -174,6 +176,20 @@ class PlacementService(ServiceBase):
                 )
             rows = conn.execute(q.order_by(model_events.c.id)).all()
         return [ModelEvent.model_validate({**r._mapping, "name": model.name}) for r in rows]
+
+    def recent_history(self, name: str, limit: int = 100) -> tuple[list[ModelEvent], int]:
+        """The ``limit`` newest stage moves and alias changes of a model, newest first, and how many it has."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RECENT:
+            raise InvalidInput(f"'limit' must be from 1 to {MAX_RECENT}, got {limit!r}")
+        with self._tx(write=False) as conn:
+            model = self._model_for(conn, name, "reader", "model.read", lock=False)
+            mine = model_events.c.model_id == model.id
+            total = conn.execute(select(func.count()).select_from(model_events).where(mine)).scalar_one()
+            newest = (
+                select(model_events).where(mine).order_by(model_events.c.timestamp.desc(), model_events.c.id.desc())
+            )
+            rows = conn.execute(newest.limit(limit)).all()
+        return [ModelEvent.model_validate({**r._mapping, "name": model.name}) for r in rows], total
 
     def delete_alias(self, name: str, alias: str) -> None:
         validate_alias(alias, self.stages)

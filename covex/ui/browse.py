@@ -80,8 +80,8 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
         "role": svc.role_on(name),
         "comments": svc.approvals.list_comments(name, found.version),
         "stages": svc.stages,
-        "card": docs["card"] or {},
-        "card_fields": CARD_FIELDS,
+        "card": _card_fields(docs["card"] or {}),
+        "description": _markdown(found.description, 2),
         "card_markdown": _card_html(found, docs, history, deployed, checks, evaluated),
         "signature": _signature(docs["signature"]),
         "lineage": docs["lineage"],
@@ -101,14 +101,15 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
 def model(request: Request, name: str, svc: Viewer, page_token: str = "") -> Response:
     found = svc.get_model(name)
     versions = svc.search_versions(None, ["version DESC"], PAGE_SIZE, page_token or None, model=name)
-    events = svc.history(name)
+    timeline, moves = svc.recent_history(name, TIMELINE)
     deployed = svc.list_deployments(name)
     context: dict[str, Any] = {
         "versions": versions,
+        "description": _markdown(found.description, 2),
         "stages": svc.stages,
         "role": svc.role_on(name),
-        "timeline": events[::-1][:TIMELINE],
-        "moves": len(events),
+        "timeline": timeline,
+        "moves": moves,
         "policies": svc.approvals.applicable_policies(name),
         "deployments": deployed[:LISTED],
         "deployed": len(deployed),
@@ -153,12 +154,28 @@ def _card_html(
         signature=docs["signature"],
         lineage=docs["lineage"],
         history=[e.model_dump() for e in history],
-        deployments=[d.model_dump() for d in deployed],
+        deployments=[d.model_dump() for d in deployed[:LISTED]],
         monitoring=[r.model_dump() for r in checks[:CARD_CHECKS]],
         evaluations=list(latest.values())[:CARD_CHECKS],
     )
+    return _markdown(text, 3)
+
+
+def _markdown(text: str, top: int) -> Markup:
+    """Markdown as HTML (the ``markdown`` filter: raw HTML escaped), its headings from ``<h{top}>`` down,
+    so an author's ``# Title`` stays below the page's own headings."""
     html = str(templates.filters["markdown"](text))
-    return Markup(_HEADING.sub(lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + 2, 6)}>", html))
+    return Markup(_HEADING.sub(lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + top - 1, 6)}>", html))
+
+
+def _card_fields(card: dict[str, Any]) -> list[tuple[str, Markup]]:
+    """The author's card fields in the card's order, each as Markdown below the field's own heading."""
+    shown = []
+    for key, title in CARD_FIELDS.items():
+        value = card.get(key)
+        if value:
+            shown.append((title, _markdown(", ".join(value) if isinstance(value, list) else str(value), 4)))
+    return shown
 
 
 def _signature(doc: dict[str, Any] | None) -> dict[str, list[dict[str, str]]] | None:

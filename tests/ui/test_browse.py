@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from covex.domain.entities import FileEntry, NewVersion
+from covex.domain.errors import InvalidInput
 from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
+from covex.ui.browse import TIMELINE
 from tests import support
 from tests.ui.test_pages import Site, signed_in
 
@@ -22,7 +24,7 @@ NOTES = "héllo\n".encode()
 DIGEST = "sha256:" + "ab" * 32
 CARD = {
     "overview": "Scores **card** payments. [click me](javascript:alert(1)) <script>alert('card')</script>",
-    "intended_use": "Flag payments for review.",
+    "intended_use": "# Review\n\nFlag payments for review.",
 }
 LINEAGE = {
     "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "branch": "main", "dirty": True},
@@ -183,7 +185,8 @@ def test_the_version_page_shows_card_signature_lineage_and_records(site: Site) -
     assert not re.search(r"href=\"\s*javascript:", page.text, re.I) and "<script>alert" not in page.text
     assert "[click me](javascript:alert(1))" in card  # shown as text, not a link
     assert "&lt;script&gt;alert('card')&lt;/script&gt;" in card
-    assert "<h3>Overview</h3>" in card and "<h1>" not in card  # the whole card's headings sit below the page's
+    # The author's headings and the whole card's sit below the page's own.
+    assert "<h3>Overview</h3>" in card and "<h4>Review</h4>" in card and "<h1>" not in card
     signature = _section(page.text, "signature")
     assert "<code>amount</code>" in signature and "<code>score</code>" in signature and "string" in signature
     lineage = _section(page.text, "lineage")
@@ -262,3 +265,26 @@ def test_the_version_page_stays_fast_with_many_checks(site: Site) -> None:
     monitoring = _section(page, "monitoring")
     assert 50 == monitoring.count('<td><span class="status ok">')
     assert "The latest 50 checks" in monitoring
+
+
+def test_recent_history_is_the_newest_moves_first_and_their_count(site: Site) -> None:
+    site.service.create_model("team/moves")
+    site.service.create_version("team/moves", NewVersion(source="s3://b/m"))
+    for stage in ("Dev", "Test", "Dev"):
+        site.service.transition_stage("team/moves", 1, stage)
+    events, total = site.service.recent_history("team/moves", 2)
+    assert (3, ["Dev", "Test"]) == (total, [e.after for e in events])
+    assert [e.after for e in site.service.history("team/moves")][::-1][:2] == [e.after for e in events]
+    with pytest.raises(InvalidInput):
+        site.service.recent_history("team/moves", 0)
+
+
+def test_the_timeline_is_capped_with_a_note(site: Site) -> None:
+    site.service.create_model("team/busy")
+    site.service.create_version("team/busy", NewVersion(source="s3://b/m"))
+    for i in range(TIMELINE + 1):
+        site.service.transition_stage("team/busy", 1, ("Dev", "Test")[i % 2])
+    with signed_in(site, site.admin) as browser:
+        timeline = _section(browser.get("/models/team/busy").text, "timeline")
+    assert TIMELINE == timeline.count("<li>")
+    assert f"The latest {TIMELINE} of {TIMELINE + 1} moves" in timeline
