@@ -32,6 +32,7 @@ router = APIRouter(include_in_schema=False)
 ORDERS = ("name ASC", "name DESC", "last_updated_timestamp DESC", "creation_timestamp DESC")
 TIMELINE = 100  # stage and alias moves shown on a model page, newest first
 LISTED = 50  # deployments, checks and evaluations shown on a page, newest first
+LISTED_FILES = 500  # files listed on a version page (a download fetches them all)
 CHARTED = 30  # checks drawn in a monitoring chart
 FEATURES = 20  # bars in a drift or importance chart
 CARD_CHECKS = 5  # monitoring results the card lists, as ``covex card`` does
@@ -76,6 +77,8 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
     explained = [e for e in evaluated if e.kind == "explanation"]
     context: dict[str, Any] = {
         "files": files,
+        "listed": LISTED,
+        "listed_files": LISTED_FILES,
         "history": history,
         "role": svc.role_on(name),
         "comments": svc.approvals.list_comments(name, found.version),

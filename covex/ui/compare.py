@@ -56,7 +56,8 @@ def compare(
     try:
         uris = _uris(model, versions, v)
         if not FEWEST <= len(uris) <= MOST:
-            raise InvalidInput(f"compare {FEWEST} to {MOST} versions; {len(uris)} were named")
+            named = f"{len(uris)} {'was' if len(uris) == 1 else 'were'} named"
+            raise InvalidInput(f"compare {FEWEST} to {MOST} versions; {named}")
         picked = [_pick(svc, uri) for uri in uris]
         _refuse_repeats(picked)
     except (InvalidInput, NotFound) as exc:
@@ -74,14 +75,14 @@ def compare(
 
 
 def _uris(model: str, versions: str, given: list[str]) -> list[str]:
-    """The versions named: ``model`` with its ``versions`` numbers (``3, 4``), then each ``v`` URI."""
+    """The versions named: ``model`` with its ``versions`` (``3, 4, @champion``), then each ``v`` URI."""
     numbers = [n for n in re.split(r"[\s,]+", versions.strip()) if n]
     if numbers and not model.strip():
         raise InvalidInput("'model' is empty: name the model whose versions to compare")
     for n in numbers:
-        if not n.isdigit():
-            raise InvalidInput(f"'versions': {n[:40]!r} is not a version number")
-    named = [f"models:/{model.strip()}/{n}" for n in numbers]
+        if not (n.isdigit() or n.startswith("@")):
+            raise InvalidInput(f"'versions': {n[:40]!r} is neither a version number nor an @alias")
+    named = [f"models:/{model.strip()}{n if n.startswith('@') else '/' + n}" for n in numbers]
     return named + [u.strip() for u in given if u.strip()]
 
 

@@ -131,7 +131,19 @@ def test_one_or_five_versions_or_an_unknown_one_are_refused_with_the_form(site: 
             assert 400 == page.status_code, params
             assert 'role="alert"' in page.text and 'name="model"' in page.text
         assert "5 were named" in browser.get("/compare", params={"model": "churn", "versions": "1 2 3 4 1"}).text
+        assert "1 was named" in browser.get("/compare", params={"v": "models:/churn/1"}).text
         assert "does not exist" in browser.get("/compare", params={"model": "churn", "versions": "1, 9"}).text
+
+
+def test_an_alias_names_a_version_and_the_version_page_links_here(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        page = browser.get("/compare", params={"model": "churn", "versions": "1, @champion"})
+        assert 200 == page.status_code and "v=models%3A/churn/1&amp;v=models%3A/churn/2" in page.text
+        version = browser.get("/models/churn/-/versions/3").text
+        link = re.search(r'href="(/compare\?[^"]+)">Compare with version 2<', version)
+        assert link is not None
+        linked = browser.get(link.group(1).replace("&amp;", "&"))
+        assert 200 == linked.status_code and "churn 3</a>" in linked.text and "churn 2</a>" in linked.text
 
 
 def test_versions_of_two_models_and_hostile_values(site: Site) -> None:
