@@ -35,6 +35,7 @@ LISTED = 50  # deployments, checks and evaluations shown on a page, newest first
 LISTED_FILES = 500  # files listed on a version page (a download fetches them all)
 CHARTED = 30  # checks drawn in a monitoring chart
 FEATURES = 20  # bars in a drift or importance chart
+SHOWN_DISTRIBUTIONS = 3  # drifting features whose distributions are drawn
 CARD_CHECKS = 5  # monitoring results the card lists, as ``covex card`` does
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _HEADING = re.compile(r"<(/?)h([1-6])>")
@@ -276,6 +277,13 @@ def _monitoring_charts(checks: list[MonitorResult]) -> dict[str, Any]:
         }
         for name, column in features[:FEATURES]
     ]
+    out["distributions"] = [
+        chart
+        for name, column in features
+        if column.get("verdict") in ("drift", "warn")
+        for chart in [_distribution(name, column.get("plot"))]
+        if chart is not None
+    ][:SHOWN_DISTRIBUTIONS]
     if bars:
         top = max(max(b["value"], b["marker"] or 0.0) for b in bars) or 1.0
         out["features"] = {
@@ -284,6 +292,25 @@ def _monitoring_charts(checks: list[MonitorResult]) -> dict[str, Any]:
             "hi": top,
         }
     return out
+
+
+def _distribution(name: str, plot: Any) -> dict[str, Any] | None:
+    """A drifting feature's shares per bin (numbers) or category, in the reference and in the check."""
+    if not isinstance(plot, dict):
+        return None
+    reference, current = plot.get("reference") or [], plot.get("current") or []
+    if plot.get("categories"):
+        labels, axis = [str(c) for c in plot["categories"]], "Category"
+    else:
+        bounds = [plot.get("low"), *(plot.get("edges") or []), plot.get("high")]
+        if len(bounds) != len(reference) + 1 or not all(isinstance(b, int | float) for b in bounds):
+            return None
+        labels, axis = [f"{bounds[i]:.3g} to {bounds[i + 1]:.3g}" for i in range(len(reference))], "Values"
+    if not reference or len(labels) != len(reference) or len(current) != len(reference):
+        return None
+    top = max([*reference, *current]) or 1.0
+    title = f"{name}: share of rows per {axis.lower().rstrip('s')}, reference and latest check"
+    return {"title": title, "labels": labels, "reference": reference, "current": current, "hi": top, "axis": axis}
 
 
 def _importance_chart(explanation: Evaluation) -> dict[str, Any] | None:

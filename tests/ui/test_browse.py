@@ -57,6 +57,13 @@ def _check(status: str, share: float, auc: float) -> dict[str, object]:
                 "warn": 0.1,
                 "drift": 0.25,
                 "verdict": "drift",
+                "plot": {
+                    "edges": [10.0, 100.0],
+                    "low": 0.0,
+                    "high": 900.0,
+                    "reference": [0.5, 0.4, 0.1],
+                    "current": [0.2, 0.3, 0.5],
+                },
             },
             "country": {
                 "kind": "categorical",
@@ -199,6 +206,9 @@ def test_the_version_page_shows_card_signature_lineage_and_records(site: Site) -
     assert 'aria-labelledby="drift-share-title"' in monitoring and '<title id="drift-share-title">' in monitoring
     assert "Data table: roc_auc per check" in monitoring and "0.84" in monitoring
     assert '<rect class="bar drift"' in monitoring  # the latest check's drifting feature
+    assert "amount: share of rows per value, reference and latest check" in monitoring
+    assert "100 to 900, current: 50.0%" in monitoring
+    assert '<th scope="row">0 to 10</th><td>50.0%</td>' in monitoring
     evaluations = _section(page.text, "evaluations")
     assert "roc_auc 0.93 [0.91, 0.95]" in evaluations and "holdout.parquet" in evaluations
     assert "/compare?v=models%3A/team/fraud/1&amp;v=models%3A/team/fraud/2" in evaluations
