@@ -194,6 +194,7 @@ def test_the_version_page_shows_card_signature_lineage_and_records(site: Site) -
     assert "&lt;script&gt;alert('card')&lt;/script&gt;" in card
     # The author's headings and the whole card's sit below the page's own.
     assert "<h3>Overview</h3>" in card and "<h4>Review</h4>" in card and "<h1>" not in card
+    assert "<th>Fact</th>" in card and "&lt;th&gt;" not in card
     signature = _section(page.text, "signature")
     assert "<code>amount</code>" in signature and "<code>score</code>" in signature and "string" in signature
     lineage = _section(page.text, "lineage")
