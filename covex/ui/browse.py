@@ -22,9 +22,10 @@ from covex.domain.entities import ModelVersion
 from covex.domain.errors import InvalidInput, NotFound
 from covex.domain.evaluations import Evaluation, importances, summary
 from covex.domain.monitoring import MonitorResult
-from covex.domain.tracking import REGISTRY_PREFIX, check_path
+from covex.domain.tracking import check_path
 from covex.domain.uris import ModelRef
 from covex.service import RegistryService
+from covex.service.tracking_artifacts import verified
 from covex.ui.session import Viewer
 from covex.ui.web import PAGE_SIZE, page, render, templates
 
@@ -53,9 +54,15 @@ def models(request: Request, svc: Viewer, filter: str = "", order: str = "name A
 @router.get("/models/{name:path}/-/versions/{number}/files/{path:path}")
 @page
 def download(request: Request, name: str, number: str, path: str, svc: Viewer) -> Response:
-    """One file of a version, streamed with the viewer's rights and cut short if it does not match its digest."""
+    """One file of a READY version, streamed with the viewer's rights and cut short if it does not match its digest."""
     inner = check_path(path, allow_empty=False)
-    size, content = svc.tracking.open_artifact(f"{REGISTRY_PREFIX}{name}/-/{_number(number)}/{inner}")
+    found, files = svc.list_files(ModelRef(name, "version", str(_number(number))))
+    entry = next((f for f in files if f.path == inner), None)
+    if entry is None:
+        raise NotFound(f"version {found.version} of {found.name!r} has no file {inner!r}")
+    # Reading a blob takes a READY version holding it: a pending version's list proves no one holds its files.
+    content = verified(entry, svc.read_blob(entry.digest), f"{found.uri}/{inner}")
+    size = entry.size
     headers = {
         "Content-Length": str(size),
         "Content-Disposition": _attachment(inner.rsplit("/", 1)[-1]),

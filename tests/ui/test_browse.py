@@ -268,6 +268,19 @@ def test_a_download_is_refused_without_rights_or_outside_the_version(site: Site)
             assert "Invalid path" in climbed.text and WEIGHTS[:64] not in climbed.content
 
 
+def test_a_pending_version_does_not_serve_files_its_lister_never_proved_it_holds(site: Site, reader: str) -> None:
+    secret = b"uploaded for a version still pending"
+    site.service.put_blob(_sha(secret), len(secret), [secret])
+    listed = [FileEntry(path="secret.bin", digest=_sha(secret), size=len(secret))]
+    pending = site.service.create_version(MODEL, NewVersion(files=listed))
+    assert "PENDING" == pending.status
+    with signed_in(site, reader) as browser:
+        page = browser.get(f"/models/{MODEL}/-/versions/{pending.version}").text
+        assert "/files/secret.bin" not in page and "after upload" in page
+        refused = browser.get(f"/models/{MODEL}/-/versions/{pending.version}/files/secret.bin")
+        assert 403 == refused.status_code and secret not in refused.content
+
+
 def test_the_version_page_stays_fast_with_many_checks(site: Site) -> None:
     for i in range(60):
         site.service.monitoring.record_result(MODEL, 1, status="OK", source=f"batch {i}", rows=10, body={})
