@@ -312,3 +312,18 @@ def test_the_timeline_is_capped_with_a_note(site: Site) -> None:
         timeline = _section(browser.get("/models/team/busy").text, "timeline")
     assert TIMELINE == timeline.count("<li>")
     assert f"The latest {TIMELINE} of {TIMELINE + 1} moves" in timeline
+
+
+def test_a_file_whose_stored_bytes_changed_is_cut_short(site: Site) -> None:
+    data = b"weights that will rot on disk " * 100
+    site.service.create_model("team/rot")
+    site.service.put_blob(_sha(data), len(data), [data])
+    files = [FileEntry(path="model.bin", digest=_sha(data), size=len(data))]
+    site.service.create_version("team/rot", NewVersion(files=files))
+    site.service.finalize_version("team/rot", 1)
+    stored = site.service.blob_local_path(_sha(data))
+    assert stored is not None
+    with open(stored, "r+b") as f:
+        f.write(b"X")  # same size, other content
+    with signed_in(site, site.admin) as browser, pytest.raises(httpx.RemoteProtocolError):
+        browser.get("/models/team/rot/-/versions/1/files/model.bin")
