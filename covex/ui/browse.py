@@ -60,11 +60,10 @@ def download(request: Request, name: str, number: str, path: str, svc: Viewer) -
     entry = next((f for f in files if f.path == inner), None)
     if entry is None:
         raise NotFound(f"version {found.version} of {found.name!r} has no file {inner!r}")
-    # Reading a blob takes a READY version holding it: a pending version's list proves no one holds its files.
+    # read_blob takes a READY version holding the blob: listing a digest in a pending version proves nothing.
     content = verified(entry, svc.read_blob(entry.digest), f"{found.uri}/{inner}")
-    size = entry.size
     headers = {
-        "Content-Length": str(size),
+        "Content-Length": str(entry.size),
         "Content-Disposition": _attachment(inner.rsplit("/", 1)[-1]),
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store",
