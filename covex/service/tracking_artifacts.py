@@ -22,6 +22,7 @@ from covex.domain.errors import ArtifactCorrupted, InvalidInput, NotFound, Servi
 from covex.domain.tracking import ArtifactFile
 from covex.domain.uris import parse_model_uri
 from covex.service.base import Refused, ServiceBase, now_ms
+from covex.service.blobs import BlobService
 from covex.store import database
 from covex.store.schema import tracking_artifacts as artifacts
 from covex.store.schema import tracking_logged_models as logged
@@ -172,6 +173,11 @@ class TrackingBase(ServiceBase):
         if _in_registry(path):
             inner, files = self._registry_files(path)
             entry = files.get(inner)
+            if entry is not None:
+                # A version's list of files proves nothing until it is READY: read the blob as the blob API does,
+                # which needs a READY version the caller may read that holds it.
+                content = self._sibling(BlobService).read_blob(entry.digest)
+                return entry.size, verified(entry, content, path)
         else:
             with self._tx(write=False) as conn:
                 root, inner = self._artifact_root(conn, path, None)

@@ -180,3 +180,31 @@ def test_registering_a_run_or_logged_model_one_may_not_read_creates_nothing(
     versions = service.search_versions(model="bobs-model").items
     assert [alices.run_id] * 2 == [v.run_id for v in versions]
     assert all("READY" == v.status for v in versions)
+
+
+def test_a_pending_version_does_not_open_files_its_lister_never_proved_it_holds(mlflow_server: MlflowServer) -> None:
+    """An editor lists another model's file digest in a version of their own, which stays PENDING: the artifact
+    route must not serve those bytes (the blob API needs a READY version the caller may read)."""
+    import hashlib
+
+    from covex.domain.entities import FileEntry, NewVersion
+
+    svc = mlflow_server.service
+    secret = b"weights of a model alice may not read"
+    digest = hashlib.sha256(secret).hexdigest()
+    svc.create_model("hidden-weights")
+    svc.put_blob(digest, len(secret), [secret])
+    svc.create_version("hidden-weights", NewVersion(files=[FileEntry(path="w.bin", digest=digest, size=len(secret))]))
+    svc.finalize_version("hidden-weights", 1)
+    svc.create_model("alices-own")
+    svc.access.grant("user:alice", "editor", model="alices-own")
+    alice = svc.with_credentials(mlflow_server.user_token)
+    listed = alice.create_version(
+        "alices-own", NewVersion(files=[FileEntry(path="w.bin", digest=digest, size=len(secret))])
+    )
+    assert "PENDING" == listed.status
+    answer = httpx.get(
+        f"{mlflow_server.url}/api/2.0/mlflow-artifacts/artifacts/registry/alices-own/-/{listed.version}/w.bin",
+        headers={"Authorization": f"Bearer {mlflow_server.user_token}"},
+    )
+    assert answer.status_code in (403, 404) and secret not in answer.content
