@@ -65,6 +65,7 @@ def seed(service: RegistryService) -> dict[str, str]:
             NewVersion(source="s3://models/churn", metrics={"auc": auc, "f1": auc - 0.1}, params={"C": str(auc)}),
         )
     service.set_alias("shop/churn", "champion", 2)
+    _describe(service)
     service.create_model("shop/sales", description="Daily sales.")
     service.access.grant("user:alice", "editor", model="shop/churn")
     service.access.grant("user:bob", "approver", model="shop/churn", scope="stage:Production")
@@ -72,6 +73,58 @@ def seed(service: RegistryService) -> dict[str, str]:
     service.access.grant("user:rita", "reader", model="shop/churn")
     service.approvals.apply_policy_file(POLICY)
     return tokens
+
+
+def _describe(service: RegistryService) -> None:
+    """Version 2 of shop/churn as a team's pipeline leaves it: card, lineage, signature, a deployment, checks of
+    its traffic, an evaluation and an explanation; and team/fraud, whose texts are hostile."""
+    from tests.ui import test_browse
+
+    card = {
+        "overview": "Gradient-boosted trees scoring each customer's chance to **churn** within 30 days.",
+        "intended_use": "Ranking customers for the retention team's weekly offers.",
+        "limitations": "Trained on EU customers only.",
+        "owners": ["crm-data-science"],
+    }
+    lineage = {
+        "git": {"commit": "3f9c2d41a7b8e6f5d4c3b2a1908f7e6d5c4b3a29", "branch": "main", "dirty": False},
+        "datasets": [{"name": "customers-2026-11", "role": "training", "rows": 184_220, "digest": "9e" * 32}],
+        "run_id": "weekly-train-2026-11-30",
+    }
+    v = service.create_version(
+        "shop/churn",
+        NewVersion(
+            source="s3://models/churn/weekly",
+            description="Weekly retrain with November's customers.",
+            metrics={"auc": 0.87, "f1": 0.74},
+            params={"C": "0.5", "max_depth": "6"},
+            documents={"card": card, "lineage": lineage, "signature": test_browse.SIGNATURE},
+        ),
+    ).version
+    service.start_deployment("shop/churn", v, "serving", "http://scoring.internal:8080")
+    for status, share, auc in (("OK", 0.0, 0.89), ("OK", 0.0, 0.88), ("DRIFT", 0.5, 0.84)):
+        body = test_browse._check(status, share, auc)
+        service.monitoring.record_result("shop/churn", v, status=status, source="inference log", rows=500, body=body)
+    service.record_evaluation(
+        "shop/churn",
+        v,
+        kind="explanation",
+        key="exp-1",
+        data_digest=test_browse.DIGEST,
+        source="holdout.parquet",
+        rows=200,
+        body={
+            "explainer": "tree",
+            "output": "churn probability",
+            "importances": [
+                {"feature": "days_since_last_order", "mean_abs": 0.31},
+                {"feature": "orders_90d", "mean_abs": 0.18},
+                {"feature": "support_tickets", "mean_abs": 0.09},
+                {"feature": "country", "mean_abs": 0.04},
+            ],
+        },
+    )
+    test_browse._seed(service)
 
 
 @contextmanager

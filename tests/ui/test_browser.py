@@ -61,7 +61,10 @@ def test_the_main_pages_have_no_serious_accessibility_violations(site: b.Site, c
     pages = {
         "models": "/",
         "model": "/models/shop/churn",
-        "version": "/models/shop/churn/-/versions/2",
+        "version": "/models/shop/churn/-/versions/4",
+        "version-plain": "/models/shop/churn/-/versions/2",
+        "compare": "/compare?model=shop/churn&versions=2,3,4",
+        "compare-picker": "/compare",
         "requests": "/requests",
         "request-page": f"/requests/{request.id}",
         "audit-trail": "/audit",
@@ -195,3 +198,16 @@ def test_audit_verify_shows_intact_then_broken_after_tampering(tmp_path: Path, c
         alert = admin.get_by_role("alert").inner_text()
         assert "Broken" in alert and "record 3" in alert, alert
         admin.context.close()
+
+
+def test_hostile_texts_stay_text_in_the_browser(site: b.Site, chromium: Any) -> None:
+    """team/fraud's tag, card and comments hold <script> and javascript: links: nothing runs, nothing links."""
+    page = b.sign_in(chromium, site, "admin")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    for path in ("/models/team/fraud", "/models/team/fraud/-/versions/2"):
+        page.goto(path)
+        assert "<script>alert(" in page.locator("main").inner_text()  # shown as the text it is
+        assert page.locator("main a[href^='javascript:']").count() == 0
+    assert [] == dialogs
+    page.context.close()
