@@ -1,4 +1,5 @@
-"""The web UI's pages at scale: 10,000 models, and one model with 10,000 versions.
+"""The web UI's pages at scale: 10,000 models, one model with 10,000 versions, 2,000 alias moves, 1,000 open
+requests, 1,000 users and the audit trail all of that leaves.
 
 A ``covex server`` (SQLite, one process) serves the pages to a signed-in client on loopback; each page is
 fetched 200 times after a warm-up. The budget is 100 ms per page (issue 14); the empty-endpoint floor of
@@ -29,6 +30,9 @@ from covex.settings import Settings
 
 MODELS = 10_000
 VERSIONS = 10_000
+HISTORY = 2_000
+REQUESTS = 1_000
+USERS = 1_000
 ROUNDS = 200
 BUDGET_MS = 100.0
 
@@ -42,6 +46,13 @@ def seed(data: Path) -> None:
     for i in range(VERSIONS):
         service.create_version("big", NewVersion(source=f"s3://bench/big/{i}", metrics={"auc": i / VERSIONS}))
     service.set_alias("big", "champion", VERSIONS // 2)
+    for i in range(1, HISTORY + 1):  # the model's timeline and the audit trail grow with every move
+        service.set_alias("big", "challenger", i)
+    service.approvals.apply_policy_file("policies:\n  - stage: Production\n    model: big\n    approvals: 1\n")
+    for i in range(1, REQUESTS + 1):
+        service.approvals.create_request("big", i, stage="Production", comment=f"request {i}")
+    for i in range(USERS):
+        service.access.create_user(f"user-{i:04d}")
     log(f"made {MODELS} models and {VERSIONS} versions in {time.perf_counter() - start:.1f} s")
     service.close()
 
@@ -90,6 +101,12 @@ def main() -> int:
                 "models_filtered": "/?filter=tags.team+%3D+%27t3%27+AND+name+LIKE+%27model-05%25%27",
                 "model_with_10k_versions": "/models/big",
                 "version_page": f"/models/big/-/versions/{VERSIONS // 2}",
+                "requests_page": "/requests",
+                "request_page": f"/requests/{REQUESTS // 2}",
+                "audit_page": "/audit",
+                "audit_filtered": "/audit?target=model%3Abig&action=alias.set",
+                "admin_users": "/admin/users",
+                "admin_policies": "/admin/policies",
             }
             results = {name: measure(http, path, ok_page) for name, path in pages.items()}
             results["floor"] = measure(bare, "/floor", ok)

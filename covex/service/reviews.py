@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, tuple_, update
 
 from covex.domain import gates as checks
 from covex.domain import policy as rules
 from covex.domain.access import EVERYONE, RANK
 from covex.domain.errors import InvalidInput, InvalidState
 from covex.domain.gates import GateResult
+from covex.domain.names import validate_id
 from covex.domain.policy import Policy, TransitionRequest
 from covex.domain.scopes import covers, resolve, why_not_governing
 from covex.service.base import Refused, now_ms
@@ -87,35 +88,44 @@ class ReviewService(RequestService):
     def inbox(self) -> list[TransitionRequest]:
         """OPEN requests the principal may approve and has not reviewed yet, oldest first."""
         with self._tx(write=False) as conn:
-            reviewed = select(request_reviews.c.request_id).where(request_reviews.c.reviewer == self.actor)
-            q = self._select().where(transition_requests.c.status == "OPEN", transition_requests.c.id.not_in(reviewed))
-            readable = self.readable_model_ids(conn)
-            if readable is not None:
-                q = q.where(transition_requests.c.model_id.in_(readable))
-            rows = conn.execute(q.order_by(transition_requests.c.id)).all()
-            if not rows:
-                return []
-            scopes = self._approver_scopes(conn)
-            authors = {
-                (m, v): a
-                for m, v, a in conn.execute(
-                    select(model_versions.c.model_id, model_versions.c.version, model_versions.c.created_by).where(
-                        model_versions.c.model_id.in_({r.model_id for r in rows})
-                    )
-                )
-            }
-            # Every policy and the tags of these models, read once: which policy governs each request.
-            found = load_policies(conn)
-            tags = model_tag_map(conn, {r.model_id for r in rows}) if any(p.scope == "tag" for p in found) else {}
-            mine = []
-            for r in rows:
-                policy = resolve(found, r.name, tags.get(r.model_id, {}), r.target_kind, r.target).policy
-                if (
-                    policy is not None
-                    and self._ineligible(policy, r, authors.get((r.model_id, r.version)), scopes) is None
-                ):
-                    mine.append(r)
-            return self._load(conn, mine)
+            return self._load(conn, self._waiting(conn))
+
+    def may_review(self, request_id: int) -> bool:
+        """Whether request ``request_id`` is in the principal's inbox (for showing the approve and reject forms)."""
+        validate_id(request_id, "id")
+        with self._tx(write=False) as conn:
+            return bool(self._waiting(conn, request_id))
+
+    def _waiting(self, conn: Connection, request_id: int | None = None) -> list[Row[Any]]:
+        reviewed = select(request_reviews.c.request_id).where(request_reviews.c.reviewer == self.actor)
+        q = self._select().where(transition_requests.c.status == "OPEN", transition_requests.c.id.not_in(reviewed))
+        if request_id is not None:
+            q = q.where(transition_requests.c.id == request_id)
+        readable = self.readable_model_ids(conn)
+        if readable is not None:
+            q = q.where(transition_requests.c.model_id.in_(readable))
+        rows = conn.execute(q.order_by(transition_requests.c.id)).all()
+        if not rows:
+            return []
+        scopes = self._approver_scopes(conn)
+        # The authors of the requested versions only (a model may hold thousands of versions).
+        authors: dict[tuple[int, int], str | None] = {}
+        pairs = sorted({(r.model_id, r.version) for r in rows})
+        for start in range(0, len(pairs), 500):
+            chunk = pairs[start : start + 500]
+            q_authors = select(model_versions.c.model_id, model_versions.c.version, model_versions.c.created_by).where(
+                tuple_(model_versions.c.model_id, model_versions.c.version).in_(chunk)
+            )
+            authors.update({(m, v): a for m, v, a in conn.execute(q_authors)})
+        # Every policy and the tags of these models, read once: which policy governs each request.
+        found = load_policies(conn)
+        tags = model_tag_map(conn, {r.model_id for r in rows}) if any(p.scope == "tag" for p in found) else {}
+        mine = []
+        for r in rows:
+            policy = resolve(found, r.name, tags.get(r.model_id, {}), r.target_kind, r.target).policy
+            if policy is not None and self._ineligible(policy, r, authors.get((r.model_id, r.version)), scopes) is None:
+                mine.append(r)
+        return mine
 
     def _review(self, request_id: int, decision: str, comment: str) -> TransitionRequest:
         """Record an approval or rejection; an approval that completes the request applies it."""

@@ -20,7 +20,7 @@ from covex.domain.errors import InvalidInput
 from covex.domain.policy import dump_policies
 from covex.service import RegistryService
 from covex.ui.session import Viewer
-from covex.ui.web import Form, done, page, render
+from covex.ui.web import Form, done, page, page_of, render
 
 router = APIRouter(include_in_schema=False)
 _LINE = re.compile(r"(?:^|; |: )line (\d+): ")
@@ -57,9 +57,10 @@ def index(request: Request, svc: Viewer) -> Response:
 
 @router.get("/admin/users")
 @page
-def users(request: Request, svc: Viewer) -> Response:
+def users(request: Request, svc: Viewer, q: str = "", page: str = "") -> Response:
     admin_only(svc, "users")
-    return render(request, "admin_users.html", svc, users=svc.access.list_users())
+    found = page_of(svc.access.list_users(), page, q.strip())
+    return render(request, "admin_users.html", svc, users=found.items, slice=found, q=q.strip())
 
 
 @router.post("/admin/users")
@@ -145,11 +146,11 @@ def remove_member(request: Request, name: str, svc: Viewer, form: Form) -> Respo
 
 @router.get("/admin/tokens")
 @page
-def tokens(request: Request, svc: Viewer, user: str = "") -> Response:
+def tokens(request: Request, svc: Viewer, user: str = "", page: str = "") -> Response:
     admin_only(svc, "tokens")
-    found = svc.access.list_tokens(user.strip() or None)
+    found = page_of(svc.access.list_tokens(user.strip() or None), page)
     names = [u.name for u in svc.access.list_users() if not u.disabled]
-    return render(request, "admin_tokens.html", svc, tokens=found, owner=user, users=names)
+    return render(request, "admin_tokens.html", svc, tokens=found.items, slice=found, owner=user, users=names)
 
 
 @router.post("/admin/tokens")
@@ -180,11 +181,12 @@ def revoke_token(request: Request, token_id: str, svc: Viewer, form: Form) -> Re
 
 @router.get("/admin/grants")
 @page
-def grants(request: Request, svc: Viewer, model: str = "", subject: str = "") -> Response:
+def grants(request: Request, svc: Viewer, model: str = "", subject: str = "", page: str = "") -> Response:
     admin_only(svc, "grants")
-    found = svc.access.list_grants(model=model.strip() or None, subject=subject.strip() or None)
+    found = page_of(svc.access.list_grants(model=model.strip() or None, subject=subject.strip() or None), page)
     context: dict[str, Any] = {
-        "grants": found,
+        "grants": found.items,
+        "slice": found,
         "model": model,
         "subject": subject,
         "roles": ROLES,

@@ -98,7 +98,7 @@ def one(request: Request, request_id: str, svc: Viewer) -> Response:
     me = svc.principal
     is_open = found.status == "OPEN"
     context: dict[str, Any] = {
-        "may_review": is_open and any(r.id == found.id for r in svc.approvals.inbox()),
+        "may_review": is_open and svc.approvals.may_review(found.id),
         "may_cancel": is_open and (found.requester == me.name or me.is_admin),
         "candidate": candidate,
         "champion": champion,

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,6 +112,30 @@ def done(request: Request, url: str, message: str = "") -> Response:
     if message:
         response.set_cookie(FLASH, quote(message[:500]), max_age=60, httponly=True, samesite="strict")
     return response
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One page of a list the service answers whole (users, tokens, grants, groups): ``PAGE_SIZE`` items."""
+
+    items: list[Any]
+    page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+
+def page_of(items: Sequence[Any], page: str, query: str = "") -> Slice:
+    """Page ``page`` (1-based, from the query string) of ``items`` whose text holds ``query`` (case-insensitive)."""
+    if query:
+        wanted = query.casefold()
+        items = [item for item in items if wanted in str(getattr(item, "name", item)).casefold()]
+    number = int(page) if page.isdigit() and len(page) < 10 else 1
+    last = max(1, -(-len(items) // PAGE_SIZE))
+    number = min(max(number, 1), last)
+    return Slice(list(items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]), number, len(items))
 
 
 def safe_next(target: str) -> str:

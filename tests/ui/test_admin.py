@@ -303,3 +303,14 @@ def test_a_missing_webhook_or_user_is_a_404_page(admin: httpx.Client) -> None:
     assert 404 == admin.get("/admin/webhooks/424242").status_code
     assert 404 == _post(admin, "/admin/users/nobody/delete", {}).status_code
     assert 400 == admin.get("/admin/webhooks/abc").status_code
+
+
+def test_the_users_list_is_paged_and_searched(site: Site, admin: httpx.Client) -> None:
+    for i in range(60):
+        site.service.access.create_user(f"paged-{i:02d}")
+    first = admin.get("/admin/users?q=paged-").text
+    assert "Page 1 of 2 (60 in all)" in first and "paged-49" in first and "paged-50" not in first
+    second = admin.get("/admin/users?q=paged-&page=2").text
+    assert "paged-50" in second and "paged-59" in second and "paged-00" not in second
+    assert "paged-59" in admin.get("/admin/users?q=paged-&page=999").text  # past the end: the last page
+    assert "No user's name contains" in admin.get("/admin/users?q=nobody-at-all").text

@@ -240,3 +240,13 @@ def test_a_missing_or_malformed_request_is_an_error_page(site: Site) -> None:
         assert 404 == browser.get("/requests/999999").status_code
         assert 400 == browser.get("/requests/abc").status_code
         assert 400 == browser.get("/requests/" + "9" * 40).status_code
+
+
+def test_may_review_answers_for_one_request_as_the_inbox_does(site: Site) -> None:
+    mine = _request(site)
+    bob = site.service.with_credentials(site.approver)
+    assert bob.approvals.may_review(mine.id) and not site.as_requester().approvals.may_review(mine.id)
+    for who in (site.as_requester(), bob):
+        waiting = {r.id for r in who.approvals.inbox()}
+        for r in site.service.approvals.list_requests(None, None, max_results=1000):
+            assert (r.id in waiting) == who.approvals.may_review(r.id), (who.actor, r.id)
