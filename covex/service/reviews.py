@@ -85,10 +85,15 @@ class ReviewService(RequestService):
 
     # -- reviews --------------------------------------------------------------------
 
-    def inbox(self) -> list[TransitionRequest]:
-        """OPEN requests the principal may approve and has not reviewed yet, oldest first."""
+    def inbox(self, max_results: int | None = None) -> list[TransitionRequest]:
+        """OPEN requests the principal may approve and has not reviewed yet, oldest first (the first
+        ``max_results`` of them when given)."""
+        if max_results is not None and (
+            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+        ):
+            raise InvalidInput(f"'max_results' must be a positive integer, got {max_results!r}")
         with self._tx(write=False) as conn:
-            return self._load(conn, self._waiting(conn))
+            return self._load(conn, self._waiting(conn)[:max_results])
 
     def may_review(self, request_id: int) -> bool:
         """Whether request ``request_id`` is in the principal's inbox (for showing the approve and reject forms)."""

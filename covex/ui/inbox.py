@@ -57,12 +57,14 @@ def requests(
         max_results=PAGE_SIZE + 1,
     )
     shown, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
+    waiting = svc.approvals.inbox(max_results=PAGE_SIZE + 1)
     context: dict[str, Any] = {"chosen": status, "model": model, "mine": bool(mine), "statuses": STATUSES}
     return render(
         request,
         "requests.html",
         svc,
-        inbox=svc.approvals.inbox(),
+        inbox=waiting[:PAGE_SIZE],
+        more_waiting=len(waiting) > PAGE_SIZE,
         found=shown,
         next_before=shown[-1].id if more else None,
         **context,

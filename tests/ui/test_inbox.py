@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from covex.domain.entities import NewVersion
+from covex.domain.errors import InvalidInput
 from covex.domain.policy import TransitionRequest
 from covex.domain.uris import ModelRef
 from covex.server import create_app
@@ -250,3 +251,17 @@ def test_may_review_answers_for_one_request_as_the_inbox_does(site: Site) -> Non
         waiting = {r.id for r in who.approvals.inbox()}
         for r in site.service.approvals.list_requests(None, None, max_results=1000):
             assert (r.id in waiting) == who.approvals.may_review(r.id), (who.actor, r.id)
+
+
+def test_the_inbox_shows_the_oldest_page_and_says_more_are_waiting(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    _request(site), _request(site)
+    bob = site.service.with_credentials(site.approver)
+    every = bob.approvals.inbox()
+    assert len(every) >= 2 and [every[0].id] == [r.id for r in bob.approvals.inbox(max_results=1)]
+    with pytest.raises(InvalidInput, match="'max_results'"):
+        bob.approvals.inbox(max_results=0)
+    monkeypatch.setattr("covex.ui.inbox.PAGE_SIZE", 1)
+    with _signed_in(site, site.approver) as browser:
+        page = browser.get("/requests").text
+    waiting = page.split('id="waiting"')[1].split('id="all"')[0]
+    assert "more are waiting" in waiting and len(re.findall(r'<td><a href="/requests/(\d+)">', waiting)) == 1
