@@ -19,7 +19,7 @@ from covex.domain import policy as rules
 from covex.domain.entities import ModelVersion
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from covex.domain.gates import Candidate, GateResult
-from covex.domain.names import MAX_COMMENT_LENGTH, validate_id, validate_text
+from covex.domain.names import MAX_COMMENT_LENGTH, validate_alias, validate_id, validate_text
 from covex.domain.policy import Comment, Policy, PolicyRules, Review, TransitionRequest
 from covex.domain.uris import ModelRef
 from covex.service.base import Refused, now_ms
@@ -271,7 +271,8 @@ class RequestService(PolicyService):
             model, row = self._version_for(conn, name, version, "editor", "stage.transition", lock=False)
             policy = applicable_policy(conn, model, "stage", target)
             protected = policy is not None and not policy.direct and (row.stage != target or archive_existing)
-            open_id = conn.execute(_OPEN_REQUEST, {"model_id": model.id, "version": version, "target": target})
+            found = {"model_id": model.id, "version": version, "kind": "stage", "target": target}
+            open_id = conn.execute(_OPEN_REQUEST, found)
             already = open_id.scalar_one_or_none()
         if not protected:
             return self._placement.transition_stage(
@@ -280,6 +281,29 @@ class RequestService(PolicyService):
         if already is not None:
             return self.get_request(already)
         request = self._create_request(name, version, stage=target, alias=None, comment=comment)
+        if request.status == "APPLIED":
+            return self._sibling(VersionService).get_version(ModelRef(name, "version", str(version)))
+        return request
+
+    def alias_or_request(
+        self, name: str, version: int, alias: str, *, comment: str = ""
+    ) -> ModelVersion | TransitionRequest:
+        """Point ``alias`` at ``version``; where a policy protects the alias, open a request for it instead (or
+        answer the one already open), as ``move_or_request`` does for stages."""
+        validate_alias(alias, self.stages)
+        with self._tx(write=False) as conn:
+            model, _ = self._version_for(conn, name, version, "editor", "alias.set", lock=False)
+            protected = (
+                applicable_policy(conn, model, "alias", alias) is not None
+                and self._placement._alias_target(conn, model.id, alias) != version
+            )
+            found = {"model_id": model.id, "version": version, "kind": "alias", "target": alias}
+            already = conn.execute(_OPEN_REQUEST, found).scalar_one_or_none()
+        if not protected:
+            return self._placement.set_alias(name, alias, version, comment=comment)
+        if already is not None:
+            return self.get_request(already)
+        request = self._create_request(name, version, stage=None, alias=alias, comment=comment)
         if request.status == "APPLIED":
             return self._sibling(VersionService).get_version(ModelRef(name, "version", str(version)))
         return request
@@ -484,7 +508,7 @@ class RequestService(PolicyService):
 _OPEN_REQUEST = select(transition_requests.c.id).where(
     transition_requests.c.model_id == bindparam("model_id"),
     transition_requests.c.version == bindparam("version"),
-    transition_requests.c.target_kind == "stage",
+    transition_requests.c.target_kind == bindparam("kind"),
     transition_requests.c.target == bindparam("target"),
     transition_requests.c.status == "OPEN",
 )

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from covex.domain.cards import CARD_FIELDS
 from covex.domain.errors import InvalidInput
 from covex.domain.policy import TransitionRequest
+from covex.service import RegistryService
 from covex.ui.session import Viewer
 from covex.ui.web import Form, FormData, done, page, templates
 
@@ -82,8 +83,7 @@ def model_tag_delete(request: Request, name: str, form: Form, svc: Viewer) -> Re
 @page
 def model_alias(request: Request, name: str, form: Form, svc: Viewer) -> Response:
     alias, number = form.text("alias"), version_number(form.get("version", ""))
-    svc.set_alias(name, alias, number, comment=form.text("comment"))
-    return done(request, model_url(name), f"Alias @{alias} now names version {number}.")
+    return done(request, model_url(name), _aliased(svc, name, number, alias, form.text("comment")))
 
 
 @router.post(f"{MODEL}/alias-delete")
@@ -143,8 +143,18 @@ def version_tag_delete(request: Request, name: str, number: str, form: Form, svc
 @page
 def version_alias(request: Request, name: str, number: str, form: Form, svc: Viewer) -> Response:
     n, alias = version_number(number), form.text("alias")
-    svc.set_alias(name, alias, n, comment=form.text("comment"))
-    return done(request, version_url(name, n), f"Alias @{alias} now names version {n}.")
+    return done(request, version_url(name, n), _aliased(svc, name, n, alias, form.text("comment")))
+
+
+def _aliased(svc: RegistryService, name: str, n: int, alias: str, comment: str) -> str:
+    """Point the alias, or open a request where a policy protects it; the message says which happened."""
+    moved = svc.approvals.alias_or_request(name, n, alias, comment=comment)
+    if isinstance(moved, TransitionRequest):
+        return (
+            f"Alias @{alias} is protected: request {moved.id} to point it at version {n} is open "
+            f"and waits for approval (see Requests)."
+        )
+    return f"Alias @{alias} now names version {n}."
 
 
 @router.post(f"{VERSION}/card")

@@ -214,6 +214,22 @@ def test_a_protected_stage_opens_a_request_instead_of_moving(site: Site) -> None
     assert "Test" == site.service.get_version(_ref(name, 2)).stage
 
 
+def test_a_protected_alias_opens_a_request_instead_of_moving(site: Site) -> None:
+    name = _model(site)
+    site.service.approvals.set_policy("alias", "champion", {"approvals": 1}, model=name)
+    page = f"/models/{name}/-/versions/2"
+    with _signed_in(site, site.editor) as browser:
+        shown = _done(browser, _send(browser, page, "actions/alias", alias="champion", comment="better"), page)
+        (request,) = site.service.approvals.list_requests(name)
+        assert ("OPEN", "alias", "champion") == (request.status, request.target_kind, request.target)
+        assert f"Alias @champion is protected: request {request.id} to point it at version 2" in shown
+        again = _done(browser, _send(browser, page, "actions/alias", alias="champion"), page)
+        assert f"request {request.id}" in again
+        assert "now names version 2" in _done(browser, _send(browser, page, "actions/alias", alias="free"), page)
+    assert 1 == len(site.service.approvals.list_requests(name))
+    assert "champion" not in site.service.get_version(_ref(name, 2)).aliases
+
+
 def test_hostile_input_gets_an_error_page_and_changes_nothing(site: Site) -> None:
     name = _model(site)
     model_page, page = f"/models/{name}", f"/models/{name}/-/versions/2"
