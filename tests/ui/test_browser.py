@@ -89,7 +89,9 @@ def test_the_main_pages_have_no_serious_accessibility_violations(site: b.Site, c
 
 def test_pages_fit_a_narrow_screen(site: b.Site, chromium: Any) -> None:
     page = b.sign_in(chromium, site, "admin", width=375, height=740)
-    for path in ("/", "/models/shop/churn", "/models/shop/churn/-/versions/2"):
+    paths = ["/", "/models/shop/churn", "/models/shop/churn/-/versions/4", "/compare?model=shop/churn&versions=2,3,4"]
+    paths += ["/requests", "/audit", "/admin/users", "/admin/policies", "/admin/tokens", "/admin/webhooks"]
+    for path in paths:
         page.goto(path)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{path} scrolls sideways on a 375 px screen by {overflow} px"
