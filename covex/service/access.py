@@ -23,7 +23,7 @@ from covex.domain.access import (
     validate_principal_name,
 )
 from covex.domain.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
-from covex.domain.names import MAX_NAME_LENGTH, validate_id, validate_target, validate_text
+from covex.domain.names import MAX_NAME_LENGTH, validate_id, validate_model_name, validate_target, validate_text
 from covex.service.base import ServiceBase, now_ms
 from covex.store.schema import grants, group_members, groups, models, tokens, users
 
@@ -374,6 +374,8 @@ class AccessService(ServiceBase):
         A model's managers grant reader, editor and manager on it; admins grant anything,
         including approver rights (``scope`` ``stage:<Stage>`` or ``alias:<alias>``).
         """
+        if model is not None:
+            validate_model_name(model, "model")
         subject = parse_subject(subject)
         check_role(role)
         scope = parse_scope(scope, role)
@@ -424,6 +426,8 @@ class AccessService(ServiceBase):
 
     def list_grants(self, *, model: str | None = None, subject: str | None = None) -> list[Grant]:
         """Grants on one model (and on every model), or of one subject; non-admins see models they may read."""
+        if model is not None:
+            validate_model_name(model, "model")
         readable = self.readable_model_ids() if model is None else None
         with self._tx(write=False) as conn:
             conds: list[Any] = []

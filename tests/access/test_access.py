@@ -327,3 +327,11 @@ def test_group_grants_reach_members(client: covex.Client, as_user: AsUser) -> No
     everyone = as_user("dave")
     client.access.grant("everyone", "reader", model="churn")
     assert "churn" == everyone.get_model("churn").name
+
+
+def test_a_bad_model_in_a_grant_names_the_model_field(client: covex.Client) -> None:
+    client.access.create_user("alice")
+    with pytest.raises(covex.InvalidInput, match="'model'"):
+        client.access.grant("user:alice", "reader", model="m" * 10_000)
+    with pytest.raises(covex.InvalidInput, match="'model'"):
+        client.access.list_grants(model="m" * 10_000)
