@@ -10,6 +10,7 @@ evaluation asked for again is found and reused rather than recomputed. The body 
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -96,10 +97,54 @@ def check_rows(value: object) -> int:
     return value
 
 
+# The body sections every reader of an evaluation relies on, and their numeric fields (a number or null).
+_SECTIONS = {"metrics": ("value", "low", "high"), "against_baseline": ("difference", "low", "high", "p_value")}
+
+
+def check_body(body: object) -> dict[str, Any]:
+    """An evaluation's body: free-form, except the sections pages, cards and gates read, which must have
+    their documented shapes (``metrics`` and ``against_baseline``: metric name to an object of numbers or
+    nulls; ``importances``: a list of ``{"feature": name, "mean_abs": number}``)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("'body' must be a JSON object")
+    for section, numbers in _SECTIONS.items():
+        found = body.get(section)
+        if found is None:
+            continue
+        if not isinstance(found, dict):
+            raise InvalidInput(f"'body.{section}' must be an object of metric name to its values")
+        for name, entry in found.items():
+            if not isinstance(entry, dict):
+                raise InvalidInput(f"'body.{section}.{name}' must be an object")
+            for field in numbers:
+                if not _number_or_null(entry.get(field)):
+                    raise InvalidInput(f"'body.{section}.{name}.{field}' must be a number or null")
+            for field in ("verdict", "test"):
+                if entry.get(field) is not None and not isinstance(entry[field], str):
+                    raise InvalidInput(f"'body.{section}.{name}.{field}' must be text or null")
+    listed = body.get("importances")
+    if listed is not None:
+        if not isinstance(listed, list):
+            raise InvalidInput("'body.importances' must be a list")
+        for i, item in enumerate(listed):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("feature"), str)
+                or not _number_or_null(item.get("mean_abs"))
+            ):
+                raise InvalidInput(f'\'body.importances[{i}]\' must be {{"feature": name, "mean_abs": number}}')
+    return body
+
+
+def _number_or_null(value: object) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value))
+
+
 def importances(body: dict[str, Any]) -> list[tuple[str, float]]:
     """An explanation's global importances as (feature, mean |contribution|), largest first."""
     out = []
-    for item in body.get("importances") or []:
+    listed = body.get("importances")
+    for item in listed if isinstance(listed, list) else []:
         if isinstance(item, dict):
             name, value = item.get("feature"), item.get("mean_abs")
         elif isinstance(item, list | tuple) and len(item) == 2:
@@ -111,6 +156,11 @@ def importances(body: dict[str, Any]) -> list[tuple[str, float]]:
     return sorted(out, key=lambda x: -x[1])
 
 
+def _section(body: dict[str, Any], name: str) -> dict[str, Any]:
+    found = body.get(name)
+    return found if isinstance(found, dict) else {}
+
+
 def summary(kind: str, body: dict[str, Any]) -> str:
     """One line a person reads: the metrics with intervals and the verdicts against the baseline, or the
     top features of an explanation."""
@@ -118,7 +168,7 @@ def summary(kind: str, body: dict[str, Any]) -> str:
         top = ", ".join(f"{name} {value:.3g}" for name, value in importances(body)[:5])
         return f"top features (mean |SHAP|, {body.get('explainer', '?')}): {top or '-'}"
     parts = []
-    for name, m in sorted((body.get("metrics") or {}).items()):
+    for name, m in sorted(_section(body, "metrics").items()):
         if isinstance(m, dict) and isinstance(m.get("value"), int | float):
             low, high = m.get("low"), m.get("high")
             within = (
@@ -126,7 +176,7 @@ def summary(kind: str, body: dict[str, Any]) -> str:
             )
             parts.append(f"{name} {m['value']:.4g}{within}")
     line = "; ".join(parts)
-    against = body.get("against_baseline") or {}
+    against = _section(body, "against_baseline")
     verdicts = [
         f"{name} {t['difference']:+.3g} (p={t['p_value']:.3g}, {t.get('verdict', '?')})"
         for name, t in sorted(against.items())

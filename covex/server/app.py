@@ -137,9 +137,12 @@ def create_app(
         return error_response(unstorable(exc), request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
-        return error_response(InternalError("internal error; see the server log"), request.url.path)
+        error = InternalError("internal error; see the server log")
+        if ui.is_ui_path(request.url.path):
+            return ui.error_page(request, error)
+        return error_response(error, request.url.path)
 
     # The areas' routes before routes.py's: it ends in catch-alls like GET /api/v1/models/{name:path}.
     # Flat, not ``include_router``: FastAPI matches an included router's routes twice per request (once to

@@ -66,7 +66,7 @@ class EvaluationService(ServiceBase):
         kind, key = dom.check_kind(kind), dom.check_key(key)
         digest, source = dom.check_digest(data_digest), dom.check_source(source)
         rows, tags = dom.check_rows(rows), dom.check_data_tags(data_tags)
-        text = json_text(body, "body", dom.MAX_BODY)
+        text = json_text(dom.check_body(body), "body", dom.MAX_BODY)
         with self._tx(write=True) as conn:
             model, row = self._version_for(conn, name, version, "editor", "evaluation.record")
             new_id = conn.execute(

@@ -187,7 +187,7 @@ def _evaluations(picked: list[Picked]) -> list[dict[str, Any]]:
         if sum(e is not None for e in found) < FEWEST:
             continue
         present = [e for e in found if e is not None]
-        names = sorted({n for e in present for n in (e.body.get("metrics") or {})})
+        names = sorted({n for e in present for n in _mapping(e.body.get("metrics"))})
         metrics = [{"name": n, "lower": lower_is_better(n), "cells": [_interval(e, n) for e in found]} for n in names]
         out.append({"digest": digest, "source": present[0].source, "rows": present[0].rows, "found": found,
                     "metrics": metrics})  # fmt: skip
@@ -200,13 +200,29 @@ def _interval(evaluation: Evaluation | None, metric: str) -> dict[str, Any] | No
     """One metric of one evaluation: value, interval and, for a challenger, its test against the baseline."""
     if evaluation is None:
         return None
-    m = (evaluation.body.get("metrics") or {}).get(metric)
-    if not isinstance(m, dict) or not isinstance(m.get("value"), int | float):
+    m = _mapping(_mapping(evaluation.body.get("metrics")).get(metric))
+    if _number(m.get("value")) is None:
         return None
-    test = (evaluation.body.get("against_baseline") or {}).get(metric)
+    test = _mapping(_mapping(evaluation.body.get("against_baseline")).get(metric))
+    verdict = test.get("verdict")
     return {
         "value": m["value"],
-        "low": m.get("low") if isinstance(m.get("low"), int | float) else None,
-        "high": m.get("high") if isinstance(m.get("high"), int | float) else None,
-        "test": test if isinstance(test, dict) and isinstance(test.get("difference"), int | float) else None,
+        "low": _number(m.get("low")),
+        "high": _number(m.get("high")),
+        "test": None
+        if _number(test.get("difference")) is None
+        else {
+            "difference": test["difference"],
+            "p_value": _number(test.get("p_value")),
+            "verdict": verdict if isinstance(verdict, str) else None,
+        },
     }
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    """A stored body's section as read: an object, or nothing (an evaluation's body is the recorder's JSON)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: object) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
