@@ -1,11 +1,15 @@
 """Who is looking at a page: an API token kept in an HttpOnly, SameSite=Strict cookie, checked on every request.
 
-Forms carry a CSRF token equal to a second cookie's value (double submit): a page from another site can
-neither read that cookie nor make the browser send the SameSite cookie with its form.
+Forms carry a CSRF token. Signed in, it is derived from the session's token (an HMAC of it), so only a page
+that saw the session can know it: another site cannot read it, and a neighbour that can set cookies for this
+host (another port, a sibling subdomain) cannot forge a matching pair. Signed out (the sign-in form, or a
+``--no-auth`` server, where every visitor may act anyway) it equals a second cookie's value (double submit).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
 from typing import Annotated
@@ -22,7 +26,11 @@ MAX_AGE = 12 * 3600  # seconds a sign-in lasts in the browser (the token's own e
 
 
 def csrf_token(request: Request) -> str:
-    """The CSRF token of this browser (made on first use; ``remember_csrf`` stores it)."""
+    """The CSRF token of this browser: bound to its session when signed in; else made on first use
+    (``remember_csrf`` stores it)."""
+    bound = _bound(request)
+    if bound:
+        return bound
     token = request.cookies.get(CSRF, "")
     if len(token) != 43:
         token = request.state.__dict__.setdefault("new_csrf", secrets.token_urlsafe(32))
@@ -35,8 +43,22 @@ def remember_csrf(request: Request, response: Response) -> None:
         response.set_cookie(CSRF, new, max_age=MAX_AGE, httponly=True, samesite="strict", secure=_secure(request))
 
 
+def _bound(request: Request) -> str:
+    session = request.cookies.get(SESSION, "")
+    if not session or not request.app.state.auth:
+        return ""
+    digest = hmac.new(session.encode(), b"covex-ui-csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def sign(request: Request, text: str) -> str:
+    """A short signature of ``text`` only this browser's pages can make (for the one-time message cookie)."""
+    key = csrf_token(request).encode()
+    return base64.urlsafe_b64encode(hmac.new(key, text.encode(), hashlib.sha256).digest()[:18]).decode()
+
+
 def check_csrf(request: Request, given: str) -> None:
-    expected = request.cookies.get(CSRF, "")
+    expected = _bound(request) or request.cookies.get(CSRF, "")
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
         raise PermissionDenied("the form is stale or came from another site: reload the page and send it again")
 

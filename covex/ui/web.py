@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,7 +63,7 @@ def render(
 ) -> HTMLResponse:
     """One page: the template with the viewer, the CSRF token and any message left by the last form."""
     me = svc.principal if svc is not None else None
-    flash = unquote(request.cookies.get(FLASH, ""))[:500]
+    flash = _flash(request)
     html = templates.get_template(template).render(
         request=request,
         me=me,
@@ -74,7 +75,7 @@ def render(
     )
     response = HTMLResponse(html, status_code=status)
     session.remember_csrf(request, response)
-    if flash:
+    if FLASH in request.cookies:
         response.delete_cookie(FLASH)
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
@@ -110,8 +111,19 @@ def done(request: Request, url: str, message: str = "") -> Response:
     """After a form: back to a page (303, so reloading it does not send the form again), with a message."""
     response = RedirectResponse(safe_next(url), status_code=303)
     if message:
-        response.set_cookie(FLASH, quote(message[:500]), max_age=60, httponly=True, samesite="strict")
+        message = message[:500]
+        signed = f"{session.sign(request, message)}.{quote(message)}"
+        response.set_cookie(FLASH, signed, max_age=60, httponly=True, samesite="strict")
     return response
+
+
+def _flash(request: Request) -> str:
+    """The message the last form left, when this browser's pages signed it (never one a neighbour planted)."""
+    signature, _, text = request.cookies.get(FLASH, "").partition(".")
+    message = unquote(text)
+    if not message or not hmac.compare_digest(signature.encode(), session.sign(request, message).encode()):
+        return ""
+    return message
 
 
 @dataclass(frozen=True)

@@ -181,3 +181,24 @@ def test_a_browser_renders_the_pages_with_local_times(tmp_path: Path) -> None:
     # The script ran: each time shows the viewer's local time, with the UTC value kept as its title.
     stamps = re.findall(r'<time datetime="\d+" title="([^"]+)">([^<]+)</time>', dom.stdout)
     assert stamps and all(title.endswith("UTC") and not shown.endswith("UTC") for title, shown in stamps)
+
+
+def test_a_csrf_cookie_planted_by_a_neighbour_does_not_pass(site: Site) -> None:
+    """Another port or a sibling subdomain can set cookies for this host; signed in, the form token is bound
+    to the session, so a planted cookie with a matching form value is still refused."""
+    planted = "A" * 43
+    with signed_in(site, site.admin) as browser:
+        real = csrf_of(browser.get("/").text)
+        assert real != planted
+        browser.cookies.set("covex_csrf", planted)
+        answer = browser.post("/sign-out", data={"csrf": planted})
+        assert 403 == answer.status_code
+        assert 303 == browser.post("/sign-out", data={"csrf": real}).status_code
+    with signed_in(site, site.stranger) as other:
+        assert real != csrf_of(other.get("/").text)  # each session its own
+
+
+def test_a_message_planted_in_the_flash_cookie_is_not_shown(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        browser.cookies.set("covex_flash", "x.Your%20session%20expired%3A%20sign%20in%20at%20evil.example")
+        assert "evil.example" not in browser.get("/").text
