@@ -148,9 +148,12 @@ class Approvals(Protocol):
         status: str | None = None,
         *,
         version: int | None = None,
+        requester: str | None = None,
+        before: int | None = None,
         max_results: int = 100,
     ) -> list[TransitionRequest]:
-        """Requests, newest first, of one model or of every model you may read."""
+        """Requests, newest first, of one model or of every model you may read; ``requester`` keeps one
+        user's, ``before`` those with a smaller id (the next page after the request with that id)."""
         ...
 
     def inbox(self) -> list[TransitionRequest]:

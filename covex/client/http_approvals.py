@@ -82,10 +82,19 @@ class HttpApprovals:
         status: str | None = None,
         *,
         version: int | None = None,
+        requester: str | None = None,
+        before: int | None = None,
         max_results: int = 100,
     ) -> list[TransitionRequest]:
         params: dict[str, Any] = {"max_results": max_results}
-        params.update({k: v for k, v in (("model", model), ("status", status), ("version", version)) if v is not None})
+        given = (
+            ("model", model),
+            ("status", status),
+            ("version", version),
+            ("requester", requester),
+            ("before", before),
+        )
+        params.update({k: v for k, v in given if v is not None})
         return [TransitionRequest.model_validate(r) for r in self._call("GET", f"{API}/requests", params=params)]
 
     def inbox(self) -> list[TransitionRequest]:

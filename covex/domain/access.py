@@ -34,6 +34,8 @@ class Principal:
     kind: str = "user"
     # When the token this principal signed in with expires (None: it does not, or no token).
     token_expires_at: int | None = None
+    # The token it signed in with (None: no token), so a web session can revoke it when it ends.
+    token_id: int | None = None
 
     @property
     def subjects(self) -> list[str]:

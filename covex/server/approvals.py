@@ -133,9 +133,14 @@ def list_requests(
     model: str | None = None,
     status: str | None = None,
     version: QueryInt | None = None,
+    requester: str | None = None,
+    before: QueryInt | None = None,
     max_results: QueryInt = 100,
 ) -> Response:
-    return _list(svc.approvals.list_requests(model, status, version=version, max_results=max_results))
+    found = svc.approvals.list_requests(
+        model, status, version=version, requester=requester, before=before, max_results=max_results
+    )
+    return _list(found)
 
 
 @router.get(f"{API}/requests/inbox", response_model=list[TransitionRequest])

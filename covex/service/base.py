@@ -396,12 +396,14 @@ def _authenticate(conn: Connection, secret: str | None, user: str | None = None)
         groups=tuple(sorted(r.group_name for r in rows if r.group_name is not None)),
         kind=row.kind,
         token_expires_at=row.expires_at,
+        token_id=row.token_id,
     )
 
 
 # Statements built once: building them per call costs more than running them.
 _TOKEN = Prepared(
     select(
+        tokens.c.id.label("token_id"),
         tokens.c.expires_at,
         tokens.c.revoked_at,
         users.c.name,

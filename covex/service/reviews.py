@@ -85,12 +85,14 @@ class ReviewService(RequestService):
 
     # -- reviews --------------------------------------------------------------------
 
-    def inbox(self, max_results: int | None = None) -> list[TransitionRequest]:
-        """OPEN requests the principal may approve and has not reviewed yet, oldest first (the first
-        ``max_results`` of them when given)."""
-        if max_results is not None and (
-            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
-        ):
+    def inbox(self) -> list[TransitionRequest]:
+        """OPEN requests the principal may approve and has not reviewed yet, oldest first."""
+        with self._tx(write=False) as conn:
+            return self._load(conn, self._waiting(conn))
+
+    def first_waiting(self, max_results: int) -> list[TransitionRequest]:
+        """The oldest ``max_results`` requests of the inbox (a page showing a few of many)."""
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
             raise InvalidInput(f"'max_results' must be a positive integer, got {max_results!r}")
         with self._tx(write=False) as conn:
             return self._load(conn, self._waiting(conn)[:max_results])

@@ -57,7 +57,7 @@ def requests(
         max_results=PAGE_SIZE + 1,
     )
     shown, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
-    waiting = svc.approvals.inbox(max_results=PAGE_SIZE + 1)
+    waiting = svc.approvals.first_waiting(PAGE_SIZE + 1)
     context: dict[str, Any] = {"chosen": status, "model": model, "mine": bool(mine), "statuses": STATUSES}
     return render(
         request,

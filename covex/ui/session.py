@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from covex.domain.errors import PermissionDenied
+from covex.domain.errors import PermissionDenied, Unauthenticated
 from covex.server.guard import client_address
 from covex.service import RegistryService
 
@@ -82,6 +82,8 @@ async def viewer(request: Request) -> RegistryService:
     if not request.app.state.auth:
         return base.as_principal(base.principal, request_id)
     token = request.cookies.get(SESSION) or None
+    if token is None:  # not signed in: off to the sign-in page (a visit is not a refused call to audit)
+        raise Unauthenticated("sign in to see this page")
     return base.with_credentials(token, request_id, source=client_address(request.scope))
 
 

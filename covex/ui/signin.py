@@ -12,6 +12,7 @@ from covex.ui import session
 from covex.ui.web import FormData, error_page, read_form, render, safe_next
 
 router = APIRouter(include_in_schema=False)
+SESSION_TOKEN = "web UI session"  # the name of the token each sign-in makes (tokens lists show it)
 
 
 @router.get("/sign-in")
@@ -27,13 +28,17 @@ async def sign_in(request: Request) -> Response:
         token, target = form.text("token"), safe_next(form.get("next", "/"))
         checking = request.app.state.service.with_credentials(token or None, source=client_address(request.scope))
         try:
-            await run_in_threadpool(checking.access.whoami)  # the token is valid and its user enabled
+            # The session gets a token of its own, ending with it: signing out revokes it, and a copied
+            # cookie is not the long-lived token the user typed.
+            made = await run_in_threadpool(
+                checking.access.create_token, None, name=SESSION_TOKEN, expires_in_days=session.MAX_AGE / 86400
+            )
         except Unauthenticated as exc:
             return render(request, "sign_in.html", status=401, next=target, problem=exc.message)
     except CovexError as exc:
         return error_page(request, exc)
     response = RedirectResponse(target, status_code=303)
-    session.sign_in(request, response, token)
+    session.sign_in(request, response, made.secret)
     return response
 
 
@@ -41,6 +46,11 @@ async def sign_in(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     try:
         session.check_csrf(request, FormData(await read_form(request)).get("csrf", ""))
+        svc = await session.viewer(request)
+        if request.app.state.auth and svc.principal.token_id is not None:
+            await run_in_threadpool(svc.access.revoke_token, svc.principal.token_id)
+    except Unauthenticated:
+        pass  # the session's token already expired or was revoked: only the cookie is left to clear
     except CovexError as exc:
         return error_page(request, exc)
     response = RedirectResponse("/sign-in", status_code=303)

@@ -414,3 +414,14 @@ def test_numbers_out_of_range_are_bad_input(team: Team) -> None:
     ]:
         with pytest.raises(covex.InvalidInput, match=field):
             call()
+
+
+def test_requests_are_listed_by_requester_and_paged_by_id(team: Team) -> None:
+    v2, v3 = team.version(0.86), team.version(0.87)
+    mine = [team.requester.approvals.create_request("churn", v, stage="Production") for v in (v2, v3)]
+    listed = team.admin.approvals.list_requests("churn", requester="alice")
+    assert [r.id for r in reversed(mine)] == [r.id for r in listed]
+    assert [] == team.admin.approvals.list_requests("churn", requester="carol")
+    assert [mine[0].id] == [r.id for r in team.admin.approvals.list_requests("churn", before=mine[1].id)]
+    with pytest.raises(covex.InvalidInput, match="'before'"):
+        team.admin.approvals.list_requests("churn", before=0)

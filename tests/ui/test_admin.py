@@ -257,7 +257,8 @@ def test_a_user_without_admin_rights_gets_403_pages_and_changes_nothing(site: Si
             assert 403 == _post(member, path, data, page="/").status_code, path
     assert users == site.service.access.list_users() and grants == site.service.access.list_grants()
     assert 1 == len(site.service.approvals.list_policies()) and [] == site.service.webhooks.list_webhooks()
-    assert [] == site.service.access.list_tokens("admin")[1:]  # only the bootstrap token
+    made = [t for t in site.service.access.list_tokens("admin")[1:] if t.name != "web UI session"]
+    assert [] == made  # only the bootstrap token and the admin's own sign-ins
     site.service.approvals.apply_policy_file("policies: []\n", replace=True)
 
 

@@ -257,9 +257,9 @@ def test_the_inbox_shows_the_oldest_page_and_says_more_are_waiting(site: Site, m
     _request(site), _request(site)
     bob = site.service.with_credentials(site.approver)
     every = bob.approvals.inbox()
-    assert len(every) >= 2 and [every[0].id] == [r.id for r in bob.approvals.inbox(max_results=1)]
+    assert len(every) >= 2 and [every[0].id] == [r.id for r in bob.approvals.first_waiting(1)]
     with pytest.raises(InvalidInput, match="'max_results'"):
-        bob.approvals.inbox(max_results=0)
+        bob.approvals.first_waiting(0)
     monkeypatch.setattr("covex.ui.inbox.PAGE_SIZE", 1)
     with _signed_in(site, site.approver) as browser:
         page = browser.get("/requests").text

@@ -202,3 +202,27 @@ def test_a_message_planted_in_the_flash_cookie_is_not_shown(site: Site) -> None:
     with signed_in(site, site.admin) as browser:
         browser.cookies.set("covex_flash", "x.Your%20session%20expired%3A%20sign%20in%20at%20evil.example")
         assert "evil.example" not in browser.get("/").text
+
+
+def test_signing_out_revokes_the_session_whose_cookie_then_no_longer_works(site: Site) -> None:
+    with signed_in(site, site.stranger) as browser:
+        cookie = browser.cookies["covex_session"]
+        assert cookie != site.stranger  # the session has a token of its own, not the one typed in
+        session = site.service.with_credentials(cookie).principal
+        assert 200 == browser.get("/").status_code
+        assert 303 == browser.post("/sign-out", data={"csrf": csrf_of(browser.get("/").text)}).status_code
+    (token,) = [t for t in site.service.access.list_tokens("stranger") if t.id == session.token_id]
+    assert ("web UI session", True) == (token.name, token.revoked_at is not None)
+    with httpx.Client(base_url=site.url, cookies={"covex_session": cookie}) as replay:
+        answer = replay.get("/")
+        assert (303, "/sign-in?next=/") == (answer.status_code, answer.headers["location"])
+    assert (
+        200 == httpx.get(f"{site.url}/api/v1/whoami", headers={"Authorization": f"Bearer {site.stranger}"}).status_code
+    )
+
+
+def test_a_visit_without_signing_in_is_not_audited_as_a_refusal(site: Site) -> None:
+    before = site.service.audit.list_records(max_results=1).items[0].seq
+    with httpx.Client(base_url=site.url) as browser:
+        assert 303 == browser.get("/models/team/churn").status_code
+    assert before == site.service.audit.list_records(max_results=1).items[0].seq
