@@ -147,7 +147,7 @@ class ReviewService(RequestService):
                 raise InvalidState(
                     f"request {request_id} is {request.status}"
                     + (f" ({request.status_message})" if request.status_message else "")
-                    + f"; only OPEN requests can be {decision}d"
+                    + f"; only OPEN requests can be {'rejected' if decision == 'reject' else 'approved'}"
                 )
             policy = applicable_policy(conn, model, request.target_kind, request.target)
             version = conn.execute(

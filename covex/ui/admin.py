@@ -33,7 +33,7 @@ def admin_only(svc: RegistryService, area: str) -> None:
 
 def number(value: str, field: str) -> int:
     """A positive whole number from a form or a path, or ``InvalidInput`` naming the field."""
-    if not value.isdigit() or len(value) > 18 or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < 1:
         raise InvalidInput(f"'{field}' must be a positive whole number, got {value[:40]!r}")
     return int(value)
 

@@ -128,7 +128,7 @@ def model(request: Request, name: str, svc: Viewer, page_token: str = "") -> Res
 
 
 def _number(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise InvalidInput(f"version {text[:40]!r} is not a number")
     return int(text)
 

@@ -80,8 +80,8 @@ def _uris(model: str, versions: str, given: list[str]) -> list[str]:
     if numbers and not model.strip():
         raise InvalidInput("'model' is empty: name the model whose versions to compare")
     for n in numbers:
-        if not (n.isdigit() or n.startswith("@")):
-            raise InvalidInput(f"'versions': {n[:40]!r} is neither a version number nor an @alias")
+        if not (n.isascii() and (n.isdigit() or n.startswith("@") or n.isalnum())):
+            raise InvalidInput(f"'versions': {n[:40]!r} is neither a version number, an @alias nor a stage")
     named = [f"models:/{model.strip()}{n if n.startswith('@') else '/' + n}" for n in numbers]
     return named + [u.strip() for u in given if u.strip()]
 

@@ -32,7 +32,7 @@ class Row:
 
 
 def _number(value: str, field: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidInput(f"'{field}' must be a request number, got {value[:40]!r}")
     return int(value)
 

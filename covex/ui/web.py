@@ -144,7 +144,7 @@ def page_of(items: Sequence[Any], page: str, query: str = "") -> Slice:
     if query:
         wanted = query.casefold()
         items = [item for item in items if wanted in str(getattr(item, "name", item)).casefold()]
-    number = int(page) if page.isdigit() and len(page) < 10 else 1
+    number = int(page) if page.isascii() and page.isdigit() and len(page) < 10 else 1
     last = max(1, -(-len(items) // PAGE_SIZE))
     number = min(max(number, 1), last)
     return Slice(list(items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]), number, len(items))
@@ -157,10 +157,16 @@ def safe_next(target: str) -> str:
 
 async def read_form(request: Request) -> dict[str, list[str]]:
     """A urlencoded form of bounded size (the UI's forms hold short fields, at most a policy file)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise InvalidInput(f"a form may hold at most {MAX_FORM_BYTES} bytes")
-    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    chunks, size = [], 0
+    async for chunk in request.stream():  # stop reading at the limit, not after the whole body
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise InvalidInput(f"a form may hold at most {MAX_FORM_BYTES} bytes")
+        chunks.append(chunk)
+    return parse_qs(b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True)
 
 
 class FormData(dict[str, str]):

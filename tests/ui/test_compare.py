@@ -146,6 +146,16 @@ def test_an_alias_names_a_version_and_the_version_page_links_here(site: Site) ->
         assert 200 == linked.status_code and "churn 3</a>" in linked.text and "churn 2</a>" in linked.text
 
 
+def test_a_stage_names_its_latest_version(site: Site) -> None:
+    site.service.transition_stage("churn", 3, "Production")
+    with signed_in(site, site.admin) as browser:
+        page = browser.get("/compare", params={"model": "churn", "versions": "1, Production"})
+        assert 200 == page.status_code and "churn 3</a>" in page.text
+        refused = browser.get("/compare", params={"model": "churn", "versions": "1, \u0663"})  # an Arabic-Indic 3
+        assert 400 == refused.status_code
+    site.service.transition_stage("churn", 3, "None")
+
+
 def test_versions_of_two_models_and_hostile_values(site: Site) -> None:
     with signed_in(site, site.admin) as browser:
         page = browser.get("/compare", params={"v": ["models:/churn/1", "models:/other/1"]})

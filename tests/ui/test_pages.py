@@ -226,3 +226,26 @@ def test_a_visit_without_signing_in_is_not_audited_as_a_refusal(site: Site) -> N
     with httpx.Client(base_url=site.url) as browser:
         assert 303 == browser.get("/models/team/churn").status_code
     assert before == site.service.audit.list_records(max_results=1).items[0].seq
+
+
+def test_numbers_in_paths_are_ascii_digits_only(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        for path in ("/models/team/churn/-/versions/%D9%A3", "/requests/%D9%A3", "/admin/webhooks/%D9%A3"):
+            assert 400 == browser.get(path).status_code, path
+
+
+def test_an_oversized_form_is_refused_as_a_page_without_reading_it_all(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        token = csrf_of(browser.get("/").text)
+        big = f"csrf={token}&description=" + "x" * 300_000
+        declared = browser.post("/models/team/churn/-/actions/description", content=big.encode(),
+                                headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+        chunked = browser.post(
+            "/models/team/churn/-/actions/description",
+            content=iter([big.encode()[i : i + 65536] for i in range(0, len(big), 65536)]),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        for answer in (declared, chunked):
+            assert (400, "text/html") == (answer.status_code, answer.headers["content-type"].split(";")[0])
+            assert "a form may hold at most" in answer.text
+    assert "x" * 1000 not in site.service.get_model("team/churn").description
