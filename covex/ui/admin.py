@@ -164,7 +164,7 @@ def create_token(request: Request, svc: Viewer, form: Form) -> Response:
         raise InvalidInput(f"'expires_in_days' must be a number of days, got {days[:40]!r}") from None
     made = svc.access.create_token(form.text("user"), name=form.text("name"), expires_in_days=expires)
     # Rendered, not redirected: the secret exists only in this answer (never a cookie, URL or log).
-    return render(request, "admin_secret.html", svc, status=201, token=made, secret=made.secret)
+    return render(request, "admin_secret.html", svc, status=201, token=made, secret=made.secret, settle="/admin/tokens")
 
 
 @router.post("/admin/tokens/{token_id}/revoke")

@@ -36,7 +36,9 @@ def create_webhook(request: Request, svc: Viewer, form: Form) -> Response:
         form.text("url"), _events(form), model=form.text("model") or None, description=form.text("description")
     )
     # Rendered, not redirected: the signing secret exists only in this answer.
-    return render(request, "admin_secret.html", svc, status=201, webhook=made, secret=made.secret)
+    return render(
+        request, "admin_secret.html", svc, status=201, webhook=made, secret=made.secret, settle="/admin/webhooks"
+    )
 
 
 @router.get("/admin/webhooks/{webhook_id}")
@@ -77,7 +79,15 @@ def set_active(request: Request, webhook_id: str, svc: Viewer, form: Form) -> Re
 def rotate_secret(request: Request, webhook_id: str, svc: Viewer, form: Form) -> Response:
     admin_only(svc, "webhooks")
     made = svc.webhooks.rotate_secret(number(webhook_id, "id"))
-    return render(request, "admin_secret.html", svc, webhook=made, secret=made.secret, rotated=True)
+    return render(
+        request,
+        "admin_secret.html",
+        svc,
+        webhook=made,
+        secret=made.secret,
+        rotated=True,
+        settle=f"/admin/webhooks/{made.id}",
+    )
 
 
 @router.post("/admin/webhooks/{webhook_id}/delete")

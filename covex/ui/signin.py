@@ -30,9 +30,7 @@ async def sign_in(request: Request) -> Response:
         try:
             # The session gets a token of its own, ending with it: signing out revokes it, and a copied
             # cookie is not the long-lived token the user typed.
-            made = await run_in_threadpool(
-                checking.access.create_token, None, name=SESSION_TOKEN, expires_in_days=session.MAX_AGE / 86400
-            )
+            made = await run_in_threadpool(checking.access.open_session, SESSION_TOKEN, session.MAX_AGE)
         except Unauthenticated as exc:
             return render(request, "sign_in.html", status=401, next=target, problem=exc.message)
     except CovexError as exc:

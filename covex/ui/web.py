@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -64,6 +64,10 @@ def render(
     """One page: the template with the viewer, the CSRF token and any message left by the last form."""
     me = svc.principal if svc is not None else None
     flash = _flash(request)
+    if request.method == "POST":
+        # The answer to a form: the browser's address becomes a page's (the one given, else the form's own
+        # page), so reloading fetches that page instead of sending the form again (a second token, say).
+        context.setdefault("settle", _same_site_referer(request) or "/")
     html = templates.get_template(template).render(
         request=request,
         me=me,
@@ -83,6 +87,14 @@ def render(
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"  # pages show what the viewer may see; never cache them
     return response
+
+
+def _same_site_referer(request: Request) -> str:
+    """The path (and query) of the page that sent this request, when it is a page of this site."""
+    parts = urlsplit(request.headers.get("referer", ""))
+    if parts.scheme not in ("http", "https") or parts.netloc != request.url.netloc:
+        return ""
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def error_page(request: Request, error: CovexError) -> Response:

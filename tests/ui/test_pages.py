@@ -249,3 +249,20 @@ def test_an_oversized_form_is_refused_as_a_page_without_reading_it_all(site: Sit
             assert (400, "text/html") == (answer.status_code, answer.headers["content-type"].split(";")[0])
             assert "a form may hold at most" in answer.text
     assert "x" * 1000 not in site.service.get_model("team/churn").description
+
+
+def test_a_session_limits_tokens_as_the_token_signed_in_with_does(site: Site) -> None:
+    """Tokens made through the UI are limited by the token typed at sign-in, not by the session's 12 hours."""
+    site.service.access.create_user("limited")
+    site.service.access.update_user("limited", admin=True)
+    lasting = site.service.access.create_token("limited").secret
+    brief = site.service.access.create_token("limited", expires_in_days=1).secret
+    for typed, expected in ((lasting, None), (brief, site.service.with_credentials(brief).principal.token_limit)):
+        with signed_in(site, typed) as browser:
+            session = site.service.with_credentials(browser.cookies["covex_session"]).principal
+            assert expected == session.token_limit
+            page = browser.get("/admin/tokens").text
+            made = browser.post("/admin/tokens", data={"csrf": csrf_of(page), "user": "stranger", "name": "n"})
+            assert 201 == made.status_code
+        newest = site.service.access.list_tokens("stranger")[-1]
+        assert expected == newest.expires_at

@@ -6,3 +6,9 @@ document.querySelectorAll("time[datetime]").forEach((el) => {
     el.textContent = when.toLocaleString();
   }
 });
+
+// The answer to a form names the page the browser should show as its address: reloading then fetches that
+// page instead of sending the form again.
+if (document.body.dataset.settle) {
+  history.replaceState(null, "", document.body.dataset.settle);
+}
