@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from covex.domain.access import RANK
@@ -187,3 +187,30 @@ class ModelService(ServiceBase):
             items = queries.load_models(conn, rows[:limit])
         token = search.encode_page_token(offset + limit) if len(rows) > limit else None
         return Page[Model](items=items, next_page_token=token)
+
+    def stages_of(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For each model named (that the principal may read): its stages in use, other than the first (``None``)
+        and ``Archived``, each with the newest version in it. One query, for a page listing many models."""
+        if len(names) > 1000:
+            raise InvalidInput("'names' may name at most 1000 models")
+        for i, name in enumerate(names):
+            validate_model_name(name, f"names[{i}]")
+        q = (
+            select(models.c.name, model_versions.c.stage, func.max(model_versions.c.version))
+            .join(models, models.c.id == model_versions.c.model_id)
+            .where(models.c.name.in_(list(names)), model_versions.c.stage.not_in((self.initial_stage, "Archived")))
+            .group_by(models.c.name, model_versions.c.stage)
+        )
+        out: dict[str, dict[str, int]] = {}
+        with self._tx(write=False) as conn:
+            readable = self.readable_model_ids(conn)
+            if readable is not None:
+                q = q.where(models.c.id.in_(readable))
+            for name, stage, version in conn.execute(q):
+                out.setdefault(name, {})[stage] = version
+        return {
+            name: dict(sorted(found.items(), key=lambda kv: self._stage_rank(kv[0]))) for name, found in out.items()
+        }
+
+    def _stage_rank(self, stage: str) -> int:
+        return self.stages.index(stage) if stage in self.stages else len(self.stages)

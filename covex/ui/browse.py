@@ -48,7 +48,9 @@ def models(request: Request, svc: Viewer, filter: str = "", order: str = "name A
     if order not in ORDERS:
         raise InvalidInput(f"'order' must be one of: {', '.join(ORDERS)}")
     found = svc.search_models(filter or None, [order], PAGE_SIZE, page_token or None)
-    return render(request, "models.html", svc, models=found, filter=filter, order=order, orders=ORDERS)
+    stages = svc.stages_of([m.name for m in found.items])
+    context: dict[str, Any] = {"filter": filter, "order": order, "orders": ORDERS, "stages": stages}
+    return render(request, "models.html", svc, models=found, **context)
 
 
 @router.get("/models/{name:path}/-/versions/{number}/files/{path:path}")

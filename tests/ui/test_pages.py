@@ -266,3 +266,17 @@ def test_a_session_limits_tokens_as_the_token_signed_in_with_does(site: Site) ->
             assert 201 == made.status_code
         newest = site.service.access.list_tokens("stranger")[-1]
         assert expected == newest.expires_at
+
+
+def test_the_models_list_shows_each_models_stages_with_their_newest_version(site: Site) -> None:
+    site.service.create_model("staged")
+    for _ in range(3):
+        site.service.create_version("staged", NewVersion(source="s3://b/s"))
+    site.service.transition_stage("staged", 1, "Production")
+    site.service.transition_stage("staged", 2, "Test")
+    site.service.transition_stage("staged", 3, "Test")
+    assert {"staged": {"Test": 3, "Production": 1}} == site.service.stages_of(["staged", "bulk-00"])
+    with signed_in(site, site.admin) as browser:
+        page = browser.get("/", params={"filter": "name = 'staged'"}).text
+    assert "Test → 3</a>" in page and "Production → 1</a>" in page and "None →" not in page
+    assert {} == site.service.with_credentials(site.stranger).stages_of(["staged"])  # not readable: not described
