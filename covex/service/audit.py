@@ -136,8 +136,12 @@ class AuditService(ServiceBase):
 
     # -- helpers ----------------------------------------------------------------------
 
+    def may_read(self) -> bool:
+        """Whether the principal may read the audit trail (admins and members of the auditors group)."""
+        return self.principal.is_admin or AUDITORS in self.principal.groups
+
     def _require_reader(self, action: str) -> None:
-        if self.principal.is_admin or AUDITORS in self.principal.groups:
+        if self.may_read():
             return
         exc = Refused(
             f"{self.principal.name!r} may not read the audit trail: "

@@ -18,7 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 from markupsafe import Markup
 
 from covex.domain.cards import CARD_FIELDS, render_card
-from covex.domain.entities import ModelVersion
+from covex.domain.entities import Model, ModelVersion, Page
 from covex.domain.errors import InvalidInput, NotFound
 from covex.domain.evaluations import Evaluation, importances, summary
 from covex.domain.monitoring import MonitorResult
@@ -47,9 +47,12 @@ _HEADING = re.compile(r"<(/?)h([1-6])>")
 def models(request: Request, svc: Viewer, filter: str = "", order: str = "name ASC", page_token: str = "") -> Response:
     if order not in ORDERS:
         raise InvalidInput(f"'order' must be one of: {', '.join(ORDERS)}")
-    found = svc.search_models(filter or None, [order], PAGE_SIZE, page_token or None)
-    stages = svc.stages_of([m.name for m in found.items])
-    context: dict[str, Any] = {"filter": filter, "order": order, "orders": ORDERS, "stages": stages}
+    context: dict[str, Any] = {"filter": filter, "order": order, "orders": ORDERS}
+    try:
+        found = svc.search_models(filter or None, [order], PAGE_SIZE, page_token or None)
+    except InvalidInput as exc:  # a filter to correct: the page with its search box, saying what is wrong
+        return render(request, "models.html", svc, 400, models=Page[Model](items=[]), problem=exc.message, **context)
+    context["stages"] = svc.stages_of([m.name for m in found.items])
     return render(request, "models.html", svc, models=found, **context)
 
 

@@ -72,6 +72,7 @@ def render(
         request=request,
         me=me,
         user=me.name if me else None,
+        may_audit=svc is not None and svc.audit.may_read(),
         csrf=session.csrf_token(request),
         auth=request.app.state.auth,
         flash=flash,
@@ -103,7 +104,23 @@ def error_page(request: Request, error: CovexError) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
     back = request.headers.get("referer", "")
-    return render(request, "error.html", status=error.status, error=error, back=back)
+    return render(request, "error.html", _viewer_or_none(request), status=error.status, error=error, back=back)
+
+
+def _viewer_or_none(request: Request) -> RegistryService | None:
+    """Who is signed in, for an error page's header (nobody when that cannot be told)."""
+    base: RegistryService = request.app.state.service
+    if not request.app.state.auth:
+        return base
+    token = request.cookies.get(session.SESSION)
+    if not token:
+        return None
+    try:
+        viewer = base.with_credentials(token)
+        viewer.principal  # noqa: B018 - authenticates now, so a bad token is caught here
+        return viewer
+    except CovexError:
+        return None
 
 
 def page(handler: Callable[..., Response]) -> Callable[..., Response]:

@@ -280,3 +280,21 @@ def test_the_models_list_shows_each_models_stages_with_their_newest_version(site
         page = browser.get("/", params={"filter": "name = 'staged'"}).text
     assert "Test → 3</a>" in page and "Production → 1</a>" in page and "None →" not in page
     assert {} == site.service.with_credentials(site.stranger).stages_of(["staged"])  # not readable: not described
+
+
+def test_error_pages_keep_the_signed_in_header_and_a_bad_filter_keeps_its_search_box(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        missing = browser.get("/models/nosuch")
+        assert 404 == missing.status_code and "Sign out" in missing.text and 'href="/admin"' in missing.text
+        bad = browser.get("/", params={"filter": "nonsense = 1"})
+        assert 400 == bad.status_code and 'role="alert"' in bad.text and "unknown field" in bad.text
+        assert 'value="nonsense = 1"' in bad.text  # corrected in place
+    with httpx.Client(base_url=site.url) as anonymous:
+        assert "Sign out" not in anonymous.get("/no-such-page").text
+
+
+def test_the_audit_link_shows_only_to_those_who_may_read_the_trail(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        assert 'href="/audit"' in browser.get("/").text
+    with signed_in(site, site.stranger) as browser:
+        assert 'href="/audit"' not in browser.get("/").text
