@@ -95,7 +95,8 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
         "role": svc.role_on(name),
         "comments": svc.approvals.list_comments(name, found.version),
         "stages": svc.stages,
-        "card": _card_fields(docs["card"] or {}),
+        "card": docs["card"] or {},  # the fields as written, for the card form
+        "card_shown": _card_fields(docs["card"] or {}),
         "description": _markdown(found.description, 2),
         "card_markdown": _card_html(found, docs, history, deployed, checks, evaluated),
         "signature": _signature(docs["signature"]),

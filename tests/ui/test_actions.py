@@ -263,3 +263,12 @@ def test_hostile_input_gets_an_error_page_and_changes_nothing(site: Site) -> Non
     assert [script] == [c.body for c in site.service.approvals.list_comments(name, 2)]
     with pytest.raises(LookupError):
         site.service.get_document(_ref(name, 2), "card")
+
+
+def test_the_card_form_starts_from_the_card_as_written(site: Site) -> None:
+    name = _model(site)
+    site.service.set_card(name, 2, {"intended_use": "Weekly <offers>", "owners": ["crm", "ds"]})
+    with _signed_in(site, site.editor) as browser:
+        page = browser.get(f"/models/{name}/-/versions/2").text
+    assert 'name="intended_use" rows="3">Weekly &lt;offers&gt;</textarea>' in page
+    assert 'name="owners" rows="2">crm\nds</textarea>' in page

@@ -214,3 +214,19 @@ def test_hostile_texts_stay_text_in_the_browser(site: b.Site, chromium: Any) -> 
         assert page.locator("main a[href^='javascript:']").count() == 0
     assert [] == dialogs
     page.context.close()
+
+
+def test_a_revoking_button_asks_first(site: b.Site, chromium: Any) -> None:
+    token = site.service.access.create_token("rita", name="to revoke")
+    admin = b.sign_in(chromium, site, "admin")
+    admin.goto("/admin/tokens?user=rita")
+    asked: list[str] = []
+    admin.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    admin.get_by_role("button", name=f"Revoke token {token.id}").click()
+    assert [f"Revoke token {token.id}?"] == asked
+    assert all(t.revoked_at is None for t in site.service.access.list_tokens("rita") if t.id == token.id)
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.get_by_role("button", name=f"Revoke token {token.id}").click()
+    assert "no longer works" in admin.get_by_role("status").inner_text()
+    assert [True] == [t.revoked_at is not None for t in site.service.access.list_tokens("rita") if t.id == token.id]
+    admin.context.close()

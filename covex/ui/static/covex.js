@@ -12,3 +12,11 @@ document.querySelectorAll("time[datetime]").forEach((el) => {
 if (document.body.dataset.settle) {
   history.replaceState(null, "", document.body.dataset.settle);
 }
+
+// A button that deletes or revokes (class "danger") asks once before its form is sent.
+document.addEventListener("submit", (event) => {
+  const button = event.submitter;
+  if (button && button.classList.contains("danger") && !window.confirm(`${button.textContent.trim()}?`)) {
+    event.preventDefault();
+  }
+});
