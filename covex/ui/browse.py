@@ -96,6 +96,7 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
         "comments": svc.approvals.list_comments(name, found.version),
         "stages": svc.stages,
         "card": docs["card"] or {},  # the fields as written, for the card form
+        "open_requests": svc.approvals.list_requests(name, "OPEN", version=found.version, max_results=10),
         "card_shown": _card_fields(docs["card"] or {}),
         "description": _markdown(found.description, 2),
         "card_markdown": _card_html(found, docs, history, deployed, checks, evaluated),

@@ -46,6 +46,7 @@ templates.filters.update(
     urlpath=lambda name: quote(name, safe="/"),
     prepend=lambda text, prefix: f"{prefix}{text}",
     markdown=lambda text: Markup(_markdown.render(text or "")),
+    plain=lambda text: Markup(_markdown.render(text or "")).striptags(),  # Markdown read as text, for a summary
 )
 _API = ("/api/", "/docs", "/redoc", "/openapi.json", "/health", "/ready")
 

@@ -204,6 +204,7 @@ def test_a_protected_stage_opens_a_request_instead_of_moving(site: Site) -> None
         (request,) = site.service.approvals.list_requests(name)
         assert ("OPEN", 2, "Production", "ed") == (request.status, request.version, request.target, request.requester)
         assert f"Stage Production is protected: request {request.id} to move version 2" in shown
+        assert f'Request <a href="/requests/{request.id}">#{request.id}</a> by ed' in shown  # the page says so
         assert '<span class="badge stage">None</span>' in shown
         # Sent again, the form names the same request rather than failing.
         again = _done(browser, _send(browser, page, "actions/stage", stage="Production"), page)
