@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from covex.domain.errors import CovexError, InvalidInput
 from covex.server.mlflow.errors import is_mlflow_path, mlflow_error_response
@@ -14,6 +15,24 @@ class _AsciiJSON(JSONResponse):
     def render(self, content: object) -> bytes:
         # A message may quote what the caller sent, lone surrogates included: escape rather than fail.
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+_API = ("/api/", "/docs", "/redoc", "/openapi.json", "/health", "/ready")
+
+
+def is_ui_path(path: str) -> bool:
+    """A path of the web UI: everything but the API, its docs and the health checks."""
+    return not path.startswith(_API)
+
+
+def plain_error_page(error: CovexError) -> HTMLResponse:
+    """An error as a small HTML page, for a refusal made before the UI's own pages are reached."""
+    body = (
+        f'<!doctype html><html lang="en"><meta charset="utf-8"><title>{error.status} · Covex</title>'
+        f'<h1>{error.status} · {html.escape(error.code)}</h1><p role="alert">{html.escape(error.message)}</p>'
+        '<p><a href="/">Models</a></p></html>'
+    )
+    return HTMLResponse(body, status_code=error.status, headers={"X-Content-Type-Options": "nosniff"})
 
 
 def error_response(error: CovexError, path: str = "") -> JSONResponse:

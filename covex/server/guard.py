@@ -30,7 +30,7 @@ from covex.domain.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from covex.server.errors import error_response
+from covex.server.errors import error_response, is_ui_path, plain_error_page
 
 API = ("/api/v1/", "/api/2.0/")
 # File uploads: Covex's own and MLflow's artifact proxy.
@@ -188,7 +188,8 @@ def _too_large(limit: int, upload: bool) -> RequestTooLarge:
 
 
 async def _reply(scope: Scope, send: Send, error: CovexError) -> None:
-    await error_response(error, scope["path"])(scope, _no_receive, send)
+    page = plain_error_page(error) if is_ui_path(scope["path"]) else error_response(error, scope["path"])
+    await page(scope, _no_receive, send)
 
 
 async def _no_receive() -> Message:

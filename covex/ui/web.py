@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from covex import __version__
 from covex.domain.errors import CovexError, InvalidInput, Unauthenticated
+from covex.server.errors import is_ui_path as is_ui_path  # re-exported: covex.ui.is_ui_path
 from covex.service import RegistryService
 from covex.ui import session
 
@@ -48,11 +49,6 @@ templates.filters.update(
     markdown=lambda text: Markup(_markdown.render(text or "")),
     plain=lambda text: Markup(_markdown.render(text or "")).striptags(),  # Markdown read as text, for a summary
 )
-_API = ("/api/", "/docs", "/redoc", "/openapi.json", "/health", "/ready")
-
-
-def is_ui_path(path: str) -> bool:
-    return not path.startswith(_API)
 
 
 def mount_static(app: Any) -> None:

@@ -298,3 +298,14 @@ def test_the_audit_link_shows_only_to_those_who_may_read_the_trail(site: Site) -
         assert 'href="/audit"' in browser.get("/").text
     with signed_in(site, site.stranger) as browser:
         assert 'href="/audit"' not in browser.get("/").text
+
+
+@pytest.mark.parametrize(
+    "path", ["/models/team/churn/-/versions/1/files/%2e%2e/%2e%2e/x", "/admin/%2e%2e/audit", "/ui/static/%2e%2e/web.py"]
+)
+def test_a_path_the_guard_refuses_is_an_html_page_on_the_ui(site: Site, path: str) -> None:
+    answer = httpx.get(f"{site.url}{path}")
+    assert (400, "text/html") == (answer.status_code, answer.headers["content-type"].split(";")[0])
+    assert "must not hold" in answer.text
+    api = httpx.get(f"{site.url}/api/v1/models/%2e%2e/x")
+    assert (400, "application/json") == (api.status_code, api.headers["content-type"].split(";")[0])
