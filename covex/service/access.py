@@ -103,6 +103,20 @@ class AccessService(ServiceBase):
         with self._tx(write=False) as conn:
             return self._users(conn, conn.execute(select(users).order_by(users.c.name)).all())
 
+    def find_users(self, contains: str = "", *, offset: int = 0, limit: int = 50) -> tuple[list[User], int]:
+        """One page of the users whose name holds ``contains`` (any case), by name, and how many match."""
+        contains = validate_text(contains, "contains", MAX_NAME_LENGTH)
+        for field, value, low in (("offset", offset, 0), ("limit", limit, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 10**9:
+                raise InvalidInput(f"'{field}' must be a whole number from {low}, got {value!r}")
+        q = select(users)
+        if contains:
+            q = q.where(func.lower(users.c.name).contains(contains.lower(), autoescape=True))
+        with self._tx(write=False) as conn:
+            total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            rows = conn.execute(q.order_by(users.c.name).offset(offset).limit(min(limit, 1000))).all()
+            return self._users(conn, rows), total
+
     def get_user(self, name: str) -> User:
         validate_principal_name(name, "name")
         with self._tx(write=False) as conn:

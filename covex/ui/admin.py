@@ -20,7 +20,7 @@ from covex.domain.errors import InvalidInput
 from covex.domain.policy import dump_policies
 from covex.service import RegistryService
 from covex.ui.session import Viewer
-from covex.ui.web import Form, done, page, page_of, render
+from covex.ui.web import PAGE_SIZE, Form, Slice, done, page, page_of, render
 
 router = APIRouter(include_in_schema=False)
 _LINE = re.compile(r"(?:^|; |: )line (\d+): ")
@@ -59,8 +59,14 @@ def index(request: Request, svc: Viewer) -> Response:
 @page
 def users(request: Request, svc: Viewer, q: str = "", page: str = "") -> Response:
     admin_only(svc, "users")
-    found = page_of(svc.access.list_users(), page, q.strip())
-    return render(request, "admin_users.html", svc, users=found.items, slice=found, q=q.strip())
+    q = q.strip()
+    number = max(1, int(page) if page.isascii() and page.isdigit() and len(page) < 10 else 1)
+    found, total = svc.access.find_users(q, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    if not found and total:  # past the end: the last page
+        number = -(-total // PAGE_SIZE)
+        found, total = svc.access.find_users(q, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    shown = Slice(found, number, total)
+    return render(request, "admin_users.html", svc, users=found, slice=shown, q=q)
 
 
 @router.post("/admin/users")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from covex.domain.errors import InvalidInput
 from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
@@ -315,3 +316,14 @@ def test_the_users_list_is_paged_and_searched(site: Site, admin: httpx.Client) -
     assert "paged-50" in second and "paged-59" in second and "paged-00" not in second
     assert "paged-59" in admin.get("/admin/users?q=paged-&page=999").text  # past the end: the last page
     assert "No user's name contains" in admin.get("/admin/users?q=nobody-at-all").text
+
+
+def test_find_users_pages_in_the_database_and_counts(site: Site, admin: httpx.Client) -> None:
+    for i in range(3):
+        site.service.access.create_user(f"Finder-{i}")
+    found, total = site.service.access.find_users("FINDER", offset=1, limit=1)
+    assert (["Finder-1"], 3) == ([u.name for u in found], total)
+    assert ([], 0) == site.service.access.find_users("100%_", offset=0, limit=5)  # LIKE's wildcards are text
+    with pytest.raises(InvalidInput, match="'offset'"):
+        site.service.access.find_users("", offset=-1)
+    assert 200 == admin.get("/admin/users?page=0").status_code
