@@ -32,9 +32,8 @@ class Principal:
     is_admin: bool = False
     groups: tuple[str, ...] = field(default_factory=tuple)
     kind: str = "user"
-    # When tokens made by this principal must expire by: its token's own expiry, or for a web session the
-    # expiry of the token signed in with (None: no limit, or no token).
-    token_limit: int | None = None
+    # When the token this principal signed in with expires (None: it does not, or no token).
+    token_expires_at: int | None = None
     # The token it signed in with (None: no token), so a web session can revoke it when it ends.
     token_id: int | None = None
 

@@ -131,8 +131,11 @@ def check_body(body: object) -> dict[str, Any]:
                 not isinstance(item, dict)
                 or not isinstance(item.get("feature"), str)
                 or not _number_or_null(item.get("mean_abs"))
+                or (item.get("mean_abs") or 0) < 0
             ):
-                raise InvalidInput(f'\'body.importances[{i}]\' must be {{"feature": name, "mean_abs": number}}')
+                raise InvalidInput(
+                    f'\'body.importances[{i}]\' must be {{"feature": name, "mean_abs": a number from 0}}'
+                )
     return body
 
 

@@ -32,7 +32,7 @@ from covex.server import (
     monitoring,
     webhooks,
 )
-from covex.server.errors import error_response, unstorable
+from covex.server.errors import error_response, plain_error_page, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
 from covex.server.mlflow import artifacts as mlflow_artifacts
 from covex.server.mlflow import registry as mlflow_registry
@@ -110,7 +110,7 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         path = request.url.path
         if isinstance(exc, Refusal):
-            return error_response(exc.error, path)
+            return ui.error_page(request, exc.error) if ui.is_ui_path(path) else error_response(exc.error, path)
         if is_mlflow_path(path) and exc.status_code in (404, 405):
             return error_response(EndpointNotFound(f"no such endpoint: {request.method} {path}"), path)
         if ui.is_ui_path(path) and exc.status_code in (404, 405):
@@ -126,15 +126,21 @@ def create_app(
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+    async def _database_away(request: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", exc)
-        return error_response(ServiceUnavailable("the database is unavailable; see the server log"), request.url.path)
+        error = ServiceUnavailable("the database is unavailable; see the server log")
+        return plain_error_page(error) if ui.is_ui_path(request.url.path) else error_response(error, request.url.path)
 
     @app.exception_handler(UnicodeEncodeError)
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
-    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(unstorable(exc), request.url.path)
+    async def _unstorable(request: Request, exc: Exception) -> Response:
+        error = unstorable(exc)
+        return (
+            ui.error_page(request, error)
+            if ui.is_ui_path(request.url.path)
+            else error_response(error, request.url.path)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -46,7 +46,7 @@ class AccessService(ServiceBase):
                 if conn.execute(select(users.c.id).where(users.c.name == name)).first():
                     raise AlreadyExists(f"user {name!r} already exists")
                 self._insert_user(conn, name, "user", True)
-                token = self._insert_token(conn, name, "bootstrap", None, limit_at=None)
+                token = self._insert_token(conn, name, "bootstrap", None)
                 self._audit(conn, "user.bootstrap", f"user:{name}", None, {"is_admin": True, "token": token.id})
                 return token
         except IntegrityError:
@@ -313,10 +313,10 @@ class AccessService(ServiceBase):
             if user != self.actor:
                 self.require_admin("token.create", f"user:{user}")
             # A token never outlives the token that made it: a short-lived credential cannot mint a lasting one.
-            parent = self.principal.token_limit
+            parent = self.principal.token_expires_at
             if parent is not None and (expires_at is None or expires_at > parent):
                 expires_at = parent
-            token = self._insert_token(conn, user, name, expires_at, limit_at=expires_at)
+            token = self._insert_token(conn, user, name, expires_at)
             self._audit(
                 conn, "token.create", f"user:{user}", None, {"token": token.id, "name": name, "expires_at": expires_at}
             )
@@ -351,19 +351,7 @@ class AccessService(ServiceBase):
                 conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=now_ms()))
                 self._audit(conn, "token.revoke", f"user:{row.user}", {"token": token_id}, {"revoked": True})
 
-    def open_session(self, name: str, seconds: int) -> NewToken:
-        """A token of your own for one web session: it expires after ``seconds`` (or when the token you signed
-        in with does), and tokens made through the session are limited as if made with that token."""
-        limit = self.principal.token_limit
-        expires_at = now_ms() + seconds * 1000
-        with self._tx(write=True) as conn:
-            token = self._insert_token(conn, self.actor, name, min(expires_at, limit or expires_at), limit_at=limit)
-            self._audit(conn, "token.create", f"user:{self.actor}", None, {"token": token.id, "name": name})
-            return token
-
-    def _insert_token(
-        self, conn: Connection, user: str, name: str, expires_at: int | None, *, limit_at: int | None
-    ) -> NewToken:
+    def _insert_token(self, conn: Connection, user: str, name: str, expires_at: int | None) -> NewToken:
         row = self._user_row(conn, user)
         if row.disabled:
             raise InvalidState(f"user {user!r} is disabled")
@@ -379,7 +367,6 @@ class AccessService(ServiceBase):
                 creation_timestamp=now,
                 expires_at=expires_at,
                 revoked_at=None,
-                limit_at=limit_at,
             )
             .returning(tokens.c.id)
         ).scalar_one()

@@ -395,7 +395,7 @@ def _authenticate(conn: Connection, secret: str | None, user: str | None = None)
         is_admin=bool(row.is_admin),
         groups=tuple(sorted(r.group_name for r in rows if r.group_name is not None)),
         kind=row.kind,
-        token_limit=row.limit_at,
+        token_expires_at=row.expires_at,
         token_id=row.token_id,
     )
 
@@ -405,7 +405,6 @@ _TOKEN = Prepared(
     select(
         tokens.c.id.label("token_id"),
         tokens.c.expires_at,
-        tokens.c.limit_at,
         tokens.c.revoked_at,
         users.c.name,
         users.c.kind,

@@ -202,7 +202,6 @@ tokens = Table(
     Column("creation_timestamp", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
-    Column("limit_at", BigInteger, nullable=True),  # tokens made with this one expire by then (None: any time)
     UniqueConstraint("token_hash"),
     Index("ix_tokens_user_id", "user_id"),
     sqlite_autoincrement=True,

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from covex.domain.access import ROLES
-from covex.domain.errors import InvalidInput
+from covex.domain.errors import InvalidInput, Unauthenticated
 from covex.domain.policy import dump_policies
+from covex.server.guard import client_address
 from covex.service import RegistryService
 from covex.ui.session import Viewer
 from covex.ui.web import PAGE_SIZE, Form, Slice, done, page, page_of, render
@@ -29,6 +30,18 @@ _LINE = re.compile(r"(?:^|; |: )line (\d+): ")
 def admin_only(svc: RegistryService, area: str) -> None:
     """Refuse (403) a viewer without admin rights: the admin pages are for admins."""
     svc.require_admin(f"admin.{area}.view", f"admin:{area}")
+
+
+def confirmed(request: Request, svc: RegistryService, token: str) -> RegistryService:
+    """The service acting with ``token``, which must be one of the viewer's own API tokens."""
+    base: RegistryService = request.app.state.service
+    try:
+        mine = base.with_credentials(token.strip() or None, source=client_address(request.scope))
+        if mine.principal.name == svc.principal.name:
+            return mine
+    except Unauthenticated as exc:
+        raise InvalidInput(f"'confirm': {exc.message}") from None
+    raise InvalidInput("'confirm' must be one of your own API tokens")
 
 
 def number(value: str, field: str) -> int:
@@ -60,7 +73,7 @@ def index(request: Request, svc: Viewer) -> Response:
 def users(request: Request, svc: Viewer, q: str = "", page: str = "") -> Response:
     admin_only(svc, "users")
     q = q.strip()
-    number = max(1, int(page) if page.isascii() and page.isdigit() and len(page) < 10 else 1)
+    number = min(max(1, int(page) if page.isascii() and page.isdigit() and len(page) < 10 else 1), 10**6)
     found, total = svc.access.find_users(q, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     if not found and total:  # past the end: the last page
         number = -(-total // PAGE_SIZE)
@@ -168,7 +181,11 @@ def create_token(request: Request, svc: Viewer, form: Form) -> Response:
         expires = float(days) if days else None
     except ValueError:
         raise InvalidInput(f"'expires_in_days' must be a number of days, got {days[:40]!r}") from None
-    made = svc.access.create_token(form.text("user"), name=form.text("name"), expires_in_days=expires)
+    # A web session's token expires within hours and cannot make a lasting one: the token is made with the
+    # admin's own API token, asked for again, so a copied session cookie cannot mint credentials either.
+    made = confirmed(request, svc, form.get("confirm", "")).access.create_token(
+        form.text("user"), name=form.text("name"), expires_in_days=expires
+    )
     # Rendered, not redirected: the secret exists only in this answer (never a cookie, URL or log).
     return render(request, "admin_secret.html", svc, status=201, token=made, secret=made.secret, settle="/admin/tokens")
 

@@ -59,7 +59,7 @@ def sign(request: Request, text: str) -> str:
 
 def check_csrf(request: Request, given: str) -> None:
     expected = _bound(request) or request.cookies.get(CSRF, "")
-    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+    if len(expected) != 43 or not hmac.compare_digest(expected.encode(), given.encode()):
         raise PermissionDenied("the form is stale or came from another site: reload the page and send it again")
 
 

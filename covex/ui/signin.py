@@ -30,25 +30,37 @@ async def sign_in(request: Request) -> Response:
         try:
             # The session gets a token of its own, ending with it: signing out revokes it, and a copied
             # cookie is not the long-lived token the user typed.
-            made = await run_in_threadpool(checking.access.open_session, SESSION_TOKEN, session.MAX_AGE)
+            made = await run_in_threadpool(
+                checking.access.create_token, None, name=SESSION_TOKEN, expires_in_days=session.MAX_AGE / 86400
+            )
         except Unauthenticated as exc:
             return render(request, "sign_in.html", status=401, next=target, problem=exc.message)
     except CovexError as exc:
         return error_page(request, exc)
+    await run_in_threadpool(_end_session, request)  # a sign-in over another ends that one
     response = RedirectResponse(target, status_code=303)
     session.sign_in(request, response, made.secret)
     return response
+
+
+def _end_session(request: Request) -> None:
+    """Revoke the token of this browser's session, if it has one still valid."""
+    token = request.cookies.get(session.SESSION)
+    if not token or not request.app.state.auth:
+        return
+    try:
+        ending = request.app.state.service.with_credentials(token, source=client_address(request.scope))
+        if ending.principal.token_id is not None:
+            ending.access.revoke_token(ending.principal.token_id)
+    except CovexError:
+        pass  # expired, revoked or not a token: nothing left to end
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
     try:
         session.check_csrf(request, FormData(await read_form(request)).get("csrf", ""))
-        svc = await session.viewer(request)
-        if request.app.state.auth and svc.principal.token_id is not None:
-            await run_in_threadpool(svc.access.revoke_token, svc.principal.token_id)
-    except Unauthenticated:
-        pass  # the session's token already expired or was revoked: only the cookie is left to clear
+        await run_in_threadpool(_end_session, request)
     except CovexError as exc:
         return error_page(request, exc)
     response = RedirectResponse("/sign-in", status_code=303)

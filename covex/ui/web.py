@@ -89,7 +89,10 @@ def render(
 
 def _same_site_referer(request: Request) -> str:
     """The path (and query) of the page that sent this request, when it is a page of this site."""
-    parts = urlsplit(request.headers.get("referer", ""))
+    try:
+        parts = urlsplit(request.headers.get("referer", "")[:2048])
+    except ValueError:  # not a URL (an unbalanced IPv6 bracket, say)
+        return ""
     if parts.scheme not in ("http", "https") or parts.netloc != request.url.netloc:
         return ""
     return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
@@ -145,6 +148,8 @@ def done(request: Request, url: str, message: str = "") -> Response:
 
 def _flash(request: Request) -> str:
     """The message the last form left, when this browser's pages signed it (never one a neighbour planted)."""
+    if request.app.state.auth and not request.cookies.get(session.SESSION):
+        return ""  # only a session's own pages leave messages; signed out, a neighbour could plant one
     signature, _, text = request.cookies.get(FLASH, "").partition(".")
     message = unquote(text)
     if not message or not hmac.compare_digest(signature.encode(), session.sign(request, message).encode()):

@@ -109,7 +109,9 @@ def test_groups_are_created_filled_emptied_and_deleted(site: Site, admin: httpx.
 
 
 def test_a_token_secret_is_shown_once_works_and_is_revoked(site: Site, admin: httpx.Client) -> None:
-    made = _post(admin, "/admin/tokens", {"user": "member", "name": "ci", "expires_in_days": "30"})
+    made = _post(
+        admin, "/admin/tokens", {"user": "member", "name": "ci", "expires_in_days": "30", "confirm": site.admin}
+    )
     assert 201 == made.status_code and "no-store" == made.headers["cache-control"]
     secrets = re.findall(r"cvx_[A-Za-z0-9_\-]{20,}", made.text)
     assert 1 == len(secrets) and "will not be shown again" in made.text
@@ -239,7 +241,7 @@ FORMS: dict[str, dict[str, str | list[str]]] = {
     "/admin/users/admin/disabled": {"disabled": "yes"},
     "/admin/users/admin/delete": {},
     "/admin/groups": {"name": "mallory-group"},
-    "/admin/tokens": {"user": "admin"},
+    "/admin/tokens": {"user": "admin", "confirm": "cvx_not-really"},
     "/admin/grants": {"subject": "user:member", "role": "manager"},
     "/admin/policies": {"text": "policies: []\n", "replace": "yes"},
     "/admin/webhooks": {"url": "https://evil.example/", "events": ["*"]},
@@ -277,9 +279,12 @@ HOSTILE: list[tuple[str, dict[str, str | list[str]]]] = [
     ("/admin/users/member/admin", {"admin": "maybe"}),
     ("/admin/groups", {"name": "g", "description": "d" * 20_001}),
     ("/admin/groups", {"name": "<b>g</b>"}),
-    ("/admin/tokens", {"user": "member", "name": "n" * 10_000}),
-    ("/admin/tokens", {"user": "member", "expires_in_days": "soon"}),
-    ("/admin/tokens", {"user": "member", "expires_in_days": "nan"}),
+    ("/admin/tokens", {"user": "member", "name": "n" * 10_000, "confirm": "<admin>"}),
+    ("/admin/tokens", {"user": "member", "expires_in_days": "soon", "confirm": "<admin>"}),
+    ("/admin/tokens", {"user": "member", "expires_in_days": "nan", "confirm": "<admin>"}),
+    ("/admin/tokens", {"user": "member"}),
+    ("/admin/tokens", {"user": "member", "confirm": "cvx_not-a-token"}),
+    ("/admin/tokens", {"user": "member", "confirm": "<member>"}),
     ("/admin/tokens/abc/revoke", {}),
     ("/admin/tokens/99999999999999999999999/revoke", {}),
     ("/admin/grants", {"subject": "user:member", "role": "overlord"}),
@@ -296,7 +301,10 @@ HOSTILE: list[tuple[str, dict[str, str | list[str]]]] = [
 
 @pytest.mark.parametrize(("path", "data"), HOSTILE, ids=[f"{p}-{i}" for i, (p, _) in enumerate(HOSTILE)])
 def test_hostile_input_gets_a_400_page(site: Site, admin: httpx.Client, path: str, data: dict[str, str]) -> None:
-    answer = _post(admin, path, data)
+    tokens = {"<admin>": site.admin, "<member>": site.member}
+    before = len(site.service.access.list_tokens())
+    answer = _post(admin, path, {k: tokens.get(v, v) if isinstance(v, str) else v for k, v in data.items()})
+    assert before == len(site.service.access.list_tokens())  # nothing made
     assert 400 == answer.status_code and answer.headers["content-type"].startswith("text/html")
     assert "<script>" not in answer.text.split("<main", 1)[1]
 

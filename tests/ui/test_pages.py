@@ -251,21 +251,44 @@ def test_an_oversized_form_is_refused_as_a_page_without_reading_it_all(site: Sit
     assert "x" * 1000 not in site.service.get_model("team/churn").description
 
 
-def test_a_session_limits_tokens_as_the_token_signed_in_with_does(site: Site) -> None:
-    """Tokens made through the UI are limited by the token typed at sign-in, not by the session's 12 hours."""
+def test_a_session_cannot_mint_a_lasting_token_but_a_confirmed_admin_can(site: Site) -> None:
+    """The session's token lasts hours and makes nothing that outlives it; the admin page makes tokens with the
+    admin's own API token, asked for again, and they are limited as that token is."""
     site.service.access.create_user("limited")
     site.service.access.update_user("limited", admin=True)
     lasting = site.service.access.create_token("limited").secret
-    brief = site.service.access.create_token("limited", expires_in_days=1).secret
-    for typed, expected in ((lasting, None), (brief, site.service.with_credentials(brief).principal.token_limit)):
+    brief = site.service.access.create_token("limited", expires_in_days=1)
+    for typed, expected in ((lasting, None), (brief.secret, brief.expires_at)):
         with signed_in(site, typed) as browser:
-            session = site.service.with_credentials(browser.cookies["covex_session"]).principal
-            assert expected == session.token_limit
+            cookie = browser.cookies["covex_session"]
+            session = site.service.with_credentials(cookie).principal
+            assert session.token_expires_at is not None and session.token_expires_at <= (expected or 2**62)
+            minted = httpx.post(f"{site.url}/api/v1/tokens", json={"name": "copied"},
+                                headers={"Authorization": f"Bearer {cookie}"})  # fmt: skip
+            assert 201 == minted.status_code and minted.json()["expires_at"] <= session.token_expires_at
             page = browser.get("/admin/tokens").text
-            made = browser.post("/admin/tokens", data={"csrf": csrf_of(page), "user": "stranger", "name": "n"})
-            assert 201 == made.status_code
-        newest = site.service.access.list_tokens("stranger")[-1]
-        assert expected == newest.expires_at
+            form = {"csrf": csrf_of(page), "user": "stranger", "name": "n"}
+            assert 400 == browser.post("/admin/tokens", data=form).status_code  # no confirmation
+            assert 201 == browser.post("/admin/tokens", data={**form, "confirm": typed}).status_code
+        assert expected == site.service.access.list_tokens("stranger")[-1].expires_at
+
+
+def test_signing_in_over_a_session_ends_it(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        first = browser.cookies["covex_session"]
+        page = browser.get("/sign-in").text
+        answer = browser.post("/sign-in", data={"token": site.stranger, "csrf": csrf_of(page), "next": "/"})
+        assert 303 == answer.status_code
+    gone = httpx.get(f"{site.url}/api/v1/whoami", headers={"Authorization": f"Bearer {first}"})
+    assert 401 == gone.status_code
+
+
+def test_a_referer_that_is_not_a_url_is_ignored(site: Site) -> None:
+    with signed_in(site, site.admin) as browser:
+        token = csrf_of(browser.get("/").text)
+        answer = browser.post("/sign-out", data={"csrf": "wrong"}, headers={"Referer": "http://[::1/x"})
+        assert (403, "text/html") == (answer.status_code, answer.headers["content-type"].split(";")[0])
+        assert 303 == browser.post("/sign-out", data={"csrf": token}, headers={"Referer": "http://a]b/"}).status_code
 
 
 def test_the_models_list_shows_each_models_stages_with_their_newest_version(site: Site) -> None:
@@ -309,3 +332,20 @@ def test_a_path_the_guard_refuses_is_an_html_page_on_the_ui(site: Site, path: st
     assert "must not hold" in answer.text
     api = httpx.get(f"{site.url}/api/v1/models/%2e%2e/x")
     assert (400, "application/json") == (api.status_code, api.headers["content-type"].split(";")[0])
+
+
+def test_signed_out_pages_show_no_message_from_a_cookie(site: Site) -> None:
+    """Signed out, the key of a message's signature is a cookie a neighbour could plant: none is shown."""
+    with httpx.Client(base_url=site.url) as browser:
+        planted = "A" * 43
+        browser.cookies.set("covex_csrf", planted)
+        from covex.ui import session as s
+
+        class Fake:  # what the signature would be with the planted key
+            cookies = {"covex_csrf": planted}
+            app = type("A", (), {"state": type("S", (), {"auth": True})()})()
+            state = type("R", (), {})()
+
+        message = "Your session expired: sign in at evil.example"
+        browser.cookies.set("covex_flash", f"{s.sign(Fake, message)}.{message.replace(' ', '%20')}")  # type: ignore[arg-type]
+        assert "evil.example" not in browser.get("/sign-in").text

@@ -55,6 +55,7 @@ def _record(service: RegistryService, version: int, body: Any, kind: str = "offl
         ({"against_baseline": {"auc": {"difference": 0.1, "verdict": 3}}}, "'body.against_baseline.auc.verdict'"),
         ({"importances": {"a": 1}}, "'body.importances' must be a list"),
         ({"importances": [{"feature": 1, "mean_abs": 0.3}]}, r"'body.importances\[0\]'"),
+        ({"importances": [{"feature": "a", "mean_abs": -5}]}, r"'body.importances\[0\]' must be .* a number from 0"),
         (["not", "an", "object"], "'body' must be a JSON object"),
     ],
 )
