@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -17,6 +16,7 @@ from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests import support
+from tests.ui.forms import csrf_of, signed_in
 
 _names = itertools.count()
 
@@ -59,24 +59,9 @@ def _ref(name: str, number: int) -> ModelRef:
     return ModelRef(name, "version", str(number))
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-@contextmanager
-def _signed_in(site: Site, token: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=30) as browser:
-        form = browser.get("/sign-in")
-        answer = browser.post("/sign-in", data={"token": token, "csrf": _csrf(form.text), "next": "/"})
-        assert 303 == answer.status_code
-        yield browser
-
-
 def _send(browser: httpx.Client, page: str, action: str, **fields: str | list[str]) -> httpx.Response:
     """Send a form of ``page`` (its CSRF token read from the page) to ``page``/``action``."""
-    data = {"csrf": _csrf(browser.get(page).text), **fields}
+    data = {"csrf": csrf_of(browser.get(page).text), **fields}
     return browser.post(f"{page}/{action}", data=data)
 
 
@@ -99,7 +84,7 @@ def _refused(answer: httpx.Response, status: int, *said: str) -> None:
 def test_an_editor_changes_a_model_from_its_page(site: Site) -> None:
     name = _model(site)
     page = f"/models/{name}"
-    with _signed_in(site, site.editor) as browser:
+    with signed_in(site, site.editor) as browser:
         assert f"{page}/-/actions/description" in browser.get(page).text
         shown = _done(browser, _send(browser, page, "-/actions/description", description="new <b>words</b>"), page)
         assert "Description saved." in shown and "new &lt;b&gt;words&lt;/b&gt;" in shown
@@ -126,7 +111,7 @@ def test_an_editor_changes_a_model_from_its_page(site: Site) -> None:
 def test_an_editor_changes_a_version_from_its_page(site: Site) -> None:
     name = _model(site)
     page = f"/models/{name}/-/versions/2"
-    with _signed_in(site, site.editor) as browser:
+    with signed_in(site, site.editor) as browser:
         shown = _done(browser, _send(browser, page, "actions/stage", stage="test", comment="looks good"), page)
         assert "Version 2 is in stage Test." in shown and '<span class="badge stage">Test</span>' in shown
         assert "looks good" in shown  # the move's comment, in the history
@@ -158,7 +143,7 @@ def test_an_editor_changes_a_version_from_its_page(site: Site) -> None:
 def test_a_reader_sees_no_controls_and_forced_forms_change_nothing(site: Site) -> None:
     name = _model(site)
     model_page, page = f"/models/{name}", f"/models/{name}/-/versions/2"
-    with _signed_in(site, site.reader) as browser:
+    with signed_in(site, site.reader) as browser:
         assert "/actions/" not in browser.get(model_page).text
         # Readers may comment (the service lets them): that is the only form they see.
         assert {"/actions/comment"} == set(re.findall(r"/actions/[a-z-]+", browser.get(page).text))
@@ -183,7 +168,7 @@ def test_a_reader_sees_no_controls_and_forced_forms_change_nothing(site: Site) -
 def test_a_form_without_its_csrf_token_is_refused(site: Site) -> None:
     name = _model(site)
     page = f"/models/{name}"
-    with _signed_in(site, site.editor) as browser:
+    with signed_in(site, site.editor) as browser:
         browser.get(page)
         missing = browser.post(f"{page}/-/actions/description", data={"description": "forged"})
         _refused(missing, 403, "another site")
@@ -199,7 +184,7 @@ def test_a_protected_stage_opens_a_request_instead_of_moving(site: Site) -> None
     name = _model(site)
     site.service.approvals.set_policy("stage", "Production", {"approvals": 1}, model=name)
     page = f"/models/{name}/-/versions/2"
-    with _signed_in(site, site.editor) as browser:
+    with signed_in(site, site.editor) as browser:
         shown = _done(browser, _send(browser, page, "actions/stage", stage="Production", comment="please"), page)
         (request,) = site.service.approvals.list_requests(name)
         assert ("OPEN", 2, "Production", "ed") == (request.status, request.version, request.target, request.requester)
@@ -219,7 +204,7 @@ def test_a_protected_alias_opens_a_request_instead_of_moving(site: Site) -> None
     name = _model(site)
     site.service.approvals.set_policy("alias", "champion", {"approvals": 1}, model=name)
     page = f"/models/{name}/-/versions/2"
-    with _signed_in(site, site.editor) as browser:
+    with signed_in(site, site.editor) as browser:
         shown = _done(browser, _send(browser, page, "actions/alias", alias="champion", comment="better"), page)
         (request,) = site.service.approvals.list_requests(name)
         assert ("OPEN", "alias", "champion") == (request.status, request.target_kind, request.target)
@@ -234,7 +219,7 @@ def test_a_protected_alias_opens_a_request_instead_of_moving(site: Site) -> None
 def test_hostile_input_gets_an_error_page_and_changes_nothing(site: Site) -> None:
     name = _model(site)
     model_page, page = f"/models/{name}", f"/models/{name}/-/versions/2"
-    with _signed_in(site, site.editor) as browser:
+    with signed_in(site, site.editor) as browser:
         long_alias = _send(browser, model_page, "-/actions/alias", alias="a" * 300, version="2")
         _refused(long_alias, 400, "&#39;alias&#39; is longer than 250 characters")
         _refused(_send(browser, page, "actions/alias", alias=" "), 400, "&#39;alias&#39; must be a non-empty string")
@@ -249,11 +234,11 @@ def test_hostile_input_gets_an_error_page_and_changes_nothing(site: Site) -> Non
         _refused(_send(browser, model_page, "-/actions/tag-delete", key="absent"), 404, "no tag")
         _refused(_send(browser, page, "actions/description", description="x" * 20_001), 400, "the limit is 20000")
         missing = f"/models/{name}/-/versions/99/actions/comment"
-        _refused(browser.post(missing, data={"csrf": _csrf(browser.get(page).text), "body": "hi"}), 404, "version 99")
+        _refused(browser.post(missing, data={"csrf": csrf_of(browser.get(page).text), "body": "hi"}), 404, "version 99")
         for number in ("x", "1e3", "9" * 30, "-1"):
             bad = f"/models/{name}/-/versions/{number}/actions/description"
-            _refused(browser.post(bad, data={"csrf": _csrf(browser.get(page).text), "description": "x"}), 400)
-        nowhere = browser.post("/models/nope/-/actions/tag", data={"csrf": _csrf(browser.get(page).text), "key": "k"})
+            _refused(browser.post(bad, data={"csrf": csrf_of(browser.get(page).text), "description": "x"}), 400)
+        nowhere = browser.post("/models/nope/-/actions/tag", data={"csrf": csrf_of(browser.get(page).text), "key": "k"})
         _refused(nowhere, 404, "does not exist")
         script = "<script>alert(1)</script> [x](javascript:alert(1))"
         shown = _done(browser, _send(browser, page, "actions/comment", body=script), page)
@@ -269,7 +254,7 @@ def test_hostile_input_gets_an_error_page_and_changes_nothing(site: Site) -> Non
 def test_the_card_form_starts_from_the_card_as_written(site: Site) -> None:
     name = _model(site)
     site.service.set_card(name, 2, {"intended_use": "Weekly <offers>", "owners": ["crm", "ds"]})
-    with _signed_in(site, site.editor) as browser:
+    with signed_in(site, site.editor) as browser:
         page = browser.get(f"/models/{name}/-/versions/2").text
     assert 'name="intended_use" rows="3">Weekly &lt;offers&gt;</textarea>' in page
     assert 'name="owners" rows="2">crm\nds</textarea>' in page

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -16,6 +15,7 @@ from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests import support
+from tests.ui.forms import csrf_of, signed_in
 
 
 @dataclass(frozen=True)
@@ -39,28 +39,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     service.close()
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-@contextmanager
-def _browser(site: Site, token: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=30) as browser:
-        form = browser.get("/sign-in")
-        answer = browser.post("/sign-in", data={"token": token, "csrf": _csrf(form.text), "next": "/"})
-        assert 303 == answer.status_code
-        yield browser
-
-
 def _post(browser: httpx.Client, url: str, data: dict[str, str | list[str]], page: str = "/admin") -> httpx.Response:
-    return browser.post(url, data={**data, "csrf": _csrf(browser.get(page).text)})
+    return browser.post(url, data={**data, "csrf": csrf_of(browser.get(page).text)})
 
 
 @pytest.fixture
 def admin(site: Site) -> Iterator[httpx.Client]:
-    with _browser(site, site.admin) as browser:
+    with signed_in(site, site.admin) as browser:
         yield browser
 
 
@@ -69,7 +54,7 @@ def test_the_index_links_every_section_and_the_nav_shows_admin_to_admins_only(si
     assert 200 == index.status_code
     for section in ("users", "groups", "tokens", "grants", "policies", "webhooks"):
         assert f'href="/admin/{section}"' in index.text
-    with _browser(site, site.member) as member:
+    with signed_in(site, site.member) as member:
         assert 'href="/admin"' not in member.get("/").text
 
 
@@ -251,7 +236,7 @@ FORMS: dict[str, dict[str, str | list[str]]] = {
 def test_a_user_without_admin_rights_gets_403_pages_and_changes_nothing(site: Site) -> None:
     site.service.approvals.apply_policy_file(POLICIES)
     users, grants = site.service.access.list_users(), site.service.access.list_grants()
-    with _browser(site, site.member) as member:
+    with signed_in(site, site.member) as member:
         for path in (*PAGES, "/admin/webhooks", "/admin/webhooks/1"):
             answer = member.get(path)
             assert (403, "text/html") == (answer.status_code, answer.headers["content-type"].split(";")[0]), path

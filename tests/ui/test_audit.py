@@ -6,12 +6,10 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -19,6 +17,7 @@ from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests import support
+from tests.ui.forms import signed_in
 
 
 @dataclass(frozen=True)
@@ -58,21 +57,6 @@ def own_site(tmp_path: Path) -> Iterator[Site]:
     yield from _open(tmp_path)
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-@contextmanager
-def _signed_in(site: Site, token: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=30) as browser:
-        form = browser.get("/sign-in")
-        answer = browser.post("/sign-in", data={"token": token, "csrf": _csrf(form.text), "next": "/audit"})
-        assert 303 == answer.status_code
-        yield browser
-
-
 def _seqs(page: str) -> list[int]:
     return [int(s) for s in re.findall(r"<tr>\s*<td>(\d+)</td>", page)]
 
@@ -82,7 +66,7 @@ def _actions(page: str) -> set[str]:
 
 
 def test_who_may_not_read_the_trail_gets_the_403_page(site: Site) -> None:
-    with _signed_in(site, site.stranger) as browser:
+    with signed_in(site, site.stranger) as browser:
         for url in ("/audit", "/audit/verify", "/audit/export"):
             refused = browser.get(url)
             assert (403, "text/html; charset=utf-8") == (refused.status_code, refused.headers["content-type"])
@@ -90,9 +74,9 @@ def test_who_may_not_read_the_trail_gets_the_403_page(site: Site) -> None:
 
 
 def test_the_trail_is_newest_first_and_filters_narrow_it(site: Site) -> None:
-    with _signed_in(site, site.stranger) as browser:
+    with signed_in(site, site.stranger) as browser:
         browser.get("/audit")  # a refused read is itself audited
-    with _signed_in(site, site.auditor) as browser:
+    with signed_in(site, site.auditor) as browser:
         everything = browser.get("/audit")
         assert 200 == everything.status_code
         seqs = _seqs(everything.text)
@@ -117,7 +101,7 @@ def test_the_trail_is_newest_first_and_filters_narrow_it(site: Site) -> None:
 
 def test_the_trail_pages_with_its_token_and_keeps_the_filters(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("covex.ui.audit.PAGE_SIZE", 2)
-    with _signed_in(site, site.auditor) as browser:
+    with signed_in(site, site.auditor) as browser:
         first = browser.get("/audit", params={"target": "model:*"}).text
         following = re.search(r'rel="next" href="([^"]+)"', first)
         assert following is not None and "target=model%3A%2A" in following.group(1)
@@ -144,13 +128,13 @@ def test_the_trail_pages_with_its_token_and_keeps_the_filters(site: Site, monkey
     ],
 )
 def test_hostile_filters_are_a_400_page(site: Site, params: dict[str, str], said: str) -> None:
-    with _signed_in(site, site.auditor) as browser:
+    with signed_in(site, site.auditor) as browser:
         answer = browser.get("/audit", params=params)
         assert (400, True) == (answer.status_code, said in html.unescape(answer.text))
 
 
 def test_the_export_is_a_download_of_every_record(site: Site) -> None:
-    with _signed_in(site, site.auditor) as browser:
+    with signed_in(site, site.auditor) as browser:
         answer = browser.get("/audit/export")
         assert 200 == answer.status_code and answer.headers["content-type"].startswith("application/x-ndjson")
         assert re.fullmatch(
@@ -163,7 +147,7 @@ def test_the_export_is_a_download_of_every_record(site: Site) -> None:
 
 
 def test_verify_says_intact_then_broken_after_tampering(own_site: Site) -> None:
-    with _signed_in(own_site, own_site.auditor) as browser:
+    with signed_in(own_site, own_site.auditor) as browser:
         intact = browser.get("/audit/verify")
         assert 200 == intact.status_code and "✓ Intact." in intact.text and "Broken" not in intact.text
         report = own_site.service.audit.verify()

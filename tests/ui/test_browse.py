@@ -16,7 +16,8 @@ from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from covex.ui.browse import TIMELINE
 from tests import support
-from tests.ui.test_pages import Site, signed_in
+from tests.ui.forms import signed_in
+from tests.ui.test_pages import Site
 
 MODEL = "team/fraud"
 WEIGHTS = bytes(range(256)) * 40

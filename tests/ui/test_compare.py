@@ -12,7 +12,8 @@ from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests import support
-from tests.ui.test_pages import Site, signed_in
+from tests.ui.forms import signed_in
+from tests.ui.test_pages import Site
 
 DIGEST = "sha256:" + "cd" * 32
 # Version 3 changes C, the type of its input column and its commit; version 4 is the worst on both metrics.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import count
 
@@ -20,6 +19,7 @@ from covex.server import create_app
 from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests import support
+from tests.ui.forms import csrf_of, signed_in
 
 POLICY = {"approvals": 1, "gates": ["metrics.auc >= 0.80", "metrics.auc >= champion.metrics.auc - 0.01"]}
 _names = count(1)
@@ -70,24 +70,9 @@ def _request(site: Site) -> TransitionRequest:
     return requester.approvals.create_request(_model(site), 2, stage="Production", comment="better **recall**")
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-@contextmanager
-def _signed_in(site: Site, token: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=30) as browser:
-        form = browser.get("/sign-in")
-        answer = browser.post("/sign-in", data={"token": token, "csrf": _csrf(form.text), "next": "/requests"})
-        assert 303 == answer.status_code
-        yield browser
-
-
 def _post(browser: httpx.Client, url: str, **fields: str) -> httpx.Response:
     page = browser.get(url.rsplit("/", 1)[0])
-    return browser.post(url, data={"csrf": _csrf(page.text), **fields})
+    return browser.post(url, data={"csrf": csrf_of(page.text), **fields})
 
 
 def _status(site: Site, request_id: int) -> str:
@@ -104,7 +89,7 @@ def _waiting(page: str) -> str:
 
 def test_a_request_waits_in_the_approvers_inbox_with_its_gates_and_champion(site: Site) -> None:
     r = _request(site)
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         listing = browser.get("/requests")
         assert 200 == listing.status_code and f'href="/requests/{r.id}"' in _waiting(listing.text)
         page = browser.get(f"/requests/{r.id}")
@@ -119,7 +104,7 @@ def test_a_request_waits_in_the_approvers_inbox_with_its_gates_and_champion(site
         assert "<strong>recall</strong>" in page.text  # the comment as Markdown
         assert f'action="/requests/{r.id}/approve"' in page.text and f'action="/requests/{r.id}/reject"' in page.text
         assert f'action="/requests/{r.id}/cancel"' not in page.text  # bob neither made it nor is an admin
-    with _signed_in(site, site.requester) as browser:
+    with signed_in(site, site.requester) as browser:
         assert "No requests are waiting for your review." in _waiting(browser.get("/requests").text)
         page = browser.get(f"/requests/{r.id}").text
         assert f'action="/requests/{r.id}/approve"' not in page and f'action="/requests/{r.id}/cancel"' in page
@@ -127,7 +112,7 @@ def test_a_request_waits_in_the_approvers_inbox_with_its_gates_and_champion(site
 
 def test_the_requester_cannot_approve_its_own_request(site: Site) -> None:
     r = _request(site)
-    with _signed_in(site, site.requester) as browser:
+    with signed_in(site, site.requester) as browser:
         refused = _post(browser, f"/requests/{r.id}/approve", comment="lgtm")
         assert 403 == refused.status_code and f"made request {r.id} and may not approve it" in refused.text
         assert "Traceback" not in refused.text
@@ -136,7 +121,7 @@ def test_the_requester_cannot_approve_its_own_request(site: Site) -> None:
 
 def test_the_approver_approves_and_the_version_moves(site: Site) -> None:
     r = _request(site)
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         answer = _post(browser, f"/requests/{r.id}/approve", comment="ship it")
         assert (303, f"/requests/{r.id}") == (answer.status_code, answer.headers["location"])
         page = browser.get(answer.headers["location"]).text
@@ -150,7 +135,7 @@ def test_the_approver_approves_and_the_version_moves(site: Site) -> None:
 
 def test_the_approver_rejects(site: Site) -> None:
     r = _request(site)
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         answer = _post(browser, f"/requests/{r.id}/reject", comment="recall is not enough")
         assert 303 == answer.status_code
         page = browser.get(answer.headers["location"]).text
@@ -160,11 +145,11 @@ def test_the_approver_rejects(site: Site) -> None:
 
 def test_the_requester_cancels_and_nobody_else_may(site: Site) -> None:
     r = _request(site)
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         refused = _post(browser, f"/requests/{r.id}/cancel")
         assert 403 == refused.status_code and "only its requester" in refused.text
     assert "OPEN" == _status(site, r.id)
-    with _signed_in(site, site.requester) as browser:
+    with signed_in(site, site.requester) as browser:
         answer = _post(browser, f"/requests/{r.id}/cancel", comment="wrong version")
         assert 303 == answer.status_code
         page = browser.get(answer.headers["location"]).text
@@ -177,7 +162,7 @@ def test_the_requester_cancels_and_nobody_else_may(site: Site) -> None:
 def test_a_request_whose_gates_no_longer_hold_is_shown_stale_with_its_reason(site: Site) -> None:
     r = _request(site)
     site.service.log_metrics(r.model, 2, {"auc": 0.5})
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         refused = _post(browser, f"/requests/{r.id}/approve")
         assert 409 == refused.status_code and "stale" in refused.text
         page = browser.get(f"/requests/{r.id}").text
@@ -190,7 +175,7 @@ def test_a_request_whose_gates_no_longer_hold_is_shown_stale_with_its_reason(sit
 
 def test_a_form_without_its_csrf_token_is_refused(site: Site) -> None:
     r = _request(site)
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         for fields in ({}, {"csrf": "x" * 43}):
             forged = browser.post(f"/requests/{r.id}/approve", data=fields)
             assert 403 == forged.status_code and "another site" in forged.text
@@ -201,7 +186,7 @@ def test_the_list_filters_by_status_model_and_requester_and_pages(site: Site, mo
     mine = [_request(site) for _ in range(3)]
     other = site.service.approvals.create_request(_model(site), 2, stage="Production")  # by the admin
     site.as_requester().approvals.cancel(mine[0].id)
-    with _signed_in(site, site.requester) as browser:
+    with signed_in(site, site.requester) as browser:
 
         def ids(page: str) -> list[int]:
             return [int(i) for i in re.findall(r'<td><a href="/requests/(\d+)">', page.split('id="all"')[1])]
@@ -231,13 +216,13 @@ def test_the_list_filters_by_status_model_and_requester_and_pages(site: Site, mo
     ],
 )
 def test_hostile_filters_are_a_400_page(site: Site, params: dict[str, str], said: str) -> None:
-    with _signed_in(site, site.requester) as browser:
+    with signed_in(site, site.requester) as browser:
         answer = browser.get("/requests", params=params)
         assert (400, True) == (answer.status_code, said in html.unescape(answer.text))
 
 
 def test_a_missing_or_malformed_request_is_an_error_page(site: Site) -> None:
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         assert 404 == browser.get("/requests/999999").status_code
         assert 400 == browser.get("/requests/abc").status_code
         assert 400 == browser.get("/requests/" + "9" * 40).status_code
@@ -261,7 +246,7 @@ def test_the_inbox_shows_the_oldest_page_and_says_more_are_waiting(site: Site, m
     with pytest.raises(InvalidInput, match="'max_results'"):
         bob.approvals.first_waiting(0)
     monkeypatch.setattr("covex.ui.inbox.PAGE_SIZE", 1)
-    with _signed_in(site, site.approver) as browser:
+    with signed_in(site, site.approver) as browser:
         page = browser.get("/requests").text
     waiting = page.split('id="waiting"')[1].split('id="all"')[0]
     assert "more are waiting" in waiting and len(re.findall(r'<td><a href="/requests/(\d+)">', waiting)) == 1

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests import support
 from tests.server.test_docs import CHROMIUM_FLAGS
+from tests.ui.forms import csrf_of, signed_in
 
 CHROMIUM = shutil.which("chromium")
 
@@ -51,22 +51,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with support.server_thread(create_app(service, settings, auth=True), settings) as url:
         yield Site(url, service, admin, stranger)
     service.close()
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-@contextmanager
-def signed_in(site: Site, token: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=30) as browser:
-        form = browser.get("/sign-in")
-        data = {"token": token, "csrf": csrf_of(form.text), "next": "/models/team/churn"}
-        answer = browser.post("/sign-in", data=data)
-        assert (303, "/models/team/churn") == (answer.status_code, answer.headers["location"])
-        yield browser
 
 
 def test_a_stranger_is_sent_to_sign_in_and_back(site: Site) -> None:

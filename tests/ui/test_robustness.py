@@ -17,7 +17,8 @@ from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from covex.store.schema import evaluations
 from tests import support
-from tests.ui.test_pages import Site, signed_in
+from tests.ui.forms import signed_in
+from tests.ui.test_pages import Site
 
 DIGEST = "sha256:" + "cd" * 32
 GOOD = {"metrics": {"auc": {"value": 0.8, "low": 0.78, "high": 0.82}}}
