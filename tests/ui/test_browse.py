@@ -11,13 +11,9 @@ import pytest
 
 from covex.domain.entities import FileEntry, NewVersion
 from covex.domain.errors import InvalidInput
-from covex.server import create_app
-from covex.service import RegistryService, open_service
-from covex.settings import Settings
+from covex.service import RegistryService
 from covex.ui.browse import TIMELINE
-from tests import support
-from tests.ui.forms import signed_in
-from tests.ui.test_pages import Site
+from tests.ui.forms import Site, running_site, signed_in
 
 MODEL = "team/fraud"
 WEIGHTS = bytes(range(256)) * 40
@@ -134,15 +130,8 @@ def _seed(service: RegistryService) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = Settings(uri=str(tmp_path_factory.mktemp("browse")), user="admin")
-    service = open_service(settings)
-    admin = service.access.bootstrap("admin").secret
-    service.access.create_user("stranger")
-    stranger = service.access.create_token("stranger").secret
-    _seed(service)
-    with support.server_thread(create_app(service, settings, auth=True), settings) as url:
-        yield Site(url, service, admin, stranger)
-    service.close()
+    with running_site(tmp_path_factory.mktemp("browse"), _seed) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from covex.domain.entities import NewVersion
-from covex.server import create_app
-from covex.service import RegistryService, open_service
-from covex.settings import Settings
-from tests import support
-from tests.ui.forms import signed_in
-from tests.ui.test_pages import Site
+from covex.service import RegistryService
+from tests.ui.forms import Site, running_site, signed_in
 
 DIGEST = "sha256:" + "cd" * 32
 # Version 3 changes C, the type of its input column and its commit; version 4 is the worst on both metrics.
@@ -61,15 +57,8 @@ def _seed(service: RegistryService) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = Settings(uri=str(tmp_path_factory.mktemp("compare")), user="admin")
-    service = open_service(settings)
-    admin = service.access.bootstrap("admin").secret
-    service.access.create_user("stranger")
-    stranger = service.access.create_token("stranger").secret
-    _seed(service)
-    with support.server_thread(create_app(service, settings, auth=True), settings) as url:
-        yield Site(url, service, admin, stranger)
-    service.close()
+    with running_site(tmp_path_factory.mktemp("compare"), _seed) as running:
+        yield running
 
 
 def _row(page: str, name: str) -> str:

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,17 +17,9 @@ from covex.service import RegistryService, open_service
 from covex.settings import Settings
 from tests import support
 from tests.server.test_docs import CHROMIUM_FLAGS
-from tests.ui.forms import csrf_of, signed_in
+from tests.ui.forms import Site, csrf_of, running_site, signed_in
 
 CHROMIUM = shutil.which("chromium")
-
-
-@dataclass(frozen=True)
-class Site:
-    url: str
-    service: RegistryService
-    admin: str  # an admin's API token
-    stranger: str  # a user with no grants
 
 
 def _seed(service: RegistryService) -> None:
@@ -42,15 +33,8 @@ def _seed(service: RegistryService) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = Settings(uri=str(tmp_path_factory.mktemp("ui")), user="admin")
-    service = open_service(settings)
-    admin = service.access.bootstrap("admin").secret
-    service.access.create_user("stranger")
-    stranger = service.access.create_token("stranger").secret
-    _seed(service)
-    with support.server_thread(create_app(service, settings, auth=True), settings) as url:
-        yield Site(url, service, admin, stranger)
-    service.close()
+    with running_site(tmp_path_factory.mktemp("ui"), _seed) as running:
+        yield running
 
 
 def test_a_stranger_is_sent_to_sign_in_and_back(site: Site) -> None:

@@ -12,29 +12,24 @@ from sqlalchemy import update
 
 from covex.domain.entities import NewVersion
 from covex.domain.errors import InvalidInput
-from covex.server import create_app
-from covex.service import RegistryService, open_service
-from covex.settings import Settings
+from covex.service import RegistryService
 from covex.store.schema import evaluations
-from tests import support
-from tests.ui.forms import signed_in
-from tests.ui.test_pages import Site
+from tests.ui.forms import Site, running_site, signed_in
 
 DIGEST = "sha256:" + "cd" * 32
 GOOD = {"metrics": {"auc": {"value": 0.8, "low": 0.78, "high": 0.82}}}
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = Settings(uri=str(tmp_path_factory.mktemp("robust")), user="admin")
-    service = open_service(settings)
-    admin = service.access.bootstrap("admin").secret
+def _seed(service: RegistryService) -> None:
     service.create_model("odd")
     for _ in range(2):
         service.create_version("odd", NewVersion(source="s3://b/m", metrics={"auc": 0.8}))
-    with support.server_thread(create_app(service, settings, auth=True), settings) as url:
-        yield Site(url, service, admin, admin)
-    service.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with running_site(tmp_path_factory.mktemp("robust"), _seed) as running:
+        yield running
 
 
 def _record(service: RegistryService, version: int, body: Any, kind: str = "offline", key: str = "k") -> Any:
