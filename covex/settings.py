@@ -75,6 +75,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="webhook targets allowed despite being internal: host:port or CIDR, comma-separated",
     )
+    # -- trust (see the README's "Trust") ---------------------------------------------------------
+    signing_key_file: str | None = Field(
+        default=None, description="PEM file of the registry's Ed25519 private key: promotions are signed with it"
+    )
+    signing_key_env: str | None = Field(
+        default=None, description="name of an environment variable holding that PEM instead of a file"
+    )
+    scan_interval: float = Field(
+        default=1.0, ge=0, description="how often a server scans versions that turned READY, seconds; 0: never"
+    )
     # -- the MLflow-compatible API (see the README's "Using Covex from MLflow") ----------------
     mlflow_stages: dict[str, str] = Field(
         default_factory=dict,

@@ -18,6 +18,7 @@ from covex.cli import maintenance as maintenance_cli
 from covex.cli import monitor as monitor_cli
 from covex.cli import output
 from covex.cli import server as server_cli
+from covex.cli import trust as trust_cli
 from covex.cli import webhooks as webhooks_cli
 from covex.cli.batch import batch
 from covex.cli.compare import compare
@@ -61,6 +62,7 @@ for _area in (
     evaluations_cli,
     maintenance_cli,
     monitor_cli,
+    trust_cli,
     webhooks_cli,
 ):
     _area.register(app)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from covex.client.governance import Access, Approvals, Audit, Monitoring, Webhooks
+from covex.client.trust import Trust
 from covex.domain.deployments import Deployment
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, Page
 from covex.domain.evaluations import Evaluation
@@ -28,6 +29,8 @@ class Backend(Protocol):
     def webhooks(self) -> Webhooks: ...
     @property
     def monitoring(self) -> Monitoring: ...
+    @property
+    def trust(self) -> Trust: ...
 
     def close(self) -> None: ...
     def ping(self) -> None: ...

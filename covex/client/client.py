@@ -16,6 +16,7 @@ from covex.artifacts import LocalFile, scan
 from covex.client.backend import Backend
 from covex.client.governance import Access, Approvals, Audit, Monitoring, Webhooks
 from covex.client.records import RecordsMixin
+from covex.client.trust import Trust
 from covex.domain.cards import render_card
 from covex.domain.entities import FileEntry, FsckReport, GcReport, Model, ModelEvent, ModelVersion, NewVersion, Page
 from covex.domain.errors import (
@@ -28,6 +29,7 @@ from covex.domain.errors import (
     TooManyRequests,
 )
 from covex.domain.names import validate_artifact_path
+from covex.domain.scans import ScanReport
 from covex.domain.uris import ModelRef, version_ref
 from covex.settings import Settings
 
@@ -150,6 +152,16 @@ class Client(RecordsMixin):
     def monitoring(self) -> Monitoring:
         """Monitor configs, drift references and the results of checks, with their history."""
         return self._backend.monitoring
+
+    @property
+    def trust(self) -> Trust:
+        """File scans, signing keys, signed statements, verification and bundles."""
+        return self._backend.trust
+
+    def scan(self, name_or_uri: str, version: int | str | None = None) -> ScanReport:
+        """Scan a version's files now, without loading them; the result is kept on the version."""
+        name, number = self._number(name_or_uri, version)
+        return self._backend.trust.scan_version(name, number)
 
     @property
     def stages(self) -> list[str]:

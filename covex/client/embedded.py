@@ -43,6 +43,10 @@ _READS = frozenset(
         "export",
         "export_chunks",
         "monitor_status",
+        "latest_scan",
+        "check_loadable",
+        "verify_version",
+        "export_bundle",
     }
 )
 
@@ -136,6 +140,10 @@ class EmbeddedBackend:
     @property
     def monitoring(self) -> Any:
         return _Area(self, "monitoring")
+
+    @property
+    def trust(self) -> Any:
+        return _Area(self, "trust")
 
     def close(self) -> None:
         with self._lock:

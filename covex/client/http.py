@@ -113,6 +113,12 @@ class HttpBackend:
         return HttpWebhooks(self)
 
     @property
+    def trust(self) -> Any:
+        from covex.client.http_trust import HttpTrust
+
+        return HttpTrust(self)
+
+    @property
     def monitoring(self) -> Any:
         from covex.client.http_monitoring import HttpMonitoring
 

@@ -8,6 +8,7 @@ from the code; the CLI prints the message and exits non-zero.
     CovexError
     ├── InvalidInput (ValueError)            INVALID_PARAMETER_VALUE     400
     │   ├── ArtifactCorrupted                ARTIFACT_CORRUPTED          400
+    │   ├── SignatureInvalid                 SIGNATURE_INVALID           400
     │   ├── RequestTimeout                   REQUEST_TIMEOUT             408
     │   └── RequestTooLarge                  REQUEST_TOO_LARGE           413
     │       └── HeadersTooLarge              REQUEST_HEADERS_TOO_LARGE   431
@@ -17,7 +18,8 @@ from the code; the CLI prints the message and exits non-zero.
     ├── MethodNotAllowed                     METHOD_NOT_ALLOWED          405
     ├── AlreadyExists                        RESOURCE_ALREADY_EXISTS     409
     ├── InvalidState                         INVALID_STATE               409
-    │   └── ChainBroken                      AUDIT_CHAIN_BROKEN          409
+    │   ├── ChainBroken                      AUDIT_CHAIN_BROKEN          409
+    │   └── UnsafeModel                      UNSAFE_MODEL                409
     ├── ServiceUnavailable                   TEMPORARILY_UNAVAILABLE     503
     │   ├── TooManyRequests                  REQUEST_LIMIT_EXCEEDED      429
     │   └── StorageUnavailable               STORAGE_UNAVAILABLE         503
@@ -55,6 +57,12 @@ class ArtifactCorrupted(InvalidInput):
     """A file's content does not match the digest recorded for it."""
 
     code = "ARTIFACT_CORRUPTED"
+
+
+class SignatureInvalid(InvalidInput):
+    """A signature does not verify, names a key that is not trusted, or signs something else."""
+
+    code = "SIGNATURE_INVALID"
 
 
 class RequestTimeout(InvalidInput):
@@ -126,6 +134,12 @@ class ChainBroken(InvalidState):
     code = "AUDIT_CHAIN_BROKEN"
 
 
+class UnsafeModel(InvalidState):
+    """A version's latest scan found high-severity findings (or none ran): it is not loaded without an override."""
+
+    code = "UNSAFE_MODEL"
+
+
 class ServiceUnavailable(CovexError):
     """The server or one of its backing services cannot be reached."""
 
@@ -163,6 +177,7 @@ ERROR_CLASSES: dict[str, type[CovexError]] = {
     for cls in (
         InvalidInput,
         ArtifactCorrupted,
+        SignatureInvalid,
         RequestTimeout,
         RequestTooLarge,
         HeadersTooLarge,
@@ -173,6 +188,7 @@ ERROR_CLASSES: dict[str, type[CovexError]] = {
         AlreadyExists,
         InvalidState,
         ChainBroken,
+        UnsafeModel,
         ServiceUnavailable,
         TooManyRequests,
         StorageUnavailable,

@@ -33,6 +33,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -47,6 +48,7 @@ from covex.domain.documents import check_json
 from covex.domain.errors import InvalidInput
 from covex.domain.gates import GateResult, check_requirement, parse_gate
 from covex.domain.names import MAX_KEY_LENGTH, MAX_NAME_LENGTH, validate_key, validate_model_name
+from covex.domain.scans import check_scan_rule
 from covex.domain.yaml_reader import Limits, Loc, YamlProblem, read_yaml
 
 TargetKind = Literal["stage", "alias"]
@@ -136,21 +138,24 @@ class PolicyRules(BaseModel):
     archive_existing: StrictBool = False
     not_while_serving: StrictBool = False
     approval_ttl_days: StrictInt | None = Field(default=None, ge=1, le=MAX_TTL_DAYS)
+    # ``clean`` or ``max_severity: <low|medium|high>``: what the version's latest file scan may have found.
+    scan: Annotated[str, BeforeValidator(check_scan_rule)] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _order_only(cls, data: Any) -> Any:
         """A policy with only ``from:`` and ``not_while_serving`` needs no approvals unless it says so."""
-        if isinstance(data, dict) and ("from" in data or "from_" in data or data.get("not_while_serving") is True):
+        ordering = ("from", "from_", "scan")
+        if isinstance(data, dict) and (any(k in data for k in ordering) or data.get("not_while_serving") is True):
             if not any(key in data for key in _REVIEW_KEYS):
                 return {**data, "approvals": 0}
         return data
 
     @property
     def direct(self) -> bool:
-        """Whether editors move versions in directly: the policy asks nothing but the order (``from:``) or
-        that the version is not serving (``not_while_serving``)."""
-        only = bool(self.from_) or self.not_while_serving
+        """Whether editors move versions in directly: the policy asks nothing but the order (``from:``), that
+        the version is not serving (``not_while_serving``) or that its files scanned well (``scan:``)."""
+        only = bool(self.from_) or self.not_while_serving or self.scan is not None
         return only and self.approvals == 0 and not self.gates and not self.require
 
 
@@ -193,8 +198,11 @@ class Policy(PolicyRules):
         return f"{self.target_kind} {self.target!r}{where}"
 
     def rules(self) -> dict[str, Any]:
-        """The body stored in ``policies.body``."""
-        return self.model_dump(include=set(PolicyRules.model_fields))
+        """The body stored in ``policies.body`` (without ``scan`` when the policy asks for no scan)."""
+        body = self.model_dump(include=set(PolicyRules.model_fields))
+        if body.get("scan") is None:
+            body.pop("scan", None)
+        return body
 
 
 _HINTS = {
@@ -207,9 +215,10 @@ _HINTS = {
     "gates": "must be a list of comparisons",
     "require": "must be a list such as [description, card.intended_use, signature]",
     "from": "must be a list of stages such as [Test]",
+    "scan": "must be clean or {max_severity: low|medium|high}",
 }
 KNOWN_KEYS = (
-    *("stage", "alias", "model", "tag", "approvals", "approvers", "forbid_self_approval", "gates", "require"),
+    *("stage", "alias", "model", "tag", "approvals", "approvers", "forbid_self_approval", "gates", "require", "scan"),
     *("from", "archive_existing", "not_while_serving", "approval_ttl_days"),
 )
 

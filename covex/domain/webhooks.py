@@ -31,6 +31,7 @@ EVENTS: tuple[str, ...] = (
     "model.deleted",
     "version.created",
     "version.ready",
+    "version.scanned",
     "version.deleted",
     "stage.changed",
     "alias.set",

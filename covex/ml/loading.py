@@ -26,15 +26,20 @@ def _verify(root: Path, files: list[FileEntry]) -> None:
             raise ArtifactCorrupted(f"{f.path}: content does not match its digest {f.digest}")
 
 
-def fetch_model(client: Client, uri: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def fetch_model(
+    client: Client, uri: str, cache_dir: str | os.PathLike[str] | None = None, *, override_scan: str = ""
+) -> Path:
     """Return a local folder holding the version's verified files, downloading only on a cache miss.
 
     The cache is keyed by the version's manifest digest, so versions with identical
-    contents share one copy, and every file is re-hashed before it is handed out.
+    contents share one copy, and every file is re-hashed before it is handed out. A version
+    whose latest scan found high-severity findings (or could not analyse a file) raises
+    ``UnsafeModel`` unless ``override_scan`` gives a reason, which the registry audits.
     """
     version, files = client.get_version_files(uri)
     if version.status != "READY" or not version.manifest_digest:
         raise InvalidState(f"{version.uri} has no uploaded files to load (status {version.status})")
+    client.trust.check_loadable(version.name, version.version, override=override_scan)
     cache = Path(cache_dir or client.settings.cache_dir).expanduser() / "models"
     target = cache / version.manifest_digest
     if target.is_dir():
@@ -58,15 +63,25 @@ def fetch_model(client: Client, uri: str, cache_dir: str | os.PathLike[str] | No
     return target
 
 
-def load_model(uri: str, *, client: Client | None = None, cache_dir: str | os.PathLike[str] | None = None) -> Any:
-    """Load ``models:/...`` as an MLflow pyfunc model; files are verified before deserialising."""
+def load_model(
+    uri: str,
+    *,
+    client: Client | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    override_scan: str = "",
+) -> Any:
+    """Load ``models:/...`` as an MLflow pyfunc model; files are verified before deserialising.
+
+    A version whose latest scan found high-severity findings is refused (``UnsafeModel``) unless
+    ``override_scan`` gives the reason to load it anyway; the override is audited.
+    """
     from covex.client import Client
     from covex.ml.packaging import load_pyfunc
 
     own = client is None
     c = client or Client()
     try:
-        return load_pyfunc(fetch_model(c, uri, cache_dir), uri)
+        return load_pyfunc(fetch_model(c, uri, cache_dir, override_scan=override_scan), uri)
     finally:
         if own:
             c.close()

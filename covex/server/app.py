@@ -30,6 +30,7 @@ from covex.server import (
     housekeeping,
     maintenance,
     monitoring,
+    trust,
     webhooks,
 )
 from covex.server.errors import error_response, plain_error_page, unstorable
@@ -163,6 +164,7 @@ def create_app(
             evaluations,
             maintenance,
             monitoring,
+            trust,
             webhooks,
             mlflow_registry,
             mlflow_tracking,

@@ -35,6 +35,7 @@ from covex.server.errors import error_response, is_ui_path, plain_error_page
 API = ("/api/v1/", "/api/2.0/")
 # File uploads: Covex's own and MLflow's artifact proxy.
 BLOB_UPLOAD = ("/api/v1/blobs/", "/api/2.0/mlflow-artifacts/artifacts/")
+BUNDLE_UPLOAD = "/api/v1/bundles"  # a bundle carries a version's files: it is an upload too
 # Bodies up to this size are parsed before their token is checked (in the action's own transaction):
 # reading them costs less than a second round trip to the database.
 SMALL_BODY = 64 * 1024
@@ -105,7 +106,9 @@ class RequestGuard:
         if dot_segments(path):
             await _reply(scope, send, InvalidInput("the path must not hold '.' or '..' segments"))
             return
-        upload = scope["method"] == "PUT" and path.startswith(BLOB_UPLOAD)
+        upload = (scope["method"] == "PUT" and path.startswith(BLOB_UPLOAD)) or (
+            scope["method"] == "POST" and path == BUNDLE_UPLOAD
+        )
         limit = self.limits.max_blob_bytes if upload else self.limits.max_body_bytes
         try:
             length = _content_length(scope)

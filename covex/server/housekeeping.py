@@ -79,6 +79,10 @@ def lifespan(service: RegistryService, settings: Settings) -> Callable[[FastAPI]
         Chore("record refusals without a token", settings.anonymous_audit_interval, service.flush_refusals),
         Chore("fail versions left PENDING", settings.sweep_interval, service.maintenance.sweep_pending),
     ]
+    if settings.scan_interval > 0:
+        # Versions that turn READY here are scanned by this chore, not in the request that finished them.
+        service.scan_inline = False
+        chores.append(Chore("scan versions that turned READY", settings.scan_interval, service.trust.run_pending_scans))
     if settings.monitor_interval > 0:
         from covex.workers.monitor import MonitorRunner
 

@@ -27,6 +27,7 @@ from covex.domain.access import RANK, Principal, hash_token
 from covex.domain.entities import Model, ModelVersion
 from covex.domain.errors import NotFound, PermissionDenied, ServiceUnavailable, Unauthenticated
 from covex.domain.names import validate_id, validate_model_name, validate_stage
+from covex.domain.signing import Signer
 from covex.service.refusals import AnonymousRefusals, Tally
 from covex.store import database, queries
 from covex.store.prepared import Prepared
@@ -89,6 +90,10 @@ class ServiceBase:
         self.refusals = AnonymousRefusals(self.limits.anonymous_audit_interval)
         self.source = "local"
         self.blobs = blobs
+        # The registry's signing key (``covex.service.signing``; None: it signs nothing), and whether a version
+        # is scanned in the caller's thread as it turns READY (a server scans in the background instead).
+        self.signer: Signer | None = None
+        self.scan_inline = True
         self.stages = list(stages)
         self._principal: Principal | None = (
             Principal.local_admin(principal) if isinstance(principal, str) else principal

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
 from covex.artifacts import BlobStore
+from covex.domain import signing
 from covex.domain.errors import InvalidInput, NotFound
+from covex.domain.signing import Signer
 from covex.service.base import Limits
 from covex.service.registry import RegistryService
 from covex.settings import DEFAULT_DATA_DIR, Settings
@@ -99,7 +102,28 @@ def open_service(settings: Settings, *, migrate: bool = True, create: bool = Tru
         pending_timeout=settings.pending_timeout,
         anonymous_audit_interval=settings.anonymous_audit_interval,
     )
-    return RegistryService(engine, blobs, settings.stages, principal=settings.user, limits=limits)
+    service = RegistryService(engine, blobs, settings.stages, principal=settings.user, limits=limits)
+    service.signer = load_signer(settings)
+    return service
+
+
+def load_signer(settings: Settings) -> Signer | None:
+    """The registry's signing key, from the file or the environment variable the settings name."""
+    if settings.signing_key_file and settings.signing_key_env:
+        raise InvalidInput("give one of 'signing_key_file' and 'signing_key_env', not both")
+    if settings.signing_key_file:
+        path = Path(settings.signing_key_file).expanduser()
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"'signing_key_file' {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        return signing.load_signer(pem, f"'signing_key_file' {str(path)!r}")
+    if settings.signing_key_env:
+        text = os.environ.get(settings.signing_key_env)
+        if not text:
+            raise InvalidInput(f"'signing_key_env' names {settings.signing_key_env!r}, which is not set")
+        return signing.load_signer(text.encode(), f"the environment variable {settings.signing_key_env!r}")
+    return None
 
 
 def schema_revision(service: RegistryService) -> str | None:

@@ -18,6 +18,8 @@ from covex.domain.policy import order_problem
 from covex.service.base import Refused, ServiceBase, now_ms
 from covex.service.deployments import DeploymentService
 from covex.service.policies import applicable_policy
+from covex.service.scans import ScanService
+from covex.service.signing import SigningService
 from covex.store.schema import model_aliases, model_events, model_versions
 
 MAX_RECENT = 1000
@@ -51,6 +53,9 @@ class PlacementService(ServiceBase):
                 self._sibling(DeploymentService).refuse_if_serving(
                     conn, policy, target, row, f"version {version} of {name!r}"
                 )
+                scan = self._sibling(ScanService).scan_gate(conn, policy, row) if entering else None
+                if scan is not None and not scan.passed:
+                    raise InvalidState(f"{scan.gate}: {scan.message} (the policy of {policy.label})")
             if entering and policy is not None and not policy.direct:
                 raise Refused(
                     f"stage {target!r} is protected by a policy: open a request to move version {version} "
@@ -94,6 +99,8 @@ class PlacementService(ServiceBase):
             ).scalars()
             events += [(n, target, self.archive_stage) for n in archived]
         self._touch_version(conn, row.id, now, stage=target)
+        if row.stage != target and applicable_policy(conn, model, "stage", target) is not None:
+            self._sibling(SigningService).sign_promotion(conn, model, row, "stage", target, request_id)
         for number, before, after in events:
             record_event(conn, self.actor, model.id, number, "stage", "", before, after, now, comment, request_id)
             where = f"model:{model.name}/{number}"
@@ -154,6 +161,8 @@ class PlacementService(ServiceBase):
             )
             data = {"model": model.name, "alias": alias, "version": row.version, "previous": previous}
             self._emit(conn, "alias.set", {**data, "comment": comment, "request": request_id}, model.id)
+            if applicable_policy(conn, model, "alias", alias) is not None:
+                self._sibling(SigningService).sign_promotion(conn, model, row, "alias", alias, request_id)
         self._touch_model(conn, model.id, now)
 
     def _alias_target(self, conn: Connection, model_id: int, alias: str) -> int | None:

@@ -12,8 +12,8 @@ server, CLI) hold one object:
 - ``covex.service.sources``: versions registered from where MLflow says a model is.
 
 Governance and upkeep are services beside it, reached as ``access``, ``approvals``, ``audit``,
-``webhooks``, ``monitoring``, ``tracking`` (MLflow's experiments, runs and logged models) and
-``maintenance``.
+``webhooks``, ``monitoring``, ``tracking`` (MLflow's experiments, runs and logged models),
+``trust`` (file scans, signatures, bundles) and ``maintenance``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from covex.service.monitoring import MonitoringService
 from covex.service.placement import PlacementService
 from covex.service.sources import SourceService
 from covex.service.tracking import TrackingService
+from covex.service.trust import TrustService
 from covex.service.versions import VersionService
 from covex.service.webhooks import WebhookService
 
@@ -74,6 +75,11 @@ class RegistryService(
     def monitoring(self) -> MonitoringService:
         """Monitor configs, drift references and the results of checks."""
         return self._sibling(MonitoringService)
+
+    @property
+    def trust(self) -> TrustService:
+        """File scans, signing keys, signed statements, verification and bundles."""
+        return self._sibling(TrustService)
 
     @property
     def tracking(self) -> TrackingService:

@@ -26,6 +26,7 @@ from covex.service.base import Refused, now_ms
 from covex.service.deployments import DeploymentService
 from covex.service.placement import PlacementService
 from covex.service.policies import PolicyService, applicable_policy
+from covex.service.scans import ScanService
 from covex.service.versions import VersionService
 from covex.store import queries
 from covex.store.schema import (
@@ -132,13 +133,15 @@ class RequestService(PolicyService):
     def _evaluate(
         self, conn: Connection, policy: Policy, row: Row[Any], champion: Row[Any] | None, *, rollback: bool = False
     ) -> list[GateResult]:
-        return checks.evaluate(
+        found = checks.evaluate(
             policy.gates,
             policy.require,
             self._candidate(conn, row, evaluations=checks.needs_evaluations(policy.gates)),
             None if champion is None or champion.id == row.id else self._candidate(conn, champion),
             rollback=rollback,
         )
+        scan = self._sibling(ScanService).scan_gate(conn, policy, row)  # a rollback is scanned like any version
+        return found if scan is None else [*found, scan]
 
     # -- loading --------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from covex.service.base import ServiceBase, now_ms
 from covex.service.blobs import BlobService
 from covex.service.deployments import DeploymentService
 from covex.service.placement import record_event
+from covex.service.scans import ScanService
 from covex.store import database, keyed, queries, search
 from covex.store.schema import (
     model_aliases,
@@ -109,6 +110,14 @@ _NEXT_VERSION = (
     .values(last_version=models.c.last_version + 1, last_updated_timestamp=bindparam("now"))
     .returning(models.c.last_version)
 )
+
+
+class Held(NamedTuple):
+    """A version just inserted, as ``ScanService.queue_scan`` reads it."""
+
+    id: int
+    version: int
+    manifest_digest: str | None
 
 
 class _Owner(NamedTuple):
@@ -247,10 +256,15 @@ class VersionService(ServiceBase):
             }
             self._audit(conn, "version.create", f"model:{name}/{number}", None, summary)
             self._emit(conn, "version.created", {"model": name, **summary}, model.id)
+            if not entries:  # READY at once: its scan is queued now (one of no files: the registry holds none)
+                self._sibling(ScanService).queue_scan(conn, model.id, Held(version_id, number, None))
             # Everything is in hand: no need to read the new version back.
-            return ModelVersion(
+            created = ModelVersion(
                 name=name, tags=tag_values, metrics=metric_values, params=param_values, aliases=[], **row
             )
+        if not entries:
+            self._sibling(ScanService).after_ready(name, number)
+        return created
 
     def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
         """One JSON document of a version (lineage, signature, profile or card)."""
@@ -357,9 +371,12 @@ class VersionService(ServiceBase):
                 target = f"model:{name}/{version}"
                 self._audit(conn, "version.finalize", target, {"status": "PENDING"}, {"status": "READY"})
                 self._emit(conn, "version.ready", {"model": name, "version": version}, model.id)
+                self._sibling(ScanService).queue_scan(conn, model.id, row)
             elif row.status == "FAILED":
                 raise InvalidState(f"version {version} of {name!r} has FAILED ({row.status_message})")
-            return self._version(conn, self._version_row(conn, model, version))
+            ready = self._version(conn, self._version_row(conn, model, version))
+        self._sibling(ScanService).after_ready(name, version)
+        return ready
 
     def create_held_version(self, name: str, new: NewVersion) -> ModelVersion:
         """Create a version from files this service holds proof of, READY at once.

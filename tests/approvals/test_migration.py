@@ -60,7 +60,7 @@ def test_upgrade_keeps_policies_global_and_fills_the_policy_of_requests(url: str
                 {"kind": target_kind, "target": target, "policy": json.dumps(RULES)},
             )
     database.upgrade(engine)
-    assert "0009" == database.current_revision(engine)  # the latest: later ones run too
+    assert "0010" == database.current_revision(engine)  # the latest: later ones run too
     with engine.connect() as conn:
         assert [] == compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()

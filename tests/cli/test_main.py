@@ -137,5 +137,5 @@ def test_gc_is_a_dry_run_by_default(covex: Run, tree) -> None:
 
 def test_db_upgrade(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["--uri", str(tmp_path / "data"), "db", "upgrade"])
-    assert (0, True) == (r.exit_code, "database at revision 0009" in r.stdout)
+    assert (0, True) == (r.exit_code, "database at revision 0010" in r.stdout)
     assert (tmp_path / "data" / "covex.db").exists()
