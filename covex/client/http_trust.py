@@ -18,9 +18,9 @@ API = "/api/v1"
 
 
 def _v(name: str, version: int) -> str:
-    from covex.client.http import model_path
+    from covex.client.http import _v as version_path
 
-    return f"{model_path(name)}/versions/{int(version)}"
+    return version_path(name, version)
 
 
 class HttpTrust:
