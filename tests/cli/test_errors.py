@@ -488,6 +488,18 @@ CASES: list[Case] = [
     C("evaluations", "list", "ghost", code=3, message="'ghost'"),
     C("evaluations", "list", "churn", "--kind", "nope", code=2, message="'kind'"),
     C("evaluations", "show", ABSENT_ID, code=3, message=ABSENT_ID),
+    # trust
+    C("scan", "ghost", "1", code=3, message="'ghost'"),
+    C("scan", "churn", "0", code=2, message="version"),
+    C("verify", "models:/ghost/1", code=3, message="'ghost'"),
+    C("keys", "list", code=3, message="no Covex registry", where="embedded", env={"COVEX_URI": "absent"}),
+    C("keys", "generate", "--out", "afile", code=2, message="afile exists already"),
+    C("keys", "generate", "--out", "/proc/covex.pem", code=2, message="cannot write /proc/covex.pem"),
+    C("keys", "trust", "dev", "not-a-key", code=2, message="'public_key'"),
+    C("keys", "untrust", ABSENT_ID, code=3, message=ABSENT_ID),
+    C("bundle", "export", "models:/churn/1", "--out", "b.cvxb", code=4, message="no signing key"),
+    C("bundle", "import", "afile", code=2, message="not a Covex bundle"),
+    C("bundle", "import", MISSING, code=2, message="cannot read"),
 ]
 
 
