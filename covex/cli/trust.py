@@ -102,7 +102,8 @@ def _keys_table(keys: list[SigningKey]) -> None:
 def keys_generate(
     out: Annotated[Path, typer.Option("--out", help="Where to write the private key (PEM; never overwritten)")],
 ) -> None:
-    """Make an Ed25519 signing key; point COVEX_SIGNING_KEY_FILE at it to sign promotions and bundles."""
+    """Make an Ed25519 signing key (and FILE.pub, its public half); point COVEX_SIGNING_KEY_FILE at it to sign
+    promotions and bundles."""
     pem, signer = signing.generate()
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -112,6 +113,9 @@ def keys_generate(
         fail(f"cannot write {out}: {exc.strerror or exc}", 2)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
+    public = out.with_name(out.name + ".pub")
+    public.write_bytes(signer.public_pem)  # what other registries trust: covex keys trust NAME FILE.pub
+    output.console.print(f"wrote {out} (private: keep it secret) and {public} (public)")
     output.console.print(f"key id {signer.key_id}")
     output.console.print(f"public key {signer.public_key}")
 
@@ -134,7 +138,7 @@ def keys_trust(
     """Trust another registry's public key: its signed statements and bundles verify here (admins)."""
     path = Path(public_key)
     text = public_key
-    if len(public_key) < 1024 and not public_key.endswith("=") and path.is_file():
+    if len(public_key) < 1024 and path.is_file():
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:

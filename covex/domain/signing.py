@@ -49,6 +49,12 @@ class Signer:
         self.public_key = base64.b64encode(raw).decode()
         self.key_id = key_id_of(raw)
 
+    @property
+    def public_pem(self) -> bytes:
+        return self._private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def sign(self, text: str) -> str:
         return base64.b64encode(self._private.sign(text.encode())).decode()
 

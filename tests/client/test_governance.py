@@ -13,10 +13,13 @@ from covex.client.governance import Access, Approvals, Audit, Webhooks
 from covex.client.http_access import HttpAccess
 from covex.client.http_approvals import HttpApprovals
 from covex.client.http_audit import HttpAudit
+from covex.client.http_trust import HttpTrust
 from covex.client.http_webhooks import HttpWebhooks
+from covex.client.trust import Trust
 from covex.service.access import AccessService
 from covex.service.approvals import ApprovalService
 from covex.service.audit import AuditService
+from covex.service.trust import TrustService
 from covex.service.webhooks import WebhookService
 from tests.conftest import Registry
 
@@ -26,6 +29,7 @@ AREAS: list[tuple[type[Any], type[Any], type[Any], str]] = [
     (Approvals, HttpApprovals, ApprovalService, "approvals"),
     (Audit, HttpAudit, AuditService, "audit"),
     (Webhooks, HttpWebhooks, WebhookService, "webhooks"),
+    (Trust, HttpTrust, TrustService, "trust"),
 ]
 IDS = [area for *_, area in AREAS]
 
