@@ -597,7 +597,3 @@ tracking_artifacts = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_tracking_artifacts_digest", "digest"),
 )
-
-# The trust tables (scans, keys, statements, bundle imports) live beside this module; importing it
-# here puts them on ``metadata`` for every user of the schema.
-from covex.store import trust_schema as _trust_schema  # noqa: E402,F401

@@ -1,6 +1,6 @@
 """Tables of trust: file scans, signing keys, signed statements and imported bundles.
 
-They join ``covex.store.schema.metadata`` (that module imports this one last), so migrations and
+They join ``covex.store.schema.metadata`` (``covex.store`` imports this module), so migrations and
 ``create_all`` see them with the rest.
 """
 
