@@ -36,11 +36,15 @@ from covex.settings import Settings
 __version__ = "0.1.0"
 
 
-def load_model(uri: str, *, client: Client | None = None, cache_dir: str | None = None) -> Any:
-    """Load ``models:/...`` as an MLflow pyfunc model; every file is verified before it is deserialised."""
+def load_model(uri: str, *, client: Client | None = None, cache_dir: str | None = None, override_scan: str = "") -> Any:
+    """Load ``models:/...`` as an MLflow pyfunc model; every file is verified before it is deserialised.
+
+    A version whose latest scan found high-severity findings raises ``UnsafeModel`` unless
+    ``override_scan`` gives the reason to load it anyway (audited).
+    """
     from covex.ml.loading import load_model as _load
 
-    return _load(uri, client=client, cache_dir=cache_dir)
+    return _load(uri, client=client, cache_dir=cache_dir, override_scan=override_scan)
 
 
 __all__ = [

@@ -275,6 +275,7 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
     deployed = c.deployments(v.name, v.version)
     checked = c.monitoring.list_results(v.name, v.version, max_results=1)
     evaluated = c.evaluations(v.uri, max_results=20)
+    scanned = c.trust.latest_scan(v.name, v.version)
     if as_json:
         output.emit_json(
             {
@@ -283,10 +284,11 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
                 "deployments": [d.model_dump() for d in deployed],
                 "monitoring": checked[0].model_dump(mode="json") if checked else None,
                 "evaluations": [e.model_dump(mode="json") for e in evaluated],
+                "scan": scanned.model_dump(mode="json") if scanned else None,
             }
         )
     else:
-        output.show_version(v, lineage, deployed, checked, evaluated)
+        output.show_version(v, lineage, deployed, checked, evaluated, scanned)
 
 
 @versions_app.command("history")

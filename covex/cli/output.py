@@ -18,6 +18,7 @@ from covex.domain.deployments import ENDED, Deployment
 from covex.domain.entities import Model, ModelEvent, ModelVersion
 from covex.domain.evaluations import Evaluation
 from covex.domain.monitoring import MonitorResult
+from covex.domain.scans import ScanReport, findings_text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -179,12 +180,22 @@ def _evaluation_rows(evaluations: Sequence[Evaluation]) -> list[tuple[str, str]]
     return rows
 
 
+def _scan_rows(scan: ScanReport | None) -> list[tuple[str, str]]:
+    if scan is None:
+        return [("scan", "not scanned (covex scan URI)")]
+    rows = [("scan", f"{scan.summary}, {_when(scan.finished_at or scan.created_at)}")]
+    if scan.findings:
+        rows.append(("findings", findings_text(scan)))
+    return rows
+
+
 def show_version(
     v: ModelVersion,
     lineage: dict[str, Any] | None = None,
     deployments: Sequence[Deployment] = (),
     monitoring: Sequence[MonitorResult] = (),
     evaluations: Sequence[Evaluation] = (),
+    scan: ScanReport | None = None,
 ) -> None:
     table = Table(show_header=False, box=None)
     rows = [
@@ -207,6 +218,7 @@ def show_version(
         *_deployment_rows(deployments),
         *_monitoring_rows(monitoring),
         *_evaluation_rows(evaluations),
+        *_scan_rows(scan),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)

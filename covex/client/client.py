@@ -442,6 +442,7 @@ class Client(RecordsMixin):
             deployments=deployed,
             monitoring=checked,
             evaluations=_latest_of_each(evaluated),
+            scan=self._backend.trust.latest_scan(mv.name, mv.version),
         )
 
     def history(self, name: str, version: int | None = None) -> list[ModelEvent]:

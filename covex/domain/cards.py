@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from covex.domain.entities import ModelVersion
 from covex.domain.errors import InvalidInput
 from covex.domain.names import MAX_NAME_LENGTH, validate_text
+
+if TYPE_CHECKING:
+    from covex.domain.scans import ScanReport
 
 CARD_FIELDS: dict[str, str] = {
     "overview": "Overview",
@@ -73,9 +76,10 @@ def render_card(
     deployments: list[dict[str, Any]] | None = None,
     monitoring: list[dict[str, Any]] | None = None,
     evaluations: list[dict[str, Any]] | None = None,
+    scan: ScanReport | None = None,
 ) -> str:
-    """Markdown combining the author's card with metrics, signature, lineage, history, deployments and the
-    latest monitoring results (newest first)."""
+    """Markdown combining the author's card with metrics, signature, lineage, history, deployments, the
+    latest monitoring results (newest first) and the latest scan of its files."""
     out = [f"# {version.name} — version {version.version}", ""]
     if version.description:
         out += [version.description, ""]
@@ -166,7 +170,22 @@ def render_card(
         out += [*_table(["checked", "status", "rows", "drifting", "degraded"], rows), ""]
         out += [f"The latest {len(monitoring)} checks; every one: `covex monitor status {version.name} --history`.", ""]
     out += _evaluations(version, evaluations or [])
+    out += _scan(version, scan)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _scan(version: ModelVersion, scan: ScanReport | None) -> list[str]:
+    """The latest scan of the version's files: its verdict and its worst findings."""
+    from covex.domain.scans import rank
+
+    if scan is None:
+        return []
+    out = ["## File scan", "", f"{scan.summary}, {_when(scan.finished_at or scan.created_at)}.", ""]
+    worst = sorted(scan.findings, key=lambda f: -rank(f["severity"]))[:10]
+    if worst:
+        rows = [[f["severity"], f"`{f['file']}`", f"`{f['global'] or '-'}`", f["operation"]] for f in worst]
+        out += [*_table(["severity", "file", "global", "operation"], rows), ""]
+    return [*out, f"Scan again: `covex scan {version.uri}`.", ""]
 
 
 def _evaluations(version: ModelVersion, evaluations: list[dict[str, Any]]) -> list[str]:

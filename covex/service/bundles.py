@@ -18,23 +18,24 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from covex.artifacts import manifest_digest
 from covex.artifacts.bundle_file import BundleReader, head_bytes
+from covex.domain import evaluations as ev
 from covex.domain import signing as dom
 from covex.domain.entities import FileEntry, ModelVersion, NewVersion
-from covex.domain.errors import CovexError, InvalidState, SignatureInvalid
+from covex.domain.errors import AlreadyExists, CovexError, InvalidState, SignatureInvalid
 from covex.domain.names import validate_id, validate_model_name
 from covex.domain.signing import BundleImport
 from covex.domain.uris import ModelRef
 from covex.service.base import ServiceBase, now_ms
-from covex.service.evaluations import EvaluationService
 from covex.service.models import ModelService
+from covex.service.monitoring import json_text
 from covex.service.requests import RequestService
 from covex.service.scans import ScanService
 from covex.service.signing import SigningService
-from covex.service.versions import VersionService
+from covex.service.versions import Checked, VersionService
 from covex.store import queries
 from covex.store.schema import audit_log, evaluations, models, version_documents
 from covex.store.trust_schema import bundle_imports, version_statements
@@ -143,34 +144,36 @@ class BundleService(ServiceBase):
     def import_bundle(self, source: IO[bytes], *, name: str | None = None, stage: str | None = None) -> BundleImport:
         """Import the bundle read from ``source`` (seekable: it is read twice, to check and then to store);
         the manager role on the target model (it is created when missing)."""
-        stream = source
         if name is not None:
             validate_model_name(name)
         target_stage = None if stage is None else self.stage(stage)
-        start = stream.tell()
-        reader = BundleReader(stream)
+        start = source.tell()
+        reader = BundleReader(source)
         text, seal = reader.head()
         with self._tx(write=False) as conn:
             keys = self._sibling(SigningService).known_keys(conn)
         header = _check_header(text, seal, keys)
         target = name or header["model"]["name"]
-        files = [FileEntry(**f) for f in header["version"]["files"]]
-        blobs = [(b["digest"], b["size"]) for b in header["blobs"]]
         digest = _digest(text)
+        version, evals = self._checked_contents(header)  # a bundle whose contents would be refused writes nothing
         done = self._imported(digest, target)
         if done is None:
+            self._may_import(target)
+            blobs = [(b["digest"], b["size"]) for b in header["blobs"]]
             for d, size in blobs:  # the first pass only checks: nothing is written unless every byte holds
                 for _ in reader.blob(d, size):
                     pass
             reader.finish()
-            stream.seek(start)
-            reader = BundleReader(stream)
+            source.seek(start)
+            reader = BundleReader(source)
             reader.head()
-            for d, size in blobs:
-                self.blobs.put(reader.blob(d, size), expected_digest=d, expected_size=size)
-            done = self._create(header, target, files, digest, seal["key_id"])
+            for d, size in blobs:  # the store checks each digest again as it writes
+                self.blobs.put(reader.blob(d, size, check=False), expected_digest=d, expected_size=size)
+            done = self._create(header, target, version, evals, digest, seal["key_id"])
         if target_stage is None:
             return done
+        # The stage is asked of this registry's own policy, which may ask for a scan: have it now.
+        self._sibling(ScanService).after_ready(target, done.version, now=True)
         try:
             moved = self._sibling(RequestService).move_or_request(
                 target, done.version, target_stage, comment=f"imported from bundle {digest[:12]}"
@@ -181,115 +184,140 @@ class BundleService(ServiceBase):
             return done.model_copy(update={"stage": moved.stage})
         return done.model_copy(update={"request": moved})
 
-    def _imported(self, digest: str, target: str) -> BundleImport | None:
-        with self._tx(write=False) as conn:
-            found = conn.execute(
-                select(bundle_imports, models.c.name)
-                .join(models, models.c.id == bundle_imports.c.model_id)
-                .where(bundle_imports.c.bundle_digest == digest, models.c.name == target)
-            ).one_or_none()
-            if found is None:
-                return None
-            _, row = self._version_for(conn, target, found.version, "manager", "bundle.import", lock=False)
-            count = conn.execute(select(version_statements.c.id).where(version_statements.c.version_id == row.id))
-            history = json.loads(found.history)
-            return BundleImport(
-                model=target,
-                version=found.version,
-                bundle_digest=digest,
-                key_id=found.key_id,
-                statements=len(count.all()),
-                already_imported=True,
-                source=history.get("source", ""),
-                stage=row.stage,
-            )
-
-    def _create(
-        self, header: dict[str, Any], target: str, files: list[FileEntry], digest: str, key_id: str
-    ) -> BundleImport:
+    def _checked_contents(self, header: dict[str, Any]) -> tuple[Checked, list[dict[str, Any]]]:
+        """The version and evaluations the bundle describes, checked as if they were made here."""
         v = header["version"]
         try:
-            self._sibling(ModelService).create_model(target, description=header["model"].get("description", ""))
+            version = self._sibling(VersionService).check_version(
+                NewVersion(
+                    files=[FileEntry(**f) for f in v["files"]],
+                    description=v.get("description", ""),
+                    tags=v.get("tags") or {},
+                    metrics=v.get("metrics") or {},
+                    params=v.get("params") or {},
+                    source=v.get("source", ""),
+                    run_id=v.get("run_id", ""),
+                    run_link=v.get("run_link", ""),
+                    documents=header.get("documents") or None,
+                    number=v["number"],
+                )
+            )
+            evals = [
+                {
+                    "kind": ev.check_kind(e["kind"]),
+                    "key": ev.check_key(e["key"]),
+                    "data_digest": ev.check_digest(e["data_digest"]),
+                    "source": ev.check_source(e["source"]),
+                    "data_tags": json.dumps(ev.check_data_tags(e["data_tags"])),
+                    "rows": ev.check_rows(e["rows"]),
+                    "created_at": int(e["created_at"]),
+                    "created_by": str(e["created_by"])[:256],
+                    "body": json_text(ev.check_body(e["body"]), "body", ev.MAX_BODY),
+                }
+                for e in header.get("evaluations") or []
+            ]
         except CovexError as exc:
-            if exc.code != "RESOURCE_ALREADY_EXISTS":
-                raise
+            raise SignatureInvalid(f"the bundle's contents would be refused here: {exc.message}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SignatureInvalid(f"the bundle's header is not one Covex writes ({exc!r})") from None
+        return version, evals
+
+    def _may_import(self, target: str) -> None:
+        """Refuse before any byte is stored: importing into a model takes its manager role (into a new one,
+        what creating a model takes)."""
         with self._tx(write=False) as conn:
-            model = self._model_for(conn, target, "manager", "bundle.import", lock=False)
-            free = model.last_version < v["number"]
-        versions = self._sibling(VersionService)
-        created = versions.create_version(
-            target,
-            NewVersion(
-                files=files,
-                description=v.get("description", ""),
-                tags=v.get("tags") or {},
-                metrics=v.get("metrics") or {},
-                params=v.get("params") or {},
-                source=v.get("source", ""),
-                run_id=v.get("run_id", ""),
-                run_link=v.get("run_link", ""),
-                documents=header.get("documents") or None,
-                number=v["number"] if free else None,
-            ),
+            found = conn.execute(select(models).where(models.c.name == target)).one_or_none()
+            if found is not None:
+                self.require(conn, found, "manager", "bundle.import")
+
+    def _imported(self, digest: str, target: str) -> BundleImport | None:
+        with self._tx(write=False) as conn:
+            return self._import_of(conn, digest, target)
+
+    def _import_of(self, conn: Connection, digest: str, target: str) -> BundleImport | None:
+        found = conn.execute(
+            select(bundle_imports, models.c.name)
+            .join(models, models.c.id == bundle_imports.c.model_id)
+            .where(bundle_imports.c.bundle_digest == digest, models.c.name == target)
+        ).one_or_none()
+        if found is None:
+            return None
+        _, row = self._version_for(conn, target, found.version, "manager", "bundle.import", lock=False)
+        count = conn.execute(select(version_statements.c.id).where(version_statements.c.version_id == row.id))
+        return BundleImport(
+            model=target,
+            version=found.version,
+            bundle_digest=digest,
+            key_id=found.key_id,
+            statements=len(count.all()),
+            already_imported=True,
+            source=json.loads(found.history).get("source", ""),
+            stage=row.stage,
         )
-        source = f"{header['model']['name']}/{v['number']}"
+
+    def _create(
+        self,
+        header: dict[str, Any],
+        target: str,
+        version: Checked,
+        evals: list[dict[str, Any]],
+        digest: str,
+        key_id: str,
+    ) -> BundleImport:
+        """The version, its statements, evaluations and history, in one transaction: all or nothing."""
+        source = f"{header['model']['name']}/{header['version']['number']}"
         try:
-            with self._tx(write=True) as conn:
-                model, row = self._version_for(conn, target, created.version, "manager", "bundle.import")
-                now = now_ms()
-                for s in header["statements"]:
-                    conn.execute(
-                        insert(version_statements).values(
-                            model_id=model.id,
-                            version_id=row.id,
-                            version=row.version,
-                            key_id=s["key_id"],
-                            body=s["body"],
-                            signature=s["signature"],
-                            origin="imported",
-                            created_at=now,
-                        )
-                    )
-                history = {"source": source, "audit": header["audit"], "scan": header["scan"]}
+            self._sibling(ModelService).create_model(target, description=header["model"].get("description", ""))
+        except AlreadyExists:
+            pass
+        with self._tx(write=True) as conn:
+            model = self._model_for(conn, target, "manager", "bundle.import")  # locked: imports queue here
+            already = self._import_of(conn, digest, target)
+            if already is not None:  # another import of this bundle finished first
+                return already
+            if model.last_version >= header["version"]["number"]:
+                version = version._replace(number=None)  # the number is taken: the next one
+            created = self._sibling(VersionService).insert_version(conn, model, version, held=True)
+            row = self._version_row(conn, model, created.version)
+            now = now_ms()
+            for s in header["statements"]:
+                values = {"key_id": s["key_id"], "body": s["body"], "signature": s["signature"]}
                 conn.execute(
-                    insert(bundle_imports).values(
-                        bundle_digest=digest,
+                    insert(version_statements).values(
                         model_id=model.id,
                         version_id=row.id,
                         version=row.version,
-                        key_id=key_id,
-                        imported_at=now,
-                        imported_by=self.actor,
-                        history=json.dumps(history),
+                        origin="imported",
+                        created_at=now,
+                        **values,
                     )
                 )
-                summary = {"bundle_digest": digest, "key_id": key_id, "source": source}
-                self._audit(conn, "bundle.import", f"model:{target}/{row.version}", None, summary)
-        except Exception:
-            versions.fail_version(target, created.version, "the bundle's history could not be stored")
-            raise
-        evals = self._sibling(EvaluationService)
-        for e in header.get("evaluations", []):
-            evals.record_evaluation(
-                target,
-                created.version,
-                kind=e["kind"],
-                key=e["key"],
-                data_digest=e["data_digest"],
-                source=e["source"],
-                rows=e["rows"],
-                body=e["body"],
-                data_tags=e["data_tags"],
+            for e in evals:
+                conn.execute(insert(evaluations).values(model_id=model.id, version_id=row.id, version=row.version, **e))
+            history = {"source": source, "audit": header["audit"], "scan": header["scan"]}
+            conn.execute(
+                insert(bundle_imports).values(
+                    bundle_digest=digest,
+                    model_id=model.id,
+                    version_id=row.id,
+                    version=row.version,
+                    key_id=key_id,
+                    imported_at=now,
+                    imported_by=self.actor,
+                    history=json.dumps(history),
+                )
             )
-        ready = versions._mark_ready(target, created.version)
+            summary = {"bundle_digest": digest, "key_id": key_id, "source": source, "evaluations": len(evals)}
+            self._audit(conn, "bundle.import", f"model:{target}/{row.version}", None, summary)
+        self._sibling(ScanService).after_ready(target, created.version)
         return BundleImport(
             model=target,
-            version=ready.version,
+            version=created.version,
             bundle_digest=digest,
             key_id=key_id,
             statements=len(header["statements"]),
             source=source,
-            stage=ready.stage,
+            stage=created.stage,
         )
 
 
@@ -311,30 +339,40 @@ def _check_header(text: str, seal: dict[str, Any], keys: dict[str, dom.SigningKe
     if not dom.verifies(key.public_key, text, seal["signature"]):
         raise SignatureInvalid(f"the bundle's seal does not verify with key {key.key_id}: it was altered")
     try:
-        header = json.loads(text)
-        if header.get("format") != FORMAT:
-            raise SignatureInvalid(f"the bundle's format {header.get('format')!r} is not {FORMAT}")
-        v = header["version"]
-        files = [FileEntry(**f) for f in v["files"]]
-        validate_id(v["number"], "version")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SignatureInvalid(f"the bundle's header is not one Covex writes ({exc})") from None
-    if files and manifest_digest(files) != v["manifest_digest"]:
+        return _check_structure(json.loads(text), keys)
+    except SignatureInvalid:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # Sealed by a trusted key, yet not what Covex writes: refused like any other bad bundle.
+        raise SignatureInvalid(f"the bundle's header is not one Covex writes ({exc!r})") from None
+
+
+def _check_structure(header: dict[str, Any], keys: dict[str, dom.SigningKey]) -> dict[str, Any]:
+    if header.get("format") != FORMAT:
+        raise SignatureInvalid(f"the bundle's format {header.get('format')!r} is not {FORMAT}")
+    v = header["version"]
+    files = [FileEntry(**f) for f in v["files"]]
+    validate_id(v["number"], "version")
+    validate_model_name(header["model"]["name"])
+    if (manifest_digest(files) if files else None) != v["manifest_digest"]:
         raise SignatureInvalid("the bundle's file list does not match its manifest digest")
-    if sorted((b["digest"], b["size"]) for b in header["blobs"]) != sorted({f.digest: f.size for f in files}.items()):
+    listed = [(str(b["digest"]), int(b["size"])) for b in header["blobs"]]
+    if sorted(listed) != sorted({f.digest: f.size for f in files}.items()) or any(n < 0 for _, n in listed):
         raise SignatureInvalid("the bundle's blobs are not the version's files")
+    for field in ("statements", "audit", "evaluations"):
+        if not isinstance(header[field], list):
+            raise SignatureInvalid(f"the bundle's {field} must be a list")
     expected = {"model": header["model"]["name"], "version": v["number"], "manifest_digest": v["manifest_digest"]}
     for i, s in enumerate(header["statements"]):
-        try:
-            content = json.loads(s["body"])
-        except (ValueError, KeyError, TypeError):
-            raise SignatureInvalid(f"statement {i + 1} of the bundle is not readable") from None
+        content = json.loads(s["body"])
+        if not isinstance(content, dict):
+            raise SignatureInvalid(f"statement {i + 1} of the bundle is not a statement")
         reason = dom.check_statement(content, s["body"], s["signature"], keys.get(s["key_id"]), expected)
         if not reason:
             reason = _approval_problem(content)
         if reason:
             raise SignatureInvalid(f"statement {i + 1} of the bundle ({content.get('target')}): {reason}")
-    return dict(header)
+    return header
 
 
 def _approval_problem(statement: dict[str, Any]) -> str:
@@ -342,7 +380,9 @@ def _approval_problem(statement: dict[str, Any]) -> str:
     request = statement.get("request")
     if request is None:
         return ""
-    approvers = {r["reviewer"] for r in request.get("reviews", []) if r.get("decision") == "approve"}
+    approvers = {str(r["reviewer"]) for r in request.get("reviews", []) if r.get("decision") == "approve"}
+    if request.get("forbid_self_approval", True):
+        approvers.discard(str(request.get("requester")))  # a self-approval did not count where it was signed
     if len(approvers) < int(request.get("approvals_needed", 0)):
         return f"request {request.get('id')} shows {len(approvers)} approvals of {request.get('approvals_needed')}"
     failed = [g.get("gate") for g in request.get("gates", []) if not g.get("passed")]

@@ -83,9 +83,9 @@ class ScanService(ServiceBase):
             ).scalar_one()
         )
 
-    def after_ready(self, name: str, version: int) -> None:
-        """Scan a version that just turned READY, when this registry scans inline (never raises)."""
-        if not self.scan_inline:
+    def after_ready(self, name: str, version: int, *, now: bool = False) -> None:
+        """Scan a version that just turned READY, when this registry scans inline or ``now`` (never raises)."""
+        if not (self.scan_inline or now):
             return
         try:
             with self._tx(write=False) as conn:

@@ -23,7 +23,7 @@ from covex.domain.signing import SigningKey, Statement, StatementCheck, Verifica
 from covex.service.base import ServiceBase, now_ms
 from covex.store import queries
 from covex.store.schema import models, request_reviews, transition_requests
-from covex.store.trust_schema import signing_keys, version_statements
+from covex.store.trust_schema import bundle_imports, signing_keys, version_statements
 
 _STATEMENTS = select(version_statements, models.c.name.label("model_name")).select_from(
     version_statements.join(models, models.c.id == version_statements.c.model_id)
@@ -82,14 +82,17 @@ class SigningService(ServiceBase):
             return _key(conn.execute(select(signing_keys).where(signing_keys.c.key_id == key_id)).one())
 
     def untrust_key(self, key_id: str) -> None:
-        """Stop trusting a key (the registry's own keys stay: its statements must keep verifying)."""
+        """Stop trusting a key: another registry's, or an earlier key of this one (a rotated key that leaked);
+        statements it signed no longer verify. The key signing now stays."""
         key_id = validate_text(key_id, "key_id", 64, required=True)
         with self._tx(write=True) as conn:
             self.require_admin("key.untrust", f"key:{key_id}")
             found = conn.execute(select(signing_keys).where(signing_keys.c.key_id == key_id)).one_or_none()
-            if found is None or found.origin != "trusted":
-                what = "is this registry's own" if found is not None else "is not trusted"
-                raise NotFound(f"key {key_id!r} {what}") if found is None else InvalidInput(f"key {key_id!r} {what}")
+            if found is None:
+                raise NotFound(f"key {key_id!r} is not known here")
+            if self.signer is not None and key_id == self.signer.key_id:
+                # Earlier own keys may go (a rotated key that leaked); the one signing now stays.
+                raise InvalidInput(f"key {key_id!r} is the one this registry signs with now")
             conn.execute(delete(signing_keys).where(signing_keys.c.key_id == key_id))
             self._audit(conn, "key.untrust", f"key:{key_id}", {"name": found.name}, None)
 
@@ -122,6 +125,7 @@ class SigningService(ServiceBase):
             "model": model.name,
             "version": row.version,
             "manifest_digest": row.manifest_digest,
+            "source": row.source,
             "target_kind": kind,
             "target": target,
             "moved_by": self.actor,
@@ -146,6 +150,7 @@ class SigningService(ServiceBase):
         return {
             "id": r.id,
             "kind": r.kind,
+            "forbid_self_approval": json.loads(r.policy or "{}").get("forbid_self_approval", True),
             "requester": r.requester,
             "comment": r.comment,
             "policy_scope": r.policy_scope,
@@ -179,6 +184,13 @@ class SigningService(ServiceBase):
             files = queries.load_files(conn, row.id)
             statements = self.statements_of(conn, row.id)
             keys = self.known_keys(conn)
+            imported = conn.execute(
+                select(bundle_imports.c.history).where(bundle_imports.c.version_id == row.id)
+            ).scalar_one_or_none()
+        origin = None
+        if imported is not None:
+            model_name, _, number = json.loads(imported).get("source", "").rpartition("/")
+            origin = {"model": model_name, "version": int(number) if number.isdigit() else None}
         problems = []
         if files and manifest_digest(files) != row.manifest_digest:
             problems.append("the file list does not match the version's manifest digest")
@@ -188,16 +200,18 @@ class SigningService(ServiceBase):
                 problems.append(f"{f.path}: missing from the store")
             elif found != (f.digest, f.size):
                 problems.append(f"{f.path}: stored bytes hash to {found[0][:12]}…, not {f.digest[:12]}…")
-        expected = {"model": name, "version": version, "manifest_digest": row.manifest_digest}
+        here = {"model": name, "version": version, "manifest_digest": row.manifest_digest}
         checks = []
         for s in statements:
             content = s.content
-            if s.origin == "imported":  # signed elsewhere, about the version it was there
-                expected_here = {"manifest_digest": row.manifest_digest}
-            else:
-                expected_here = expected
-            reason = dom.check_statement(content, s.body, s.signature, keys.get(s.key_id), expected_here)
+            # An imported statement was signed elsewhere, about the version there (the bundle's source).
+            expected = {**here, **(origin or {})} if s.origin == "imported" else here
+            if "source" in content:
+                expected = {**expected, "source": row.source}
+            reason = dom.check_statement(content, s.body, s.signature, keys.get(s.key_id), expected)
             where = f"{content.get('target_kind')} {content.get('target')}"
+            if s.origin == "imported":
+                where += f" (signed for {content.get('model')}/{content.get('version')} where it was promoted)"
             checks.append(
                 StatementCheck(
                     id=s.id,

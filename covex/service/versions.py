@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, Table, bindparam, delete, func, insert, select, update
 
 from covex.artifacts import check_digest, manifest_digest
 from covex.domain.cards import validate_card
@@ -112,6 +112,18 @@ _NEXT_VERSION = (
 )
 
 
+class Checked(NamedTuple):
+    """A new version's parts, checked: what ``insert_version`` records."""
+
+    entries: list[FileEntry]
+    values: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    params: dict[str, str]
+    documents: dict[str, str]
+    number: int | None
+
+
 class Held(NamedTuple):
     """A version just inserted, as ``ScanService.queue_scan`` reads it."""
 
@@ -176,95 +188,105 @@ class VersionService(ServiceBase):
         transaction. ``number`` keeps a number from elsewhere (imports); it must be
         higher than any number the model has handed out.
         """
+        checked = self.check_version(new)
+        with self._tx(write=True) as conn:
+            # Choosing a number (imports keep theirs) is the manager's: it uses up the numbers below it.
+            model = self._model_for(conn, name, "editor" if new.number is None else "manager", "version.create")
+            created = self.insert_version(conn, model, checked)
+        if created.status == "READY":
+            self._sibling(ScanService).after_ready(name, created.version)
+        return created
+
+    def check_version(self, new: NewVersion) -> Checked:
+        """Everything a new version is made of, checked (before any transaction)."""
         entries = self._check_files(new.files or [])
         if not entries and not new.source:
             raise InvalidInput("give 'files' to upload or a 'source' URI to record")
-        values = {
-            "source": validate_text(new.source, "source", MAX_URI_LENGTH),
-            "description": validate_text(new.description, "description"),
-            "run_id": validate_text(new.run_id, "run_id", MAX_KEY_LENGTH),
-            "run_link": validate_text(new.run_link, "run_link", MAX_URI_LENGTH),
-        }
-        tag_values = validate_tags(new.tags, "tags")
-        metric_values = validate_metrics(new.metrics)
-        param_values = validate_tags(new.params, "params")
-        document_values = validate_documents(new.documents)
-        number = new.number
-        if number is not None:
-            validate_id(number, "number")
-        now = now_ms()
-        with self._tx(write=True) as conn:
-            # Choosing a number (imports keep theirs) is the manager's: it uses up the numbers below it.
-            model = self._model_for(conn, name, "editor" if number is None else "manager", "version.create")
-            if number is None and model.last_version >= MAX_ID:
-                raise InvalidState(f"model {name!r} has handed out its last version number ({MAX_ID})")
-            if number is not None and number <= model.last_version:
-                raise AlreadyExists(
-                    f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
-                )
-            if number is None:
-                number = conn.execute(_NEXT_VERSION, {"model_id": model.id, "now": now}).scalar_one()
-            else:
-                touched = {"last_version": number, "last_updated_timestamp": now}
-                conn.execute(update(models).where(models.c.id == model.id).values(**touched))
-            row = {
-                "version": number,
-                "status": "PENDING" if entries else "READY",
-                "status_message": "",
-                "stage": self.initial_stage,
-                "created_by": self.actor,
-                "manifest_digest": manifest_digest(entries) if entries else None,
-                "file_count": len(entries),
-                "size": sum(f.size for f in entries),
-                "creation_timestamp": now,
-                "last_updated_timestamp": now,
-                **values,
-            }
-            version_id = conn.execute(_INSERT_VERSION, {"model_id": model.id, **row}).scalar_one()
-            for table, items in (
-                (version_tags, tag_values),
-                (version_metrics, metric_values),
-                (version_params, param_values),
-            ):
-                if items:
-                    conn.execute(
-                        insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()]
-                    )
-            if entries:
-                database.lock_blobs(conn, exclusive=False)  # gc deletes nothing while these references land
-                conn.execute(
-                    insert(version_files),
-                    [
-                        {"version_id": version_id, "path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode}
-                        for f in entries
-                    ],
-                )
-            if document_values:
-                conn.execute(
-                    insert(version_documents),
-                    [
-                        {"version_id": version_id, "kind": k, "body": body, "last_updated_timestamp": now}
-                        for k, body in document_values.items()
-                    ],
-                )
-            summary = {
-                "version": number,
-                "status": row["status"],
-                "source": values["source"],
-                "manifest_digest": row["manifest_digest"],
-                "metrics": metric_values,
-            }
-            self._audit(conn, "version.create", f"model:{name}/{number}", None, summary)
-            self._emit(conn, "version.created", {"model": name, **summary}, model.id)
-            if not entries:  # READY at once: its scan is queued now (one of no files: the registry holds none)
-                self._sibling(ScanService).queue_scan(conn, model.id, Held(version_id, number, None))
-            # Everything is in hand: no need to read the new version back.
-            created = ModelVersion(
-                name=name, tags=tag_values, metrics=metric_values, params=param_values, aliases=[], **row
+        if new.number is not None:
+            validate_id(new.number, "number")
+        return Checked(
+            entries=entries,
+            values={
+                "source": validate_text(new.source, "source", MAX_URI_LENGTH),
+                "description": validate_text(new.description, "description"),
+                "run_id": validate_text(new.run_id, "run_id", MAX_KEY_LENGTH),
+                "run_link": validate_text(new.run_link, "run_link", MAX_URI_LENGTH),
+            },
+            tags=validate_tags(new.tags, "tags"),
+            metrics=validate_metrics(new.metrics),
+            params=validate_tags(new.params, "params"),
+            documents=validate_documents(new.documents),
+            number=new.number,
+        )
+
+    def insert_version(self, conn: Connection, model: Row[Any], new: Checked, *, held: bool = False) -> ModelVersion:
+        """Record a checked version of ``model`` (locked by the caller) in ``conn``'s transaction.
+
+        ``held``: the service holds every blob already (imports), so the version is READY at once.
+        A READY version's scan is queued in the same transaction.
+        """
+        name, entries, number, now = model.name, new.entries, new.number, now_ms()
+        digest = manifest_digest(entries) if entries else None
+        if number is None and model.last_version >= MAX_ID:
+            raise InvalidState(f"model {name!r} has handed out its last version number ({MAX_ID})")
+        if number is not None and number <= model.last_version:
+            raise AlreadyExists(
+                f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
             )
-        if not entries:
-            self._sibling(ScanService).after_ready(name, number)
-        return created
+        if number is None:
+            number = conn.execute(_NEXT_VERSION, {"model_id": model.id, "now": now}).scalar_one()
+        else:
+            touched = {"last_version": number, "last_updated_timestamp": now}
+            conn.execute(update(models).where(models.c.id == model.id).values(**touched))
+        row = {
+            "version": number,
+            "status": "PENDING" if entries and not held else "READY",
+            "status_message": "",
+            "stage": self.initial_stage,
+            "created_by": self.actor,
+            "manifest_digest": digest,
+            "file_count": len(entries),
+            "size": sum(f.size for f in entries),
+            "creation_timestamp": now,
+            "last_updated_timestamp": now,
+            **new.values,
+        }
+        version_id = conn.execute(_INSERT_VERSION, {"model_id": model.id, **row}).scalar_one()
+        for table, items in ((version_tags, new.tags), (version_metrics, new.metrics), (version_params, new.params)):
+            if items:
+                conn.execute(
+                    insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()]
+                )
+        if entries:
+            database.lock_blobs(conn, exclusive=False)  # gc deletes nothing while these references land
+            conn.execute(
+                insert(version_files),
+                [
+                    {"version_id": version_id, "path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode}
+                    for f in entries
+                ],
+            )
+        if new.documents:
+            conn.execute(
+                insert(version_documents),
+                [
+                    {"version_id": version_id, "kind": k, "body": body, "last_updated_timestamp": now}
+                    for k, body in new.documents.items()
+                ],
+            )
+        summary = {
+            "version": number,
+            "status": row["status"],
+            "source": new.values["source"],
+            "manifest_digest": row["manifest_digest"],
+            "metrics": new.metrics,
+        }
+        self._audit(conn, "version.create", f"model:{name}/{number}", None, summary)
+        self._emit(conn, "version.created", {"model": name, **summary}, model.id)
+        if row["status"] == "READY":  # its scan is queued now (one of no files: the registry holds none)
+            self._sibling(ScanService).queue_scan(conn, model.id, Held(version_id, number, digest))
+        # Everything is in hand: no need to read the new version back.
+        return ModelVersion(name=name, tags=new.tags, metrics=new.metrics, params=new.params, aliases=[], **row)
 
     def get_document(self, ref: ModelRef, kind: str) -> dict[str, Any]:
         """One JSON document of a version (lineage, signature, profile or card)."""

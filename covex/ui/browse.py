@@ -22,6 +22,7 @@ from covex.domain.entities import Model, ModelVersion, Page
 from covex.domain.errors import InvalidInput, NotFound
 from covex.domain.evaluations import Evaluation, importances, summary
 from covex.domain.monitoring import MonitorResult
+from covex.domain.scans import ScanReport, rank
 from covex.domain.tracking import check_path
 from covex.domain.uris import ModelRef
 from covex.service import RegistryService
@@ -87,7 +88,11 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
     checks = svc.monitoring.list_results(name, found.version, max_results=LISTED)
     evaluated = svc.list_evaluations(name, found.version, max_results=LISTED)
     explained = [e for e in evaluated if e.kind == "explanation"]
+    scan = svc.trust.latest_scan(name, found.version)
     context: dict[str, Any] = {
+        "scan": scan,
+        "findings": sorted(scan.findings, key=lambda f: -rank(f["severity"]))[:LISTED] if scan else [],
+        "statements": [s.content for s in svc.trust.list_statements(name, found.version)],
         "files": files,
         "listed": LISTED,
         "listed_files": LISTED_FILES,
@@ -99,7 +104,7 @@ def version(request: Request, name: str, number: str, svc: Viewer) -> Response:
         "open_requests": svc.approvals.list_requests(name, "OPEN", version=found.version, max_results=10),
         "card_shown": _card_fields(docs["card"] or {}),
         "description": _markdown(found.description, 2),
-        "card_markdown": _card_html(found, docs, history, deployed, checks, evaluated),
+        "card_markdown": _card_html(found, docs, history, deployed, checks, evaluated, scan),
         "signature": _signature(docs["signature"]),
         "lineage": docs["lineage"],
         "parent": _version_link(docs["lineage"]),
@@ -160,6 +165,7 @@ def _card_html(
     deployed: list[Any],
     checks: list[MonitorResult],
     evaluated: list[Evaluation],
+    scan: ScanReport | None,
 ) -> Markup:
     """The card ``covex card`` prints, as HTML with its headings below the page's own."""
     latest: dict[str, dict[str, Any]] = {}
@@ -174,6 +180,7 @@ def _card_html(
         deployments=[d.model_dump() for d in deployed[:LISTED]],
         monitoring=[r.model_dump() for r in checks[:CARD_CHECKS]],
         evaluations=list(latest.values())[:CARD_CHECKS],
+        scan=scan,
     )
     # The card's facts table has no header row of its own: name its columns for screen readers.
     html = str(_markdown(text, 3)).replace("<th></th>\n<th></th>", "<th>Fact</th>\n<th>Value</th>", 1)

@@ -177,7 +177,8 @@ def test_bundles_between_an_embedded_registry_and_a_server_on_postgres(
                 with bundle.open("rb") as f:
                     prod.trust.import_bundle(f)
             prod.trust.trust_key("development", dev_key.public_key)
-            prod.approvals.apply_policy_file("policies:\n  - stage: Production\n    approvals: 1\n")
+            # A scan gate too: the server scans in the background, so the import has the version scanned first.
+            prod.approvals.apply_policy_file("policies:\n  - stage: Production\n    approvals: 1\n    scan: clean\n")
 
             data = bundle.read_bytes()
             for at in (3, 30, len(data) // 3, len(data) - 1):
@@ -213,7 +214,9 @@ def test_bundles_between_an_embedded_registry_and_a_server_on_postgres(
             with back.open("rb") as f:
                 landed = qa.trust.import_bundle(f, name="churn-qa")
             assert ("churn-qa", 1) == (landed.model, landed.version)
-            assert qa.trust.verify_version("churn-qa", 1).verified
+            checked = qa.trust.verify_version("churn-qa", 1)
+            assert checked.verified
+            assert all("signed for churn/1" in s.target for s in checked.statements)  # said, not hidden
 
 
 def test_audit_records_travel_with_the_bundle(dev: covex.Client, tmp_path: Path) -> None:
@@ -234,3 +237,50 @@ def test_audit_records_travel_with_the_bundle(dev: covex.Client, tmp_path: Path)
             actions = conn.execute(select(audit_log.c.action).where(audit_log.c.target == "model:churn/1")).scalars()
             assert "bundle.import" in set(actions)
             assert 1 == conn.execute(select(model_versions.c.version)).scalar_one()
+
+
+def test_concurrent_imports_of_one_bundle_make_one_version(dev: covex.Client, tmp_path: Path) -> None:
+    import threading
+
+    dev.create_model("churn")
+    dev.create_version("churn", _model_dir(tmp_path, "good", {"w": 1}))
+    bundle = tmp_path / "b.cvxb"
+    with bundle.open("wb") as f:
+        dev.trust.export_bundle("churn", 1, f)
+    key = next(k for k in dev.trust.list_keys() if k.origin == "own").public_key
+    with covex.Client(tmp_path / "other") as other:
+        other.init()
+        other.trust.trust_key("dev", key)
+        results: list[object] = []
+
+        def run() -> None:
+            with covex.Client(tmp_path / "other") as c, bundle.open("rb") as f:
+                try:
+                    results.append(c.trust.import_bundle(f))
+                except Exception as exc:
+                    results.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        made = [r for r in results if not isinstance(r, Exception)]
+        assert (4, []) == (len(made), [r for r in results if isinstance(r, Exception)])
+        assert [1] == [v.version for v in other.list_versions("churn").items]
+        assert ["READY"] == [v.status for v in other.list_versions("churn").items]
+        assert 3 == sum(1 for r in made if getattr(r, "already_imported", False))
+
+
+def test_a_source_only_version_is_signed_with_its_source(dev: covex.Client) -> None:
+    dev.create_model("ext")
+    dev.create_version("ext", source="s3://bucket/models/ext")
+    dev.approvals.apply_policy_file("policies:\n  - stage: Test\n    scan: clean\n")
+    dev.transition_stage("ext", 1, "Test")
+    [statement] = dev.trust.list_statements("ext", 1)
+    assert "s3://bucket/models/ext" == statement.content["source"]
+    assert dev.trust.verify_version("ext", 1).verified
+    engine = open_service(dev.settings).engine
+    with engine.begin() as conn:
+        conn.execute(update(model_versions).values(source="s3://elsewhere/model"))
+    assert not dev.trust.verify_version("ext", 1).verified
