@@ -23,10 +23,12 @@ from covex.domain.errors import (
     PermissionDenied,
     RequestTooLarge,
     ServiceUnavailable,
+    SignatureInvalid,
     StorageFull,
     StorageUnavailable,
     TooManyRequests,
     Unauthenticated,
+    UnsafeModel,
 )
 from covex.domain.evaluations import Evaluation
 from covex.domain.monitoring import MonitorResult
@@ -71,10 +73,12 @@ __all__ = [
     "RequestTooLarge",
     "ServiceUnavailable",
     "Settings",
+    "SignatureInvalid",
     "StorageFull",
     "StorageUnavailable",
     "TooManyRequests",
     "Unauthenticated",
+    "UnsafeModel",
     "__version__",
     "load_model",
     "parse_model_uri",
