@@ -79,7 +79,7 @@ def _policies_table(policies: Sequence[Policy]) -> None:
         "require",
         "from",
         "archive",
-        "serving",
+        "checks",
         "ttl (days)",
         "updated by",
     )
@@ -94,7 +94,7 @@ def _policies_table(policies: Sequence[Policy]) -> None:
             ", ".join(p.require),
             ", ".join(p.from_),
             "yes" if p.archive_existing else "",
-            "not while serving" if p.not_while_serving else "",
+            "\n".join(c for c in ("not while serving" * p.not_while_serving, p.scan and f"scan {p.scan}") if c),
             str(p.approval_ttl_days or "-"),
             p.updated_by,
         )
@@ -194,7 +194,7 @@ def policies_set(
     tag: ScopeTag = None,
     approvals: Annotated[
         int | None,
-        typer.Option("--approvals", help="Approvals needed (default 1; 0 with only --from, --not-while-serving)."),
+        typer.Option("--approvals", help="Default 1; 0 with only --from, --not-while-serving, --scan)."),
     ] = None,
     approver: Annotated[
         list[str] | None, typer.Option("--approver", help="Whose approvals count (repeat): group:ml-leads, user:bob.")
@@ -217,6 +217,9 @@ def policies_set(
         bool, typer.Option("--allow-self-approval", help="The requester and the author may approve.")
     ] = False,
     ttl_days: Annotated[int | None, typer.Option("--ttl-days", help="Approvals older than this lapse.")] = None,
+    scan: Annotated[
+        str | None, typer.Option("--scan", help="What the latest file scan may find: clean or 'max_severity: low'.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Create or replace one policy (admins): global, or for a model, a name pattern (--model) or a tag (--tag)."""
@@ -228,6 +231,7 @@ def policies_set(
         "require": require,
         "from": from_,
         "approval_ttl_days": ttl_days,
+        "scan": scan,
     }
     body = {k: v for k, v in given.items() if v is not None}
     if archive_existing:
@@ -257,6 +261,7 @@ def _show_applied(places: Sequence[AppliedPolicy]) -> None:
             rules += [f"gate {escape(g)}" for g in p.gates] + [f"require {escape(r)}" for r in p.require]
             rules += [f"from {', '.join(p.from_)}"] if p.from_ else []
             rules += ["not while serving"] if p.not_while_serving else []
+            rules += [f"scan {p.scan}"] if p.scan else []
             _print(f"[bold]{where}[/]: policy {p.id} ({escape(p.scope_label)}): {escape(place.reason)}")
             _print(f"  {'; '.join(rules)}")
         for other in place.passed_over:
