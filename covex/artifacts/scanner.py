@@ -47,6 +47,17 @@ _KNOWN = {*"sklearn numpy scipy pandas pyarrow xgboost lightgbm catboost torch j
 _PLAIN = re.compile(
     r"(builtins|__builtin__)\.(set|frozenset|bytearray|complex|slice|object)|copy_?reg\._reconstructor|_codecs\.encode"
 )
+# How cloudpickle stores code (every MLflow pyfunc custom model): picklescan denies them, as they build functions.
+# Building a function runs nothing; calling one while loading does, and that call is what the walk rates high
+# ("calls what it built"). So these are custom code to review (medium), and a custom model stays loadable.
+_CODE_BUILDERS = frozenset(
+    {
+        *(f"cloudpickle.cloudpickle.{n}" for n in ("_builtin_type", "_make_function", "_function_setstate")),
+        *(f"cloudpickle.cloudpickle.{n}" for n in ("_make_skeleton_class", "_class_setstate", "_make_cell")),
+        *(f"cloudpickle.cloudpickle.{n}" for n in ("_make_empty_cell", "_make_dict_keys", "_make_dict_values")),
+        "types.CodeType",
+    }
+)
 # A known library's function that reads another file or pickle would load what this scan never saw: not low.
 _LOADERS = frozenset({"load", "loads", "read_pickle", "load_library"})
 
@@ -177,11 +188,29 @@ def _inflate(head: bytes, raw: IO[bytes]) -> bytes | None:
     return bytes(out) if out else None
 
 
+# BINBYTES, BINBYTES8 and BYTEARRAY8: an opcode, its length (4 or 8 bytes), then that many raw bytes.
+_BYTES_OPCODES = frozenset({b"B", b"\x8e", b"\x96"})
+SKIPPED_BYTES = 1 << 20
+
+
+class _Unread:
+    """Raw bytes stepped over: only their length is known (what genops checks)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class _Reader:
     """What genops and picklescan read: never past the end nor the budget, whatever length an opcode claims."""
 
     def __init__(self, raw: IO[bytes], size: int, budget: int, strict: bool = True) -> None:
         self.raw, self.size, self.budget, self.used, self.strict = raw, size, budget, 0, strict
+        self.op = b""
 
     def _cap(self, n: int) -> int:
         wanted = min(self.size - self.raw.tell(), n if n >= 0 else self.size)
@@ -190,8 +219,15 @@ class _Reader:
         return max(0, min(wanted, self.budget - self.used))
 
     def read(self, n: int = -1) -> bytes:
+        if n > SKIPPED_BYTES and self.op in _BYTES_OPCODES and n <= self.size - self.raw.tell():
+            # Raw bytes (an array's buffer): data, never opcodes. Stepped over unread, so a big array
+            # costs neither memory nor the budget.
+            self.raw.seek(n, io.SEEK_CUR)
+            return _Unread(n)  # type: ignore[return-value]
         data = self.raw.read(n if 0 <= n <= 1 << 16 and self.used + n <= self.budget else self._cap(n))
         self.used += 128 + len(data)
+        if n == 1:
+            self.op = data  # an opcode, or a one-byte length: only a byte opcode's payload is stepped over
         return data
 
     def readline(self, n: int = -1) -> bytes:
@@ -230,6 +266,15 @@ class _Obj:
         return full.endswith(".joblib.numpy_pickle.NumpyArrayWrapper")  # also a copy vendored in another package
 
 
+def _runs_built_code(callable_: Any) -> bool:
+    """Whether calling this runs what the pickle built: anything built, but a type cloudpickle names
+    (``_builtin_type("CodeType")``), which constructs code without running it."""
+    if not isinstance(callable_, _Obj):
+        return False
+    by = callable_.func
+    return not (isinstance(by, _Ref) and by.name == "_builtin_type" and by.module.startswith("cloudpickle"))
+
+
 @dataclass
 class _Walk:
     """Pickle after pickle walked as an unpickler reads them, on a simulated stack that builds nothing: it resolves
@@ -238,6 +283,7 @@ class _Walk:
 
     reader: _Reader
     found: dict[tuple[str, str], tuple[str, int | None]] = field(default_factory=dict)  # first opcode, offset
+    calls: list[tuple[str, int | None]] = field(default_factory=list)  # calls of what the pickle built: opcode, offset
     imports: int = 0
     pickles: int = 0
     joblib: bool = False
@@ -301,6 +347,8 @@ class _Walk:
                 self.imports += 1  # else nothing can be imported (text or noise read as opcodes)
                 self.found.setdefault(ref, (name, pos))
             return [_Obj(ref, tuple(items)) if name == "INST" else ref]
+        if name in ("REDUCE", "OBJ") and _runs_built_code(args[0] if args else items[0] if items else None):
+            self.calls.append((name, pos))  # a function the pickle built (cloudpickle's code), run while loading
         if name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ"):
             return [_Obj(args[0], args[1]) if args else _Obj(items[0], tuple(items[1:])) if items else _UNKNOWN]
         if name == "BUILD" and isinstance(args[0], _Obj):
@@ -358,6 +406,9 @@ def _scan_pickle(ctx: _Ctx, label: str, raw: IO[bytes], size: int, fallback: str
         if rating := _rate(module, name, safety):
             op, pos = w.found.get((module, name), ("STACK_GLOBAL" if "unknown" in (module, name) else "import", None))
             ctx.findings.append(Finding(label, op, f"{module}.{name}", rating[0], pos, rating[1]))
+    for op, pos in w.calls:
+        what = "loading it calls a function the pickle itself built: code runs while loading"
+        ctx.findings.append(Finding(label, op, "", "high", pos, what))
     if not (w.pickles or w.imports) or fallback == "joblib":
         return fallback
     return "joblib" if w.joblib else "cloudpickle" if any(m.startswith("cloudpickle") for m, _ in rated) else "pickle"
@@ -386,6 +437,8 @@ def _rate(module: str, name: str, safety: Any = None) -> tuple[Severity, str] | 
     what = f"loading it imports {module}.{name}"
     if safety is SafetyLevel.Innocuous:
         return None
+    if safety is SafetyLevel.Dangerous and f"{module}.{name}" in _CODE_BUILDERS:
+        return "medium", f"{what}, which builds Python code (cloudpickle): custom code to review"
     if safety is SafetyLevel.Dangerous:  # "unknown" is picklescan's name for an import it cannot resolve
         why = "a name hidden from the scanner" if "unknown" in (module, name) else "on the deny list: it can run code"
         return "high", f"{what}, {why}"
@@ -436,7 +489,9 @@ def _scan_zip(ctx: _Ctx, label: str, name: str, raw: IO[bytes], depth: int) -> s
         raw.seek(0)
         untrusted = get_untrusted_types(file=raw)
     except ImportError:
-        raise _Refused("skops is not installed, so the types this file would load cannot be listed") from None
+        raise _Refused(
+            "skops is not installed here (pip install 'covex[ml]'): the types this file would load are unknown"
+        ) from None
     except Exception as exc:
         raise _Refused(f"skops could not read its schema ({type(exc).__name__}: {exc})") from exc
     for path in untrusted:

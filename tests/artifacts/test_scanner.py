@@ -298,8 +298,28 @@ def test_a_cloudpickled_function_is_custom_code() -> None:
     result = scan("python_model.pkl", cloudpickle.dumps(lambda x: x + 1))
 
     assert "cloudpickle" == result.format
-    assert "cloudpickle.cloudpickle._make_function" in severities(result)
-    assert {"medium", "high"} >= {f.severity for f in result.findings}
+    assert "medium" == severities(result)["cloudpickle.cloudpickle._make_function"]
+    assert {"medium"} == {f.severity for f in result.findings}  # code built, none run: custom code to review
+
+
+class _RunsOnLoad:
+    """Unpickling this calls a cloudpickled function (which never runs here: the scan loads nothing)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        marker = self.marker
+        return (lambda: marker.touch(), ())
+
+
+def test_a_cloudpickle_that_calls_its_own_function_while_loading_is_high(marker: Path) -> None:
+    cloudpickle = pytest.importorskip("cloudpickle")
+
+    result = scan("python_model.pkl", cloudpickle.dumps(_RunsOnLoad(marker)))
+
+    [call] = [f for f in result.findings if f.severity == "high"]
+    assert ("REDUCE", "") == (call.operation, call.global_name) and isinstance(call.offset, int)
 
 
 def test_a_truncated_pickle_that_imported_something_is_an_error(marker: Path) -> None:
@@ -337,3 +357,17 @@ def test_a_gzip_wrapped_pickle_is_inflated(marker: Path) -> None:
     result = scan("model.pkl.gz", gzip.compress(pickle.dumps(evil(marker))))
 
     assert ("pickle", "high") == (result.format, severities(result).get("posix.system"))
+
+
+def test_raw_bytes_past_the_budget_are_stepped_over_unread(tmp_path: Path, marker: Path) -> None:
+    """A 1.5 GiB bytes payload (a sparse file: nothing is written) costs neither memory nor the 1 GiB budget,
+    and what follows it is still seen."""
+    size = 3 << 29
+    path = tmp_path / "big.pkl"
+    with path.open("wb") as f:
+        f.write(b"\x80\x04\x8e" + size.to_bytes(8, "little"))
+        f.seek(size, 1)
+        f.write(b"0" + pickle.dumps(evil(marker), protocol=4)[2:])  # POP the bytes, then the payload
+    with path.open("rb") as f:
+        result = scan_file("big.pkl", f)
+    assert (None, "high") == (result.error, severities(result).get("posix.system"))
