@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -174,6 +175,29 @@ def bundle_export(
         partial.unlink(missing_ok=True)
         raise
     output.console.print(f"wrote {out} ({size} bytes): {escape(name)}/{number}")
+
+
+@bundle_app.command("show")
+def bundle_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -> None:
+    """Where an imported version came from: the bundle, its key, and the source's audit records about it."""
+    name, number = _target(ref, version)
+    found = client().trust.get_provenance(name, number)
+    if as_json:
+        output.emit_json(found if found is not None else {"provenance": None})
+        return
+    if found is None:
+        output.console.print(f"{escape(name)}/{number} was made here, not imported from a bundle")
+        return
+    output.console.print(
+        f"{escape(name)}/{number} is {escape(found.source)} from bundle {found.bundle_digest[:12]}…, "
+        f"sealed by key {found.key_id}, imported by {escape(found.imported_by)}"
+    )
+    table = Table("seq", "when (UTC)", "actor", "action", "outcome")
+    for r in found.audit:
+        when = datetime.fromtimestamp(int(r.get("timestamp") or 0) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        cells = (r.get("seq"), when, r.get("actor"), r.get("action"), r.get("outcome"))
+        table.add_row(*(escape(str(c)) for c in cells))
+    output.console.print(table)
 
 
 @bundle_app.command("import")

@@ -9,7 +9,7 @@ import httpx
 
 from covex.domain.errors import ServiceUnavailable
 from covex.domain.scans import ScanReport
-from covex.domain.signing import BundleImport, SigningKey, Statement, Verification
+from covex.domain.signing import BundleImport, Provenance, SigningKey, Statement, Verification
 
 if TYPE_CHECKING:
     from covex.client.http import HttpBackend
@@ -93,3 +93,7 @@ class HttpTrust:
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
         body = self.backend._call("POST", f"{API}/bundles", content=chunks(), headers=headers, params=params)
         return BundleImport.model_validate(body)
+
+    def get_provenance(self, name: str, version: int) -> Provenance | None:
+        found = self.backend._call("GET", f"{_v(name, version)}/provenance")["provenance"]
+        return None if found is None else Provenance.model_validate(found)

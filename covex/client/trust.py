@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 from covex.domain.scans import ScanReport
-from covex.domain.signing import BundleImport, SigningKey, Statement, Verification
+from covex.domain.signing import BundleImport, Provenance, SigningKey, Statement, Verification
 
 
 @runtime_checkable
@@ -58,6 +58,10 @@ class Trust(Protocol):
 
     def import_bundle(self, source: IO[bytes], *, name: str | None = None, stage: str | None = None) -> BundleImport:
         """Import a bundle (seekable ``source``), checking every signature and byte first."""
+        ...
+
+    def get_provenance(self, name: str, version: int) -> Provenance | None:
+        """Where an imported version came from, with the history its bundle carried (None: made here)."""
         ...
 
 

@@ -204,3 +204,20 @@ class BundleImport(BaseModel):
     stage: str | None = None  # the stage the version is in now
     request: TransitionRequest | None = None  # opened for the stage asked for
     stage_refused: str = ""  # why the stage asked for was refused (the version is imported all the same)
+
+
+class Provenance(BaseModel):
+    """Where an imported version came from: the bundle, the key that sealed it, and the history it carried
+    (the source registry's audit records about the version and its latest scan there)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    version: int
+    source: str
+    bundle_digest: str
+    key_id: str
+    imported_at: int
+    imported_by: str
+    audit: list[dict[str, Any]] = []
+    scan: dict[str, Any] | None = None

@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 from covex.domain.errors import InvalidInput
 from covex.domain.names import MAX_COMMENT_LENGTH
 from covex.domain.scans import ScanReport
-from covex.domain.signing import BundleImport, SigningKey, Statement, Verification
+from covex.domain.signing import BundleImport, Provenance, SigningKey, Statement, Verification
 from covex.server.guard import UploadSlots
 from covex.server.routes import API, ERRORS, VERSION, Service, render
 from covex.server.schemas import ModelNameIn, QueryInt, RequestBody, VersionIn, text
@@ -33,6 +33,10 @@ class KeyList(BaseModel):
 
 class StatementList(BaseModel):
     statements: list[Statement]
+
+
+class ProvenanceOf(BaseModel):
+    provenance: Provenance | None
 
 
 class Loadable(RequestBody):
@@ -92,6 +96,12 @@ def list_statements(name: ModelNameIn, version: VersionIn, svc: Service) -> Resp
 def verify_version(name: ModelNameIn, version: VersionIn, svc: Service) -> Response:
     """Check every statement about a version and hash every one of its files again."""
     return render(svc.trust.verify_version(name, version))
+
+
+@router.get(f"{VERSION}/provenance", response_model=ProvenanceOf, responses=ERRORS)
+def get_provenance(name: ModelNameIn, version: VersionIn, svc: Service) -> Response:
+    """Where a version imported from a bundle came from, with the source's audit records (null: made here)."""
+    return render(ProvenanceOf(provenance=svc.trust.get_provenance(name, version)))
 
 
 @router.get(f"{VERSION}/bundle", responses=ERRORS, response_class=Response)

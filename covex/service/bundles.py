@@ -27,7 +27,7 @@ from covex.domain import signing as dom
 from covex.domain.entities import FileEntry, ModelVersion, NewVersion
 from covex.domain.errors import AlreadyExists, CovexError, InvalidState, SignatureInvalid
 from covex.domain.names import validate_id, validate_model_name
-from covex.domain.signing import BundleImport
+from covex.domain.signing import BundleImport, Provenance
 from covex.domain.uris import ModelRef
 from covex.service.base import ServiceBase, now_ms
 from covex.service.models import ModelService
@@ -96,9 +96,14 @@ class BundleService(ServiceBase):
             ).all()
             statements = signing.statements_of(conn, row.id)
             where = f"model:{model.name}/{row.version}"
-            audit = conn.execute(
-                select(audit_log).where(audit_log.c.target == where).order_by(audit_log.c.seq).limit(MAX_AUDIT)
-            ).all()
+            about = (audit_log.c.target == where) | audit_log.c.target.startswith(
+                f"model:{model.name}@", autoescape=True
+            )
+            audit = [
+                r
+                for r in conn.execute(select(audit_log).where(about).order_by(audit_log.c.seq).limit(MAX_AUDIT))
+                if r.target == where or _names_version(r, row.version)
+            ]
             scan = self._sibling(ScanService).latest_scan_of(conn, row.id)
             signing._own_key(conn)
         blobs = list({f.digest: f.size for f in files}.items())
@@ -230,6 +235,28 @@ class BundleService(ServiceBase):
             if found is not None:
                 self.require(conn, found, "manager", "bundle.import")
 
+    def get_provenance(self, name: str, version: int) -> Provenance | None:
+        """Where a version imported from a bundle came from, with the history it carried (None: made here)."""
+        validate_model_name(name)
+        validate_id(version, "version")
+        with self._tx(write=False) as conn:
+            _, row = self._version_for(conn, name, version, "reader", "bundle.read", lock=False)
+            found = conn.execute(select(bundle_imports).where(bundle_imports.c.version_id == row.id)).one_or_none()
+        if found is None:
+            return None
+        history = json.loads(found.history)
+        return Provenance(
+            model=name,
+            version=version,
+            source=history.get("source", ""),
+            bundle_digest=found.bundle_digest,
+            key_id=found.key_id,
+            imported_at=found.imported_at,
+            imported_by=found.imported_by,
+            audit=history.get("audit") or [],
+            scan=history.get("scan"),
+        )
+
     def _imported(self, digest: str, target: str) -> BundleImport | None:
         with self._tx(write=False) as conn:
             return self._import_of(conn, digest, target)
@@ -322,6 +349,17 @@ class BundleService(ServiceBase):
 
 
 _EVAL = ("kind", "key", "data_digest", "source", "data_tags", "rows", "created_at", "created_by", "body")
+
+
+def _names_version(record: Any, number: int) -> bool:
+    """Whether an alias record moved the alias onto or off version ``number``."""
+    for side in (record.before, record.after):
+        try:
+            if isinstance(found := json.loads(side or "null"), dict) and found.get("version") == number:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _digest(text: str) -> str:

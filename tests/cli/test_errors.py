@@ -500,6 +500,7 @@ CASES: list[Case] = [
     C("bundle", "export", "models:/churn/1", "--out", "b.cvxb", code=4, message="no signing key"),
     C("bundle", "import", "afile", code=2, message="not a Covex bundle"),
     C("bundle", "import", MISSING, code=2, message="cannot read"),
+    C("bundle", "show", "models:/ghost/1", code=3, message="'ghost'"),
 ]
 
 

@@ -200,6 +200,11 @@ def test_bundles_between_an_embedded_registry_and_a_server_on_postgres(
             assert {"auc": 0.91} == prod.get_version("churn", 1).metrics
             assert prod.trust.verify_version("churn", 1).verified
             assert httpx.get(f"{server}/api/v1/keys", headers={"Authorization": f"Bearer {token}"}).is_success
+            came = prod.trust.get_provenance("churn", 1)
+            assert came is not None and ("churn/1", dev_key.key_id) == (came.source, came.key_id)
+            assert {"version.create", "stage.transition", "alias.set"} <= {r["action"] for r in came.audit}
+            assert came.scan is not None and "CLEAN" == came.scan["verdict"]
+            assert prod.trust.get_provenance("churn", 1) == prod.trust.get_provenance("churn", 1)
 
             # And back: a bundle exported by the server imports into another embedded registry.
             prod.set_alias("churn", "candidate", 1)
