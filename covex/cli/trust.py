@@ -189,8 +189,8 @@ def bundle_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -> 
         output.console.print(f"{escape(name)}/{number} was made here, not imported from a bundle")
         return
     output.console.print(
-        f"{escape(name)}/{number} is {escape(found.source)} from bundle {found.bundle_digest[:12]}…, "
-        f"sealed by key {found.key_id}, imported by {escape(found.imported_by)}"
+        f"{escape(name)}/{number} was imported from {escape(found.source)} by {escape(found.imported_by)} "
+        f"(bundle {found.bundle_digest[:12]}…, sealed by key {found.key_id}); its history there:"
     )
     table = Table("seq", "when (UTC)", "actor", "action", "outcome")
     for r in found.audit:
