@@ -105,7 +105,6 @@ class BundleService(ServiceBase):
                 if r.target == where or _names_version(r, row.version)
             ]
             scan = self._sibling(ScanService).latest_scan_of(conn, row.id)
-            signing._own_key(conn)
         blobs = list({f.digest: f.size for f in files}.items())
         header = {
             "format": FORMAT,
@@ -142,6 +141,7 @@ class BundleService(ServiceBase):
         text = dom.canonical(header)
         seal = {"key_id": self.signer.key_id, "signature": self.signer.sign(text)}
         with self._tx(write=True) as conn:
+            signing._own_key(conn)  # the seal verifies here after the key is rotated
             summary = {"key_id": self.signer.key_id, "bundle_digest": _digest(text), "statements": len(statements)}
             self._audit(conn, "bundle.export", where, None, summary)
         return Export(self, head_bytes(text, seal), blobs)

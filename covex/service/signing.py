@@ -62,9 +62,12 @@ class SigningService(ServiceBase):
     def list_keys(self) -> list[SigningKey]:
         """The registry's own public keys (newest first) and the keys it trusts; any signed-in caller."""
         with self._tx(write=False) as conn:
-            self._own_key(conn)
             rows = conn.execute(select(signing_keys).order_by(signing_keys.c.origin, signing_keys.c.created_at.desc()))
-            return [_key(r) for r in rows]
+            found = [_key(r) for r in rows]
+        current = self._current_key()
+        if current is not None and current.key_id not in {k.key_id for k in found}:
+            found.insert(0, current)  # recorded the first time it signs
+        return found
 
     def trust_key(self, name: str, public_key: str) -> SigningKey:
         """Trust another registry's public key (base64 or PEM) for its statements and bundles; the admin's."""
@@ -97,7 +100,7 @@ class SigningService(ServiceBase):
             self._audit(conn, "key.untrust", f"key:{key_id}", {"name": found.name}, None)
 
     def _own_key(self, conn: Connection) -> None:
-        """Record the signer's public key the first time it is seen."""
+        """Record the signer's public key the first time it signs (in a write transaction)."""
         if self.signer is None:
             return
         known = conn.execute(select(signing_keys.c.origin).where(signing_keys.c.key_id == self.signer.key_id))
@@ -108,8 +111,19 @@ class SigningService(ServiceBase):
             )
 
     def known_keys(self, conn: Connection) -> dict[str, SigningKey]:
-        self._own_key(conn)
-        return {r.key_id: _key(r) for r in conn.execute(select(signing_keys))}
+        """Every key whose signatures verify here: recorded ones and the key signing now (in any transaction:
+        nothing is written)."""
+        known = {r.key_id: _key(r) for r in conn.execute(select(signing_keys))}
+        current = self._current_key()
+        if current is not None:
+            known.setdefault(current.key_id, current)
+        return known
+
+    def _current_key(self) -> SigningKey | None:
+        if self.signer is None:
+            return None
+        values = {"key_id": self.signer.key_id, "public_key": self.signer.public_key, "name": "this registry"}
+        return SigningKey(**values, origin="own", created_at=0, created_by="covex")
 
     # -- statements ---------------------------------------------------------------------
 
