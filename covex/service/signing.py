@@ -161,14 +161,15 @@ class SigningService(ServiceBase):
         reviews = conn.execute(
             select(request_reviews).where(request_reviews.c.request_id == request_id).order_by(request_reviews.c.id)
         )
+        policy = json.loads(r.policy or "{}")  # the rules the request was judged by
         return {
             "id": r.id,
             "kind": r.kind,
-            "forbid_self_approval": json.loads(r.policy or "{}").get("forbid_self_approval", True),
+            "approvals_needed": int(policy.get("approvals", 0)),
+            "forbid_self_approval": bool(policy.get("forbid_self_approval", True)),
             "requester": r.requester,
             "comment": r.comment,
             "policy_scope": r.policy_scope,
-            "approvals_needed": r.approvals_needed,
             "gates": json.loads(r.gates or "[]"),
             "reviews": [
                 {"reviewer": v.reviewer, "decision": v.decision, "comment": v.comment, "timestamp": v.timestamp}

@@ -289,3 +289,32 @@ def test_a_source_only_version_is_signed_with_its_source(dev: covex.Client) -> N
     with engine.begin() as conn:
         conn.execute(update(model_versions).values(source="s3://elsewhere/model"))
     assert not dev.trust.verify_version("ext", 1).verified
+
+
+def test_an_approved_request_is_signed_with_its_approvals_and_carried_across(dev: covex.Client, tmp_path: Path) -> None:
+    dev.create_model("churn")
+    dev.create_version("churn", _model_dir(tmp_path, "good", {"w": 1}))
+    dev.approvals.apply_policy_file("policies:\n  - stage: Production\n    approvals: 1\n    scan: clean\n")
+    request = dev.approvals.create_request("churn", 1, stage="Production", comment="ship it")
+    dev.access.create_user("carol")
+    dev.access.grant("user:carol", "reader", model="churn")
+    dev.access.grant("user:carol", "approver", model="churn", scope="stage:Production")
+    token = dev.access.create_token("carol", name="review").secret
+    with covex.Client(tmp_path / "dev", token=token, signing_key_file=dev.settings.signing_key_file) as carol:
+        carol.approvals.approve(request.id, "looks right")
+    assert "Production" == dev.get_version("churn", 1).stage
+    [statement] = dev.trust.list_statements("churn", 1)
+    signed = statement.content["request"]
+    assert (request.id, dev.settings.user, 1) == (signed["id"], signed["requester"], signed["approvals_needed"])
+    assert [("carol", "approve")] == [(r["reviewer"], r["decision"]) for r in signed["reviews"]]
+    assert [("scan clean", True)] == [(g["gate"], g["passed"]) for g in signed["gates"]]
+    assert dev.trust.verify_version("churn", 1).verified
+
+    bundle = tmp_path / "b.cvxb"
+    with bundle.open("wb") as f:
+        dev.trust.export_bundle("churn", 1, f)
+    with covex.Client(tmp_path / "prod") as prod:
+        prod.init()
+        prod.trust.trust_key("dev", next(k for k in dev.trust.list_keys() if k.origin == "own").public_key)
+        with bundle.open("rb") as f:
+            assert 1 == prod.trust.import_bundle(f).statements
