@@ -234,6 +234,9 @@ def versions_create(
             progress=progress,
         )
     output.emit_json(v) if as_json else output.console.print(f"created {v.uri} ({v.status})")
+    scanned = c.trust.latest_scan(v.name, v.version) if v.status == "READY" and not as_json else None
+    if scanned is not None and (scanned.high or scanned.verdict == "ERROR"):
+        output.err_console.print(f"warning: its files' scan: {scanned.summary} (covex scan {v.uri})", highlight=False)
 
 
 @versions_app.command("list")
@@ -276,6 +279,7 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
     checked = c.monitoring.list_results(v.name, v.version, max_results=1)
     evaluated = c.evaluations(v.uri, max_results=20)
     scanned = c.trust.latest_scan(v.name, v.version)
+    signed = c.trust.list_statements(v.name, v.version)
     if as_json:
         output.emit_json(
             {
@@ -285,10 +289,11 @@ def versions_show(ref: Ref, version: VersionArg = None, as_json: Json = False) -
                 "monitoring": checked[0].model_dump(mode="json") if checked else None,
                 "evaluations": [e.model_dump(mode="json") for e in evaluated],
                 "scan": scanned.model_dump(mode="json") if scanned else None,
+                "statements": [st.model_dump(mode="json") for st in signed],
             }
         )
     else:
-        output.show_version(v, lineage, deployed, checked, evaluated, scanned)
+        output.show_version(v, lineage, deployed, checked, evaluated, scanned, signed)
 
 
 @versions_app.command("history")

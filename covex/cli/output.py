@@ -19,6 +19,7 @@ from covex.domain.entities import Model, ModelEvent, ModelVersion
 from covex.domain.evaluations import Evaluation
 from covex.domain.monitoring import MonitorResult
 from covex.domain.scans import ScanReport, findings_text
+from covex.domain.signing import Statement
 
 console = Console()
 err_console = Console(stderr=True)
@@ -180,13 +181,15 @@ def _evaluation_rows(evaluations: Sequence[Evaluation]) -> list[tuple[str, str]]
     return rows
 
 
-def _scan_rows(scan: ScanReport | None) -> list[tuple[str, str]]:
+def _scan_rows(scan: ScanReport | None, signed: Sequence[Statement]) -> list[tuple[str, str]]:
     if scan is None:
-        return [("scan", "not scanned (covex scan URI)")]
-    rows = [("scan", f"{scan.summary}, {_when(scan.finished_at or scan.created_at)}")]
-    if scan.findings:
-        rows.append(("findings", findings_text(scan)))
-    return rows
+        rows = [("scan", "not scanned (covex scan URI)")]
+    else:
+        rows = [("scan", f"{scan.summary}, {_when(scan.finished_at or scan.created_at)}")]
+        if scan.findings:
+            rows.append(("findings", findings_text(scan)))
+    moves = [f"{s.content.get('target_kind')} {s.content.get('target')} (key {s.key_id})" for s in signed]
+    return [*rows, ("signed", "; ".join(moves) + " (covex verify URI)" if moves else "-")]
 
 
 def show_version(
@@ -196,6 +199,7 @@ def show_version(
     monitoring: Sequence[MonitorResult] = (),
     evaluations: Sequence[Evaluation] = (),
     scan: ScanReport | None = None,
+    signed: Sequence[Statement] = (),
 ) -> None:
     table = Table(show_header=False, box=None)
     rows = [
@@ -218,7 +222,7 @@ def show_version(
         *_deployment_rows(deployments),
         *_monitoring_rows(monitoring),
         *_evaluation_rows(evaluations),
-        *_scan_rows(scan),
+        *_scan_rows(scan, signed),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)

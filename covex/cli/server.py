@@ -87,6 +87,12 @@ def server(
         output.err_console.print(
             f"Sending webhooks from the outbox every {settings.dispatch_interval:g} s (COVEX_DISPATCH_INTERVAL=0: off)."
         )
+    signer = service.signer
+    signing = (
+        f"with key {signer.key_id} (public: {signer.public_key})" if signer else "nothing (no COVEX_SIGNING_KEY_*)"
+    )
+    scanning = f"every {settings.scan_interval:g} s" if settings.scan_interval > 0 else "only on demand"
+    output.err_console.print(f"Signing promotions {signing}; scanning new versions {scanning}.", highlight=False)
     output.err_console.print(
         f"Covex on http://{host}:{port}  (data: {settings.database_url}, files: {settings.artifacts_url})",
         highlight=False,

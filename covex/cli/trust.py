@@ -55,18 +55,29 @@ def show_scan(report: ScanReport) -> None:
             output.console.print(f"[red]could not analyse[/] {escape(f['path'])}: {escape(f['error'])}")
 
 
-def scan(ref: Ref, version: VersionArg = None, as_json: Json = False) -> None:
+def scan(
+    ref: Ref,
+    version: VersionArg = None,
+    accept: Annotated[
+        str | None,
+        typer.Option("--accept", help="Accept the latest scan's findings after a review (the reason; managers)."),
+    ] = None,
+    as_json: Json = False,
+) -> None:
     """Scan a version's files now, without loading them (pickles, joblib, PyTorch, skops, ...).
 
-    Exits 1 when the scan finds something of high severity or cannot analyse a file.
+    Exits 1 when the scan finds something of high severity or cannot analyse a file. With --accept, scans
+    nothing: the latest scan's findings are accepted (audited), so the version loads, serves and scores
+    despite them.
     """
     name, number = _target(ref, version)
-    report = client().trust.scan_version(name, number)
+    trust = client().trust
+    report = trust.scan_version(name, number) if accept is None else trust.accept_scan(name, number, accept)
     if as_json:
         output.emit_json(report)
     else:
         show_scan(report)
-    if report.high or report.verdict == "ERROR":
+    if (report.high or report.verdict == "ERROR") and not report.accepted_by:
         raise typer.Exit(EXIT_UNSAFE)
 
 
@@ -78,7 +89,7 @@ def verify(ref: Ref, version: VersionArg = None, as_json: Json = False) -> None:
     name, number = _target(ref, version)
     found = client().trust.verify_version(name, number)
     if as_json:
-        output.emit_json({**found.model_dump(mode="json"), "verified": found.verified})
+        output.emit_json(found)
     else:
         files = "every file matches" if not found.problems else "; ".join(found.problems)
         output.console.print(f"[bold]{escape(name)}/{number}[/]: {found.files_checked} files checked: {escape(files)}")
@@ -220,10 +231,13 @@ def bundle_import(
         again = " (imported before: nothing written)" if found.already_imported else ""
         output.console.print(
             f"imported {escape(found.source)} as models:/{escape(found.model)}/{found.version}{again}; "
-            f"{found.statements} signed statements, key {found.key_id}"
+            f"{found.statements} signed statement{'' if found.statements == 1 else 's'}, key {found.key_id}"
         )
         if found.request is not None:
-            output.console.print(f"stage {escape(str(stage))} is protected here: request {found.request.id} opened")
+            output.console.print(
+                f"stage {escape(str(stage))} is protected here: request {found.request.id} is open "
+                f"(covex requests show {found.request.id})"
+            )
         elif stage is not None and not found.stage_refused:
             output.console.print(f"now in stage {escape(str(found.stage))}")
     if found.stage_refused:

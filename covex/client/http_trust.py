@@ -40,6 +40,10 @@ class HttpTrust:
         found = self.backend._call("GET", f"{_v(name, version)}/scans", params={"max_results": max_results})
         return [ScanReport.model_validate(s) for s in found["scans"]]
 
+    def accept_scan(self, name: str, version: int, reason: str) -> ScanReport:
+        body = self.backend._call("POST", f"{_v(name, version)}/scans/accept", json={"reason": reason})
+        return ScanReport.model_validate(body)
+
     def check_loadable(self, name: str, version: int, *, override: str = "") -> ScanReport:
         body = self.backend._call("POST", f"{_v(name, version)}/loadable", json={"override": override})
         return ScanReport.model_validate(body)

@@ -28,6 +28,10 @@ class Trust(Protocol):
         """A version's scans, newest first."""
         ...
 
+    def accept_scan(self, name: str, version: int, reason: str) -> ScanReport:
+        """Accept the findings of the latest scan after a review (managers; audited): the version then loads."""
+        ...
+
     def check_loadable(self, name: str, version: int, *, override: str = "") -> ScanReport:
         """Raise ``UnsafeModel`` unless the version may be loaded (``override``: a reason, audited)."""
         ...

@@ -45,6 +45,9 @@ class ScanReport(_Entity):
     manifest_digest: str | None = None
     files: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
+    accepted_by: str | None = None  # a manager who reviewed the findings: the version loads despite them
+    accepted_at: int | None = None
+    accepted_reason: str = ""
 
     @property
     def high(self) -> list[dict[str, Any]]:
@@ -59,7 +62,9 @@ class ScanReport(_Entity):
         counts = [f"{n} {s}" for s in reversed(SEVERITIES) if (n := sum(f["severity"] == s for f in self.findings))]
         errors = [f"{f['path']}: {f['error']}" for f in self.files if f.get("error")]
         detail = ", ".join(counts) or (f"could not analyse {'; '.join(errors[:2])}" if errors else "nothing found")
-        return f"{self.verdict}: {detail} in {len(self.files)} files ({self.scanner} {self.scanner_version})"
+        files = f"{len(self.files)} file{'' if len(self.files) == 1 else 's'}"
+        accepted = f"; accepted by {self.accepted_by}: {self.accepted_reason}" if self.accepted_by else ""
+        return f"{self.verdict}: {detail} in {files} ({self.scanner} {self.scanner_version}){accepted}"
 
 
 def rank(severity: str | None) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from covex.domain.errors import InvalidInput
 from covex.domain.policy import TransitionRequest
@@ -167,6 +167,7 @@ class Verification(BaseModel):
     problems: list[str] = []
     statements: list[StatementCheck] = []
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def verified(self) -> bool:
         """Every file matches, every statement verifies, and at least one vouches for the version."""

@@ -60,10 +60,20 @@ def list_scans(name: ModelNameIn, version: VersionIn, svc: Service, max_results:
     return render(ScanList(scans=svc.trust.list_scans(name, version, max_results)))
 
 
+class Accept(RequestBody):
+    reason: Annotated[str, Field(json_schema_extra=text(MAX_COMMENT_LENGTH))]
+
+
+@router.post(f"{VERSION}/scans/accept", response_model=ScanReport, responses=ERRORS)
+def accept_scan(name: ModelNameIn, version: VersionIn, body: Accept, svc: Service) -> Response:
+    """Accept the latest scan's findings after a review (managers; audited): the version then loads."""
+    return render(svc.trust.accept_scan(name, version, body.reason))
+
+
 @router.post(f"{VERSION}/loadable", response_model=ScanReport, responses=ERRORS)
-def check_loadable(name: ModelNameIn, version: VersionIn, body: Loadable, svc: Service) -> Response:
+def check_loadable(name: ModelNameIn, version: VersionIn, svc: Service, body: Loadable | None = None) -> Response:
     """409 UNSAFE_MODEL unless the version may be loaded; an ``override`` (a reason) is audited."""
-    return render(svc.trust.check_loadable(name, version, override=body.override))
+    return render(svc.trust.check_loadable(name, version, override=(body or Loadable()).override))
 
 
 @router.get(f"{API}/keys", response_model=KeyList, responses=ERRORS)

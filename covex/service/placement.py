@@ -55,7 +55,10 @@ class PlacementService(ServiceBase):
                 )
                 scan = self._sibling(ScanService).scan_gate(conn, policy, row) if entering else None
                 if scan is not None and not scan.passed:
-                    raise InvalidState(f"{scan.gate}: {scan.message} (the policy of {policy.label})")
+                    raise InvalidState(
+                        f"version {version} of {name!r} does not meet the policy of {policy.label}: "
+                        f"{scan.gate} ({scan.message})"
+                    )
             if entering and policy is not None and not policy.direct:
                 raise Refused(
                     f"stage {target!r} is protected by a policy: open a request to move version {version} "

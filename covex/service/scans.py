@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, or_, select, update
 
 from covex.artifacts import scanner
-from covex.domain.errors import InvalidInput, UnsafeModel
+from covex.domain.errors import InvalidInput, InvalidState, UnsafeModel
 from covex.domain.gates import GateResult
 from covex.domain.names import MAX_COMMENT_LENGTH, validate_id, validate_model_name, validate_text
 from covex.domain.scans import ScanReport, evaluate_scan, findings_text, outcome
@@ -51,6 +51,9 @@ def _entity(row: Any) -> ScanReport:
         manifest_digest=row.manifest_digest,
         files=json.loads(row.files),
         findings=json.loads(row.findings),
+        accepted_by=row.accepted_by,
+        accepted_at=row.accepted_at,
+        accepted_reason=row.accepted_reason or "",
     )
 
 
@@ -222,13 +225,14 @@ class ScanService(ServiceBase):
         report = self.latest_scan(name, version)
         if report is None or report.verdict == "PENDING":
             report = self._scan_for_loading(name, version)
-        if not report.high and report.verdict != "ERROR":
+        if (not report.high and report.verdict != "ERROR") or report.accepted_by:
             return report
         if not override.strip():
             found = findings_text(report) if report.high else report.summary
             raise UnsafeModel(
-                f"version {version} of {name!r} is not loaded: its latest scan ({report.verdict}) found {found}; "
-                "pass an override with a reason to load it anyway (it is audited)"
+                f"version {version} of {name!r} is not loaded: its latest scan ({report.verdict}) found {found}. "
+                f"Once reviewed, a manager accepts the findings (covex scan models:/{name}/{version} --accept REASON), "
+                "or a caller passes an override with a reason (audited)"
             )
         with self._tx(write=True) as conn:
             self._version_for(conn, name, version, "reader", "scan.override", lock=False)
@@ -241,6 +245,27 @@ class ScanService(ServiceBase):
         if policy.scan is None:
             return None
         return evaluate_scan(policy.scan, self.latest_scan_of(conn, row.id), row.version)
+
+    def accept_scan(self, name: str, version: int, reason: str) -> ScanReport:
+        """Accept the findings of a version's latest scan after a review (the manager role; audited): the version
+        then loads (``load_model``, ``covex serve``, ``covex batch``) despite them. Policy gates still judge the
+        findings, and a later scan must be accepted again."""
+        reason = validate_text(reason, "reason", MAX_COMMENT_LENGTH, required=True)
+        with self._tx(write=True) as conn:
+            _, row = self._version_for(conn, name, version, "manager", "scan.accept")
+            latest = self.latest_scan_of(conn, row.id)
+            if latest is None or latest.verdict == "PENDING":
+                raise InvalidState(f"version {version} of {name!r} has no finished scan to accept")
+            values = {"accepted_by": self.actor, "accepted_at": now_ms(), "accepted_reason": reason}
+            conn.execute(update(version_scans).where(version_scans.c.id == latest.id).values(**values))
+            after = {
+                "scan": latest.id,
+                "verdict": latest.verdict,
+                "max_severity": latest.max_severity,
+                "reason": reason,
+            }
+            self._audit(conn, "scan.accept", f"model:{name}/{version}", None, after)
+            return _entity(conn.execute(_SELECT.where(version_scans.c.id == latest.id)).one())
 
     def _scan_for_loading(self, name: str, version: int) -> ScanReport:
         # A reader may load a version, so a reader may have it scanned when no scan has finished yet.

@@ -21,6 +21,7 @@ from covex.domain.errors import AlreadyExists, InvalidInput, NotFound
 from covex.domain.names import MAX_NAME_LENGTH, validate_id, validate_model_name, validate_text
 from covex.domain.signing import SigningKey, Statement, StatementCheck, Verification
 from covex.service.base import ServiceBase, now_ms
+from covex.service.scans import ScanService
 from covex.store import queries
 from covex.store.schema import models, request_reviews, transition_requests
 from covex.store.trust_schema import bundle_imports, signing_keys, version_statements
@@ -109,6 +110,8 @@ class SigningService(ServiceBase):
             conn.execute(
                 insert(signing_keys).values(**values, name="this registry", created_at=now_ms(), created_by="covex")
             )
+            # A new key (the first, or a rotation): worth a record, as statements now verify with it.
+            self._audit(conn, "key.record", f"key:{self.signer.key_id}", None, {"public_key": self.signer.public_key})
 
     def known_keys(self, conn: Connection) -> dict[str, SigningKey]:
         """Every key whose signatures verify here: recorded ones and the key signing now (in any transaction:
@@ -144,6 +147,7 @@ class SigningService(ServiceBase):
             "target": target,
             "moved_by": self.actor,
             "request": None if request_id is None else self._request_facts(conn, request_id),
+            "scan": self._scan_facts(conn, row.id),
             "signed_at": now_ms(),
             "key_id": self.signer.key_id,
         }
@@ -154,6 +158,14 @@ class SigningService(ServiceBase):
                 **values, body=text, signature=self.signer.sign(text), origin="signed", created_at=body["signed_at"]
             )
         )
+
+    def _scan_facts(self, conn: Connection, version_id: int) -> dict[str, Any] | None:
+        """The latest scan of the version's files as the move found it."""
+        scan = self._sibling(ScanService).latest_scan_of(conn, version_id)
+        if scan is None:
+            return None
+        keys = ("id", "verdict", "max_severity", "scanner", "scanner_version", "finished_at", "accepted_by")
+        return {k: getattr(scan, k) for k in keys}
 
     @staticmethod
     def _request_facts(conn: Connection, request_id: int) -> dict[str, Any]:

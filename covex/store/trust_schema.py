@@ -30,6 +30,10 @@ version_scans = Table(
     Column("manifest_digest", String(80), nullable=True),
     Column("files", Text, nullable=False),
     Column("findings", Text, nullable=False),
+    # A manager's review of the findings: the version loads (load_model, serve, batch) despite them.
+    Column("accepted_by", String(256), nullable=True),
+    Column("accepted_at", BigInteger, nullable=True),
+    Column("accepted_reason", Text, nullable=True),
     Index("ix_version_scans_version_id", "version_id"),
     Index("ix_version_scans_verdict", "verdict"),
     sqlite_autoincrement=True,

@@ -83,7 +83,9 @@ def test_a_malicious_pickle_is_flagged_blocked_and_never_runs(dev: covex.Client,
         "policies:\n  - stage: Test\n    scan: clean\n  - stage: Production\n    scan: {max_severity: low}\n"
         "    approvals: 1\n"
     )
-    with pytest.raises(InvalidState, match=r"scan clean: FINDINGS.*model.pkl: (posix|os)\.system \(high"):
+    with pytest.raises(
+        InvalidState, match=r"policy of stage 'Test': scan clean \(FINDINGS.*model.pkl: (posix|os)\.system"
+    ):
         dev.transition_stage("churn", 2, "Test")
     with pytest.raises(InvalidState, match=r"scan max_severity: low.*model.pkl"):
         dev.approvals.create_request("churn", 2, stage="Production")
@@ -97,6 +99,17 @@ def test_a_malicious_pickle_is_flagged_blocked_and_never_runs(dev: covex.Client,
     overrides = dev.audit.list_records(action="scan.override").items
     assert ["model:churn/2"] == [r.target for r in overrides]
     assert "SEC-12" in (overrides[0].after or "")
+
+    # A manager's review accepts the findings: the version loads from then on, the gates still judge them.
+    accepted = dev.trust.accept_scan("churn", 2, "the payload is ours: a test fixture")
+    assert (dev.settings.user, "FINDINGS") == (accepted.accepted_by, accepted.verdict)
+    assert dev.trust.check_loadable("churn", 2).accepted_by == dev.settings.user
+    with pytest.raises(InvalidState, match="scan clean"):
+        dev.transition_stage("churn", 2, "Test")
+    assert ["model:churn/2"] == [r.target for r in dev.audit.list_records(action="scan.accept").items]
+    dev.scan("models:/churn/2")  # a new scan must be accepted again
+    with pytest.raises(UnsafeModel):
+        dev.trust.check_loadable("churn", 2)
 
 
 def test_scans_on_demand_and_over_the_cli(dev: covex.Client, tmp_path: Path, marker: Path) -> None:

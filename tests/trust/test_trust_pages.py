@@ -62,8 +62,13 @@ def test_the_api_answers_scans_keys_and_verification(site: Site) -> None:
         keys = api.get("/api/v1/keys").json()["keys"]
         assert ["own"] == [k["origin"] for k in keys]
         assert api.post("/api/v1/models/churn/-/versions/1/verify").json()["statements"][0]["valid"]
-        refused = api.post("/api/v1/models/churn/-/versions/2/loadable", json={})
+        refused = api.post("/api/v1/models/churn/-/versions/2/loadable")
         assert (409, "UNSAFE_MODEL") == (refused.status_code, refused.json()["error_code"])
+        verified = api.post("/api/v1/models/churn/-/versions/1/verify").json()["verified"]
+        unsigned = api.post("/api/v1/models/churn/-/versions/2/verify").json()["verified"]
+        assert (True, False) == (verified, unsigned)
+        empty = api.post("/api/v1/models/churn/-/versions/2/scans/accept", json={"reason": " "})
+        assert (400, "'reason'") == (empty.status_code, empty.json()["message"][:8])
         bad = api.post("/api/v1/keys", json={"name": "x", "public_key": "not a key"})
         assert (400, "'public_key'") == (bad.status_code, bad.json()["message"][:12])
         big = api.post("/api/v1/bundles", content=b"COVEX-BUNDLE/1\n" + b"\xff" * 8 + b"x" * 100)
@@ -76,3 +81,4 @@ def test_a_stranger_may_not_scan_trust_keys_or_export(site: Site, tmp_path: Path
         assert 403 == api.post("/api/v1/models/churn/-/versions/1/scans").status_code
         assert 403 == api.post("/api/v1/keys", json={"name": "x", "public_key": generate()[1].public_key}).status_code
         assert 403 == api.get("/api/v1/models/churn/-/versions/1/bundle").status_code
+        assert 403 == api.post("/api/v1/models/churn/-/versions/2/scans/accept", json={"reason": "mine"}).status_code
