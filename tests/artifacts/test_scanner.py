@@ -117,7 +117,7 @@ def test_a_dotted_name_is_rated_by_what_it_reaches_and_a_loader_is_not_low() -> 
     assert {"sklearn.utils.os.system": "high"} == severities(scan("b.pkl", stack_global("sklearn", "utils.os.system")))
     nested_class = stack_global("sklearn", "base.BaseEstimator")
     assert {"sklearn.base.BaseEstimator": "low"} == severities(scan("c.pkl", nested_class))
-    assert {"numpy.load": "medium"} == severities(scan("d.pkl", stack_global("numpy", "load")))
+    assert {"numpy.load": "high"} == severities(scan("d.pkl", stack_global("numpy", "load")))
 
 
 def test_a_renamed_pickle_is_still_a_pickle(marker: Path) -> None:
