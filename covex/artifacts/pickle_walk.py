@@ -112,10 +112,11 @@ class _Obj:
 
 
 # Methods a class's instance has called while it is unpickled or soon after (BUILD, SETITEM, APPEND, NEWOBJ,
-# dict keys, collection): defined on a class the pickle itself builds (cloudpickle by value), they are its code.
+# dict keys, collection; not __init__, which unpickling never calls): defined on a class the pickle itself
+# builds (cloudpickle by value), they are its code.
 _TRIGGERED = frozenset(
-    "__setstate__ __setitem__ __new__ __init__ __init_subclass__ __set_name__ __class_getitem__ __del__ __hash__ "
-    "__eq__ __getattr__ __getattribute__ __setattr__ __reduce__ __reduce_ex__ append extend __iter__".split()
+    "__setstate__ __setitem__ __new__ __init_subclass__ __set_name__ __del__ __hash__ __eq__ __getattr__ "
+    "__getattribute__ __setattr__ append extend".split()
 )
 
 

@@ -122,7 +122,8 @@ def test_events_survive_a_restart(env: dict[str, str], tree: Callable[..., Path]
     first = ["model.created", "version.created", "version.ready", "stage.changed", "alias.set"]
     second = ["version.created", "version.ready", "alias.set", "alias.deleted"]
     unique = {r.payload["id"]: r for r in got.received}
-    assert sorted(first + second) == sorted(r.event for r in unique.values())
+    # Each version's scan is announced too, when a server gets to it in the background: not counted here.
+    assert sorted(first + second) == sorted(r.event for r in unique.values() if r.event != "version.scanned")
     assert all(r.valid for r in got.received)
     assert {"delivered"} == {d.status for d in after}
     assert all(len(d.attempts) >= 2 for d in after if d.event_id in {b.event_id for b in before})
