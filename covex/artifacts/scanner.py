@@ -56,6 +56,8 @@ _CODE_BUILDERS = frozenset(
         *(f"cloudpickle.cloudpickle.{n}" for n in ("_builtin_type", "_make_function", "_function_setstate")),
         *(f"cloudpickle.cloudpickle.{n}" for n in ("_make_skeleton_class", "_class_setstate", "_make_cell")),
         *(f"cloudpickle.cloudpickle.{n}" for n in ("_make_empty_cell", "_make_dict_keys", "_make_dict_values")),
+        # The modules a function's globals name (time, numpy...), imported by name: nothing in them is called.
+        *(f"cloudpickle.cloudpickle.{n}" for n in ("subimport", "dynamic_subimport")),
         "types.CodeType",
     }
 )
