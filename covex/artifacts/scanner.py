@@ -73,8 +73,6 @@ _RISKY_WORDS = tuple(
 )
 _RISKY_MODULES = frozenset("testing _testing tests distutils f2py _pytest conftest setuptools pip".split())
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-# A known library's function that reads another file or pickle would load what this scan never saw: not low.
-_LOADERS = frozenset({"load", "loads", "read_pickle", "load_library"})
 
 _BY_NAME = {"MLmodel": "yaml", "requirements.txt": "text", "conda.yaml": "yaml", "python_env.yaml": "yaml"}
 _BY_EXT = {
@@ -324,8 +322,6 @@ def _rate(module: str, name: str, safety: Any = None) -> tuple[Severity, str] | 
     if safety is SafetyLevel.Dangerous:  # "unknown" is picklescan's name for an import it cannot resolve
         why = "a name hidden from the scanner" if "unknown" in (module, name) else "on the deny list: it can run code"
         return "high", f"{what}, {why}"
-    if name.rsplit(".", 1)[-1] in _LOADERS:
-        return "medium", f"{what}, which reads another file or pickle this scan does not see"
     if module.split(".")[0] in _KNOWN or _PLAIN.fullmatch(f"{module}.{name}"):
         return "low", f"{what}, from a library Covex knows"
     return "medium", f"{what}, which is on neither the safe nor the deny list: custom code to review"
