@@ -35,6 +35,13 @@ _SELECT = select(version_scans, models.c.name.label("model_name")).select_from(
 )
 
 
+def _claimable() -> Any:
+    """A queued scan no process holds: never claimed, or claimed by one that has not finished in time."""
+    stale = now_ms() - STALE_CLAIM_MS
+    claim = version_scans.c.claimed_at
+    return (version_scans.c.verdict == "PENDING") & or_(claim.is_(None), claim < stale)
+
+
 def _entity(row: Any) -> ScanReport:
     return ScanReport(
         id=row.id,
@@ -60,7 +67,9 @@ def _entity(row: Any) -> ScanReport:
 class ScanService(ServiceBase):
     """Scan versions' files and keep what the scans found."""
 
-    def queue_scan(self, conn: Connection, model_id: int, version_row: Any, trigger: str = "ready") -> int:
+    def queue_scan(
+        self, conn: Connection, model_id: int, version_row: Any, trigger: str = "ready", *, claimed: bool = False
+    ) -> int:
         """Queue a scan of a version (a row with ``id``, ``version``, ``manifest_digest``) in ``conn``'s
         transaction; its id."""
         return int(
@@ -77,7 +86,7 @@ class ScanService(ServiceBase):
                     "trigger": trigger,
                     "requested_by": self.actor,
                     "created_at": now_ms(),
-                    "claimed_at": None,
+                    "claimed_at": now_ms() if claimed else None,
                     "finished_at": None,
                     "manifest_digest": version_row.manifest_digest,
                     "files": "[]",
@@ -109,10 +118,13 @@ class ScanService(ServiceBase):
         """Scan a version's files now (the editor role) and return the result."""
         validate_model_name(name)
         validate_id(version, "version")
+        return self._scan_now(name, version, "editor", "demand")
+
+    def _scan_now(self, name: str, version: int, role: str, trigger: str) -> ScanReport:
+        """A scan queued already claimed by this caller, then run."""
         with self._tx(write=True) as conn:
-            model, row = self._version_for(conn, name, version, "editor", "scan.run")
-            scan_id = self.queue_scan(conn, model.id, row, "demand")
-            conn.execute(update(version_scans).where(version_scans.c.id == scan_id).values(claimed_at=now_ms()))
+            model, row = self._version_for(conn, name, version, role, "scan.run")
+            scan_id = self.queue_scan(conn, model.id, row, trigger, claimed=True)
         return self._finish(scan_id)
 
     def run_pending_scans(self, limit: int = 20) -> int:
@@ -120,15 +132,8 @@ class ScanService(ServiceBase):
         ran = 0
         while ran < limit:
             with self._tx(write=False) as conn:
-                stale = now_ms() - STALE_CLAIM_MS
                 waiting = conn.execute(
-                    select(version_scans.c.id)
-                    .where(
-                        version_scans.c.verdict == "PENDING",
-                        or_(version_scans.c.claimed_at.is_(None), version_scans.c.claimed_at < stale),
-                    )
-                    .order_by(version_scans.c.id)
-                    .limit(1)
+                    select(version_scans.c.id).where(_claimable()).order_by(version_scans.c.id).limit(1)
                 ).scalar_one_or_none()
             if waiting is None:
                 break
@@ -139,15 +144,8 @@ class ScanService(ServiceBase):
     def _run_claimed(self, scan_id: int) -> ScanReport | None:
         """Claim a queued scan (None when another process holds it) and run it."""
         with self._tx(write=True) as conn:
-            stale = now_ms() - STALE_CLAIM_MS
             claimed = conn.execute(
-                update(version_scans)
-                .where(
-                    version_scans.c.id == scan_id,
-                    version_scans.c.verdict == "PENDING",
-                    or_(version_scans.c.claimed_at.is_(None), version_scans.c.claimed_at < stale),
-                )
-                .values(claimed_at=now_ms())
+                update(version_scans).where(version_scans.c.id == scan_id, _claimable()).values(claimed_at=now_ms())
             ).rowcount
         return self._finish(scan_id) if claimed == 1 else None
 
@@ -224,7 +222,8 @@ class ScanService(ServiceBase):
         override = validate_text(override, "override", MAX_COMMENT_LENGTH)
         report = self.latest_scan(name, version)
         if report is None or report.verdict == "PENDING":
-            report = self._scan_for_loading(name, version)
+            # A reader may load a version, so a reader may have it scanned when no scan has finished yet.
+            report = self._scan_now(name, version, "reader", "load")
         if (not report.high and report.verdict != "ERROR") or report.accepted_by:
             return report
         if not override.strip():
@@ -266,11 +265,3 @@ class ScanService(ServiceBase):
             }
             self._audit(conn, "scan.accept", f"model:{name}/{version}", None, after)
             return _entity(conn.execute(_SELECT.where(version_scans.c.id == latest.id)).one())
-
-    def _scan_for_loading(self, name: str, version: int) -> ScanReport:
-        # A reader may load a version, so a reader may have it scanned when no scan has finished yet.
-        with self._tx(write=True) as conn:
-            model, row = self._version_for(conn, name, version, "reader", "scan.run")
-            scan_id = self.queue_scan(conn, model.id, row, "load")
-            conn.execute(update(version_scans).where(version_scans.c.id == scan_id).values(claimed_at=now_ms()))
-        return self._finish(scan_id)
