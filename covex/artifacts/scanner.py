@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import bz2
+import functools
 import importlib.metadata
 import io
 import json
@@ -114,7 +115,9 @@ class _Ctx(NamedTuple):  # what one file's scan gathers
     errors: list[str]
 
 
+@functools.cache
 def scanner_version() -> str:
+    """picklescan's version (read once: reading package metadata costs a millisecond)."""
     return importlib.metadata.version("picklescan")
 
 
