@@ -21,7 +21,7 @@ from covex.domain.uris import parse_model_uri
 from covex.server import schemas
 from covex.server.guard import UploadSlots, client_address, credentials
 from covex.server.uploads import BodyChunks
-from covex.service import RegistryService
+from covex.service import RegistryService, WriteWouldWait, without_waiting
 
 router = APIRouter()
 API = "/api/v1"
@@ -65,10 +65,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def read(svc: RegistryService, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a read of the service: on a local SQLite file inline (it takes less than the hop to a worker
     thread would), on a database across the network in a worker thread (the event loop serves others
-    meanwhile). Writes always go to a worker thread: they may wait for the write lock.
+    meanwhile). Writes go to a worker thread unless they can have the write lock at once (``write``).
     """
     if svc.engine.dialect.name == "sqlite":
         return call(*args, **kwargs)
+    return await run_in_threadpool(call, *args, **kwargs)
+
+
+async def write(svc: RegistryService, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a change made in one transaction: on a local SQLite file inline when the write lock is free at
+    once (the write takes less than the hop to a worker thread), else in a worker thread, where it may
+    wait for the lock while the event loop serves others. A change that cannot have the lock at once has
+    written nothing, so it simply runs again in the thread.
+    """
+    if svc.engine.dialect.name == "sqlite":
+        try:
+            with without_waiting():
+                return call(*args, **kwargs)
+        except WriteWouldWait:
+            pass
     return await run_in_threadpool(call, *args, **kwargs)
 
 
@@ -202,10 +217,12 @@ def delete_alias(name: schemas.ModelNameIn, alias: str, svc: Service) -> Respons
     tags=["versions"],
     responses=ERRORS,
 )
-def create_version(name: schemas.ModelNameIn, body: schemas.CreateVersion, svc: Service) -> Response:
+async def create_version(name: schemas.ModelNameIn, body: schemas.CreateVersion, svc: Service) -> Response:
     """Create a version. With ``files`` it is PENDING until the blobs are uploaded and it is finalized."""
-    version = svc.create_version(name, NewVersion(**dict(body)))  # the body's fields are NewVersion's
-    return render(version, 201)
+    new = NewVersion(**dict(body))  # the body's fields are NewVersion's
+    if svc.scan_inline:  # a READY version is scanned in this call too: more than one transaction
+        return render(await run_in_threadpool(svc.create_version, name, new), 201)
+    return render(await write(svc, svc.create_version, name, new), 201)
 
 
 @router.get(f"{MODEL}/-/versions", response_model=Page[ModelVersion], tags=["versions"], responses=ERRORS)

@@ -16,5 +16,6 @@ Where SQL lives:
 
 from covex.service.factory import open_service
 from covex.service.registry import RegistryService
+from covex.store.database import WriteWouldWait, without_waiting
 
-__all__ = ["RegistryService", "open_service"]
+__all__ = ["RegistryService", "WriteWouldWait", "open_service", "without_waiting"]

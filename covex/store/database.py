@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,29 @@ _migrate_lock = threading.Lock()
 
 
 _BEGIN_WRITE, _BEGIN_READ = "BEGIN IMMEDIATE", "BEGIN DEFERRED"
+_BUSY_TIMEOUT_MS = 30000
+
+
+class WriteWouldWait(Exception):  # a signal to the caller, never an error anyone sees
+    """The write lock is taken and the caller asked not to wait for it (``without_waiting``)."""
+
+
+_no_wait: ContextVar[bool] = ContextVar("covex_write_no_wait", default=False)
+
+
+@contextmanager
+def without_waiting() -> Iterator[None]:
+    """The first write transaction begun inside raises ``WriteWouldWait`` instead of waiting for SQLite's
+    write lock (held by another thread or process); nothing has been written when it does.
+
+    Only the first: a later write transaction in the same call waits as usual, because giving up there
+    would leave the call half done. Callers use it for calls that write in one transaction.
+    """
+    token = _no_wait.set(True)
+    try:
+        yield
+    finally:
+        _no_wait.reset(token)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -32,7 +57,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         # LIKE is case-sensitive as on PostgreSQL, and can use the name index.
         cur.execute("PRAGMA case_sensitive_like=ON")
         cur.close()
@@ -41,8 +66,20 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         # Writers take the write lock up front: no deadlocked lock upgrades under contention.
         # Straight to the driver: this runs for every transaction, and needs no result or events.
-        begin = _BEGIN_WRITE if conn.get_execution_options().get("covex_write") else _BEGIN_READ
-        conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+        options = conn.get_execution_options()
+        driver: Any = conn.connection.driver_connection
+        if not options.get("covex_no_wait"):
+            driver.execute(_BEGIN_WRITE if options.get("covex_write") else _BEGIN_READ)
+            return
+        driver.execute("PRAGMA busy_timeout=0")
+        try:
+            driver.execute(_BEGIN_WRITE)
+        except sqlite3.OperationalError as exc:
+            if driver.in_transaction or "locked" not in str(exc):
+                raise
+            raise WriteWouldWait from None
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 def create_db_engine(url: str) -> Engine:
@@ -136,5 +173,15 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
         with engine.connect().execution_options(covex_write=True) as conn, conn.begin():
             yield conn
         return
-    with lock, engine.connect().execution_options(covex_write=True) as conn, conn.begin():
-        yield conn
+    if not _no_wait.get():
+        with lock, engine.connect().execution_options(covex_write=True) as conn, conn.begin():
+            yield conn
+        return
+    _no_wait.set(False)  # only the first write transaction of the call may give up
+    if not lock.acquire(blocking=False):
+        raise WriteWouldWait
+    try:
+        with engine.connect().execution_options(covex_write=True, covex_no_wait=True) as conn, conn.begin():
+            yield conn
+    finally:
+        lock.release()
