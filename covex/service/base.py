@@ -241,8 +241,8 @@ class ServiceBase:
         validate_model_name(name)
         # Every change to a model's versions, stages or aliases holds this row lock,
         # so concurrent writers on one model are serialised (SQLite: BEGIN IMMEDIATE).
-        q = queries.MODEL_BY_NAME_LOCKED if lock else queries.MODEL_BY_NAME
-        row = conn.execute(q, {"name": name}).one_or_none()
+        q = _MODEL_LOCKED if lock else _MODEL
+        row: Row[Any] | None = q.one_or_none(conn, {"name": name})
         if row is None:
             raise NotFound(f"model {name!r} does not exist")
         return row
@@ -331,7 +331,7 @@ class ServiceBase:
         actor: str | None = None,
     ) -> None:
         """Append one record to the hash-chained audit trail, in ``conn``'s transaction."""
-        head = conn.execute(_HEAD).one()
+        (head,) = _HEAD.all(conn, {})
         record = {
             "seq": head.seq + 1,
             "timestamp": now_ms(),
@@ -345,13 +345,13 @@ class ServiceBase:
             "prev_hash": head.hash,
         }
         record["hash"] = audit.record_hash(record)
-        conn.execute(_APPEND, record)
-        conn.execute(_ADVANCE, {"new_seq": record["seq"], "new_hash": record["hash"]})
+        _APPEND.all(conn, record)
+        _ADVANCE.all(conn, {"new_seq": record["seq"], "new_hash": record["hash"]})
 
     def _emit(self, conn: Connection, event: str, data: dict[str, Any], model_id: int | None = None) -> None:
         """Queue ``event`` for every webhook subscribed to it (the outbox), in ``conn``'s transaction."""
         q = _WEBHOOKS_GLOBAL if model_id is None else _WEBHOOKS_ON_MODEL
-        targets = [r.id for r in conn.execute(q, {"model_id": model_id}) if _subscribed(json.loads(r.events), event)]
+        targets = [r.id for r in q.all(conn, {"model_id": model_id}) if _subscribed(json.loads(r.events), event)]
         if not targets:
             return
         now = now_ms()
@@ -433,15 +433,36 @@ _READS_ALL = (
     )
     .limit(1)
 )
-_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-_APPEND = insert(audit_log)
-_ADVANCE = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-# Active webhooks hearing of a change: to any model (global ones), or to model ``model_id``.
-_WEBHOOKS_GLOBAL = select(webhooks.c.id, webhooks.c.events).where(
-    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None)
+_MODEL = Prepared(queries.MODEL_BY_NAME)
+_MODEL_LOCKED = Prepared(queries.MODEL_BY_NAME_LOCKED)
+_HEAD = Prepared(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update())
+_APPEND = Prepared(
+    insert(audit_log),
+    keys=(
+        "seq",
+        "timestamp",
+        "actor",
+        "action",
+        "target",
+        "outcome",
+        "before",
+        "after",
+        "request_id",
+        "prev_hash",
+        "hash",
+    ),
 )
-_WEBHOOKS_ON_MODEL = select(webhooks.c.id, webhooks.c.events).where(
-    webhooks.c.active.is_(True), webhooks.c.model_id.is_(None) | (webhooks.c.model_id == bindparam("model_id"))
+_ADVANCE = Prepared(
+    update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+# Active webhooks hearing of a change: to any model (global ones), or to model ``model_id``.
+_WEBHOOKS_GLOBAL = Prepared(
+    select(webhooks.c.id, webhooks.c.events).where(webhooks.c.active.is_(True), webhooks.c.model_id.is_(None))
+)
+_WEBHOOKS_ON_MODEL = Prepared(
+    select(webhooks.c.id, webhooks.c.events).where(
+        webhooks.c.active.is_(True), webhooks.c.model_id.is_(None) | (webhooks.c.model_id == bindparam("model_id"))
+    )
 )
 _ROLES = select(grants.c.role).where(
     grants.c.subject.in_(bindparam("subjects", expanding=True)),

@@ -23,10 +23,31 @@ from covex.domain.names import MAX_COMMENT_LENGTH, validate_id, validate_model_n
 from covex.domain.scans import ScanReport, evaluate_scan, findings_text, outcome
 from covex.service.base import ServiceBase, now_ms
 from covex.store import queries
+from covex.store.prepared import Prepared
 from covex.store.schema import models
 from covex.store.trust_schema import version_scans
 
 log = logging.getLogger("covex.service")
+_QUEUE = Prepared(
+    insert(version_scans).returning(version_scans.c.id),
+    keys=(
+        "model_id",
+        "version_id",
+        "version",
+        "verdict",
+        "max_severity",
+        "scanner",
+        "scanner_version",
+        "trigger",
+        "requested_by",
+        "created_at",
+        "claimed_at",
+        "finished_at",
+        "manifest_digest",
+        "files",
+        "findings",
+    ),
+)
 
 STALE_CLAIM_MS = 15 * 60 * 1000
 MAX_FINDINGS = 500  # stored per scan; the verdict counts them all
@@ -73,8 +94,8 @@ class ScanService(ServiceBase):
         """Queue a scan of a version (a row with ``id``, ``version``, ``manifest_digest``) in ``conn``'s
         transaction; its id."""
         return int(
-            conn.execute(
-                insert(version_scans).returning(version_scans.c.id),
+            _QUEUE.all(
+                conn,
                 {
                     "model_id": model_id,
                     "version_id": version_row.id,
@@ -92,7 +113,7 @@ class ScanService(ServiceBase):
                     "files": "[]",
                     "findings": "[]",
                 },
-            ).scalar_one()
+            )[0].id
         )
 
     def after_ready(self, name: str, version: int, *, now: bool = False) -> None:

@@ -35,6 +35,7 @@ from covex.service.deployments import DeploymentService
 from covex.service.placement import record_event
 from covex.service.scans import ScanService
 from covex.store import database, keyed, queries, search
+from covex.store.prepared import Prepared
 from covex.store.schema import (
     model_aliases,
     model_versions,
@@ -103,13 +104,36 @@ def _first_clash(paths: list[str]) -> tuple[int, str] | None:
 
 
 # Built once: a create runs them every time.
-_INSERT_VERSION = insert(model_versions).returning(model_versions.c.id)
-_NEXT_VERSION = (
+_INSERT_VERSION = Prepared(
+    insert(model_versions).returning(model_versions.c.id),
+    keys=(
+        "model_id",
+        "version",
+        "status",
+        "status_message",
+        "stage",
+        "created_by",
+        "manifest_digest",
+        "file_count",
+        "size",
+        "creation_timestamp",
+        "last_updated_timestamp",
+        "source",
+        "description",
+        "run_id",
+        "run_link",
+    ),
+)
+_NEXT_VERSION = Prepared(
     update(models)
     .where(models.c.id == bindparam("model_id"))
     .values(last_version=models.c.last_version + 1, last_updated_timestamp=bindparam("now"))
     .returning(models.c.last_version)
 )
+_INSERT_KEYED = {
+    t.name: Prepared(insert(t), keys=("version_id", "key", "value"))
+    for t in (version_tags, version_metrics, version_params)
+}
 
 
 class Checked(NamedTuple):
@@ -234,7 +258,7 @@ class VersionService(ServiceBase):
                 f"version number {number} of {name!r} is taken (the last handed out is {model.last_version})"
             )
         if number is None:
-            number = conn.execute(_NEXT_VERSION, {"model_id": model.id, "now": now}).scalar_one()
+            (number,) = _NEXT_VERSION.all(conn, {"model_id": model.id, "now": now})[0]
         else:
             touched = {"last_version": number, "last_updated_timestamp": now}
             conn.execute(update(models).where(models.c.id == model.id).values(**touched))
@@ -251,12 +275,10 @@ class VersionService(ServiceBase):
             "last_updated_timestamp": now,
             **new.values,
         }
-        version_id = conn.execute(_INSERT_VERSION, {"model_id": model.id, **row}).scalar_one()
+        ((version_id,),) = _INSERT_VERSION.all(conn, {"model_id": model.id, **row})
         for table, items in ((version_tags, new.tags), (version_metrics, new.metrics), (version_params, new.params)):
-            if items:
-                conn.execute(
-                    insert(table), [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()]
-                )
+            rows = [{"version_id": version_id, "key": k, "value": v} for k, v in items.items()]
+            _INSERT_KEYED[table.name].many(conn, rows)
         if entries:
             database.lock_blobs(conn, exclusive=False)  # gc deletes nothing while these references land
             conn.execute(

@@ -1,4 +1,4 @@
-"""The few statements every read runs, sent straight to SQLite's driver.
+"""The few statements every read and every common write runs, sent straight to SQLite's driver.
 
 A lookup in a local SQLite file takes a few microseconds; SQLAlchemy's execution path around it
 (compiled-cache lookup, parameter processing, execution context, result object) takes about 15 µs
@@ -14,7 +14,7 @@ the normal path.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, exc
@@ -32,35 +32,58 @@ class _Compiled(NamedTuple):
 class Prepared:
     """A fixed statement with bound parameters, run with the least work the database allows."""
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Executable, keys: Sequence[str] = ()) -> None:
+        """``keys``: an INSERT's columns, each given by every call (a column left out could need a default)."""
         self.statement = statement
+        self.keys = tuple(keys)
         self._compiled: dict[str, _Compiled | None] = {}
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
-        """Every row, each with the columns as attributes (as ``Row`` has them)."""
+        """Every row (of a query, or of an INSERT, UPDATE or DELETE with RETURNING), each with the columns as
+        attributes (as ``Row`` has them)."""
         compiled = self._for(conn.dialect)
         if compiled is None:
-            return list(conn.execute(self.statement, params).all())
+            result = conn.execute(self.statement, params)
+            return list(result.all()) if result.returns_rows else []
+        make = compiled.row
+        return [make(*r) for r in self._run(conn, compiled, self._args(compiled, params), many=False)]
+
+    def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run a statement without RETURNING once per set of parameters (an INSERT of several rows)."""
+        if not rows:
+            return
+        compiled = self._for(conn.dialect)
+        if compiled is None:
+            conn.execute(self.statement, list(rows))
+            return
+        self._run(conn, compiled, [self._args(compiled, r) for r in rows], many=True)
+
+    @staticmethod
+    def _args(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
         args: Any = {**compiled.defaults, **params}
-        if compiled.order is not None:
-            args = tuple(args[name] for name in compiled.order)
+        return args if compiled.order is None else tuple(args[name] for name in compiled.order)
+
+    @staticmethod
+    def _run(conn: Connection, compiled: _Compiled, args: Any, *, many: bool) -> list[Any]:
         driver = conn.connection.driver_connection
         assert driver is not None
         cursor = driver.cursor()
         try:
             if conn._has_events or conn.engine._has_events:  # e.g. a test counting statements
-                conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, args, None, False)
+                conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, args, None, many)
             try:
+                if many:
+                    cursor.executemany(compiled.sql, args)
+                    return []
                 cursor.execute(compiled.sql, args)
-                rows = cursor.fetchall()
+                rows: list[Any] = cursor.fetchall()
+                return rows
             except conn.dialect.loaded_dbapi.Error as error:
                 raise exc.DBAPIError.instance(
                     compiled.sql, args, error, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
                 ) from error
         finally:
             cursor.close()
-        make = compiled.row
-        return [make(*r) for r in rows]
 
     def one_or_none(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         rows = self.all(conn, params)
@@ -70,17 +93,23 @@ class Prepared:
 
     def _for(self, dialect: Dialect) -> _Compiled | None:
         if dialect.name not in self._compiled:
-            self._compiled[dialect.name] = _compile(self.statement, dialect) if dialect.name == "sqlite" else None
+            self._compiled[dialect.name] = (
+                _compile(self.statement, dialect, self.keys) if dialect.name == "sqlite" else None
+            )
         return self._compiled[dialect.name]
 
 
-def _compile(statement: Any, dialect: Dialect) -> _Compiled | None:
-    """The statement as the driver takes it; None when a column or parameter needs type processing."""
-    compiled = statement.compile(dialect=dialect)
-    if compiled._bind_processors:
+def _compile(statement: Any, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled | None:
+    """The statement as the driver takes it; None when a column or parameter needs type processing, a value
+    is computed at execution (a column default, an IN list), or the statement is not a fixed one."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+    if compiled._bind_processors or compiled.post_compile_params or compiled.literal_execute_params:
+        return None
+    if compiled.insert_prefetch or compiled.update_prefetch:
         return None
     names: list[str] = []
-    for column in statement.selected_columns:
+    columns = statement.selected_columns if hasattr(statement, "selected_columns") else statement.exported_columns
+    for column in columns:
         if column.type._cached_result_processor(dialect, None) is not None:
             return None
         names.append(column.key if isinstance(column.key, str) and column.key.isidentifier() else "_")
@@ -88,7 +117,7 @@ def _compile(statement: Any, dialect: Dialect) -> _Compiled | None:
     defaults = {  # the literals the statement binds itself, by the names the driver's parameters have
         key: bind.effective_value
         for key, bind in compiled.binds.items()
-        if not bind.required and bind.callable is None and (order is None or key in order)
+        if not bind.required and bind.callable is None and (order is None or key in order) and key not in keys
     }
     row = namedtuple("row", names, rename=True)  # type: ignore[misc]
     return _Compiled(compiled.string, order, defaults, row)

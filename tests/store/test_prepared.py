@@ -6,10 +6,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, bindparam, create_engine, exc, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    exc,
+    insert,
+    select,
+    update,
+)
 
 import covex
 from covex.domain.entities import NewVersion
+from covex.domain.uris import parse_model_uri
 from covex.service import RegistryService, open_service
 from covex.service.base import _TOKEN
 from covex.store import database, queries
@@ -91,3 +107,70 @@ def test_columns_that_need_type_processing_stay_on_sqlalchemy(tmp_path: Path) ->
         rows = prepared.all(conn, {"id": 1})
     assert [r.on for r in rows] == [True]  # a bool, as SQLAlchemy reads it, not SQLite's 1
     assert type(rows[0].on) is bool
+
+
+# -- writes -------------------------------------------------------------------------------------
+
+
+def _things(tmp_path: Path, *weight: Column[float]) -> tuple[Engine, Table]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    table = Table(
+        "things",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String, nullable=False),
+        Column("note", String, nullable=False, default="none"),
+        *weight,
+    )
+    table.create(engine)
+    return engine, table
+
+
+def test_an_insert_returning_and_an_update_run_on_the_driver(tmp_path: Path) -> None:
+    engine, table = _things(tmp_path)
+    add = Prepared(insert(table).returning(table.c.id), keys=("name", "note"))
+    rename = Prepared(update(table).where(table.c.id == bindparam("at")).values(name=bindparam("new")))
+    many = Prepared(insert(table), keys=("name", "note"))
+    with engine.begin() as conn:
+        assert [tuple(r) for r in add.all(conn, {"name": "a", "note": "x"})] == [(1,)]
+        assert add.all(conn, {"name": "b", "note": "y"})[0].id == 2
+        assert rename.all(conn, {"at": 1, "new": "A"}) == []
+        many.many(conn, [{"name": "c", "note": "z"}, {"name": "d", "note": "w"}])
+        many.many(conn, [])
+        rows = [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
+    assert rows == [(1, "A", "x"), (2, "b", "y"), (3, "c", "z"), (4, "d", "w")]
+    assert None not in (add._compiled["sqlite"], rename._compiled["sqlite"], many._compiled["sqlite"])
+
+
+def test_an_insert_must_be_given_every_key_it_names(tmp_path: Path) -> None:
+    """A key left out would get None on the driver where SQLAlchemy would have put the column's default."""
+    engine, table = _things(tmp_path)
+    add = Prepared(insert(table), keys=("name", "note"))
+    with engine.begin() as conn, pytest.raises(KeyError, match="note"):
+        add.all(conn, {"name": "a"})
+
+
+def test_an_insert_that_needs_a_default_or_a_type_processor_stays_on_sqlalchemy(tmp_path: Path) -> None:
+    engine, table = _things(tmp_path, Column("weight", Float, nullable=False, default=0.0))
+    defaulted = Prepared(insert(table), keys=("name",))  # note and weight take their defaults
+    weighed = Prepared(insert(table), keys=("name", "note", "weight"))  # Float has a bind processor
+    with engine.begin() as conn:
+        defaulted.all(conn, {"name": "a"})
+        weighed.many(conn, [{"name": "b", "note": "n", "weight": 2}])
+        rows = [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
+    assert rows == [(1, "a", "none", 0.0), (2, "b", "n", 2.0)]
+    assert defaulted._compiled["sqlite"] is None and weighed._compiled["sqlite"] is None
+
+
+def test_the_statements_of_a_create_run_on_the_driver(service: RegistryService) -> None:
+    """Every statement a create runs, but the metrics' insert (a Float), skips SQLAlchemy's path on SQLite."""
+    from covex.service import base, scans, versions
+
+    dialect = service.engine.dialect
+    hot = [base._MODEL, base._MODEL_LOCKED, base._HEAD, base._APPEND, base._ADVANCE, base._WEBHOOKS_ON_MODEL]
+    hot += [versions._NEXT_VERSION, versions._INSERT_VERSION, scans._QUEUE]
+    hot += [versions._INSERT_KEYED["version_tags"], versions._INSERT_KEYED["version_params"]]
+    assert all(p._for(dialect) is not None for p in hot)
+    created = service.create_version("churn", NewVersion(source="s3://b/9", tags={"a": "1"}, params={"p": "2"}))
+    assert service.get_version(parse_model_uri(f"models:/churn/{created.version}")) == created
+    assert service.audit.verify().ok
