@@ -4,7 +4,7 @@ The same uvicorn settings and HTTP protocol as ``covex server`` (httptools with 
 one process, no access log), and one ``async def`` route returning a fixed version-sized JSON
 without touching any database. What a Covex call costs above this is Covex's own work::
 
-    python benchmarks/floor.py --port 8123      # GET /floor
+    python benchmarks/floor.py --port 8123      # GET /floor; GET /floor/page: a fixed page of 100 models
 
 Under ``/api/2.0/mlflow/`` it answers fixed bodies in MLflow's shapes (a version for ``registered-models/alias``
 and ``model-versions/create``, a page of 100 models for ``registered-models/search``): what MLflow's own
@@ -44,6 +44,29 @@ BODY = json.dumps(
         "size": 0,
         "creation_timestamp": 1764540000000,
         "last_updated_timestamp": 1764540000000,
+    },
+    separators=(",", ":"),
+).encode()
+
+
+# A page of 100 models as Covex answers the benchmark's searches (models without tags or versions): what
+# sending and parsing a search's body costs the stack, whatever the server does to find it.
+PAGE_BODY = json.dumps(
+    {
+        "items": [
+            {
+                "name": f"search-{i:05d}",
+                "description": "",
+                "tags": {},
+                "aliases": {},
+                "latest_version": None,
+                "created_by": "admin",
+                "creation_timestamp": 1764540000000,
+                "last_updated_timestamp": 1764540000000,
+            }
+            for i in range(100)
+        ],
+        "next_page_token": "eyJvZmZzZXQiOiAxMDB9",
     },
     separators=(",", ":"),
 ).encode()
@@ -101,6 +124,10 @@ def create_app() -> FastAPI:
     @app.get("/floor")
     async def floor() -> Response:
         return Response(BODY, media_type="application/json")
+
+    @app.get("/floor/page")
+    async def floor_page() -> Response:
+        return Response(PAGE_BODY, media_type="application/json")
 
     @app.get("/api/2.0/mlflow/registered-models/alias")
     @app.post("/api/2.0/mlflow/model-versions/create")

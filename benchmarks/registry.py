@@ -56,11 +56,11 @@ def floor_server(tmp: Path) -> Server:
     return Server("floor", argv, port, "/health", tmp / "floor.log")
 
 
-def measure_floor(floor: Server, count: int) -> Measure:
+def measure_floor(floor: Server, count: int, path: str = "/floor") -> Measure:
     with http_client(floor.url) as http:
         for _ in range(200):
-            ok(http.get("/floor"))
-        return sequential(http, count, lambda h, _: ok(h.get("/floor"))["version"])
+            ok(http.get(path))
+        return sequential(http, count, lambda h, _: len(ok(h.get(path))))
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -88,6 +88,9 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     if reg and floor:
         for phase in ("get_by_alias", "search_models"):
             out[f"{phase}_over_floor"] = _ratio(reg[phase]["Covex"]["p50_ms"], floor["p50_ms"])
+    page = results.get("page_floor")
+    if reg and page:
+        out["search_models_over_page_floor"] = _ratio(reg["search_models"]["Covex"]["p50_ms"], page["p50_ms"])
     sdk = results.get("sdk", {})
     for phase in SDK_PHASES if sdk else ():
         out[f"{phase}_ratio"] = _ratio(sdk[phase]["Covex"]["ops_per_s"], sdk[phase].get("MLflow", {}).get("ops_per_s"))
@@ -163,6 +166,12 @@ def report(results: dict[str, Any]) -> list[str]:
             x = s[f"{phase}_over_floor"]
             lines.append(f"  {phase}: p50 {reg[phase]['Covex']['p50_ms']:.3f} ms = {x:.2f}x the floor")
             targets.append(f"  {phase + ' p50 <= 2x the floor':<46} {verdict(x <= FLOOR_TARGET)}  {x:.2f}x")
+        page = results.get("page_floor")
+        if page:
+            lines.append(
+                f"  the same stack answering a fixed page of 100 models (/floor/page): p50 {page['p50_ms']:.3f} ms;"
+                f" search_models = {s['search_models_over_page_floor']:.2f}x that"
+            )
     sdk = results.get("sdk")
     if sdk:
         lines += [
@@ -273,9 +282,11 @@ def run_side_by_side(args: argparse.Namespace, sizes: Sizes, tmp: Path, results:
                 log(f"warming up {t.api.label}")
                 warm_up(t)
             floor_m = measure_floor(floor, sizes.alias_gets)
+            page_m = measure_floor(floor, sizes.searches, "/floor/page")
             results["registry"] = run_registry(targets, sizes, args.seed)
             floor_m.merge(measure_floor(floor, sizes.alias_gets))  # before and after: drift hits both
-            results["floor"] = floor_m.summary()
+            page_m.merge(measure_floor(floor, sizes.searches, "/floor/page"))
+            results["floor"], results["page_floor"] = floor_m.summary(), page_m.summary()
             prefixes = search_prefixes(sizes.models, sizes.searches, random.Random(args.seed))
             sdks: list[Any] = [CovexSdk(covex.url, tmp / "covex-data")]
             if mlflow:
