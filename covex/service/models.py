@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from covex.domain.access import RANK
@@ -18,17 +18,20 @@ from covex.service.base import ServiceBase, now_ms
 from covex.service.deployments import DeploymentService
 from covex.service.policies import guard_retag
 from covex.store import keyed, queries, search
+from covex.store.prepared import Prepared
 from covex.store.schema import grants, model_tags, model_versions, models
 
 MODEL_SORTABLE = {"name", "creation_timestamp", "last_updated_timestamp"}
 
 
 @lru_cache(maxsize=search.SEARCHES_CACHED)
-def _model_search(filter: str | None, order_by: tuple[str, ...]) -> Select[Any]:
-    """The statement finding the models ``filter`` matches in ``order_by``'s order (any page of them)."""
+def _model_search(filter: str | None, order_by: tuple[str, ...]) -> tuple[Select[Any], Prepared]:
+    """The statement finding the models ``filter`` matches in ``order_by``'s order (any page of them), and the
+    same with the page as parameters (``limit``, ``offset``), ready to run."""
     node = parse_filter(filter, MODEL_FIELDS)
     order = parse_order_by(list(order_by or []), MODEL_FIELDS, MODEL_SORTABLE)
-    return select(models).where(search.model_filter(node)).order_by(*search.model_order(order))
+    q = select(models).where(search.model_filter(node)).order_by(*search.model_order(order))
+    return q, Prepared(q.limit(bindparam("limit")).offset(bindparam("offset")))
 
 
 def _tag(key: str, value: str | None) -> dict[str, str] | None:
@@ -175,15 +178,15 @@ class ModelService(ServiceBase):
         max_results: int = 100,
         page_token: str | None = None,
     ) -> Page[Model]:
-        q = search.cached_statement(_model_search, filter, order_by)
+        q, paged = search.cached_statement(_model_search, filter, order_by)
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
-        q = q.limit(limit + 1).offset(offset)
         with self._tx(write=False) as conn:
             readable = self.readable_model_ids(conn)
-            if readable is not None:
-                q = q.where(models.c.id.in_(readable))
-            rows = conn.execute(q).all()
+            if readable is None:
+                rows = paged.all(conn, {"limit": limit + 1, "offset": offset})
+            else:
+                rows = list(conn.execute(q.where(models.c.id.in_(readable)).limit(limit + 1).offset(offset)))
             items = queries.load_models(conn, rows[:limit])
         token = search.encode_page_token(offset + limit) if len(rows) > limit else None
         return Page[Model](items=items, next_page_token=token)

@@ -68,12 +68,27 @@ _LATEST = _newest_of(_NEWEST)
 _LATEST_IN_STAGES = _newest_of(_NEWEST.where(model_versions.c.stage.in_(bindparam("stages", expanding=True))))
 
 
+class _VersionSearch(NamedTuple):
+    """A search's statement (any page), and the same ready to run with the page as parameters (``limit``,
+    ``offset``): over every model, and over one (``in_model``)."""
+
+    statement: Select[Any]
+    paged: Prepared
+    paged_in_model: Prepared
+
+
 @lru_cache(maxsize=search.SEARCHES_CACHED)
-def _version_search(filter: str | None, order_by: tuple[str, ...]) -> Select[Any]:
-    """The statement finding the versions ``filter`` matches in ``order_by``'s order (any page of them)."""
+def _version_search(filter: str | None, order_by: tuple[str, ...]) -> _VersionSearch:
+    """The statement finding the versions ``filter`` matches in ``order_by``'s order."""
     node = parse_filter(filter, VERSION_FIELDS)
     order = parse_order_by(list(order_by or []), VERSION_FIELDS, VERSION_SORTABLE)
-    return queries.version_select().where(search.version_filter(node)).order_by(*search.version_order(order))
+    q = queries.version_select().where(search.version_filter(node)).order_by(*search.version_order(order))
+    in_model = q.where(model_versions.c.model_id == bindparam("in_model"))
+    return _VersionSearch(
+        q,
+        Prepared(q.limit(bindparam("limit")).offset(bindparam("offset"))),
+        Prepared(in_model.limit(bindparam("limit")).offset(bindparam("offset"))),
+    )
 
 
 _DOCUMENT = select(version_documents.c.body).where(
@@ -468,17 +483,19 @@ class VersionService(ServiceBase):
     ) -> Page[ModelVersion]:
         if model is not None and not order_by:
             order_by = ["version DESC"]  # one model's versions: newest first
-        q = search.cached_statement(_version_search, filter, order_by)
+        found = search.cached_statement(_version_search, filter, order_by)
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
+        page = {"limit": limit + 1, "offset": offset}
         with self._tx(write=False) as conn:
-            readable = None if model is not None else self.readable_model_ids(conn)
-            if readable is not None:
-                q = q.where(model_versions.c.model_id.in_(readable))
             if model is not None:
                 model_row = self._model_for(conn, model, "reader", "model.read", lock=False)
-                q = q.where(model_versions.c.model_id == model_row.id)
-            rows = conn.execute(q.limit(limit + 1).offset(offset)).all()
+                rows = found.paged_in_model.all(conn, {"in_model": model_row.id, **page})
+            elif (readable := self.readable_model_ids(conn)) is None:
+                rows = found.paged.all(conn, page)
+            else:
+                q = found.statement.where(model_versions.c.model_id.in_(readable))
+                rows = list(conn.execute(q.limit(limit + 1).offset(offset)))
             items = queries.load_versions(conn, rows[:limit])
         token = search.encode_page_token(offset + limit) if len(rows) > limit else None
         return Page[ModelVersion](items=items, next_page_token=token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -89,6 +90,12 @@ def _is(column: Any) -> Any:
     return column == bindparam("id")
 
 
+def _in_json(column: Any) -> Any:
+    """``column IN`` the ids of a JSON array (SQLite's ``json_each``): one fixed statement for any number of
+    ids, where an expanding IN is written out again for every call."""
+    return column.in_(select(func.json_each(bindparam("ids_json")).table_valued("value").c.value))
+
+
 # Typed NULLs: PostgreSQL needs each UNION column to have one type.
 _NO_KEY = cast(null(), String)
 _NO_TEXT = cast(null(), Text)
@@ -116,6 +123,7 @@ def _version_extras(match: Any) -> Any:
 # A page of versions (an expanding IN), and one version (a plain parameter: no IN to expand per call).
 _VERSION_EXTRAS = _version_extras(_in)
 _ONE_VERSION_EXTRAS = Prepared(_version_extras(_is))
+_SQLITE_VERSION_EXTRAS = Prepared(_version_extras(_in_json))
 
 
 def _model_extras(match: Any) -> Any:
@@ -147,11 +155,14 @@ def _model_extras(match: Any) -> Any:
 
 _MODEL_EXTRAS = _model_extras(_in)
 _ONE_MODEL_EXTRAS = Prepared(_model_extras(_is))
+_SQLITE_MODEL_EXTRAS = Prepared(_model_extras(_in_json))
 
 
-def _extras(conn: Connection, rows: Sequence[Row[Any]], many: Any, one: Prepared) -> Any:
+def _extras(conn: Connection, rows: Sequence[Row[Any]], many: Any, one: Prepared, sqlite_many: Prepared) -> Any:
     if len(rows) == 1:
         return one.all(conn, {"id": rows[0].id})
+    if conn.dialect.name == "sqlite":
+        return sqlite_many.all(conn, {"ids_json": json.dumps([r.id for r in rows])})
     return conn.execute(many, {"ids": [r.id for r in rows]})
 
 
@@ -164,7 +175,9 @@ def load_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
     aliases: dict[int, dict[str, int]] = defaultdict(dict)
     latest: dict[int, int] = {}
     if rows:
-        for kind, owner, key, text, number in _extras(conn, rows, _MODEL_EXTRAS, _ONE_MODEL_EXTRAS):
+        for kind, owner, key, text, number in _extras(
+            conn, rows, _MODEL_EXTRAS, _ONE_MODEL_EXTRAS, _SQLITE_MODEL_EXTRAS
+        ):
             if kind == "tag":
                 tags[owner][key] = text
             elif kind == "alias":
@@ -196,7 +209,9 @@ def load_versions(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersi
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     aliases: dict[int, list[str]] = defaultdict(list)
     if rows:
-        for kind, owner, key, text, number in _extras(conn, rows, _VERSION_EXTRAS, _ONE_VERSION_EXTRAS):
+        for kind, owner, key, text, number in _extras(
+            conn, rows, _VERSION_EXTRAS, _ONE_VERSION_EXTRAS, _SQLITE_VERSION_EXTRAS
+        ):
             if kind == "tag":
                 tags[owner][key] = text
             elif kind == "param":

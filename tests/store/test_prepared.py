@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,3 +175,19 @@ def test_the_statements_of_a_create_run_on_the_driver(service: RegistryService) 
     created = service.create_version("churn", NewVersion(source="s3://b/9", tags={"a": "1"}, params={"p": "2"}))
     assert service.get_version(parse_model_uri(f"models:/churn/{created.version}")) == created
     assert service.audit.verify().ok
+
+
+def test_a_page_s_extras_by_a_json_list_of_ids_are_the_expanding_in_s(service: RegistryService) -> None:
+    """On SQLite a page's tags, aliases and metrics come by one fixed statement (ids as a JSON array)."""
+    service.create_model("other", tags={"k": "v"})
+    service.create_version("other", NewVersion(source="s3://o/1", metrics={"m": 1.5}))
+    with database.transaction(service.engine, write=False) as conn:
+        for ids in ([1, 2], [2, 1, 99], list(range(1, 200))):
+            for many, by_json in (
+                (queries._MODEL_EXTRAS, queries._SQLITE_MODEL_EXTRAS),
+                (queries._VERSION_EXTRAS, queries._SQLITE_VERSION_EXTRAS),
+            ):
+                expected = sorted(map(tuple, conn.execute(many, {"ids": ids})), key=repr)
+                got = sorted(map(tuple, by_json.all(conn, {"ids_json": json.dumps(ids)})), key=repr)
+                assert got == expected and got
+            assert queries._SQLITE_MODEL_EXTRAS._compiled["sqlite"] is not None
