@@ -33,6 +33,7 @@ from covex.server import (
     trust,
     webhooks,
 )
+from covex.server.dispatch import index_routes
 from covex.server.errors import error_response, plain_error_page, unstorable
 from covex.server.guard import GuardLimits, Refusal, RequestGuard, UploadSlots
 from covex.server.mlflow import artifacts as mlflow_artifacts
@@ -177,6 +178,7 @@ def create_app(
     app.router.routes.extend(sorted([*areas, *router.routes], key=lambda r: _match_order(r, id(r) in core)))
     _api_docs(app)
     ui.mount_static(app)
+    index_routes(app)
     return app
 
 

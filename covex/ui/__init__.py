@@ -17,6 +17,8 @@ from covex.ui.web import error_page, is_ui_path, mount_static
 
 router = APIRouter(include_in_schema=False)
 for _area in (signin, actions, inbox, audit, admin, admin_hooks, compare, browse):
-    router.include_router(_area.router)
+    # Flat, as the API's areas are (covex/server/app.py): FastAPI matches an included router's routes on
+    # every request that gets as far as it, pages or not.
+    router.routes.extend(_area.router.routes)
 
 __all__ = ["error_page", "is_ui_path", "mount_static", "router"]
