@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, or_, select, update
 
 from covex.artifacts import scanner
 from covex.domain.errors import InvalidInput, InvalidState, UnsafeModel
@@ -28,6 +28,11 @@ from covex.store.schema import models
 from covex.store.trust_schema import version_scans
 
 log = logging.getLogger("covex.service")
+_FINISH = Prepared(
+    update(version_scans)
+    .where(version_scans.c.id == bindparam("scan_id"))
+    .values({k: bindparam(k) for k in ("verdict", "max_severity", "finished_at", "files", "findings")})
+)
 _QUEUE = Prepared(
     insert(version_scans).returning(version_scans.c.id),
     keys=(
@@ -189,22 +194,40 @@ class ScanService(ServiceBase):
             except Exception as exc:  # noqa: BLE001 - a file that cannot be read or analysed is an ERROR, never a pass
                 problem = f"could not be scanned: {exc}"[:500]
                 reports.append({"path": f.path, "format": "unknown", "error": problem})
-        verdict, worst = outcome(reports, findings)
         with self._tx(write=True) as conn:
             model = conn.execute(select(models).where(models.c.id == scan.model_id)).one()
-            values = {
-                "verdict": verdict,
-                "max_severity": worst,
-                "finished_at": now_ms(),
-                "files": json.dumps(reports),
-                "findings": json.dumps(findings[:MAX_FINDINGS]),
-            }
-            conn.execute(update(version_scans).where(version_scans.c.id == scan_id).values(**values))
-            summary = {"scan": scan_id, "verdict": verdict, "max_severity": worst, "findings": len(findings)}
-            self._audit(conn, "scan.run", f"model:{model.name}/{scan.version}", None, summary)
-            event = {"model": model.name, "version": scan.version, **summary}
-            self._emit(conn, "version.scanned", event, model.id)
+            self._record(conn, model, scan_id, scan.version, reports, findings)
             return _entity(conn.execute(_SELECT.where(version_scans.c.id == scan_id)).one())
+
+    def record_nothing_to_scan(self, conn: Connection, model: Any, version_row: Any) -> None:
+        """A version of no files (a ``source`` only) in ``conn``'s transaction: its scan is finished as it is
+        queued, CLEAN, with the records a scan leaves; no scanner has anything to read later."""
+        scan_id = self.queue_scan(conn, model.id, version_row, claimed=True)
+        self._record(conn, model, scan_id, version_row.version, [], [])
+
+    def _record(
+        self,
+        conn: Connection,
+        model: Any,
+        scan_id: int,
+        version: int,
+        reports: list[dict[str, Any]],
+        findings: list[dict[str, Any]],
+    ) -> None:
+        """Store a finished scan's verdict, audited as ``scan.run`` and announced as ``version.scanned``."""
+        verdict, worst = outcome(reports, findings)
+        values = {
+            "scan_id": scan_id,
+            "verdict": verdict,
+            "max_severity": worst,
+            "finished_at": now_ms(),
+            "files": json.dumps(reports),
+            "findings": json.dumps(findings[:MAX_FINDINGS]),
+        }
+        _FINISH.all(conn, values)
+        summary = {"scan": scan_id, "verdict": verdict, "max_severity": worst, "findings": len(findings)}
+        self._audit(conn, "scan.run", f"model:{model.name}/{version}", None, summary)
+        self._emit(conn, "version.scanned", {"model": model.name, "version": version, **summary}, model.id)
 
     # -- reading ------------------------------------------------------------------------
 

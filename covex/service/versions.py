@@ -320,8 +320,10 @@ class VersionService(ServiceBase):
         }
         self._audit(conn, "version.create", f"model:{name}/{number}", None, summary)
         self._emit(conn, "version.created", {"model": name, **summary}, model.id)
-        if row["status"] == "READY":  # its scan is queued now (one of no files: the registry holds none)
+        if row["status"] == "READY" and entries:  # held files: their scan is queued now
             self._sibling(ScanService).queue_scan(conn, model.id, Held(version_id, number, digest))
+        elif row["status"] == "READY":  # a source only: nothing to read, so it is scanned already
+            self._sibling(ScanService).record_nothing_to_scan(conn, model, Held(version_id, number, digest))
         # Everything is in hand: no need to read the new version back.
         return ModelVersion(name=name, tags=new.tags, metrics=new.metrics, params=new.params, aliases=[], **row)
 
