@@ -31,7 +31,7 @@ def _model_search(filter: str | None, order_by: tuple[str, ...]) -> tuple[Select
     node = parse_filter(filter, MODEL_FIELDS)
     order = parse_order_by(list(order_by or []), MODEL_FIELDS, MODEL_SORTABLE)
     q = select(models).where(search.model_filter(node)).order_by(*search.model_order(order))
-    return q, Prepared(q.limit(bindparam("limit")).offset(bindparam("offset")))
+    return q, Prepared(q.limit(bindparam("limit")).offset(bindparam("offset")), on_reuse=True)
 
 
 def _tag(key: str, value: str | None) -> dict[str, str] | None:

@@ -86,8 +86,8 @@ def _version_search(filter: str | None, order_by: tuple[str, ...]) -> _VersionSe
     in_model = q.where(model_versions.c.model_id == bindparam("in_model"))
     return _VersionSearch(
         q,
-        Prepared(q.limit(bindparam("limit")).offset(bindparam("offset"))),
-        Prepared(in_model.limit(bindparam("limit")).offset(bindparam("offset"))),
+        Prepared(q.limit(bindparam("limit")).offset(bindparam("offset")), on_reuse=True),
+        Prepared(in_model.limit(bindparam("limit")).offset(bindparam("offset")), on_reuse=True),
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, exc
@@ -32,11 +33,17 @@ class _Compiled(NamedTuple):
 class Prepared:
     """A fixed statement with bound parameters, run with the least work the database allows."""
 
-    def __init__(self, statement: Executable, keys: Sequence[str] = ()) -> None:
-        """``keys``: an INSERT's columns, each given by every call (a column left out could need a default)."""
+    def __init__(self, statement: Executable, keys: Sequence[str] = (), *, on_reuse: bool = False) -> None:
+        """``keys``: an INSERT's columns, each given by every call (a column left out could need a default).
+
+        ``on_reuse``: for a statement built per request (a search's): its first run takes SQLAlchemy's path,
+        whose compiled cache serves every statement of the same shape whatever its values; it is compiled
+        for the driver when it runs again.
+        """
         self.statement = statement
         self.keys = tuple(keys)
         self._compiled: dict[str, _Compiled | None] = {}
+        self._unused = on_reuse
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row (of a query, or of an INSERT, UPDATE or DELETE with RETURNING), each with the columns as
@@ -92,6 +99,9 @@ class Prepared:
         return rows[0] if rows else None
 
     def _for(self, dialect: Dialect) -> _Compiled | None:
+        if self._unused:
+            self._unused = False
+            return None
         if dialect.name not in self._compiled:
             self._compiled[dialect.name] = (
                 _compile(self.statement, dialect, self.keys) if dialect.name == "sqlite" else None
@@ -119,5 +129,10 @@ def _compile(statement: Any, dialect: Dialect, keys: tuple[str, ...]) -> _Compil
         for key, bind in compiled.binds.items()
         if not bind.required and bind.callable is None and (order is None or key in order) and key not in keys
     }
-    row = namedtuple("row", names, rename=True)  # type: ignore[misc]
-    return _Compiled(compiled.string, order, defaults, row)
+    return _Compiled(compiled.string, order, defaults, _row_type(tuple(names)))
+
+
+@lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]) -> type[tuple[Any, ...]]:
+    """A row class per set of column names (making one costs more than compiling a small statement)."""
+    return namedtuple("row", names, rename=True)

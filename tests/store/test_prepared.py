@@ -191,3 +191,13 @@ def test_a_page_s_extras_by_a_json_list_of_ids_are_the_expanding_in_s(service: R
                 got = sorted(map(tuple, by_json.all(conn, {"ids_json": json.dumps(ids)})), key=repr)
                 assert got == expected and got
             assert queries._SQLITE_MODEL_EXTRAS._compiled["sqlite"] is not None
+
+
+def test_a_statement_built_per_request_is_compiled_for_the_driver_when_it_runs_again(service: RegistryService) -> None:
+    """A new search shape costs one SQLAlchemy compilation shared by its values; a repeated one runs on the driver."""
+    once = Prepared(select(queries.MODEL_BY_NAME.selected_columns.name).where(bindparam("x") == 1), on_reuse=True)
+    with database.transaction(service.engine, write=False) as conn:
+        assert [tuple(r) for r in once.all(conn, {"x": 1})] == [("churn",)]
+        assert "sqlite" not in once._compiled
+        assert [tuple(r) for r in once.all(conn, {"x": 1})] == [("churn",)]
+        assert once._compiled["sqlite"] is not None
