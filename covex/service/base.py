@@ -184,9 +184,13 @@ class ServiceBase:
                         self._credentials = None
                 yield conn
         except Refused as exc:
+            if database.may_start_over():  # on the event loop: audit it from the thread that runs the call again
+                raise database.WriteWouldWait from None
             self.record_refusal(exc.action, exc.target, exc.message)
             raise
         except Unauthenticated as exc:
+            if database.may_start_over():  # the same: auditing it may wait for the write lock
+                raise database.WriteWouldWait from None
             self._refuse_anonymous(exc.message)
             raise
         except (OperationalError, InterfaceError) as exc:

@@ -30,7 +30,18 @@ class WriteWouldWait(Exception):  # a signal to the caller, never an error anyon
     """The write lock is taken and the caller asked not to wait for it (``without_waiting``)."""
 
 
-_no_wait: ContextVar[bool] = ContextVar("covex_write_no_wait", default=False)
+class _Block:
+    """One ``without_waiting`` block: whether its first write transaction has begun, and whether any of its
+    write transactions has committed."""
+
+    __slots__ = ("begun", "committed")
+
+    def __init__(self) -> None:
+        self.begun = False
+        self.committed = False
+
+
+_no_wait: ContextVar[_Block | None] = ContextVar("covex_write_no_wait", default=None)
 
 
 @contextmanager
@@ -41,11 +52,19 @@ def without_waiting() -> Iterator[None]:
     Only the first: a later write transaction in the same call waits as usual, because giving up there
     would leave the call half done. Callers use it for calls that write in one transaction.
     """
-    token = _no_wait.set(True)
+    token = _no_wait.set(_Block())
     try:
         yield
     finally:
         _no_wait.reset(token)
+
+
+def may_start_over() -> bool:
+    """Inside ``without_waiting`` with nothing committed yet: the call has changed nothing, so instead of
+    waiting for the write lock (e.g. to audit a refusal) it may raise ``WriteWouldWait`` and be run again
+    where waiting is fine."""
+    block = _no_wait.get()
+    return block is not None and not block.committed
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -173,15 +192,19 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
         with engine.connect().execution_options(covex_write=True) as conn, conn.begin():
             yield conn
         return
-    if not _no_wait.get():
+    block = _no_wait.get()
+    if block is None or block.begun:
         with lock, engine.connect().execution_options(covex_write=True) as conn, conn.begin():
             yield conn
+        if block is not None:
+            block.committed = True
         return
-    _no_wait.set(False)  # only the first write transaction of the call may give up
+    block.begun = True  # only the first write transaction of the call may give up
     if not lock.acquire(blocking=False):
         raise WriteWouldWait
     try:
         with engine.connect().execution_options(covex_write=True, covex_no_wait=True) as conn, conn.begin():
             yield conn
+        block.committed = True
     finally:
         lock.release()
