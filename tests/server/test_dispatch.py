@@ -69,6 +69,23 @@ def test_for_every_route_the_candidates_hold_the_route_the_whole_list_matches_fi
     assert checked > 1000
 
 
+def test_a_path_ending_in_a_newline_is_routed_as_by_the_whole_list(app: FastAPI) -> None:
+    """Starlette's patterns end in ``$``, which matches before a final newline too: ``/api/v1/models/m/-/versions``
+    and the same with ``%0A`` appended reach the same route, with and without the index."""
+    routes = app.router.routes
+    index = _Index(routes)
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        for path in _concrete(route.path):
+            for method in sorted(route.methods or {"GET"}):
+                scope = {"type": "http", "method": method, "path": path + "\n", "root_path": ""}
+                whole = _first_full(routes, scope)
+                picked = index.candidates(path + "\n")
+                via_index = _first_full([routes[i] for i in picked], scope)
+                assert (whole is None and via_index is None) or picked[via_index] == whole, (method, path)  # type: ignore[index]
+
+
 def test_near_misses_answer_as_before(app: FastAPI, service: RegistryService) -> None:
     """Wrong methods, unknown paths and slashes are answered by the whole router, as without the index."""
     token = service.access.bootstrap("tester").secret
