@@ -73,12 +73,17 @@ class Housekeeper:
             log.exception("housekeeping chore %r failed; it runs again later", name)
 
 
+CHECKPOINT_INTERVAL = 1.0  # seconds; a passive checkpoint with nothing to copy costs microseconds
+
+
 def lifespan(service: RegistryService, settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A FastAPI lifespan running this process's chores while it serves."""
     chores = [
         Chore("record refusals without a token", settings.anonymous_audit_interval, service.flush_refusals),
         Chore("fail versions left PENDING", settings.sweep_interval, service.maintenance.sweep_pending),
     ]
+    if service.engine.dialect.name == "sqlite":  # creates committed on the event loop leave it to this chore
+        chores.append(Chore("checkpoint the write-ahead log", CHECKPOINT_INTERVAL, service.maintenance.checkpoint))
     if settings.scan_interval > 0:
         # Versions that turn READY here are scanned by this chore, not in the request that finished them.
         service.scan_inline = False

@@ -53,6 +53,11 @@ class MaintenanceService(ServiceBase):
 
     # -- abandoned uploads --------------------------------------------------------------
 
+    def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database (a server's chore: the changes it makes on its
+        event loop leave that to it); nothing to do on other databases."""
+        database.checkpoint(self.engine)
+
     def sweep_pending(self, older_than: float | None = None) -> SweepReport:
         """Mark FAILED every version still PENDING ``older_than`` seconds after it was created.
 

@@ -24,6 +24,7 @@ _migrate_lock = threading.Lock()
 
 _BEGIN_WRITE, _BEGIN_READ = "BEGIN IMMEDIATE", "BEGIN DEFERRED"
 _BUSY_TIMEOUT_MS = 30000
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 
 
 class WriteWouldWait(Exception):  # a signal to the caller, never an error anyone sees
@@ -87,7 +88,14 @@ def _configure_sqlite(engine: Engine) -> None:
         # Straight to the driver: this runs for every transaction, and needs no result or events.
         options = conn.get_execution_options()
         driver: Any = conn.connection.driver_connection
-        if not options.get("covex_no_wait"):
+        no_wait = bool(options.get("covex_no_wait"))
+        info = conn.connection.info
+        if options.get("covex_write") and info.get("covex_no_checkpoint", False) != no_wait:
+            # A commit on the event loop must not copy the write-ahead log into the database (SQLite does it
+            # at a commit once the log holds 1,000 pages): a server's chore checkpoints instead (checkpoint).
+            driver.execute(f"PRAGMA wal_autocheckpoint={0 if no_wait else _AUTOCHECKPOINT_PAGES}")
+            info["covex_no_checkpoint"] = no_wait
+        if not no_wait:
             driver.execute(_BEGIN_WRITE if options.get("covex_write") else _BEGIN_READ)
             return
         driver.execute("PRAGMA busy_timeout=0")
@@ -99,6 +107,13 @@ def _configure_sqlite(engine: Engine) -> None:
             raise WriteWouldWait from None
         finally:
             driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy what SQLite's write-ahead log holds into the database, without waiting for anyone (PASSIVE)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def create_db_engine(url: str) -> Engine:

@@ -92,3 +92,34 @@ def test_outside_the_block_writes_wait_for_the_lock(engine: Engine) -> None:
     release.join()
     other.close()
     assert _names(engine) == ["waited"]
+
+
+def test_a_commit_that_does_not_wait_leaves_the_checkpoint_to_the_server_s_chore(engine: Engine) -> None:
+    """A commit on the event loop must not copy the write-ahead log into the database (it may take long)."""
+    db = Path(str(engine.url.database))
+    big = "x" * 2_000_000  # 2 MB of log in each of three commits: more than SQLite's 1,000-page autocheckpoint
+    before = db.stat().st_size
+    for n in range(3):
+        with database.without_waiting(), database.transaction(engine, write=True) as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            conn.execute(
+                models.insert().values(name=f"m{n}", description=big, creation_timestamp=0, last_updated_timestamp=0)
+            )
+    assert db.stat().st_size == before  # everything is still in the log
+    database.checkpoint(engine)  # what a server's chore does every second (MaintenanceService.checkpoint)
+    assert db.stat().st_size > before + 5_000_000
+    with database.transaction(engine, write=True) as conn:  # the same pooled connection checkpoints as usual again
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+
+
+def test_other_commits_checkpoint_as_sqlite_does(engine: Engine) -> None:
+    db = Path(str(engine.url.database))
+    before = db.stat().st_size
+    for n in range(3):
+        with database.transaction(engine, write=True) as conn:
+            conn.execute(
+                models.insert().values(
+                    name=f"m{n}", description="x" * 2_000_000, creation_timestamp=0, last_updated_timestamp=0
+                )
+            )
+    assert db.stat().st_size > before + 4_000_000
